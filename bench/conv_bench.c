@@ -1,0 +1,144 @@
+/* conv_bench.c — conv2d throughput (GFLOP/s) of the oneDNN fast path for forward, backward-data and
+ * backward-weights at N=128 on the trunk shapes, with 1 and 2 threads and both layout policies
+ * (plain NCHW given to oneDNN vs format_tag_any + reorders), plus fast vs reference on a small case.
+ * Not a test. Build by hand from the repository root:
+ *   gcc -std=c11 -O2 -march=native -Wall -Wextra -fopenmp -Iinclude -Isrc -DRC_HAVE_DNNL \
+ *       bench/conv_bench.c src/core/common.c src/core/rng.c src/ops/conv2d.c src/ops/conv2d_dnnl.c \
+ *       src/ops/ops_config.c -o build/conv_bench -lm -ldnnl
+ *   ./build/conv_bench            (add --quick for fewer repetitions)
+ * Every pass is charged the forward FLOPs (2*N*K*Ho*Wo*C*R*R); "step" = fwd + bwd data + bwd weights. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/rng.h"
+#include "ops/conv2d_dnnl.h"
+#include "ops/ops.h"
+
+#ifndef RC_HAVE_DNNL
+#error "conv_bench measures the oneDNN path: build with -DRC_HAVE_DNNL -ldnnl"
+#endif
+
+typedef struct {
+    const char *name;
+    int n, c, h, w, k, r, s, p;
+} bshape;
+
+static const bshape g_shapes[] = {
+    {"C=K=32 28x28 3x3 s1", 128, 32, 28, 28, 32, 3, 1, 1},
+    {"C=K=64 14x14 3x3 s1", 128, 64, 14, 14, 64, 3, 1, 1},
+    {"C=32->K=64 28x28 3x3 s2", 128, 32, 28, 28, 64, 3, 2, 1},
+    {"C=32->K=64 28x28 1x1 s2", 128, 32, 28, 28, 64, 1, 2, 0},
+    {"C=128->K=32 28x28 1x1 s1", 128, 128, 28, 28, 32, 1, 1, 0},
+    {"ConvLSTM C=32->K=128 28x28 3x3", 128, 32, 28, 28, 128, 3, 1, 1},
+};
+
+typedef struct {
+    rc_conv_dims d;
+    float *x, *w, *b, *y, *dy, *dx, *dw, *db, *scratch;
+} bufs;
+
+static float *rnd(rc_rng *r, size_t n) {
+    float *p = rc_aalloc_floats(n);
+    if (!p) {
+        fprintf(stderr, "out of memory\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) p[i] = rc_rng_uniform(r) - 0.5f;
+    return p;
+}
+
+static void bufs_init(bufs *B, const bshape *s, rc_rng *r) {
+    rc_conv_dims_init(&B->d, s->n, s->c, s->h, s->w, s->k, s->r, s->s, s->p);
+    const rc_conv_dims *d = &B->d;
+    size_t nx = (size_t)d->n * d->c * d->h * d->w, ny = (size_t)d->n * d->k * d->ho * d->wo;
+    size_t nw = (size_t)d->k * d->c * d->r * d->r;
+    B->x = rnd(r, nx), B->dx = rnd(r, nx), B->w = rnd(r, nw), B->dw = rnd(r, nw);
+    B->b = rnd(r, (size_t)d->k), B->db = rnd(r, (size_t)d->k), B->y = rnd(r, ny), B->dy = rnd(r, ny);
+    B->scratch = rnd(r, rc_conv2d_scratch_floats(d));
+}
+
+static void bufs_free(bufs *B) {
+    rc_afree(B->x), rc_afree(B->dx), rc_afree(B->w), rc_afree(B->dw), rc_afree(B->b), rc_afree(B->db);
+    rc_afree(B->y), rc_afree(B->dy), rc_afree(B->scratch);
+}
+
+enum { P_FWD, P_BWD_DATA, P_BWD_WEIGHTS, P_STEP };
+
+static void run_pass(bufs *B, int pass) {
+    const rc_conv_dims *d = &B->d;
+    switch (pass) {
+    case P_FWD: rc_conv2d_forward(d, B->x, B->w, B->b, B->y); break;
+    case P_BWD_DATA: rc_conv2d_backward(d, B->x, B->w, B->dy, B->dx, 1, NULL, NULL, B->scratch); break;
+    case P_BWD_WEIGHTS: rc_conv2d_backward(d, B->x, B->w, B->dy, NULL, 0, B->dw, B->db, B->scratch); break;
+    default:
+        rc_conv2d_forward(d, B->x, B->w, B->b, B->y);
+        rc_conv2d_backward(d, B->x, B->w, B->dy, B->dx, 1, B->dw, B->db, B->scratch);
+    }
+}
+
+/* Best-of-repeats GFLOP/s of one pass (warm-up call first, so primitive creation is excluded). */
+static double gflops(bufs *B, int pass, int reps) {
+    double flops = rc_conv2d_flops(&B->d) * (pass == P_STEP ? 3.0 : 1.0);
+    run_pass(B, pass);
+    double best = 1e30;
+    for (int i = 0; i < reps; i++) {
+        double t0 = rc_now();
+        run_pass(B, pass);
+        double t = rc_now() - t0;
+        if (t < best) best = t;
+    }
+    return flops / best * 1e-9;
+}
+
+int main(int argc, char **argv) {
+    int reps = (argc > 1 && strcmp(argv[1], "--quick") == 0) ? 3 : 7;
+    rc_rng rng;
+    rc_rng_seed(&rng, 7);
+    rc_ops_fast = 1;
+    const int def_blocked = rc_conv2d_dnnl_set_blocked(0); /* remember the library default policy */
+    rc_conv2d_dnnl_set_blocked(def_blocked);
+    const int nshapes = (int)(sizeof g_shapes / sizeof g_shapes[0]);
+    printf("conv2d GFLOP/s, N=128, best of %d (fwd FLOPs charged to every pass)\n", reps);
+    printf("%-32s %3s %-7s %8s %8s %8s %8s\n", "shape", "thr", "layout", "fwd", "bwd_d", "bwd_w", "step");
+    for (int si = 0; si < nshapes; si++) {
+        bufs B;
+        bufs_init(&B, &g_shapes[si], &rng);
+        for (int thr = 1; thr <= 2; thr++) {
+            rc_set_threads(thr);
+            for (int blocked = 0; blocked <= 1; blocked++) {
+                rc_conv2d_dnnl_set_blocked(blocked);
+                double g[4];
+                for (int p = 0; p < 4; p++) g[p] = gflops(&B, p, reps);
+                printf("%-32s %3d %-7s %8.1f %8.1f %8.1f %8.1f\n", g_shapes[si].name, thr,
+                       blocked ? "blocked" : "plain", g[0], g[1], g[2], g[3]);
+                if (thr == 2)
+                    printf("    impl: fwd %s | bwd_d %s | bwd_w %s\n", rc_conv2d_dnnl_impl_name(&B.d, 0, 1),
+                           rc_conv2d_dnnl_impl_name(&B.d, 1, 0), rc_conv2d_dnnl_impl_name(&B.d, 2, 1));
+                fflush(stdout);
+            }
+        }
+        bufs_free(&B);
+        rc_conv2d_release(); /* keep memory flat between shapes */
+    }
+    rc_conv2d_dnnl_set_blocked(def_blocked);
+
+    /* fast vs reference on a small case, 2 threads */
+    rc_set_threads(2);
+    bshape small = {"N=8 C=K=32 28x28 3x3 s1", 8, 32, 28, 28, 32, 3, 1, 1};
+    bufs B;
+    bufs_init(&B, &small, &rng);
+    double fast[4], ref[4];
+    for (int p = 0; p < 4; p++) fast[p] = gflops(&B, p, reps);
+    rc_ops_fast = 0;
+    for (int p = 0; p < 4; p++) ref[p] = gflops(&B, p, 2);
+    rc_ops_fast = 1;
+    printf("\n%s, 2 threads, default layout (%s): fast vs reference GFLOP/s\n", small.name, def_blocked == 2 ? "auto" : def_blocked ? "blocked" : "plain");
+    const char *names[4] = {"fwd", "bwd_d", "bwd_w", "step"};
+    for (int p = 0; p < 4; p++)
+        printf("  %-6s fast %8.1f  ref %6.2f  (x%.0f)\n", names[p], fast[p], ref[p], fast[p] / ref[p]);
+    bufs_free(&B);
+    rc_conv2d_release();
+    return 0;
+}

@@ -1,0 +1,677 @@
+"""twin.py -- the PyTorch twin of recur's model and training step, written to docs/CONFIG.md.
+
+It exists to produce test fixtures (ref/make_fixtures.py) and as a baseline for benchmarks; the C
+product never imports it. Run with Debian's interpreter: /usr/bin/python3.
+
+Public API
+    parse_config(text, source="<config>", overrides=())  -> Config
+    load_config(path, overrides=())                       -> Config
+    RecurNet(cfg, init=True)                              the model; forward(x) -> [logits_1..logits_R]
+    build_model(cfg_path, input_shape=None, overrides=()) -> (model, cfg)
+    scheduled_loss(logits, labels, cfg)                   -> (total, [fine CE per readout])
+    make_optimizer(model, cfg)                            torch SGD / AdamW with decay on weights only
+    lr_at(step, total_steps, steps_per_epoch, train)      the learning-rate schedule
+    train_step(model, opt, x, y, lr=None)                 one step; returns the loss before the update
+"""
+
+import math
+import os
+import re
+from collections import OrderedDict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# Fashion-MNIST taxonomy: tops {0,2,3,4,6} -> 0, bottoms {1} -> 1, footwear {5,7,9} -> 2, bags {8} -> 3.
+FASHION_MNIST_GROUPS = [0, 1, 0, 0, 0, 2, 0, 2, 3, 2]
+
+
+class ConfigError(ValueError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------------
+# Config
+# ---------------------------------------------------------------------------------------------------
+
+_BOOL_WORDS = {"yes": True, "true": True, "on": True, "1": True,
+               "no": False, "false": False, "off": False, "0": False}
+
+
+def _k_int(lo, hi):
+    def conv(v):
+        if not re.fullmatch(r"[+-]?\d+", v):
+            raise ValueError("expected an integer")
+        x = int(v)
+        if x < lo or (hi is not None and x > hi):
+            raise ValueError("expected an integer in [%s, %s]" % (lo, "inf" if hi is None else hi))
+        return x
+    return conv
+
+
+def _k_float(lo, hi, lo_open=False, hi_open=False):
+    def conv(v):
+        if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", v):
+            raise ValueError("expected a decimal number")
+        x = float(v)
+        bad = (x < lo or (lo_open and x == lo)
+               or (hi is not None and (x > hi or (hi_open and x == hi))))
+        if bad:
+            raise ValueError("expected a number in %s%s, %s%s" % ("(" if lo_open else "[", lo,
+                                                                   "inf" if hi is None else hi,
+                                                                   ")" if hi_open else "]"))
+        return x
+    return conv
+
+
+def _k_enum(*words):
+    def conv(v):
+        if v not in words:
+            raise ValueError("expected one of " + ", ".join(words))
+        return v
+    return conv
+
+
+def _k_bool(v):
+    w = v.lower()
+    if w not in _BOOL_WORDS:
+        raise ValueError("expected yes or no")
+    return _BOOL_WORDS[w]
+
+
+def _k_text(v):
+    if v == "":
+        raise ValueError("expected a value")
+    return v
+
+
+def _k_dims(v):
+    parts = v.split("x")
+    if len(parts) != 3 or not all(re.fullmatch(r"\d+", p) for p in parts):
+        raise ValueError("expected CxHxW")
+    d = tuple(int(p) for p in parts)
+    if min(d) < 1:
+        raise ValueError("expected sizes >= 1")
+    return d
+
+
+def _k_data(v):
+    if v == "fashion-mnist" or re.fullmatch(r"(mnist|idx|cifar10|cifar100):.+", v):
+        return v
+    raise ValueError("expected fashion-mnist, mnist:DIR, idx:DIR, cifar10:DIR or cifar100:DIR")
+
+
+# key -> (converter, default as text; None = required)
+MODEL_KEYS = OrderedDict([
+    ("name", (_k_text, None)),  # default: the file name (stem), filled in by parse_config
+    ("input", (_k_dims, "1x28x28")),
+    ("classes", (_k_int(2, 1000), "10")),
+    ("unroll", (_k_enum("sequential", "lockstep"), "sequential")),
+    ("norm", (_k_enum("none", "batch", "batch_per_iter"), "batch_per_iter")),
+    ("bn_momentum", (_k_float(0.0, 1.0, lo_open=True), "0.1")),
+    ("bn_eps", (_k_float(0.0, 1.0, lo_open=True, hi_open=True), "1e-5")),
+    ("head", (_k_enum("shared", "per_iter"), "shared")),
+    ("loss", (_k_enum("final", "every", "increasing", "coarse-to-fine"), "every")),
+])
+
+AREA_KEYS = OrderedDict([
+    ("channels", (_k_int(1, 1024), None)),
+    ("iterations", (_k_int(1, 256), None)),
+    ("tied", (_k_bool, None)),
+    ("cell", (_k_enum("conv", "residual", "convlstm"), "conv")),
+    ("kernel", (_k_enum("1", "3", "5", "7"), "3")),
+    ("stride", (_k_int(1, 4), "1")),
+    ("bottomup", (_k_enum("first", "every"), "every")),
+    ("lateral", (_k_bool, "yes")),
+    ("topdown", (_k_bool, "no")),
+])
+
+TRAIN_KEYS = OrderedDict([
+    ("data", (_k_data, "fashion-mnist")),
+    ("epochs", (_k_int(1, 10000), "10")),
+    ("batch", (_k_int(1, 65536), "128")),
+    ("limit", (_k_int(0, None), "0")),
+    ("val", (_k_int(0, None), "0")),
+    ("optimizer", (_k_enum("sgd", "adamw"), "adamw")),
+    ("lr", (_k_float(0.0, None, lo_open=True), "0.002")),
+    ("momentum", (_k_float(0.0, 1.0, hi_open=True), "0.9")),
+    ("nesterov", (_k_bool, "no")),
+    ("weight_decay", (_k_float(0.0, None), "0.0005")),
+    ("beta1", (_k_float(0.0, 1.0, hi_open=True), "0.9")),
+    ("beta2", (_k_float(0.0, 1.0, hi_open=True), "0.999")),
+    ("adam_eps", (_k_float(0.0, None, lo_open=True), "1e-8")),
+    ("schedule", (_k_enum("constant", "step", "cosine"), "cosine")),
+    ("warmup_epochs", (_k_float(0.0, None), "1")),
+    ("step_every", (_k_int(1, None), "30")),
+    ("step_gamma", (_k_float(0.0, None, lo_open=True), "0.1")),
+    ("crop_pad", (_k_int(0, 16), "2")),
+    ("flip", (_k_bool, "yes")),
+    ("seed", (_k_int(0, None), "1")),
+    ("threads", (_k_int(0, 256), "0")),
+])
+
+_SECTION_KEYS = {"model": MODEL_KEYS, "train": TRAIN_KEYS, "area": AREA_KEYS}
+
+
+class Config(object):
+    """Parsed config: .model, .train (dicts of typed values), .areas (list of dicts, bottom to top,
+    each with 'name'), .defaults (list of 'using default ...' lines), .text (the source text)."""
+
+    def __init__(self):
+        self.model = {}
+        self.train = {}
+        self.areas = []
+        self.defaults = []
+        self.text = ""
+        self.source = "<config>"
+
+    # derived geometry ---------------------------------------------------------------------------
+    def area_shapes(self):
+        """[(C_k, H_k, W_k)] for k = 1..K."""
+        c, h, w = self.model["input"]
+        out = []
+        for a in self.areas:
+            k, s = a["kernel"], a["stride"]
+            h = (h + 2 * (k // 2) - k) // s + 1
+            w = (w + 2 * (k // 2) - k) // s + 1
+            out.append((a["channels"], h, w))
+        return out
+
+    def readouts(self):
+        return self.areas[-1]["iterations"]
+
+
+def _strip_comment(line):
+    s = line.strip()
+    if s.startswith("#") or s.startswith(";"):
+        return ""
+    m = re.search(r"\s[#;]", line)
+    if m:
+        line = line[:m.start()]
+    return line.strip()
+
+
+def parse_config(text, source="<config>", overrides=()):
+    """Parse our INI format strictly and apply defaults. overrides: iterable of 'SECTION.KEY=VALUE'
+    (or 'area.NAME.KEY=VALUE'), applied after the file, as --set does."""
+    raw = []  # [type, name, OrderedDict key -> (value, line), header line]
+    for lineno, line in enumerate(text.splitlines(), 1):
+        s = _strip_comment(line)
+        if not s:
+            continue
+        where = "%s:%d: " % (source, lineno)
+        if s.startswith("["):
+            m = re.fullmatch(r"\[\s*([A-Za-z_]+)(?:\s+([A-Za-z0-9_\-]+))?\s*\]", s)
+            if not m:
+                raise ConfigError(where + "bad section header %r" % s)
+            typ, name = m.group(1), m.group(2) or ""
+            if typ not in _SECTION_KEYS:
+                raise ConfigError(where + "unknown section [%s]" % typ)
+            if typ == "area" and not name:
+                raise ConfigError(where + "[area] needs a name: [area NAME]")
+            if typ != "area" and name:
+                raise ConfigError(where + "[%s] takes no name" % typ)
+            for r in raw:
+                if r[0] == typ and r[1] == name:
+                    raise ConfigError(where + "duplicate section [%s%s]" % (typ, " " + name if name else ""))
+            raw.append([typ, name, OrderedDict(), lineno])
+            continue
+        if "=" not in s:
+            raise ConfigError(where + "expected 'key = value'")
+        if not raw:
+            raise ConfigError(where + "key outside of any section")
+        key, val = s.split("=", 1)
+        key, val = key.strip(), val.strip()
+        sec = raw[-1]
+        if key not in _SECTION_KEYS[sec[0]]:
+            raise ConfigError(where + "unknown key '%s' in [%s%s]" % (key, sec[0], " " + sec[1] if sec[1] else ""))
+        if key in sec[2]:
+            raise ConfigError(where + "duplicate key '%s'" % key)
+        sec[2][key] = (val, lineno)
+
+    for ov in overrides:
+        if "=" not in ov:
+            raise ConfigError("--set %s: expected SECTION.KEY=VALUE" % ov)
+        lhs, val = ov.split("=", 1)
+        parts = lhs.strip().split(".")
+        if len(parts) == 2:
+            typ, name, key = parts[0], None, parts[1]
+        elif len(parts) == 3:
+            typ, name, key = parts
+        else:
+            raise ConfigError("--set %s: expected SECTION.KEY=VALUE or SECTION.NAME.KEY=VALUE" % ov)
+        cands = [r for r in raw if r[0] == typ and (name is None or r[1] == name)]
+        if not cands and typ in ("model", "train") and name is None:
+            raw.append([typ, "", OrderedDict(), 0])
+            cands = [raw[-1]]
+        if len(cands) != 1:
+            raise ConfigError("--set %s: %s section" % (ov, "no such" if not cands else "ambiguous"))
+        if typ not in _SECTION_KEYS or key not in _SECTION_KEYS[typ]:
+            raise ConfigError("--set %s: unknown key" % ov)
+        cands[0][2][key] = (val.strip(), 0)
+
+    cfg = Config()
+    cfg.text = text
+    cfg.source = source
+
+    def fill(typ, name, table, entries, header_line, out):
+        label = "[%s%s]" % (typ, " " + name if name else "")
+        for key, (conv, default) in table.items():
+            if key in entries:
+                val, line = entries[key]
+                try:
+                    out[key] = conv(val)
+                except ValueError as e:
+                    raise ConfigError("%s:%d: %s %s = %r: %s" % (source, line, label, key, val, e))
+            else:
+                if typ == "model" and key == "name":
+                    default = os.path.splitext(os.path.basename(source))[0]
+                if default is None:
+                    raise ConfigError("%s:%d: %s: missing required key '%s'" % (source, header_line, label, key))
+                out[key] = conv(default)
+                cfg.defaults.append("using default %s %s = %s" % (label, key, default))
+
+    secs = {t: [r for r in raw if r[0] == t] for t in _SECTION_KEYS}
+    fill("model", "", MODEL_KEYS, secs["model"][0][2] if secs["model"] else {}, 0, cfg.model)
+    fill("train", "", TRAIN_KEYS, secs["train"][0][2] if secs["train"] else {}, 0, cfg.train)
+    for r in secs["area"]:
+        a = {"name": r[1]}
+        fill("area", r[1], AREA_KEYS, r[2], r[3], a)
+        a["kernel"] = int(a["kernel"])
+        a["_line"] = r[3]
+        cfg.areas.append(a)
+    _validate(cfg)
+    return cfg
+
+
+def load_config(path, overrides=()):
+    with open(path, "r") as f:
+        text = f.read()
+    return parse_config(text, source=path, overrides=overrides)
+
+
+def _validate(cfg):
+    src = cfg.source
+    areas = cfg.areas
+    if not areas:
+        raise ConfigError("%s: at least one [area NAME] is needed" % src)
+    if len(areas) > 16:
+        raise ConfigError("%s: at most 16 areas" % src)
+    lockstep = cfg.model["unroll"] == "lockstep"
+    for i, a in enumerate(areas):
+        where = "%s:%d: [area %s]: " % (src, a["_line"], a["name"])
+        if a["topdown"] and not lockstep:
+            raise ConfigError(where + "topdown needs unroll = lockstep")
+        if a["topdown"] and i == len(areas) - 1:
+            raise ConfigError(where + "topdown is not allowed in the top area")
+        if lockstep and a["iterations"] != areas[0]["iterations"]:
+            raise ConfigError(where + "lockstep needs the same iterations in every area")
+        if (a["iterations"] > 1 and a["bottomup"] == "first" and not a["lateral"] and not a["topdown"]):
+            raise ConfigError(where + "steps after the first have no input (bottomup = first, lateral = no)")
+    c, h, w = cfg.model["input"]
+    for a, (ck, hk, wk) in zip(areas, cfg.area_shapes()):
+        if hk < 1 or wk < 1:
+            raise ConfigError("%s:%d: [area %s]: spatial size drops below 1" % (src, a["_line"], a["name"]))
+    if cfg.model["loss"] == "coarse-to-fine":
+        coarse_map(cfg)  # raises when the dataset has no taxonomy
+
+
+def coarse_map(cfg):
+    """Class -> group list for coarse-to-fine (Fashion-MNIST's taxonomy)."""
+    data = cfg.train["data"]
+    if data == "fashion-mnist":
+        if cfg.model["classes"] != 10:
+            raise ConfigError("%s: coarse-to-fine with Fashion-MNIST needs classes = 10" % cfg.source)
+        return list(FASHION_MNIST_GROUPS)
+    raise ConfigError("%s: coarse-to-fine: the twin knows no taxonomy for data = %s" % (cfg.source, data))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model
+# ---------------------------------------------------------------------------------------------------
+
+def _key(name):
+    return name.replace(".", "__")
+
+
+class RecurNet(nn.Module):
+    """The unrolled recurrent conv net of docs/CONFIG.md. Params and buffers are kept under the
+    documented names (see .recur_names); forward(x) returns the list of R readout logits."""
+
+    def __init__(self, cfg, init=True, seed=None):
+        super(RecurNet, self).__init__()
+        self.cfg = cfg
+        self.m = cfg.model
+        self.areas = cfg.areas
+        self.shapes = cfg.area_shapes()
+        self.norm = self.m["norm"]
+        self.recur_names = []      # every param and buffer, creation order
+        self.param_names = []      # trainable params
+        self.buffer_names = []
+        self.decay_names = []      # conv and linear weights (weight decay applies)
+        self._init_spec = {}       # name -> ("normal", std) | ("uniform", a) | ("const", v)
+        self.recompute_bu = False  # True: do not reuse D in sequential tied areas (checks only)
+        self.last_depth = None
+        in_c = self.m["input"][0]
+        for k, a in enumerate(self.areas):
+            below_c = in_c if k == 0 else self.areas[k - 1]["channels"]
+            above_c = self.areas[k + 1]["channels"] if k + 1 < len(self.areas) else None
+            C = a["channels"]
+            Cout = 4 * C if a["cell"] == "convlstm" else C
+            kk = a["kernel"]
+            nobn = self.norm == "none"
+            for t in range(1, a["iterations"] + 1):
+                if t == 1 or a["bottomup"] == "every":
+                    self._conv(self.conv_name(a, t, "bu"), Cout, below_c, kk, bias=nobn)
+                if t > 1 and a["lateral"]:
+                    self._conv(self.conv_name(a, t, "lat"), Cout, C, kk, bias=False)
+                if t > 1 and a["topdown"]:
+                    self._conv(self.conv_name(a, t, "td"), Cout, above_c, kk, bias=False)
+                if not nobn:
+                    self._bn(self.bn_name(a, t, "bn"), Cout)
+                if a["cell"] == "residual":
+                    self._conv(self.conv_name(a, t, "conv2"), C, C, kk, bias=nobn)
+                    if not nobn:
+                        self._bn(self.bn_name(a, t, "bn2"), C)
+        Ck = self.areas[-1]["channels"]
+        for t in range(1, self.cfg.readouts() + 1):
+            self._linear(self.head_name(t), self.m["classes"], Ck)
+        if init:
+            self.reset_parameters(cfg.train["seed"] if seed is None else seed)
+
+    # naming ---------------------------------------------------------------------------------------
+    def conv_name(self, a, t, what):
+        return "%s.%s" % (a["name"], what) if a["tied"] else "%s.t%d.%s" % (a["name"], t, what)
+
+    def bn_name(self, a, t, what):
+        shared = self.norm == "batch" and a["tied"]
+        return "%s.%s" % (a["name"], what) if shared else "%s.%s.t%d" % (a["name"], what, t)
+
+    def head_name(self, t):
+        return "head" if self.m["head"] == "shared" else "head.t%d" % t
+
+    # registration ---------------------------------------------------------------------------------
+    def _add_param(self, name, shape, init, decay):
+        if name in self._init_spec:
+            return
+        self.register_parameter(_key(name), nn.Parameter(torch.empty(*shape)))
+        self.recur_names.append(name)
+        self.param_names.append(name)
+        if decay:
+            self.decay_names.append(name)
+        self._init_spec[name] = init
+
+    def _add_buffer(self, name, shape, value):
+        if name in self._init_spec:
+            return
+        self.register_buffer(_key(name), torch.full(shape, float(value)))
+        self.recur_names.append(name)
+        self.buffer_names.append(name)
+        self._init_spec[name] = ("const", value)
+
+    def _conv(self, base, cout, cin, k, bias):
+        self._add_param(base + ".weight", (cout, cin, k, k), ("normal", math.sqrt(2.0 / (cin * k * k))), True)
+        if bias:
+            self._add_param(base + ".bias", (cout,), ("const", 0.0), False)
+
+    def _bn(self, base, c):
+        self._add_param(base + ".gamma", (c,), ("const", 1.0), False)
+        self._add_param(base + ".beta", (c,), ("const", 0.0), False)
+        self._add_buffer(base + ".running_mean", (c,), 0.0)
+        self._add_buffer(base + ".running_var", (c,), 1.0)
+
+    def _linear(self, base, out, cin):
+        a = 1.0 / math.sqrt(cin)
+        self._add_param(base + ".weight", (out, cin), ("uniform", a), True)
+        self._add_param(base + ".bias", (out,), ("uniform", a), False)
+
+    def reset_parameters(self, seed):
+        """Initialise every param and buffer from its spec with torch.manual_seed(seed), in creation order."""
+        torch.manual_seed(seed)
+        with torch.no_grad():
+            for name in self.recur_names:
+                kind, v = self._init_spec[name]
+                x = self.get(name)
+                if kind == "normal":
+                    x.normal_(0.0, v)
+                elif kind == "uniform":
+                    x.uniform_(-v, v)
+                else:
+                    x.fill_(v)
+
+    def reset_running_stats(self):
+        with torch.no_grad():
+            for name in self.buffer_names:
+                self.get(name).fill_(self._init_spec[name][1])
+
+    def get(self, name):
+        return getattr(self, _key(name))
+
+    def has(self, name):
+        return name in self._init_spec
+
+    def recur_state(self):
+        """OrderedDict name -> detached clone of every param and buffer."""
+        return OrderedDict((n, self.get(n).detach().clone()) for n in self.recur_names)
+
+    def load_recur_state(self, state):
+        with torch.no_grad():
+            for n in self.recur_names:
+                self.get(n).copy_(state[n])
+
+    def trainable_count(self):
+        return sum(self.get(n).numel() for n in self.param_names)
+
+    # forward pieces -------------------------------------------------------------------------------
+    def _convf(self, base, x, stride, k):
+        b = base + ".bias"
+        return F.conv2d(x, self.get(base + ".weight"), self.get(b) if self.has(b) else None,
+                        stride=stride, padding=k // 2)
+
+    def _normf(self, base, x):
+        if self.norm == "none":
+            return x
+        return F.batch_norm(x, self.get(base + ".running_mean"), self.get(base + ".running_var"),
+                            self.get(base + ".gamma"), self.get(base + ".beta"),
+                            training=self.training, momentum=self.m["bn_momentum"], eps=self.m["bn_eps"])
+
+    def _step(self, k, t, x, xd, h_prev, hd_prev, c_prev, cd_prev, above, ad, D_cache):
+        """One step of area k (0-based) at step t (1-based). Tensors carry a parallel conv-depth (the
+        *d arguments; None = no path from the image). Returns (h, hd, c, cd)."""
+        a = self.areas[k]
+        kk, C = a["kernel"], a["channels"]
+        terms, depths = [], []
+        if t == 1 or a["bottomup"] == "every":
+            if D_cache is not None and D_cache.get("D") is not None:
+                D, Dd = D_cache["D"], D_cache["Dd"]
+            else:
+                D, Dd = self._convf(self.conv_name(a, t, "bu"), x, a["stride"], kk), xd + 1
+                if D_cache is not None:
+                    D_cache["D"], D_cache["Dd"] = D, Dd
+            terms.append(D)
+            depths.append(Dd)
+        if t > 1 and a["lateral"]:
+            terms.append(self._convf(self.conv_name(a, t, "lat"), h_prev, 1, kk))
+            depths.append(hd_prev + 1)
+        if t > 1 and a["topdown"]:
+            z = self._convf(self.conv_name(a, t, "td"), above, 1, kk)
+            _, hk, wk = self.shapes[k]
+            z = F.interpolate(z, size=(hk, wk), mode="nearest")
+            terms.append(z)
+            depths.append(ad + 1)
+        s = terms[0]
+        for extra in terms[1:]:
+            s = s + extra
+        ad_ = max(depths)
+        g = self._normf(self.bn_name(a, t, "bn"), s)
+        if a["cell"] == "conv":
+            return F.relu(g), ad_, None, None
+        if a["cell"] == "residual":
+            u = F.relu(g)
+            v = self._normf(self.bn_name(a, t, "bn2"), self._convf(self.conv_name(a, t, "conv2"), u, 1, kk))
+            vd = ad_ + 1
+            if h_prev is None:
+                return F.relu(v), vd, None, None
+            return F.relu(v + h_prev), max(vd, hd_prev), None, None
+        # convlstm
+        i, f, o, cc = g[:, 0:C], g[:, C:2 * C], g[:, 2 * C:3 * C], g[:, 3 * C:4 * C]
+        c = torch.sigmoid(i) * torch.tanh(cc)
+        cd = ad_
+        if c_prev is not None:
+            c = torch.sigmoid(f) * c_prev + c
+            cd = max(cd, cd_prev)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        return h, cd, c, cd
+
+    def _head(self, t, h):
+        base = self.head_name(t)
+        return F.linear(h.mean(dim=(2, 3)), self.get(base + ".weight"), self.get(base + ".bias"))
+
+    def forward(self, x):
+        K = len(self.areas)
+        outs = []
+        if self.m["unroll"] == "sequential":
+            inp, inpd = x, 0
+            for k, a in enumerate(self.areas):
+                reuse = a["tied"] and a["bottomup"] == "every" and not self.recompute_bu
+                cache = {} if reuse else None
+                h = hd = c = cd = None
+                for t in range(1, a["iterations"] + 1):
+                    h, hd, c, cd = self._step(k, t, inp, inpd, h, hd, c, cd, None, None, cache)
+                    if k == K - 1:
+                        outs.append(self._head(t, h))
+                inp, inpd = h, hd
+            self.last_depth = inpd
+        else:
+            T = self.areas[0]["iterations"]
+            h = [None] * K
+            hd = [None] * K
+            c = [None] * K
+            cd = [None] * K
+            for t in range(1, T + 1):
+                ph, phd = list(h), list(hd)  # states at t-1
+                inp, inpd = x, 0
+                for k in range(K):
+                    above = ph[k + 1] if k + 1 < K else None
+                    ad = phd[k + 1] if k + 1 < K else None
+                    h[k], hd[k], c[k], cd[k] = self._step(k, t, inp, inpd, ph[k], phd[k], c[k], cd[k],
+                                                          above, ad, None)
+                    inp, inpd = h[k], hd[k]
+                outs.append(self._head(t, h[K - 1]))
+            self.last_depth = hd[K - 1]
+        return outs
+
+
+# ---------------------------------------------------------------------------------------------------
+# Loss, optimizer, schedule, step
+# ---------------------------------------------------------------------------------------------------
+
+def schedule_weights(cfg):
+    """[(w_fine, w_coarse)] per readout t = 1..R."""
+    R = cfg.readouts()
+    loss = cfg.model["loss"]
+    if loss == "final":
+        return [(1.0 if t == R else 0.0, 0.0) for t in range(1, R + 1)]
+    if loss == "every":
+        return [(1.0 / R, 0.0) for _ in range(R)]
+    if loss == "increasing":
+        z = R * (R + 1) / 2.0
+        return [(t / z, 0.0) for t in range(1, R + 1)]
+    if R == 1:
+        return [(1.0, 0.0)]
+    out = []
+    for t in range(1, R + 1):
+        f = (t - 1) / float(R - 1)
+        out.append((f / R, (1.0 - f) / R))
+    return out
+
+
+def coarse_ce(logits, labels, groups):
+    """mean_n -log sum_{j in group(y_n)} softmax(logits_n)_j."""
+    g = torch.as_tensor(groups, dtype=torch.long, device=logits.device)
+    same = g.unsqueeze(0) == g[labels].unsqueeze(1)  # (N, K)
+    lse_all = torch.logsumexp(logits, dim=1)
+    masked = logits.masked_fill(~same, float("-inf"))
+    lse_grp = torch.logsumexp(masked, dim=1)
+    return (lse_all - lse_grp).mean()
+
+
+def scheduled_loss(logits, labels, cfg):
+    """Returns (total scheduled loss, [unweighted fine CE of each readout]) as tensors."""
+    ws = schedule_weights(cfg)
+    groups = coarse_map(cfg) if cfg.model["loss"] == "coarse-to-fine" else None
+    total = None
+    fines = []
+    for lg, (wf, wc) in zip(logits, ws):
+        ce = F.cross_entropy(lg, labels)
+        fines.append(ce)
+        term = wf * ce
+        if wc != 0.0:
+            term = term + wc * coarse_ce(lg, labels, groups)
+        total = term if total is None else total + term
+    return total, fines
+
+
+def make_optimizer(model, cfg, lr=None):
+    tr = cfg.train
+    lr = tr["lr"] if lr is None else lr
+    decay = [model.get(n) for n in model.param_names if n in model.decay_names]
+    nodecay = [model.get(n) for n in model.param_names if n not in model.decay_names]
+    groups = [{"params": decay, "weight_decay": tr["weight_decay"]},
+              {"params": nodecay, "weight_decay": 0.0}]
+    if tr["optimizer"] == "sgd":
+        return torch.optim.SGD(groups, lr=lr, momentum=tr["momentum"], nesterov=tr["nesterov"],
+                               foreach=False)
+    return torch.optim.AdamW(groups, lr=lr, betas=(tr["beta1"], tr["beta2"]), eps=tr["adam_eps"],
+                             foreach=False)
+
+
+def warmup_steps(train, steps_per_epoch):
+    return int(math.floor(train["warmup_epochs"] * steps_per_epoch + 1e-9))
+
+
+def lr_at(s, total_steps, steps_per_epoch, train):
+    """Learning rate at 0-based step s of total_steps (docs/CONFIG.md)."""
+    lr = train["lr"]
+    W = warmup_steps(train, steps_per_epoch)
+    if s < W:
+        return lr * (s + 1) / float(W)
+    sch = train["schedule"]
+    if sch == "constant":
+        return lr
+    if sch == "cosine":
+        span = total_steps - W
+        if span <= 0:
+            return lr
+        return lr * 0.5 * (1.0 + math.cos(math.pi * (s - W) / float(span)))
+    epoch = s // steps_per_epoch
+    return lr * train["step_gamma"] ** (epoch // train["step_every"])
+
+
+def train_step(model, opt, x, y, lr=None):
+    """One training step (train mode): forward, scheduled loss, backward, update. Returns the loss
+    value before the update. lr: set every param group's learning rate first (None = leave)."""
+    model.train()
+    if lr is not None:
+        for g in opt.param_groups:
+            g["lr"] = lr
+    opt.zero_grad(set_to_none=False)
+    total, _ = scheduled_loss(model(x), y, model.cfg)
+    total.backward()
+    opt.step()
+    return float(total.detach())
+
+
+def build_model(cfg_path, input_shape=None, overrides=()):
+    """Model from a cfg file. input_shape: optional (C, H, W) replacing model.input."""
+    ov = list(overrides)
+    if input_shape is not None:
+        ov.append("model.input=%dx%dx%d" % tuple(input_shape))
+    cfg = load_config(cfg_path, overrides=ov)
+    return RecurNet(cfg), cfg
+
+
+def setup_deterministic(threads=1):
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)

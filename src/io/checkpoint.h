@@ -1,0 +1,57 @@
+/* checkpoint.h — binary training checkpoints: effective config text, resume metadata (epoch, step,
+ * rng states), and every param's values with its optimizer state. Written atomically (tmp file,
+ * fsync, rename, fsync of the directory); loaded fully and validated before anything is applied.
+ *
+ * File format, version 1, all integers and floats little-endian:
+ *   u8[8]  magic "RCKPT\0\0\1"
+ *   u32    format version (RC_CKPT_VERSION)
+ *   u32    config text length L (<= RC_CKPT_MAX_CONFIG), then L bytes of text (no NUL)
+ *   meta   i64 epoch, i64 step_in_epoch, i64 global_step, u64 rng[4], u64 shuffle_rng[4], u64 seed,
+ *          i64 threads, f64 best_acc (IEEE bits), i64 reserved[RC_CKPT_RESERVED]
+ *   u32    number of params P
+ *   P x    u32 name length n (1..63), n bytes of name, u32 kind (rc_param_kind), u32 ndim (1..4),
+ *          u32 dims[ndim] (each >= 1, product <= 1e9), then f32 w[numel], and for kind != BUFFER
+ *          f32 m[numel], f32 v[numel]
+ *   u32    CRC-32 (zlib crc32, the ISO-HDLC polynomial) of every preceding byte
+ */
+#ifndef RC_CHECKPOINT_H
+#define RC_CHECKPOINT_H
+
+#include "core/common.h"
+#include "core/graph.h"
+#include "core/rng.h"
+
+#define RC_CKPT_VERSION 1u
+#define RC_CKPT_MAX_CONFIG (1u << 20)
+#define RC_CKPT_RESERVED 8
+
+typedef struct {
+    long epoch;         /* completed epochs */
+    long step_in_epoch; /* steps done in the current epoch */
+    long global_step;   /* optimizer steps done so far (the next step's t is global_step + 1) */
+    rc_rng rng;         /* data / augmentation stream, as of now */
+    rc_rng shuffle_rng; /* shuffle stream as of the current epoch's start (the permutation is redrawn) */
+    uint64_t seed;
+    int threads;
+    double best_acc;
+    int64_t reserved[RC_CKPT_RESERVED]; /* stored and restored verbatim; zero them */
+} rc_ckpt_meta;
+
+/* Write g's params (w; m and v for trainable ones), the config text (may be NULL = empty) and meta to
+ * path, atomically via "path.tmp". On failure path is untouched and the tmp file removed. */
+rc_status rc_checkpoint_save(const char *path, const rc_graph *g, const char *config_text, const rc_ckpt_meta *meta);
+
+/* Read and validate path; on success copy params into g (if not NULL; its params must match the
+ * file's exactly: names, kinds, shapes) and meta (if not NULL). On failure nothing is changed. */
+rc_status rc_checkpoint_load(const char *path, rc_graph *g, rc_ckpt_meta *meta);
+
+/* The config text stored in path, NUL-terminated, malloc'd (caller frees). */
+rc_status rc_checkpoint_read_config(const char *path, char **text);
+
+/* Parse a checkpoint held in memory (display_name is used in messages). Any of g, meta, config_text
+ * may be NULL. On success fills what was asked for (*config_text malloc'd); on failure changes
+ * nothing (and sets *config_text to NULL). Safe on arbitrary bytes. */
+rc_status rc_checkpoint_parse(const void *buf, size_t len, const char *display_name, rc_graph *g, rc_ckpt_meta *meta,
+                              char **config_text);
+
+#endif

@@ -1,0 +1,373 @@
+/* model.c — the builder: turns a model config into the unrolled graph of docs/CONFIG.md (areas,
+ * cells, bottom-up / lateral / top-down terms, per-iteration norms, readouts), and the scheduled loss.
+ * Tied areas look their params up by a step-free name, so every step reads the same param. */
+#include "model.h"
+
+#include <math.h>
+#include <string.h>
+
+static const char *cell_names[] = {"conv", "residual", "convlstm"};
+
+rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
+    if (cfg->nareas < 1) return rc_fail("model has no [area] section (at least one is required)");
+    if (cfg->nareas > RC_MAX_AREAS) return rc_fail("model has %d areas; the limit is %d", cfg->nareas, RC_MAX_AREAS);
+    if (cfg->in_c < 1 || cfg->in_c > 64 || cfg->in_h < 1 || cfg->in_h > 4096 || cfg->in_w < 1 || cfg->in_w > 4096)
+        return rc_fail("model.input %dx%dx%d out of range (channels 1..64, sides 1..4096)", cfg->in_c, cfg->in_h,
+                       cfg->in_w);
+    if (cfg->classes < 2 || cfg->classes > 1000) return rc_fail("model.classes %d out of range 2..1000", cfg->classes);
+    int h = cfg->in_h, w = cfg->in_w;
+    for (int k = 0; k < cfg->nareas; k++) {
+        const rc_area_cfg *a = &cfg->areas[k];
+        if (a->channels < 1 || a->channels > 1024)
+            return rc_fail("area %s: channels %d out of range 1..1024", a->name, a->channels);
+        if (a->iterations < 1 || a->iterations > RC_MAX_ITERS)
+            return rc_fail("area %s: iterations %d out of range 1..%d", a->name, a->iterations, RC_MAX_ITERS);
+        if (a->kernel < 1 || a->kernel > 7 || a->kernel % 2 == 0)
+            return rc_fail("area %s: kernel %d must be 1, 3, 5 or 7", a->name, a->kernel);
+        if (a->stride < 1 || a->stride > 4) return rc_fail("area %s: stride %d out of range 1..4", a->name, a->stride);
+        int p = a->kernel / 2;
+        h = (h + 2 * p - a->kernel) / a->stride + 1;
+        w = (w + 2 * p - a->kernel) / a->stride + 1;
+        if (h < 1 || w < 1) return rc_fail("area %s: the image is reduced to nothing by the strides", a->name);
+        if (!a->bottomup_every && !a->lateral && a->iterations > 1)
+            return rc_fail("area %s: with bottomup = first and lateral = no, steps after the first have no input",
+                           a->name);
+        if (a->topdown && cfg->unroll != RC_UNROLL_LOCKSTEP)
+            return rc_fail("area %s: topdown = yes needs model.unroll = lockstep (top-down reads the area above "
+                           "at the previous step)",
+                           a->name);
+        if (a->topdown && k == cfg->nareas - 1)
+            return rc_fail("area %s: topdown = yes on the top area (there is no area above it)", a->name);
+        if (cfg->unroll == RC_UNROLL_LOCKSTEP && a->iterations != cfg->areas[0].iterations)
+            return rc_fail("area %s: iterations %d differ from area %s's %d; lockstep needs equal iterations",
+                           a->name, a->iterations, cfg->areas[0].name, cfg->areas[0].iterations);
+        for (int j = 0; j < k; j++)
+            if (strcmp(cfg->areas[j].name, a->name) == 0) return rc_fail("two areas are named '%s'", a->name);
+    }
+    if (cfg->areas[cfg->nareas - 1].iterations > RC_MAX_READOUTS)
+        return rc_fail("too many readouts (%d)", cfg->areas[cfg->nareas - 1].iterations);
+    return RC_OK;
+}
+
+/* ---- builder state ---- */
+typedef struct {
+    rc_model *m;
+    const rc_model_cfg *cfg;
+    int T[RC_MAX_AREAS];      /* steps unrolled per area */
+    int C[RC_MAX_AREAS];      /* state channels */
+    int H[RC_MAX_AREAS], W[RC_MAX_AREAS];
+    int h[RC_MAX_AREAS][RC_MAX_ITERS + 1]; /* state tensors, [k][t], t = 0 unused */
+    int c[RC_MAX_AREAS][RC_MAX_ITERS + 1]; /* ConvLSTM cell states */
+    int drive_cache[RC_MAX_AREAS];         /* sequential tied bottomup=every: D computed once */
+    int cur_area;
+} builder;
+
+static void set_node_area(builder *b, int from) {
+    rc_model *m = b->m;
+    for (int i = from; i < m->g.nnodes; i++) m->node_area[i] = b->cur_area;
+}
+
+static int conv_param(builder *b, const char *name, int kout, int kin, int r) {
+    int shape[4] = {kout, kin, r, r};
+    int p = rc_graph_param(&b->m->g, name, 4, shape, RC_PARAM_WEIGHT);
+    b->m->g.params[p].init_std = sqrtf(2.0f / (float)(kin * r * r));
+    return p;
+}
+
+static int vec_param(builder *b, const char *name, int n, rc_param_kind kind, float value) {
+    int shape[1] = {n};
+    int p = rc_graph_param(&b->m->g, name, 1, shape, kind);
+    b->m->g.params[p].init_const = value;
+    return p;
+}
+
+/* Norm N_t over tensor x for area k at (param) step pt; tag is "bn" or "bn2". */
+static int emit_norm(builder *b, int k, int pt, const char *tag, int x, const char *tname) {
+    const rc_model_cfg *cfg = b->cfg;
+    const rc_area_cfg *a = &cfg->areas[k];
+    if (cfg->norm == RC_NORM_NONE) return x;
+    int per = cfg->norm == RC_NORM_BATCH_PER_ITER || !a->tied;
+    char base[RC_NAME_MAX], nm[RC_NAME_MAX + 16];
+    if (per)
+        snprintf(base, sizeof base, "%s.%s.t%d", a->name, tag, pt);
+    else
+        snprintf(base, sizeof base, "%s.%s", a->name, tag);
+    int c = b->m->g.tensors[x].c;
+    snprintf(nm, sizeof nm, "%s.gamma", base);
+    int gamma = vec_param(b, nm, c, RC_PARAM_NODECAY, 1.0f);
+    snprintf(nm, sizeof nm, "%s.beta", base);
+    int beta = vec_param(b, nm, c, RC_PARAM_NODECAY, 0.0f);
+    snprintf(nm, sizeof nm, "%s.running_mean", base);
+    int rm = vec_param(b, nm, c, RC_PARAM_BUFFER, 0.0f);
+    snprintf(nm, sizeof nm, "%s.running_var", base);
+    int rv = vec_param(b, nm, c, RC_PARAM_BUFFER, 1.0f);
+    int y = rc_emit_batchnorm(&b->m->g, tname, x, gamma, beta, rm, rv);
+    rc_node *n = &b->m->g.nodes[b->m->g.nnodes - 1];
+    n->eps = cfg->bn_eps;
+    n->momentum = cfg->bn_momentum;
+    return y;
+}
+
+/* One step t of area k with bottom-up input tensor x. */
+static void emit_step(builder *b, int k, int t, int x) {
+    const rc_model_cfg *cfg = b->cfg;
+    const rc_area_cfg *a = &cfg->areas[k];
+    rc_graph *g = &b->m->g;
+    int pt = t < a->iterations ? t : a->iterations; /* param step: past the trained T, reuse step T's */
+    int C = b->C[k], ker = a->kernel, pad = ker / 2;
+    int cout = a->cell == RC_CELL_CONVLSTM ? 4 * C : C;
+    int bias = cfg->norm == RC_NORM_NONE;
+    char pre[RC_NAME_MAX], nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
+    if (a->tied)
+        snprintf(pre, sizeof pre, "%s", a->name);
+    else
+        snprintf(pre, sizeof pre, "%s.t%d", a->name, pt);
+    int terms[3], nterms = 0;
+    int first_node = g->nnodes;
+    b->cur_area = k;
+
+    if (t == 1 || a->bottomup_every) {
+        int reuse = cfg->unroll == RC_UNROLL_SEQUENTIAL && a->tied && a->bottomup_every && b->drive_cache[k] >= 0;
+        if (reuse) {
+            terms[nterms++] = b->drive_cache[k];
+        } else {
+            snprintf(nm, sizeof nm, "%s.bu.weight", pre);
+            int w = conv_param(b, nm, cout, g->tensors[x].c, ker);
+            int bp = -1;
+            if (bias) {
+                snprintf(nm, sizeof nm, "%s.bu.bias", pre);
+                bp = vec_param(b, nm, cout, RC_PARAM_NODECAY, 0.0f);
+            }
+            snprintf(tn, sizeof tn, "%s.t%d.bu", a->name, t);
+            int d = rc_emit_conv(g, tn, x, w, bp, cout, ker, a->stride, pad);
+            b->drive_cache[k] = d;
+            terms[nterms++] = d;
+        }
+    }
+    if (a->lateral && t > 1) {
+        snprintf(nm, sizeof nm, "%s.lat.weight", pre);
+        int w = conv_param(b, nm, cout, C, ker);
+        snprintf(tn, sizeof tn, "%s.t%d.lat", a->name, t);
+        terms[nterms++] = rc_emit_conv(g, tn, b->h[k][t - 1], w, -1, cout, ker, 1, pad);
+    }
+    if (a->topdown && t > 1 && k + 1 < cfg->nareas) {
+        snprintf(nm, sizeof nm, "%s.td.weight", pre);
+        int w = conv_param(b, nm, cout, b->C[k + 1], ker);
+        snprintf(tn, sizeof tn, "%s.t%d.td", a->name, t);
+        int z = rc_emit_conv(g, tn, b->h[k + 1][t - 1], w, -1, cout, ker, 1, pad);
+        snprintf(tn, sizeof tn, "%s.t%d.td_up", a->name, t);
+        terms[nterms++] = rc_emit_upsample(g, tn, z, b->H[k], b->W[k]);
+    }
+    RC_ASSERT(nterms > 0); /* rc_model_cfg_validate rules this out */
+    int sum = terms[0];
+    for (int i = 1; i < nterms; i++) {
+        snprintf(tn, sizeof tn, "%s.t%d.sum%d", a->name, t, i);
+        sum = rc_emit_binary(g, RC_OP_ADD, tn, sum, terms[i]);
+    }
+    snprintf(tn, sizeof tn, "%s.t%d.norm", a->name, t);
+    int z = emit_norm(b, k, pt, "bn", sum, tn);
+    int h;
+    if (a->cell == RC_CELL_CONV) {
+        snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
+        h = rc_emit_unary(g, RC_OP_RELU, tn, z);
+    } else if (a->cell == RC_CELL_RESIDUAL) {
+        snprintf(tn, sizeof tn, "%s.t%d.u", a->name, t);
+        int u = rc_emit_unary(g, RC_OP_RELU, tn, z);
+        snprintf(nm, sizeof nm, "%s.conv2.weight", pre);
+        int w = conv_param(b, nm, C, C, ker);
+        int bp = -1;
+        if (bias) {
+            snprintf(nm, sizeof nm, "%s.conv2.bias", pre);
+            bp = vec_param(b, nm, C, RC_PARAM_NODECAY, 0.0f);
+        }
+        snprintf(tn, sizeof tn, "%s.t%d.conv2", a->name, t);
+        int v = rc_emit_conv(g, tn, u, w, bp, C, ker, 1, pad);
+        snprintf(tn, sizeof tn, "%s.t%d.norm2", a->name, t);
+        v = emit_norm(b, k, pt, "bn2", v, tn);
+        if (t > 1) {
+            snprintf(tn, sizeof tn, "%s.t%d.skip", a->name, t);
+            v = rc_emit_binary(g, RC_OP_ADD, tn, v, b->h[k][t - 1]);
+        }
+        snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
+        h = rc_emit_unary(g, RC_OP_RELU, tn, v);
+    } else {
+        /* ConvLSTM: gates i, f, o, c~ are channel slices of the normalised summed input */
+        static const char *gate[4] = {"i", "f", "o", "g"};
+        int gt[4] = {-1, -1, -1, -1};
+        for (int j = 0; j < 4; j++) {
+            if (j == 1 && t == 1) continue; /* c(0) = 0: the forget gate has nothing to act on */
+            snprintf(tn, sizeof tn, "%s.t%d.%s_pre", a->name, t, gate[j]);
+            int s = rc_emit_slice(g, tn, z, j * C, C);
+            snprintf(tn, sizeof tn, "%s.t%d.%s", a->name, t, gate[j]);
+            gt[j] = rc_emit_unary(g, j == 3 ? RC_OP_TANH : RC_OP_SIGMOID, tn, s);
+        }
+        snprintf(tn, sizeof tn, "%s.t%d.ig", a->name, t);
+        int cnew = rc_emit_binary(g, RC_OP_MUL, tn, gt[0], gt[3]);
+        if (t > 1) {
+            snprintf(tn, sizeof tn, "%s.t%d.fc", a->name, t);
+            int fc = rc_emit_binary(g, RC_OP_MUL, tn, gt[1], b->c[k][t - 1]);
+            snprintf(tn, sizeof tn, "%s.t%d.c", a->name, t);
+            cnew = rc_emit_binary(g, RC_OP_ADD, tn, fc, cnew);
+        }
+        b->c[k][t] = cnew;
+        snprintf(tn, sizeof tn, "%s.t%d.tanh_c", a->name, t);
+        int tc = rc_emit_unary(g, RC_OP_TANH, tn, cnew);
+        snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
+        h = rc_emit_binary(g, RC_OP_MUL, tn, gt[2], tc);
+    }
+    b->h[k][t] = h;
+    set_node_area(b, first_node);
+}
+
+static void emit_readout(builder *b, int t) {
+    const rc_model_cfg *cfg = b->cfg;
+    rc_model *m = b->m;
+    rc_graph *g = &m->g;
+    int K = cfg->nareas, first_node = g->nnodes;
+    int R_trained = cfg->areas[K - 1].iterations;
+    int pt = t < R_trained ? t : R_trained;
+    char pre[RC_NAME_MAX], nm[RC_NAME_MAX + 16], tn[RC_NAME_MAX];
+    if (cfg->head_per_iter)
+        snprintf(pre, sizeof pre, "head.t%d", pt);
+    else
+        snprintf(pre, sizeof pre, "head");
+    int CK = b->C[K - 1];
+    snprintf(nm, sizeof nm, "%s.weight", pre);
+    int shape[2] = {cfg->classes, CK};
+    int w = rc_graph_param(g, nm, 2, shape, RC_PARAM_WEIGHT);
+    g->params[w].init_uniform = 1.0f / sqrtf((float)CK);
+    snprintf(nm, sizeof nm, "%s.bias", pre);
+    int bp = vec_param(b, nm, cfg->classes, RC_PARAM_NODECAY, 0.0f);
+    g->params[bp].init_const = 0.0f;
+    g->params[bp].init_uniform = 1.0f / sqrtf((float)CK);
+    snprintf(tn, sizeof tn, "readout.t%d.pool", t);
+    int p = rc_emit_gap(g, tn, b->h[K - 1][t]);
+    snprintf(tn, sizeof tn, "readout.t%d.logits", t);
+    int y = rc_emit_linear(g, tn, p, w, bp, cfg->classes);
+    rc_graph_mark_output(g, y);
+    m->readout[m->nreadouts++] = y;
+    b->cur_area = -1;
+    set_node_area(b, first_node);
+}
+
+static void loss_weights(rc_model *m) {
+    int R = m->nreadouts;
+    for (int t = 1; t <= R; t++) {
+        float wf = 0, wc = 0;
+        switch (m->cfg.loss) {
+        case RC_LOSS_FINAL: wf = t == R ? 1.0f : 0.0f; break;
+        case RC_LOSS_EVERY: wf = 1.0f / (float)R; break;
+        case RC_LOSS_INCREASING: wf = (float)t / ((float)R * (float)(R + 1) / 2.0f); break;
+        case RC_LOSS_COARSE_TO_FINE: {
+            float f = R == 1 ? 1.0f : (float)(t - 1) / (float)(R - 1);
+            wf = f / (float)R;
+            wc = (1.0f - f) / (float)R;
+            break;
+        }
+        }
+        m->w_fine[t - 1] = wf;
+        m->w_coarse[t - 1] = wc;
+    }
+}
+
+rc_status rc_model_build(const rc_model_cfg *cfg_in, int batch, int iterations_override, rc_model *m) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg_in;
+    rc_model_cfg *cfg = &m->cfg;
+    if (rc_model_cfg_validate(cfg)) return RC_ERR;
+    if (batch < 1 || batch > 65536) return rc_fail("batch %d out of range 1..65536", batch);
+    builder *b = rc_xcalloc(1, sizeof *b);
+    b->m = m;
+    b->cfg = cfg;
+    int K = cfg->nareas;
+    int h = cfg->in_h, w = cfg->in_w;
+    for (int k = 0; k < K; k++) {
+        const rc_area_cfg *a = &cfg->areas[k];
+        if (iterations_override > 0 && !a->tied && iterations_override != a->iterations) {
+            free(b);
+            return rc_fail("area %s is untied (feedforward, %d distinct layers): it cannot be unrolled for %d "
+                           "iterations; only tied areas can",
+                           a->name, a->iterations, iterations_override);
+        }
+        if (iterations_override > RC_MAX_ITERS) {
+            free(b);
+            return rc_fail("iterations %d out of range 1..%d", iterations_override, RC_MAX_ITERS);
+        }
+        b->T[k] = iterations_override > 0 ? iterations_override : a->iterations;
+        int p = a->kernel / 2;
+        h = (h + 2 * p - a->kernel) / a->stride + 1;
+        w = (w + 2 * p - a->kernel) / a->stride + 1;
+        b->C[k] = a->channels;
+        b->H[k] = m->area_h[k] = h;
+        b->W[k] = m->area_w[k] = w;
+        b->drive_cache[k] = -1;
+    }
+    rc_graph *g = &m->g;
+    rc_graph_init(g, batch);
+    m->input = rc_graph_tensor(g, "input", cfg->in_c, cfg->in_h, cfg->in_w);
+    g->tensors[m->input].is_input = 1;
+    g->input = m->input;
+    /* node -> area map, grown with the graph */
+    size_t cap = 0;
+    if (cfg->unroll == RC_UNROLL_SEQUENTIAL) {
+        for (int k = 0; k < K; k++) {
+            int x = k == 0 ? m->input : b->h[k - 1][b->T[k - 1]];
+            for (int t = 1; t <= b->T[k]; t++) {
+                if ((size_t)g->nnodes + 64 > cap) {
+                    cap = 2 * cap + 256;
+                    m->node_area = rc_xrealloc(m->node_area, cap * sizeof(int));
+                }
+                emit_step(b, k, t, x);
+                if (k == K - 1) emit_readout(b, t);
+            }
+        }
+    } else {
+        int T = b->T[0];
+        for (int t = 1; t <= T; t++) {
+            for (int k = 0; k < K; k++) {
+                if ((size_t)g->nnodes + 64 > cap) {
+                    cap = 2 * cap + 256;
+                    m->node_area = rc_xrealloc(m->node_area, cap * sizeof(int));
+                }
+                int x = k == 0 ? m->input : b->h[k - 1][t];
+                emit_step(b, k, t, x);
+                if (k == K - 1) emit_readout(b, t);
+            }
+        }
+    }
+    for (int k = 0; k < K; k++) m->area_out[k] = b->h[k][b->T[k]];
+    free(b);
+    loss_weights(m);
+    if (rc_graph_plan(g)) {
+        rc_model_free(m);
+        return RC_ERR;
+    }
+    return RC_OK;
+}
+
+void rc_model_free(rc_model *m) {
+    rc_graph_free(&m->g);
+    free(m->node_area);
+    m->node_area = NULL;
+}
+
+double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad) {
+    rc_graph *g = &m->g;
+    int N = g->batch, K = m->cfg.classes;
+    double total = 0;
+    for (int r = 0; r < m->nreadouts; r++) {
+        rc_tensor *y = &g->tensors[m->readout[r]];
+        float wc = coarse_of ? m->w_coarse[r] : 0.0f;
+        RC_ASSERT(coarse_of || m->w_coarse[r] == 0.0f);
+        total += rc_xent_forward_backward(N, K, y->x, labels, m->w_fine[r], coarse_of, wc, want_grad ? y->dx : NULL,
+                                          0);
+        if (ce_out) ce_out[r] = rc_xent_forward_backward(N, K, y->x, labels, 1.0f, NULL, 0.0f, NULL, 0);
+    }
+    return total;
+}
+
+int rc_model_effective_depth(const rc_model *m) {
+    return rc_graph_depth_to(&m->g, m->readout[m->nreadouts - 1]);
+}
+
+const char *rc_cell_name(rc_cell_kind c) { return cell_names[c]; }

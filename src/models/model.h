@@ -1,0 +1,92 @@
+/* model.h — model and training configuration structs, and the builder that turns a model config into
+ * an unrolled graph (docs/CONFIG.md defines the semantics exactly), plus the scheduled loss. */
+#ifndef RC_MODEL_H
+#define RC_MODEL_H
+
+#include "core/graph.h"
+
+#define RC_MAX_AREAS 16
+#define RC_MAX_ITERS 256
+#define RC_MAX_READOUTS 1024
+
+typedef enum { RC_CELL_CONV = 0, RC_CELL_RESIDUAL, RC_CELL_CONVLSTM } rc_cell_kind;
+typedef enum { RC_NORM_NONE = 0, RC_NORM_BATCH, RC_NORM_BATCH_PER_ITER } rc_norm_kind;
+typedef enum { RC_LOSS_FINAL = 0, RC_LOSS_EVERY, RC_LOSS_INCREASING, RC_LOSS_COARSE_TO_FINE } rc_loss_kind;
+typedef enum { RC_UNROLL_SEQUENTIAL = 0, RC_UNROLL_LOCKSTEP } rc_unroll_kind;
+
+typedef struct {
+    char name[32];
+    int channels, iterations, tied;
+    rc_cell_kind cell;
+    int kernel, stride;
+    int bottomup_every, lateral, topdown;
+} rc_area_cfg;
+
+typedef struct {
+    char name[64];
+    int in_c, in_h, in_w, classes;
+    rc_unroll_kind unroll;
+    rc_norm_kind norm;
+    float bn_momentum, bn_eps;
+    int head_per_iter;
+    rc_loss_kind loss;
+    int nareas;
+    rc_area_cfg areas[RC_MAX_AREAS];
+} rc_model_cfg;
+
+typedef enum { RC_OPT_SGD = 0, RC_OPT_ADAMW } rc_opt_kind;
+typedef enum { RC_SCHED_CONSTANT = 0, RC_SCHED_STEP, RC_SCHED_COSINE } rc_sched_kind;
+
+typedef struct {
+    char data[512];
+    int epochs, batch, limit, val;
+    rc_opt_kind optimizer;
+    double lr, momentum, weight_decay, beta1, beta2, adam_eps;
+    int nesterov;
+    rc_sched_kind schedule;
+    double warmup_epochs;
+    int step_every;
+    double step_gamma;
+    int crop_pad, flip;
+    uint64_t seed;
+    int threads;
+} rc_train_cfg;
+
+typedef struct {
+    rc_model_cfg cfg;
+    rc_graph g;
+    int input;                       /* tensor index of the image batch */
+    int nreadouts;                   /* R */
+    int readout[RC_MAX_READOUTS];    /* logits tensor per readout t = 1..R (index t-1) */
+    float w_fine[RC_MAX_READOUTS];   /* loss-schedule weights */
+    float w_coarse[RC_MAX_READOUTS];
+    int *node_area;                  /* area index of each node (-1: readout head) */
+    int area_out[RC_MAX_AREAS];      /* tensor of each area's final state */
+    int area_h[RC_MAX_AREAS], area_w[RC_MAX_AREAS];
+} rc_model;
+
+/* Validate a model config (ranges, combinations); the message names the area and key. */
+rc_status rc_model_cfg_validate(const rc_model_cfg *cfg);
+
+/* Build the unrolled graph for a batch size and plan its memory. iterations_override > 0 unrolls every
+ * tied area that many steps (test-time depth; per-iteration params past the trained T reuse step T's);
+ * it is an error for an untied area. Params are not initialised (call rc_graph_init_params). */
+rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m);
+void rc_model_free(rc_model *m);
+
+/* Scheduled loss over all readouts for the current forward pass; writes every readout's logits
+ * gradient when want_grad. coarse_of: class -> group map (needed by coarse-to-fine, else may be NULL).
+ * ce_out (may be NULL): the unweighted fine cross-entropy of each readout. */
+double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad);
+
+/* Effective depth: conv layers on the longest path from the image to the last readout. */
+int rc_model_effective_depth(const rc_model *m);
+const char *rc_cell_name(rc_cell_kind c);
+
+/* Read a parsed config (io/ini.h) into the structs, applying and recording defaults; rejects unknown
+ * sections and keys and invalid combinations with FILE:LINE messages. default_name names the model when
+ * [model] has no name (the config file's base name). */
+struct rc_ini;
+rc_status rc_config_read(struct rc_ini *ini, const char *default_name, rc_model_cfg *m, rc_train_cfg *t);
+
+#endif

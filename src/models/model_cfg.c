@@ -1,0 +1,151 @@
+/* model_cfg.c — reads [model], [area NAME] and [train] sections of a parsed config into the model and
+ * training config structs, applying and recording the documented defaults (docs/CONFIG.md), then
+ * rejects unknown sections and keys. */
+#include <string.h>
+
+#include "io/ini.h"
+#include "model.h"
+
+#define TRY(x)                                                                                               \
+    do {                                                                                                     \
+        if ((x) != RC_OK) return RC_ERR;                                                                     \
+    } while (0)
+
+static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_name) {
+    static const char *unrolls[] = {"sequential", "lockstep", NULL};
+    static const char *norms[] = {"none", "batch", "batch_per_iter", NULL};
+    static const char *heads[] = {"shared", "per_iter", NULL};
+    static const char *losses[] = {"final", "every", "increasing", "coarse-to-fine", NULL};
+    if (rc_ini_count(ini, "model") > 1) {
+        rc_ini_section *s2 = rc_ini_find_nth(ini, "model", 1);
+        return rc_fail("%s:%d: a second [model] section (only one is allowed)", rc_ini_display_name(ini),
+                       rc_ini_line(s2));
+    }
+    rc_ini_section *s = rc_ini_ensure(ini, "model");
+    const char *name;
+    TRY(rc_ini_str_or(s, "name", default_name, &name));
+    snprintf(m->name, sizeof m->name, "%s", name);
+    int dims[3], nd, def[3] = {1, 28, 28};
+    TRY(rc_ini_dims_or(s, "input", def, 3, 3, 3, dims, &nd));
+    m->in_c = dims[0];
+    m->in_h = dims[1];
+    m->in_w = dims[2];
+    if (m->in_c > 64 || m->in_h > 4096 || m->in_w > 4096)
+        return rc_fail("%s:%d: model.input %dx%dx%d exceeds the limits (channels <= 64, sides <= 4096)",
+                       rc_ini_display_name(ini), rc_ini_line(s), m->in_c, m->in_h, m->in_w);
+    TRY(rc_ini_int_or(s, "classes", 10, 2, 1000, &m->classes));
+    int v;
+    TRY(rc_ini_enum_or(s, "unroll", 0, unrolls, &v));
+    m->unroll = (rc_unroll_kind)v;
+    TRY(rc_ini_enum_or(s, "norm", 2, norms, &v));
+    m->norm = (rc_norm_kind)v;
+    double d;
+    TRY(rc_ini_double_or(s, "bn_momentum", 0.1, 1e-6, 1.0, &d));
+    m->bn_momentum = (float)d;
+    TRY(rc_ini_double_or(s, "bn_eps", 1e-5, 1e-12, 0.5, &d));
+    m->bn_eps = (float)d;
+    TRY(rc_ini_enum_or(s, "head", 0, heads, &m->head_per_iter));
+    TRY(rc_ini_enum_or(s, "loss", 1, losses, &v));
+    m->loss = (rc_loss_kind)v;
+    return RC_OK;
+}
+
+static rc_status read_areas(rc_ini *ini, rc_model_cfg *m) {
+    static const char *cells[] = {"conv", "residual", "convlstm", NULL};
+    static const char *bottomups[] = {"first", "every", NULL};
+    int n = rc_ini_count(ini, "area");
+    if (n < 1) return rc_fail("%s: no [area NAME] section: a model needs at least one area", rc_ini_display_name(ini));
+    if (n > RC_MAX_AREAS) {
+        rc_ini_section *s = rc_ini_find_nth(ini, "area", RC_MAX_AREAS);
+        return rc_fail("%s:%d: too many areas (%d); the limit is %d", rc_ini_display_name(ini), rc_ini_line(s), n,
+                       RC_MAX_AREAS);
+    }
+    m->nareas = n;
+    for (int k = 0; k < n; k++) {
+        rc_ini_section *s = rc_ini_find_nth(ini, "area", k);
+        rc_area_cfg *a = &m->areas[k];
+        const char *nm = rc_ini_name(s);
+        if (!nm[0])
+            return rc_fail("%s:%d: [area] needs a name, e.g. [area V%d]", rc_ini_display_name(ini), rc_ini_line(s),
+                           k + 1);
+        if (strlen(nm) >= sizeof a->name || strchr(nm, '.'))
+            return rc_fail("%s:%d: area name '%s' must be shorter than %zu characters and contain no '.'",
+                           rc_ini_display_name(ini), rc_ini_line(s), nm, sizeof a->name);
+        if (strcmp(nm, "head") == 0 || strcmp(nm, "readout") == 0 || strcmp(nm, "input") == 0)
+            return rc_fail("%s:%d: area name '%s' is reserved", rc_ini_display_name(ini), rc_ini_line(s), nm);
+        for (int j = 0; j < k; j++)
+            if (strcmp(m->areas[j].name, nm) == 0)
+                return rc_fail("%s:%d: a second area named '%s'", rc_ini_display_name(ini), rc_ini_line(s), nm);
+        snprintf(a->name, sizeof a->name, "%s", nm);
+        TRY(rc_ini_int(s, "channels", 1, 1024, &a->channels));
+        TRY(rc_ini_int(s, "iterations", 1, RC_MAX_ITERS, &a->iterations));
+        TRY(rc_ini_bool(s, "tied", &a->tied));
+        int v;
+        TRY(rc_ini_enum_or(s, "cell", 0, cells, &v));
+        a->cell = (rc_cell_kind)v;
+        TRY(rc_ini_int_or(s, "kernel", 3, 1, 7, &a->kernel));
+        if (a->kernel % 2 == 0)
+            return rc_fail("%s:%d: kernel = %d in [area %s] must be odd (1, 3, 5 or 7)", rc_ini_display_name(ini),
+                           rc_ini_line(s), a->kernel, nm);
+        TRY(rc_ini_int_or(s, "stride", 1, 1, 4, &a->stride));
+        TRY(rc_ini_enum_or(s, "bottomup", 1, bottomups, &a->bottomup_every));
+        TRY(rc_ini_bool_or(s, "lateral", 1, &a->lateral));
+        TRY(rc_ini_bool_or(s, "topdown", 0, &a->topdown));
+    }
+    return RC_OK;
+}
+
+static rc_status read_train(rc_ini *ini, rc_train_cfg *t) {
+    static const char *opts[] = {"sgd", "adamw", NULL};
+    static const char *scheds[] = {"constant", "step", "cosine", NULL};
+    if (rc_ini_count(ini, "train") > 1) {
+        rc_ini_section *s2 = rc_ini_find_nth(ini, "train", 1);
+        return rc_fail("%s:%d: a second [train] section (only one is allowed)", rc_ini_display_name(ini),
+                       rc_ini_line(s2));
+    }
+    rc_ini_section *s = rc_ini_ensure(ini, "train");
+    const char *data;
+    TRY(rc_ini_str_or(s, "data", "fashion-mnist", &data));
+    if (strlen(data) >= sizeof t->data)
+        return rc_fail("%s: train.data is longer than %zu characters", rc_ini_display_name(ini), sizeof t->data - 1);
+    snprintf(t->data, sizeof t->data, "%s", data);
+    TRY(rc_ini_int_or(s, "epochs", 10, 1, 10000, &t->epochs));
+    TRY(rc_ini_int_or(s, "batch", 128, 1, 65536, &t->batch));
+    TRY(rc_ini_int_or(s, "limit", 0, 0, 100000000, &t->limit));
+    TRY(rc_ini_int_or(s, "val", 0, 0, 100000000, &t->val));
+    int v;
+    TRY(rc_ini_enum_or(s, "optimizer", 1, opts, &v));
+    t->optimizer = (rc_opt_kind)v;
+    TRY(rc_ini_double_or(s, "lr", 0.002, 1e-12, 100.0, &t->lr));
+    TRY(rc_ini_double_or(s, "momentum", 0.9, 0.0, 0.999999, &t->momentum));
+    TRY(rc_ini_bool_or(s, "nesterov", 0, &t->nesterov));
+    TRY(rc_ini_double_or(s, "weight_decay", 0.0005, 0.0, 10.0, &t->weight_decay));
+    TRY(rc_ini_double_or(s, "beta1", 0.9, 0.0, 0.999999, &t->beta1));
+    TRY(rc_ini_double_or(s, "beta2", 0.999, 0.0, 0.99999999, &t->beta2));
+    TRY(rc_ini_double_or(s, "adam_eps", 1e-8, 1e-30, 1.0, &t->adam_eps));
+    TRY(rc_ini_enum_or(s, "schedule", 2, scheds, &v));
+    t->schedule = (rc_sched_kind)v;
+    TRY(rc_ini_double_or(s, "warmup_epochs", 1.0, 0.0, 10000.0, &t->warmup_epochs));
+    TRY(rc_ini_int_or(s, "step_every", 30, 1, 10000, &t->step_every));
+    TRY(rc_ini_double_or(s, "step_gamma", 0.1, 0.0, 1.0, &t->step_gamma));
+    TRY(rc_ini_int_or(s, "crop_pad", 2, 0, 16, &t->crop_pad));
+    TRY(rc_ini_bool_or(s, "flip", 1, &t->flip));
+    int64_t seed;
+    TRY(rc_ini_i64_or(s, "seed", 1, 0, INT64_MAX, &seed));
+    t->seed = (uint64_t)seed;
+    TRY(rc_ini_int_or(s, "threads", 0, 0, 256, &t->threads));
+    return RC_OK;
+}
+
+rc_status rc_config_read(rc_ini *ini, const char *default_name, rc_model_cfg *m, rc_train_cfg *t) {
+    static const char *known[] = {"model", "train", "area", NULL};
+    memset(m, 0, sizeof *m);
+    memset(t, 0, sizeof *t);
+    TRY(rc_ini_check_sections(ini, known));
+    TRY(read_model(ini, m, default_name));
+    TRY(read_areas(ini, m));
+    TRY(read_train(ini, t));
+    TRY(rc_ini_check_unused(ini));
+    if (rc_model_cfg_validate(m)) return rc_fail("%s: %s", rc_ini_display_name(ini), rc_error());
+    return RC_OK;
+}

@@ -1,0 +1,193 @@
+/* conv2d.c — 2-D convolution (cross-correlation, zero padding, square kernel): shape rule, FLOPs,
+ * the plain-C reference forward/backward (ground truth for tests, fallback without oneDNN) and the
+ * public dispatch that picks the oneDNN fast path (conv2d_dnnl.c) when rc_ops_fast is set. */
+#include "ops/ops.h"
+
+#include <string.h>
+
+#include "core/common.h"
+#ifdef RC_HAVE_DNNL
+#include "ops/conv2d_dnnl.h"
+#endif
+
+void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad) {
+    RC_ASSERT(d != NULL);
+    RC_ASSERT(n > 0 && c > 0 && h > 0 && w > 0 && k > 0 && r > 0 && stride > 0 && pad >= 0);
+    RC_ASSERT(h + 2 * pad >= r && w + 2 * pad >= r);
+    d->n = n;
+    d->c = c;
+    d->h = h;
+    d->w = w;
+    d->k = k;
+    d->r = r;
+    d->stride = stride;
+    d->pad = pad;
+    d->ho = (h + 2 * pad - r) / stride + 1;
+    d->wo = (w + 2 * pad - r) / stride + 1;
+}
+
+double rc_conv2d_flops(const rc_conv_dims *d) {
+    return 2.0 * d->n * d->k * d->ho * d->wo * (double)d->c * d->r * d->r;
+}
+
+size_t rc_conv2d_scratch_floats(const rc_conv_dims *d) {
+    size_t dx = (size_t)d->n * d->c * d->h * d->w;
+    size_t dwb = (size_t)d->k * d->c * d->r * d->r + (size_t)d->k;
+    return dx > dwb ? dx : dwb;
+}
+
+/* Output indices o in [0, out) whose input index o*s - p + kidx lies in [0, in): [*lo, *hi). */
+static void valid_range(int in, int out, int s, int p, int kidx, int *lo, int *hi) {
+    int a = p - kidx; /* need o*s >= a */
+    int l = a <= 0 ? 0 : (a + s - 1) / s;
+    int bmax = in - 1 + p - kidx; /* need o*s <= bmax */
+    int h = bmax < 0 ? 0 : bmax / s + 1;
+    if (h > out) h = out;
+    if (l > h) l = h;
+    *lo = l;
+    *hi = h;
+}
+
+/* x: (N,C,H,W), w: (K,C,R,R), b: (K) or NULL -> y: (N,K,Ho,Wo). Float accumulation in a fixed order
+ * (bias, then c, kh, kw), one output plane per OpenMP iteration, so the result is deterministic. */
+void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
+    const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->stride, P = d->pad;
+    const int Ho = d->ho, Wo = d->wo;
+#pragma omp parallel for schedule(static)
+    for (int nk = 0; nk < N * K; nk++) {
+        const int n = nk / K, k = nk % K;
+        float *yp = y + (size_t)nk * Ho * Wo;
+        const float bias = b ? b[k] : 0.0f;
+        for (int i = 0; i < Ho * Wo; i++) yp[i] = bias;
+        for (int c = 0; c < C; c++) {
+            const float *xp = x + ((size_t)n * C + c) * H * W;
+            const float *wp = w + ((size_t)k * C + c) * R * R;
+            for (int kh = 0; kh < R; kh++) {
+                int oy0, oy1;
+                valid_range(H, Ho, S, P, kh, &oy0, &oy1);
+                for (int kw = 0; kw < R; kw++) {
+                    int ox0, ox1;
+                    valid_range(W, Wo, S, P, kw, &ox0, &ox1);
+                    const float wv = wp[kh * R + kw];
+                    for (int oy = oy0; oy < oy1; oy++) {
+                        const int iy = oy * S - P + kh;
+                        const float *xr = xp + (size_t)iy * W + (ox0 * S - P + kw);
+                        float *yr = yp + (size_t)oy * Wo + ox0;
+                        const int len = ox1 - ox0;
+                        if (S == 1) {
+                            for (int i = 0; i < len; i++) yr[i] += wv * xr[i];
+                        } else {
+                            for (int i = 0; i < len; i++) yr[i] += wv * xr[(size_t)i * S];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* dy: (N,K,Ho,Wo) -> dx (N,C,H,W) (overwrite or += per dx_acc), dw (K,C,R,R) +=, db (K) +=.
+ * dx: one input plane per OpenMP iteration (scatter of dy through w); dw/db: double accumulators. */
+void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
+                            int dx_acc, float *dw, float *db) {
+    const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->stride, P = d->pad;
+    const int Ho = d->ho, Wo = d->wo;
+    if (dx) {
+#pragma omp parallel for schedule(static)
+        for (int nc = 0; nc < N * C; nc++) {
+            const int n = nc / C, c = nc % C;
+            float *dxp = dx + (size_t)nc * H * W;
+            if (!dx_acc) memset(dxp, 0, sizeof(float) * (size_t)H * W);
+            for (int k = 0; k < K; k++) {
+                const float *dyp = dy + ((size_t)n * K + k) * Ho * Wo;
+                const float *wp = w + ((size_t)k * C + c) * R * R;
+                for (int kh = 0; kh < R; kh++) {
+                    int oy0, oy1;
+                    valid_range(H, Ho, S, P, kh, &oy0, &oy1);
+                    for (int kw = 0; kw < R; kw++) {
+                        int ox0, ox1;
+                        valid_range(W, Wo, S, P, kw, &ox0, &ox1);
+                        const float wv = wp[kh * R + kw];
+                        for (int oy = oy0; oy < oy1; oy++) {
+                            const int iy = oy * S - P + kh;
+                            float *xr = dxp + (size_t)iy * W + (ox0 * S - P + kw);
+                            const float *gr = dyp + (size_t)oy * Wo + ox0;
+                            const int len = ox1 - ox0;
+                            if (S == 1) {
+                                for (int i = 0; i < len; i++) xr[i] += wv * gr[i];
+                            } else {
+                                for (int i = 0; i < len; i++) xr[(size_t)i * S] += wv * gr[i];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if (dw) {
+#pragma omp parallel for schedule(static)
+        for (int kc = 0; kc < K * C; kc++) {
+            const int k = kc / C, c = kc % C;
+            for (int kh = 0; kh < R; kh++) {
+                int oy0, oy1;
+                valid_range(H, Ho, S, P, kh, &oy0, &oy1);
+                for (int kw = 0; kw < R; kw++) {
+                    int ox0, ox1;
+                    valid_range(W, Wo, S, P, kw, &ox0, &ox1);
+                    const int len = ox1 - ox0;
+                    double acc = 0.0;
+                    for (int n = 0; n < N; n++) {
+                        const float *xp = x + ((size_t)n * C + c) * H * W;
+                        const float *dyp = dy + ((size_t)n * K + k) * Ho * Wo;
+                        for (int oy = oy0; oy < oy1; oy++) {
+                            const int iy = oy * S - P + kh;
+                            const float *xr = xp + (size_t)iy * W + (ox0 * S - P + kw);
+                            const float *gr = dyp + (size_t)oy * Wo + ox0;
+                            for (int i = 0; i < len; i++) acc += (double)gr[i] * (double)xr[(size_t)i * S];
+                        }
+                    }
+                    dw[(size_t)kc * R * R + kh * R + kw] += (float)acc;
+                }
+            }
+        }
+    }
+    if (db) {
+#pragma omp parallel for schedule(static)
+        for (int k = 0; k < K; k++) {
+            double acc = 0.0;
+            for (int n = 0; n < N; n++) {
+                const float *dyp = dy + ((size_t)n * K + k) * Ho * Wo;
+                for (int i = 0; i < Ho * Wo; i++) acc += dyp[i];
+            }
+            db[k] += (float)acc;
+        }
+    }
+}
+
+void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
+#ifdef RC_HAVE_DNNL
+    if (rc_ops_fast) {
+        rc_conv2d_dnnl_forward(d, x, w, b, y);
+        return;
+    }
+#endif
+    rc_conv2d_forward_ref(d, x, w, b, y);
+}
+
+void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
+                        int dx_acc, float *dw, float *db, float *scratch) {
+#ifdef RC_HAVE_DNNL
+    if (rc_ops_fast) {
+        rc_conv2d_dnnl_backward(d, x, w, dy, dx, dx_acc, dw, db, scratch);
+        return;
+    }
+#endif
+    (void)scratch;
+    rc_conv2d_backward_ref(d, x, w, dy, dx, dx_acc, dw, db);
+}
+
+void rc_conv2d_release(void) {
+#ifdef RC_HAVE_DNNL
+    rc_conv2d_dnnl_release();
+#endif
+}

@@ -1,0 +1,30 @@
+/* conv2d_dnnl.h — internal interface of the oneDNN conv2d fast path (conv2d_dnnl.c), used by the
+ * dispatch in conv2d.c and by tests/benchmarks. Only meaningful when compiled with RC_HAVE_DNNL.
+ * Same contract as rc_conv2d_forward/backward in ops.h (NCHW / OIHW user memory). */
+#ifndef RC_CONV2D_DNNL_H
+#define RC_CONV2D_DNNL_H
+
+#include "ops/ops.h"
+
+#ifdef RC_HAVE_DNNL
+/* x (N,C,H,W), w (K,C,R,R), b (K) or NULL -> y (N,K,Ho,Wo), overwritten. */
+void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+/* dy (N,K,Ho,Wo) -> dx (N,C,H,W) overwritten/accumulated per dx_acc (NULL: skipped),
+ * dw (K,C,R,R) += (NULL: skipped), db (K) += (NULL: skipped). scratch: rc_conv2d_scratch_floats(d). */
+void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
+                             int dx_acc, float *dw, float *db, float *scratch);
+/* Number of oneDNN primitives (convolutions and reorders) created since start or last release. */
+int rc_conv2d_dnnl_primitive_count(void);
+/* Destroy every cached primitive, memory object, buffer, the stream and the engine. */
+void rc_conv2d_dnnl_release(void);
+/* Layout policy for later calls: 0 = plain NCHW/OIHW given directly to the primitive; 1 =
+ * format_tag_any (the primitive picks blocked layouts) with reorders at every call; 2 = auto, the
+ * default: blocked for kernels larger than 1x1, plain for 1x1 (measured, see conv2d_dnnl.c).
+ * The policy is part of the cache key. Exposed for tests and the benchmark; returns the previous one. */
+int rc_conv2d_dnnl_set_blocked(int policy);
+/* Implementation name oneDNN chose for a pass (0 fwd, 1 bwd data, 2 bwd weights) of a cached
+ * shape with the current policy/threads, or "" if not created yet. For benchmark output. */
+const char *rc_conv2d_dnnl_impl_name(const rc_conv_dims *d, int pass, int has_bias);
+#endif
+
+#endif

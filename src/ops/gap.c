@@ -1,0 +1,47 @@
+/* gap.c — global average pooling, x (N, C, HW) -> y (N, C), each mean summed in double; backward spreads
+ * dy / HW over the plane. Fast path: (n, c) planes in parallel (same bits as serial). */
+#include "ops.h"
+
+#include "core/common.h"
+
+#ifdef _OPENMP
+#define RC_OMP(x) _Pragma(#x)
+#else
+#define RC_OMP(x)
+#endif
+
+#define GAP_PAR_MIN 65536
+
+// x: (N, C, HW) -> y: (N, C)
+void rc_gap_forward(int n, int c, int hw, const float *x, float *y) {
+    RC_ASSERT(n >= 0 && c >= 0 && hw >= 1);
+    long long planes = (long long)n * c;
+    int par = rc_ops_fast && planes * hw >= GAP_PAR_MIN;
+    (void)par; /* unused without OpenMP */
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < planes; p++) {
+        const float *xp = x + (size_t)p * (size_t)hw;
+        double s = 0.0;
+        for (int i = 0; i < hw; i++) s += xp[i];
+        y[p] = (float)(s / hw);
+    }
+}
+
+// dy: (N, C) -> dx: (N, C, HW)
+void rc_gap_backward(int n, int c, int hw, const float *dy, float *dx, int dx_acc) {
+    RC_ASSERT(n >= 0 && c >= 0 && hw >= 1);
+    if (!dx) return;
+    long long planes = (long long)n * c;
+    int par = rc_ops_fast && planes * hw >= GAP_PAR_MIN;
+    (void)par; /* unused without OpenMP */
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < planes; p++) {
+        float *dp = dx + (size_t)p * (size_t)hw;
+        float g = (float)((double)dy[p] / hw);
+        if (dx_acc) {
+            for (int i = 0; i < hw; i++) dp[i] += g;
+        } else {
+            for (int i = 0; i < hw; i++) dp[i] = g;
+        }
+    }
+}

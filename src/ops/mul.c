@@ -1,0 +1,61 @@
+/* mul.c — elementwise product of two flat arrays, y = a * b; backward da = dy * b, db = dy * a.
+ * Gradients are written one after the other, so da == db (y = a * a) works with matching acc flags. */
+#include "ops.h"
+
+#include "core/common.h"
+
+#ifdef _OPENMP
+#define RC_OMP(x) _Pragma(#x)
+#else
+#define RC_OMP(x)
+#endif
+
+#define MUL_PAR_MIN 65536
+#define MUL_BLOCK 8192
+
+// a, b: (n) -> y: (n) on [i0, i1)
+static void mul_fwd_range(size_t i0, size_t i1, const float *a, const float *b, float *y) {
+    for (size_t i = i0; i < i1; i++) y[i] = a[i] * b[i];
+}
+
+// dy, other: (n) -> d: (n) = dy * other, overwrite or accumulate, on [i0, i1)
+static void mul_bwd_range(size_t i0, size_t i1, const float *dy, const float *other, float *d, int acc) {
+    if (acc) {
+        for (size_t i = i0; i < i1; i++) d[i] += dy[i] * other[i];
+    } else {
+        for (size_t i = i0; i < i1; i++) d[i] = dy[i] * other[i];
+    }
+}
+
+void rc_mul_forward(size_t n, const float *a, const float *b, float *y) {
+    if (!rc_ops_fast || n < MUL_PAR_MIN) {
+        mul_fwd_range(0, n, a, b, y);
+        return;
+    }
+    long long nb = (long long)((n + MUL_BLOCK - 1) / MUL_BLOCK);
+    RC_OMP(omp parallel for schedule(static))
+    for (long long k = 0; k < nb; k++) {
+        size_t i0 = (size_t)k * MUL_BLOCK;
+        mul_fwd_range(i0, RC_MIN(i0 + MUL_BLOCK, n), a, b, y);
+    }
+}
+
+static void mul_bwd_one(size_t n, const float *dy, const float *other, float *d, int acc) {
+    if (!d) return;
+    if (!rc_ops_fast || n < MUL_PAR_MIN) {
+        mul_bwd_range(0, n, dy, other, d, acc);
+        return;
+    }
+    long long nb = (long long)((n + MUL_BLOCK - 1) / MUL_BLOCK);
+    RC_OMP(omp parallel for schedule(static))
+    for (long long k = 0; k < nb; k++) {
+        size_t i0 = (size_t)k * MUL_BLOCK;
+        mul_bwd_range(i0, RC_MIN(i0 + MUL_BLOCK, n), dy, other, d, acc);
+    }
+}
+
+void rc_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, int da_acc, float *db,
+                     int db_acc) {
+    mul_bwd_one(n, dy, b, da, da_acc);
+    mul_bwd_one(n, dy, a, db, db_acc);
+}

@@ -1,0 +1,115 @@
+/* ops.h — every op of the engine as plain functions over raw float arrays with explicit shapes.
+ * Conventions (all ops):
+ *   - Layout is NCHW, contiguous. Spatial size "hw" = H*W.
+ *   - forward OVERWRITES its output.
+ *   - backward ACCUMULATES into param gradients (dw += ...), and into input gradients when the
+ *     matching `acc` flag is 1; when `acc` is 0 it OVERWRITES the input gradient. A NULL input
+ *     gradient pointer means "not needed" and is skipped.
+ *   - Each op has a plain-C reference implementation (`_ref` suffix, straightforward loops, the
+ *     ground truth for tests). The unsuffixed function dispatches to the fast path when
+ *     rc_ops_fast is set (and one exists) and to the reference otherwise.
+ *   - *_flops return the forward FLOPs (multiply and add counted as 2) for the whole batch. */
+#ifndef RC_OPS_H
+#define RC_OPS_H
+
+#include <stddef.h>
+
+/* 1 = use fast paths (oneDNN, vectorised code) where they exist; 0 = reference only. Default 1. */
+extern int rc_ops_fast;
+
+/* ---- conv2d: x (N,C,H,W), w (K,C,R,R), b (K) or NULL -> y (N,K,Ho,Wo) ----
+ * Ho = (H + 2*pad - R) / stride + 1, zero padding, cross-correlation (as PyTorch's Conv2d). */
+typedef struct {
+    int n, c, h, w;       /* input */
+    int k, r, stride, pad; /* output channels, kernel size (square), stride, zero padding */
+    int ho, wo;           /* output spatial size (filled by rc_conv_dims_init) */
+} rc_conv_dims;
+void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad);
+void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+/* dx (N,C,H,W) overwritten or accumulated per dx_acc; dw (K,C,R,R) and db (K) accumulated.
+ * scratch: at least rc_conv2d_scratch_floats(d) floats (used by the fast path for accumulation). */
+void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
+                        int dx_acc, float *dw, float *db, float *scratch);
+size_t rc_conv2d_scratch_floats(const rc_conv_dims *d);
+void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
+                            int dx_acc, float *dw, float *db);
+double rc_conv2d_flops(const rc_conv_dims *d);
+/* Release cached fast-path primitives (oneDNN). Safe to call when none exist. */
+void rc_conv2d_release(void);
+
+/* ---- batch norm over (N, C, HW), statistics per channel ----
+ * train=1: uses batch mean and biased variance; writes mean[C] and rstd[C] = 1/sqrt(var+eps) for
+ *          backward; updates running stats: run_mean = (1-m)*run_mean + m*mean,
+ *          run_var = (1-m)*run_var + m*var_unbiased (as PyTorch, m = momentum).
+ *          run_mean/run_var may be NULL (no update).
+ * train=0: normalises with run_mean/run_var; still writes mean[] and rstd[] (from running stats). */
+void rc_batchnorm_forward(int n, int c, int hw, const float *x, const float *gamma, const float *beta, float *y,
+                          float *mean, float *rstd, float *run_mean, float *run_var, float momentum, float eps,
+                          int train);
+/* Backward given the mean/rstd written by forward; train selects batch-statistics backward vs the
+ * affine (eval) backward. dgamma, dbeta accumulated. */
+void rc_batchnorm_backward(int n, int c, int hw, const float *x, const float *gamma, const float *mean,
+                           const float *rstd, const float *dy, float *dx, int dx_acc, float *dgamma, float *dbeta,
+                           int train);
+double rc_batchnorm_flops(int n, int c, int hw);
+
+/* ---- elementwise activations over n floats ---- */
+void rc_relu_forward(size_t n, const float *x, float *y);
+void rc_relu_backward(size_t n, const float *x, const float *dy, float *dx, int dx_acc);
+void rc_sigmoid_forward(size_t n, const float *x, float *y);
+void rc_sigmoid_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc); /* uses y */
+void rc_tanh_forward(size_t n, const float *x, float *y);
+void rc_tanh_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc); /* uses y */
+
+/* ---- add / multiply, elementwise over n floats: y = a + b, y = a * b ---- */
+void rc_add_forward(size_t n, const float *a, const float *b, float *y);
+void rc_add_backward(size_t n, const float *dy, float *da, int da_acc, float *db, int db_acc);
+void rc_mul_forward(size_t n, const float *a, const float *b, float *y);
+void rc_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, int da_acc, float *db,
+                     int db_acc);
+
+/* ---- concat along channels: inputs xs[i] (N, cs[i], HW) -> y (N, sum cs, HW) ---- */
+void rc_concat_forward(int n, int nin, const int *cs, int hw, const float *const *xs, float *y);
+void rc_concat_backward(int n, int nin, const int *cs, int hw, const float *dy, float *const *dxs, const int *acc);
+
+/* ---- channel slice: x (N, C, HW) -> y (N, len, HW) = x[:, c0:c0+len] ---- */
+void rc_slice_forward(int n, int c, int hw, int c0, int len, const float *x, float *y);
+void rc_slice_backward(int n, int c, int hw, int c0, int len, const float *dy, float *dx, int dx_acc);
+
+/* ---- pooling: x (N,C,H,W) -> y (N,C,Ho,Wo), square window k, stride s, padding p ----
+ * Max pooling ignores padded cells; average pooling counts them (PyTorch count_include_pad=True).
+ * Ties in max pooling: the first maximum in row-major window order gets the gradient. */
+typedef struct {
+    int n, c, h, w, k, stride, pad, ho, wo;
+} rc_pool_dims;
+void rc_pool_dims_init(rc_pool_dims *d, int n, int c, int h, int w, int k, int stride, int pad);
+void rc_maxpool_forward(const rc_pool_dims *d, const float *x, float *y);
+void rc_maxpool_backward(const rc_pool_dims *d, const float *x, const float *dy, float *dx, int dx_acc);
+void rc_avgpool_forward(const rc_pool_dims *d, const float *x, float *y);
+void rc_avgpool_backward(const rc_pool_dims *d, const float *dy, float *dx, int dx_acc);
+
+/* ---- global average pooling: x (N, C, HW) -> y (N, C) ---- */
+void rc_gap_forward(int n, int c, int hw, const float *x, float *y);
+void rc_gap_backward(int n, int c, int hw, const float *dy, float *dx, int dx_acc);
+
+/* ---- nearest upsampling to an explicit size: x (N,C,H,W) -> y (N,C,Ho,Wo),
+ * source index = floor(dst * H / Ho) (PyTorch F.interpolate mode='nearest'). ---- */
+void rc_upsample_forward(int n, int c, int h, int w, int ho, int wo, const float *x, float *y);
+void rc_upsample_backward(int n, int c, int h, int w, int ho, int wo, const float *dy, float *dx, int dx_acc);
+
+/* ---- linear: x (N, I), w (O, I), b (O) or NULL -> y (N, O) = x w^T + b ---- */
+void rc_linear_forward(int n, int in, int out, const float *x, const float *w, const float *b, float *y);
+void rc_linear_backward(int n, int in, int out, const float *x, const float *w, const float *dy, float *dx,
+                        int dx_acc, float *dw, float *db);
+
+/* ---- softmax cross-entropy over logits (N, K) with integer labels (N) ----
+ * loss = w_fine * mean_n(-log p[n, y_n])
+ *      + w_coarse * mean_n(-log sum_{j : coarse_of[j] == coarse_of[y_n]} p[n, j])
+ * coarse_of (K entries, group index per class) may be NULL (then w_coarse is ignored).
+ * Returns the loss. If dlogits is non-NULL, writes (acc=0) or adds (acc=1) dloss/dlogits.
+ * Labels outside [0, K) are a programmer error (asserted). Numerically stable (max-shifted). */
+double rc_xent_forward_backward(int n, int k, const float *logits, const int *labels, float w_fine,
+                                const int *coarse_of, float w_coarse, float *dlogits, int acc);
+
+#endif

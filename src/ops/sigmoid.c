@@ -1,0 +1,65 @@
+/* sigmoid.c — logistic function over a flat array, y = 1 / (1 + exp(-x)), evaluated without overflow;
+ * backward uses the output: dx = dy * y * (1 - y). Reference loops plus an OpenMP block-parallel path. */
+#include "ops.h"
+
+#include <math.h>
+
+#include "core/common.h"
+
+#ifdef _OPENMP
+#define RC_OMP(x) _Pragma(#x)
+#else
+#define RC_OMP(x)
+#endif
+
+#define SIG_PAR_MIN 16384
+#define SIG_BLOCK 4096
+
+// x: (n) -> y: (n) on [i0, i1)
+static void sigmoid_fwd_range(size_t i0, size_t i1, const float *x, float *y) {
+    for (size_t i = i0; i < i1; i++) {
+        float v = x[i];
+        if (v >= 0.0f) {
+            y[i] = 1.0f / (1.0f + expf(-v));
+        } else {
+            float e = expf(v); /* never overflows for v < 0 */
+            y[i] = e / (1.0f + e);
+        }
+    }
+}
+
+// y, dy: (n) -> dx: (n) on [i0, i1)
+static void sigmoid_bwd_range(size_t i0, size_t i1, const float *y, const float *dy, float *dx, int acc) {
+    if (acc) {
+        for (size_t i = i0; i < i1; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+    } else {
+        for (size_t i = i0; i < i1; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+    }
+}
+
+void rc_sigmoid_forward(size_t n, const float *x, float *y) {
+    if (!rc_ops_fast || n < SIG_PAR_MIN) {
+        sigmoid_fwd_range(0, n, x, y);
+        return;
+    }
+    long long nb = (long long)((n + SIG_BLOCK - 1) / SIG_BLOCK);
+    RC_OMP(omp parallel for schedule(static))
+    for (long long b = 0; b < nb; b++) {
+        size_t i0 = (size_t)b * SIG_BLOCK;
+        sigmoid_fwd_range(i0, RC_MIN(i0 + SIG_BLOCK, n), x, y);
+    }
+}
+
+void rc_sigmoid_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc) {
+    if (!dx) return;
+    if (!rc_ops_fast || n < SIG_PAR_MIN) {
+        sigmoid_bwd_range(0, n, y, dy, dx, dx_acc);
+        return;
+    }
+    long long nb = (long long)((n + SIG_BLOCK - 1) / SIG_BLOCK);
+    RC_OMP(omp parallel for schedule(static))
+    for (long long b = 0; b < nb; b++) {
+        size_t i0 = (size_t)b * SIG_BLOCK;
+        sigmoid_bwd_range(i0, RC_MIN(i0 + SIG_BLOCK, n), y, dy, dx, dx_acc);
+    }
+}

@@ -1,0 +1,112 @@
+/* eval.c — evaluation over a dataset: per-readout fine and coarse top-1 accuracy, mean loss, and
+ * confidence-based early exit. Coarse prediction = the group with the largest summed probability. */
+#include "eval.h"
+
+#include <math.h>
+#include <string.h>
+
+void rc_model_readout_flops(const rc_model *m, double *out) {
+    /* cumulative cost of the nodes each readout depends on: mark ancestors of each readout */
+    const rc_graph *g = &m->g;
+    char *need = rc_xcalloc((size_t)g->ntensors, 1);
+    double *node_flops = rc_xcalloc((size_t)g->nnodes, sizeof(double));
+    for (int i = 0; i < g->nnodes; i++) {
+        /* per-node cost via a single-node graph view is overkill; recompute with the same rules */
+        rc_graph view = *g;
+        view.nodes = &g->nodes[i];
+        view.nnodes = 1;
+        node_flops[i] = rc_graph_flops_per_image(&view);
+    }
+    for (int r = 0; r < m->nreadouts; r++) {
+        memset(need, 0, (size_t)g->ntensors);
+        need[m->readout[r]] = 1;
+        double f = 0;
+        for (int i = g->nnodes - 1; i >= 0; i--) {
+            const rc_node *n = &g->nodes[i];
+            if (!need[n->out]) continue;
+            f += node_flops[i];
+            for (int j = 0; j < n->nin; j++) need[n->in[j]] = 1;
+        }
+        out[r] = f;
+    }
+    free(need);
+    free(node_flops);
+}
+
+double rc_eval_accuracy(const rc_eval_result *r, int t) { return r->n ? (double)r->correct[t] / (double)r->n : 0; }
+double rc_eval_coarse_accuracy(const rc_eval_result *r, int t) {
+    return r->n ? (double)r->coarse_correct[t] / (double)r->n : 0;
+}
+
+rc_status rc_evaluate(rc_model *m, const rc_dataset *d, double exit_threshold, rc_eval_result *r) {
+    rc_graph *g = &m->g;
+    int B = g->batch, K = m->cfg.classes, R = m->nreadouts;
+    memset(r, 0, sizeof *r);
+    r->nreadouts = R;
+    r->exit_threshold = exit_threshold;
+    if (rc_dataset_check_shape(d, m->cfg.in_c, m->cfg.in_h, m->cfg.in_w, -1)) return RC_ERR;
+    if (d->classes > K)
+        return rc_fail("dataset %s has %d classes, the model has %d", d->spec, d->classes, K);
+    int ncoarse = d->coarse_of ? d->ncoarse : 0;
+    r->has_coarse = ncoarse > 0;
+    int *idx = rc_xmalloc((size_t)B * sizeof(int));
+    int *y = rc_xmalloc((size_t)B * sizeof(int));
+    double *prob = rc_xmalloc((size_t)K * sizeof(double));
+    double *gp = rc_xmalloc((size_t)(ncoarse > 0 ? ncoarse : 1) * sizeof(double));
+    int *exited = rc_xmalloc((size_t)B * sizeof(int));
+    double *rflops = rc_xmalloc((size_t)R * sizeof(double));
+    rc_model_readout_flops(m, rflops);
+    double exit_sum = 0, exit_flops = 0;
+    float *x = g->tensors[m->input].x;
+    for (long start = 0; start < d->n; start += B) {
+        int nb = (int)RC_MIN((long)B, d->n - start);
+        for (int i = 0; i < B; i++) idx[i] = (int)(start + (i < nb ? i : 0)); /* pad with a valid image */
+        rc_dataset_batch(d, idx, B, NULL, NULL, x, y);
+        rc_graph_forward(g, 0);
+        for (int i = 0; i < nb; i++) exited[i] = -1;
+        for (int t = 0; t < R; t++) {
+            const float *lg = g->tensors[m->readout[t]].x;
+            for (int i = 0; i < nb; i++) {
+                const float *l = lg + (size_t)i * K;
+                double mx = l[0];
+                int arg = 0;
+                for (int j = 1; j < K; j++)
+                    if (l[j] > mx) mx = l[j], arg = j;
+                double s = 0;
+                for (int j = 0; j < K; j++) s += (prob[j] = exp((double)l[j] - mx));
+                for (int j = 0; j < K; j++) prob[j] /= s;
+                int lab = y[i];
+                if (arg == lab) r->correct[t]++;
+                r->loss[t] += -log(prob[lab] > 1e-300 ? prob[lab] : 1e-300);
+                if (ncoarse > 0) {
+                    for (int c = 0; c < ncoarse; c++) gp[c] = 0;
+                    for (int j = 0; j < K && j < d->classes; j++)
+                        if (d->coarse_of[j] >= 0) gp[d->coarse_of[j]] += prob[j];
+                    int ca = 0;
+                    for (int c = 1; c < ncoarse; c++)
+                        if (gp[c] > gp[ca]) ca = c;
+                    if (ca == d->coarse_of[lab]) r->coarse_correct[t]++;
+                }
+                if (exit_threshold > 0 && exited[i] < 0 && (prob[arg] >= exit_threshold || t == R - 1)) {
+                    exited[i] = t;
+                    if (arg == lab) r->exit_correct++;
+                    exit_sum += t + 1;
+                    exit_flops += rflops[t];
+                }
+            }
+        }
+        r->n += nb;
+    }
+    for (int t = 0; t < R; t++) r->loss[t] /= (double)(r->n ? r->n : 1);
+    if (exit_threshold > 0 && r->n) {
+        r->exit_mean_readouts = exit_sum / (double)r->n;
+        r->exit_mean_flops = exit_flops / (double)r->n;
+    }
+    free(idx);
+    free(y);
+    free(prob);
+    free(gp);
+    free(exited);
+    free(rflops);
+    return RC_OK;
+}

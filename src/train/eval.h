@@ -1,0 +1,35 @@
+/* eval.h — accuracy of every readout (anytime prediction) over a dataset, coarse accuracy where the
+ * dataset has a taxonomy, mean loss per readout, and confidence-based early exit. */
+#ifndef RC_EVAL_H
+#define RC_EVAL_H
+
+#include "io/dataset.h"
+#include "models/model.h"
+
+typedef struct {
+    int nreadouts;
+    long n;                                  /* images evaluated */
+    long correct[RC_MAX_READOUTS];           /* fine top-1 correct per readout */
+    long coarse_correct[RC_MAX_READOUTS];    /* coarse correct per readout (if has_coarse) */
+    double loss[RC_MAX_READOUTS];            /* mean fine cross-entropy per readout */
+    int has_coarse;
+    /* early exit (exit_threshold > 0): first readout whose max softmax probability >= threshold,
+     * else the last one */
+    double exit_threshold;
+    long exit_correct;
+    double exit_mean_readouts; /* mean number of readouts (iterations) used */
+    double exit_mean_flops;    /* mean forward FLOPs per image up to the exit readout */
+} rc_eval_result;
+
+/* Evaluate the model (eval-mode batch norm) on every image of d, in batches of the model's batch size
+ * (the last partial batch is padded; padding is not counted). exit_threshold <= 0 disables early exit.
+ * Allocates small per-call buffers only. */
+rc_status rc_evaluate(rc_model *m, const rc_dataset *d, double exit_threshold, rc_eval_result *r);
+
+/* Forward FLOPs per image needed to produce readout r (0-based): every node that readout depends on. */
+void rc_model_readout_flops(const rc_model *m, double *flops_per_readout);
+
+double rc_eval_accuracy(const rc_eval_result *r, int readout);
+double rc_eval_coarse_accuracy(const rc_eval_result *r, int readout);
+
+#endif

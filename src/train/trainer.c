@@ -1,0 +1,428 @@
+/* trainer.c — the training loop. One static graph, one batch buffer; per step: assemble an augmented
+ * batch, forward, scheduled loss, backward, optimizer. Per epoch: evaluate every readout on the test
+ * (and validation) split, append to train.csv, checkpoint atomically. Resume restores params, optimizer
+ * state, rng streams and position, so the trajectory is the uninterrupted one. */
+#define _POSIX_C_SOURCE 200809L
+#include "trainer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "eval.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
+#include "io/ini.h"
+#include "models/model.h"
+#include "optim.h"
+
+static volatile sig_atomic_t stop_flag = 0;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_flag = 1;
+}
+
+void rc_train_install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int rc_train_stop_requested(void) { return stop_flag != 0; }
+
+rc_status rc_write_file_atomic(const char *path, const char *text, size_t len) {
+    size_t plen = strlen(path);
+    char *tmp = rc_xmalloc(plen + 8);
+    snprintf(tmp, plen + 8, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) {
+        rc_status st = rc_fail("cannot write %s: %s", tmp, strerror(errno));
+        free(tmp);
+        return st;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(fd, text + done, len - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = errno;
+            close(fd);
+            unlink(tmp);
+            rc_status st = rc_fail("cannot write %s: %s", path, strerror(w < 0 ? e : ENOSPC));
+            free(tmp);
+            return st;
+        }
+        done += (size_t)w;
+    }
+    if (fsync(fd) != 0 || close(fd) != 0) {
+        int e = errno;
+        unlink(tmp);
+        rc_status st = rc_fail("cannot write %s: %s", path, strerror(e));
+        free(tmp);
+        return st;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = errno;
+        unlink(tmp);
+        rc_status st = rc_fail("cannot rename %s to %s: %s", tmp, path, strerror(e));
+        free(tmp);
+        return st;
+    }
+    free(tmp);
+    /* make the rename durable */
+    char *dir = rc_xmalloc(plen + 2);
+    snprintf(dir, plen + 2, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = 0;
+    else
+        snprintf(dir, plen + 2, ".");
+    int dfd = open(dir, O_RDONLY);
+    if (dfd >= 0) {
+        fsync(dfd);
+        close(dfd);
+    }
+    free(dir);
+    return RC_OK;
+}
+
+/* ---- train.csv: kept in memory, rewritten atomically after each epoch ---- */
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} strbuf;
+
+static void sb_add(strbuf *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+#include <stdarg.h>
+static void sb_add(strbuf *s, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = s->cap - s->len;
+        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, room, fmt, ap);
+        va_end(ap);
+        RC_ASSERT(n >= 0);
+        if ((size_t)n < room) {
+            s->len += (size_t)n;
+            return;
+        }
+        s->cap = s->cap * 2 + (size_t)n + 256;
+        s->buf = rc_xrealloc(s->buf, s->cap);
+    }
+}
+
+/* Keep the header and the rows of epochs <= last_epoch from an existing train.csv. */
+static void csv_reload(strbuf *csv, const char *path, long last_epoch) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[16384];
+    int first = 1;
+    while (fgets(line, sizeof line, f)) {
+        if (first) {
+            first = 0;
+            continue; /* header is regenerated */
+        }
+        long e = strtol(line, NULL, 10);
+        if (e >= 1 && e <= last_epoch && strchr(line, '\n')) sb_add(csv, "%s", line);
+    }
+    fclose(f);
+}
+
+static void fmt_eta(char *out, size_t n, double s) {
+    if (s < 0 || !isfinite(s)) s = 0;
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(out, n, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+    else
+        snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
+}
+
+static uint64_t dbl_bits(double d) {
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+static double bits_dbl(uint64_t u) {
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+#define FAIL_GOTO(...)                                                                                       \
+    do {                                                                                                     \
+        rc_fail(__VA_ARGS__);                                                                                \
+        goto done;                                                                                           \
+    } while (0)
+
+rc_status rc_train(const char *config_text, const char *display_name, const rc_train_opts *o,
+                   rc_train_result *result) {
+    rc_status st = RC_ERR;
+    rc_ini *ini = NULL;
+    rc_model_cfg mc;
+    rc_train_cfg tc;
+    rc_model m;
+    int model_built = 0;
+    rc_dataset full = {0}, train = {0}, val = {0}, test = {0}, tmp = {0};
+    int *perm = NULL, *labels = NULL;
+    strbuf csv = {0};
+    char ckpt_path[4096], csv_path[4096];
+    rc_train_result res_local;
+    rc_train_result *res = result ? result : &res_local;
+    memset(res, 0, sizeof *res);
+    memset(&m, 0, sizeof m);
+
+    if (rc_ini_parse(config_text, strlen(config_text), display_name, &ini)) return RC_ERR;
+    if (rc_config_read(ini, "model", &mc, &tc)) goto done;
+    if (tc.threads > 0) rc_set_threads(tc.threads);
+    int threads = rc_get_threads();
+    snprintf(ckpt_path, sizeof ckpt_path, "%s/model.ckpt", o->run_dir);
+    snprintf(csv_path, sizeof csv_path, "%s/train.csv", o->run_dir);
+
+    /* data */
+    if (rc_dataset_load(tc.data, 1, &full)) goto done;
+    if (tc.limit > 0) {
+        if (rc_dataset_limit(&full, tc.limit, &tmp)) goto done;
+        rc_dataset_free(&full);
+        full = tmp;
+        memset(&tmp, 0, sizeof tmp);
+    }
+    if (tc.val > 0) {
+        if (tc.val >= full.n) FAIL_GOTO("train.val = %d leaves no training images (the split has %d)", tc.val, full.n);
+        if (rc_dataset_split(&full, tc.val, tc.seed, &train, &val)) goto done;
+        rc_dataset_free(&full);
+    } else {
+        train = full;
+        memset(&full, 0, sizeof full);
+    }
+    if (rc_dataset_load(tc.data, 0, &test)) goto done;
+    if (rc_dataset_copy_stats(&test, &train)) goto done;
+    if (rc_dataset_check_shape(&train, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
+    if (train.classes > mc.classes)
+        FAIL_GOTO("dataset %s has %d classes but model.classes = %d", train.spec, train.classes, mc.classes);
+    if (mc.loss == RC_LOSS_COARSE_TO_FINE && !train.coarse_of)
+        FAIL_GOTO("model.loss = coarse-to-fine needs a class taxonomy, and dataset %s has none "
+                  "(Fashion-MNIST and CIFAR-100 have one)",
+                  train.spec);
+    if (train.n < tc.batch)
+        FAIL_GOTO("the training split has %d images, fewer than one batch of %d (lower train.batch or raise "
+                  "train.limit)",
+                  train.n, tc.batch);
+
+    /* model */
+    if (rc_model_build(&mc, tc.batch, 0, &m)) goto done;
+    model_built = 1;
+    rc_graph *g = &m.g;
+    long spe = train.n / tc.batch;
+    rc_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    rc_rng shuffle_rng, aug_rng;
+    double loss_sum = 0;
+    long correct_sum = 0, seen = 0;
+    if (o->resume) {
+        if (rc_checkpoint_load(ckpt_path, g, &meta)) goto done;
+        if (meta.threads != threads)
+            fprintf(stderr,
+                    "recur: note: the run was started with %d threads and resumes with %d; results will not be "
+                    "bit-identical to an uninterrupted run\n",
+                    meta.threads, threads);
+        shuffle_rng = meta.shuffle_rng;
+        aug_rng = meta.rng;
+        loss_sum = bits_dbl((uint64_t)meta.reserved[0]);
+        correct_sum = (long)meta.reserved[1];
+        seen = (long)meta.reserved[2];
+        csv_reload(&csv, csv_path, meta.epoch);
+        if (meta.epoch >= tc.epochs) {
+            if (!o->quiet) fprintf(stderr, "recur: %s: all %d epochs are already done\n", o->run_dir, tc.epochs);
+            res->finished = 1;
+            res->epochs_done = meta.epoch;
+            st = RC_OK;
+            goto done;
+        }
+    } else {
+        rc_graph_init_params(g, tc.seed);
+        rc_rng_seed(&shuffle_rng, tc.seed ^ 0x53485546464c45ULL);
+        rc_rng_seed(&aug_rng, tc.seed ^ 0x4155474d454e54ULL);
+        meta.seed = tc.seed;
+        meta.threads = threads;
+    }
+    meta.threads = threads;
+    int R = m.nreadouts;
+    int has_coarse = test.coarse_of != NULL && test.ncoarse > 0;
+    /* CSV header */
+    strbuf head = {0};
+    sb_add(&head, "epoch,global_step,lr,train_loss,train_acc,epoch_seconds,images_per_s");
+    for (int t = 1; t <= R; t++) sb_add(&head, ",test_acc_%d", t);
+    if (has_coarse)
+        for (int t = 1; t <= R; t++) sb_add(&head, ",test_coarse_acc_%d", t);
+    if (val.n > 0) sb_add(&head, ",val_acc_%d", R);
+    sb_add(&head, "\n");
+
+    perm = rc_xmalloc((size_t)train.n * sizeof(int));
+    labels = rc_xmalloc((size_t)tc.batch * sizeof(int));
+    rc_augment aug = {tc.crop_pad, tc.flip};
+    int tty = isatty(2) && !o->quiet;
+    float *x = g->tensors[m.input].x;
+    const float *final_logits = g->tensors[m.readout[R - 1]].x;
+    double t_start = rc_now(), last_ckpt = rc_now();
+    long steps_this_run = 0;
+    int stopping = 0;
+    res->nreadouts = R;
+    res->has_coarse = has_coarse;
+    if (!o->quiet && !o->resume)
+        fprintf(stderr, "recur: training %s: %zu params, %d readouts, %ld steps/epoch x %d epochs, %d threads\n",
+                mc.name, rc_graph_trainable_params(g), R, spe, tc.epochs, threads);
+    if (!o->quiet && o->resume)
+        fprintf(stderr, "recur: resuming %s at epoch %ld step %ld (global step %ld)\n", o->run_dir, meta.epoch + 1,
+                meta.step_in_epoch, meta.global_step);
+
+    for (long epoch = meta.epoch; epoch < tc.epochs && !stopping; epoch++) {
+        rc_rng epoch_shuffle_start = shuffle_rng;
+        for (int i = 0; i < train.n; i++) perm[i] = i;
+        rc_rng_shuffle(&shuffle_rng, perm, train.n);
+        long first_step = (epoch == meta.epoch) ? meta.step_in_epoch : 0;
+        if (first_step == 0) loss_sum = 0, correct_sum = 0, seen = 0;
+        double ep_t0 = rc_now();
+        long ep_imgs = 0;
+        int log_every = (int)(spe / 10 > 0 ? spe / 10 : 1);
+        for (long s = first_step; s < spe; s++) {
+            rc_dataset_batch(&train, perm + s * tc.batch, tc.batch, &aug, &aug_rng, x, labels);
+            rc_graph_forward(g, 1);
+            double loss = rc_model_loss(&m, labels, train.coarse_of, NULL, 1);
+            if (!isfinite(loss))
+                FAIL_GOTO("loss is %s at step %ld (epoch %ld, step %ld of %ld); stopped; the last good checkpoint "
+                          "is %s",
+                          isnan(loss) ? "NaN" : "Inf", meta.global_step + 1, epoch + 1, s + 1, spe,
+                          access(ckpt_path, R_OK) == 0 ? ckpt_path : "(none yet)");
+            rc_graph_zero_grads(g);
+            rc_graph_backward(g);
+            size_t elem = 0;
+            int bad = rc_grads_first_nonfinite(g, &elem);
+            if (bad >= 0)
+                FAIL_GOTO("gradient of %s is not finite (element %zu) at step %ld (epoch %ld); stopped; the last "
+                          "good checkpoint is %s",
+                          g->params[bad].name, elem, meta.global_step + 1, epoch + 1,
+                          access(ckpt_path, R_OK) == 0 ? ckpt_path : "(none yet)");
+            double lr = rc_lr_at(&tc, meta.global_step, spe);
+            rc_optim_step(g, &tc, lr, meta.global_step + 1);
+            meta.global_step++;
+            steps_this_run++;
+            /* running stats of the epoch */
+            loss_sum += loss * tc.batch;
+            seen += tc.batch;
+            for (int i = 0; i < tc.batch; i++) {
+                const float *l = final_logits + (size_t)i * mc.classes;
+                int arg = 0;
+                for (int j = 1; j < mc.classes; j++)
+                    if (l[j] > l[arg]) arg = j;
+                correct_sum += arg == labels[i];
+            }
+            ep_imgs += tc.batch;
+            double el = rc_now() - ep_t0, ips = ep_imgs / (el > 1e-9 ? el : 1e-9);
+            if (tty) {
+                char eta[32];
+                fmt_eta(eta, sizeof eta, (double)(spe - s - 1) * tc.batch / ips);
+                int w = 24, fill = (int)((s + 1) * w / spe);
+                char bar[32];
+                for (int i = 0; i < w; i++) bar[i] = i < fill ? '#' : '.';
+                bar[w] = 0;
+                fprintf(stderr, "\repoch %ld/%d [%s] %ld/%ld loss %.4f lr %.2e %.0f img/s ETA %s   ", epoch + 1,
+                        tc.epochs, bar, s + 1, spe, loss_sum / seen, lr, ips, eta);
+            } else if (!o->quiet && ((s + 1) % log_every == 0)) {
+                fprintf(stderr, "epoch %ld/%d step %ld/%ld loss %.4f lr %.2e %.0f img/s\n", epoch + 1, tc.epochs,
+                        s + 1, spe, loss_sum / seen, lr, ips);
+            }
+            int want_stop = stop_flag || (o->max_steps > 0 && steps_this_run >= o->max_steps);
+            int periodic = o->ckpt_every_s > 0 && rc_now() - last_ckpt >= o->ckpt_every_s;
+            if ((want_stop || periodic) && s + 1 < spe) {
+                meta.epoch = epoch;
+                meta.step_in_epoch = s + 1;
+                meta.rng = aug_rng;
+                meta.shuffle_rng = epoch_shuffle_start;
+                meta.reserved[0] = (int64_t)dbl_bits(loss_sum);
+                meta.reserved[1] = correct_sum;
+                meta.reserved[2] = seen;
+                if (rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
+                last_ckpt = rc_now();
+                if (want_stop) {
+                    stopping = 1;
+                    break;
+                }
+            } else if (want_stop) {
+                stopping = 1; /* the epoch ends here: checkpoint after its evaluation */
+            }
+        }
+        if (tty) fprintf(stderr, "\n");
+        if (stopping && meta.step_in_epoch > 0 && meta.epoch == epoch && meta.step_in_epoch < spe) break;
+        /* epoch complete: evaluate every readout, append a CSV row, checkpoint */
+        double ep_sec = rc_now() - ep_t0;
+        rc_eval_result ev, evv;
+        if (rc_evaluate(&m, &test, 0, &ev)) goto done;
+        if (val.n > 0 && rc_evaluate(&m, &val, 0, &evv)) goto done;
+        double lr_now = rc_lr_at(&tc, meta.global_step > 0 ? meta.global_step - 1 : 0, spe);
+        sb_add(&csv, "%ld,%ld,%.6g,%.6f,%.6f,%.3f,%.1f", epoch + 1, meta.global_step, lr_now,
+               seen ? loss_sum / seen : 0.0, seen ? (double)correct_sum / seen : 0.0, ep_sec,
+               ep_imgs / (ep_sec > 1e-9 ? ep_sec : 1e-9));
+        for (int t = 0; t < R; t++) sb_add(&csv, ",%.4f", rc_eval_accuracy(&ev, t));
+        if (has_coarse)
+            for (int t = 0; t < R; t++) sb_add(&csv, ",%.4f", rc_eval_coarse_accuracy(&ev, t));
+        if (val.n > 0) sb_add(&csv, ",%.4f", rc_eval_accuracy(&evv, R - 1));
+        sb_add(&csv, "\n");
+        strbuf all = {0};
+        sb_add(&all, "%s%s", head.buf, csv.buf ? csv.buf : "");
+        rc_status wst = rc_write_file_atomic(csv_path, all.buf, all.len);
+        free(all.buf);
+        if (wst) goto done;
+        for (int t = 0; t < R; t++) {
+            res->test_acc[t] = rc_eval_accuracy(&ev, t);
+            res->test_coarse_acc[t] = rc_eval_coarse_accuracy(&ev, t);
+        }
+        double final_acc = rc_eval_accuracy(&ev, R - 1);
+        if (final_acc > meta.best_acc) meta.best_acc = final_acc;
+        if (!o->quiet) {
+            fprintf(stderr, "epoch %ld/%d: loss %.4f train %.2f%% test %.2f%% (", epoch + 1, tc.epochs,
+                    seen ? loss_sum / seen : 0.0, seen ? 100.0 * correct_sum / seen : 0.0, 100 * final_acc);
+            for (int t = 0; t < R; t++) fprintf(stderr, "%s%.1f", t ? " " : "by iteration: ", 100 * rc_eval_accuracy(&ev, t));
+            fprintf(stderr, ") %.1fs %.0f img/s\n", ep_sec, ep_imgs / (ep_sec > 1e-9 ? ep_sec : 1e-9));
+        }
+        meta.epoch = epoch + 1;
+        meta.step_in_epoch = 0;
+        meta.rng = aug_rng;
+        meta.shuffle_rng = shuffle_rng;
+        memset(meta.reserved, 0, sizeof meta.reserved);
+        if (rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
+        last_ckpt = rc_now();
+        res->epochs_done = epoch + 1;
+    }
+    res->epochs_done = meta.epoch;
+    res->finished = meta.epoch >= tc.epochs;
+    res->interrupted = !res->finished;
+    res->seconds = rc_now() - t_start;
+    if (res->interrupted && !o->quiet)
+        fprintf(stderr, "recur: stopped at epoch %ld step %ld; checkpoint %s; resume with: recur train --resume %s\n",
+                meta.epoch + 1, meta.step_in_epoch, ckpt_path, o->run_dir);
+    free(head.buf);
+    st = RC_OK;
+done:
+    if (model_built) rc_model_free(&m);
+    rc_dataset_free(&full);
+    rc_dataset_free(&train);
+    rc_dataset_free(&val);
+    rc_dataset_free(&test);
+    rc_dataset_free(&tmp);
+    free(perm);
+    free(labels);
+    free(csv.buf);
+    rc_ini_free(ini);
+    return st;
+}

@@ -1,0 +1,337 @@
+/* test_conv.c — conv2d tests: the reference backward against central finite differences, the oneDNN
+ * fast path against the reference on many shapes (forward, dx overwrite/accumulate, dw/db accumulate),
+ * determinism of the fast path, and that repeated calls of one shape create no new primitives. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/rng.h"
+#include "ops/ops.h"
+#include "test.h"
+#ifdef RC_HAVE_DNNL
+#include "ops/conv2d_dnnl.h"
+#endif
+
+/* Smaller shapes under AddressSanitizer so the binary stays fast there. */
+#if defined(__SANITIZE_ADDRESS__)
+#define RC_TEST_SMALL 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RC_TEST_SMALL 1
+#endif
+#endif
+#ifndef RC_TEST_SMALL
+#define RC_TEST_SMALL 0
+#endif
+
+static float *rand_buf(rc_rng *r, size_t n) {
+    float *p = rc_xmalloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) p[i] = rc_rng_uniform(r) * 2.0f - 1.0f;
+    return p;
+}
+
+static float *zero_buf(size_t n) { return rc_xcalloc(n, sizeof(float)); }
+
+static size_t x_size(const rc_conv_dims *d) { return (size_t)d->n * d->c * d->h * d->w; }
+static size_t y_size(const rc_conv_dims *d) { return (size_t)d->n * d->k * d->ho * d->wo; }
+static size_t w_size(const rc_conv_dims *d) { return (size_t)d->k * d->c * d->r * d->r; }
+
+/* L = sum_i g_i * y_i in double, y = conv(x, w, b) by the reference. */
+static double loss_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *g,
+                       float *ybuf) {
+    rc_conv2d_forward_ref(d, x, w, b, ybuf);
+    double s = 0.0;
+    for (size_t i = 0; i < y_size(d); i++) s += (double)g[i] * ybuf[i];
+    return s;
+}
+
+/* Central difference of L with respect to p[i]; L is linear in every input, so a large step is exact
+ * up to float rounding of y. */
+static double fd(const rc_conv_dims *d, float *x, float *w, float *b, const float *g, float *ybuf, float *p,
+                 size_t i) {
+    const float eps = 0.25f;
+    float save = p[i];
+    p[i] = save + eps;
+    double lp = loss_ref(d, x, w, b, g, ybuf);
+    p[i] = save - eps;
+    double lm = loss_ref(d, x, w, b, g, ybuf);
+    p[i] = save;
+    return (lp - lm) / (2.0 * (double)eps);
+}
+
+static void test_ref_backward_vs_fd(void) {
+    const int ks[] = {1, 3, 5}, ss[] = {1, 2}, ps[] = {0, 1, 2};
+    rc_rng rng;
+    rc_rng_seed(&rng, 1);
+    int cases = 0;
+    for (int ki = 0; ki < 3; ki++)
+        for (int si = 0; si < 2; si++)
+            for (int pi = 0; pi < 3; pi++)
+                for (int bias = 0; bias < 2; bias++) {
+                    /* alternate a square and a non-square input */
+                    const int h = 5, w = (cases % 2) ? 6 : 5;
+                    if (h + 2 * ps[pi] < ks[ki]) continue;
+                    rc_conv_dims d;
+                    rc_conv_dims_init(&d, 2, 3, h, w, 4, ks[ki], ss[si], ps[pi]);
+                    float *x = rand_buf(&rng, x_size(&d)), *wt = rand_buf(&rng, w_size(&d));
+                    float *b = bias ? rand_buf(&rng, (size_t)d.k) : NULL;
+                    float *g = rand_buf(&rng, y_size(&d)), *ybuf = zero_buf(y_size(&d));
+                    float *dx = rand_buf(&rng, x_size(&d)); /* garbage: acc=0 must overwrite */
+                    float *dw = zero_buf(w_size(&d)), *db = zero_buf((size_t)d.k);
+                    rc_conv2d_backward_ref(&d, x, wt, g, dx, 0, dw, bias ? db : NULL);
+                    char what[128];
+                    for (size_t i = 0; i < x_size(&d); i++) {
+                        snprintf(what, sizeof what, "dx[%zu] R=%d s=%d p=%d", i, d.r, d.stride, d.pad);
+                        CHECK_CLOSE(dx[i], fd(&d, x, wt, b, g, ybuf, x, i), 1e-4, 1e-4, what);
+                    }
+                    for (size_t i = 0; i < w_size(&d); i++) {
+                        snprintf(what, sizeof what, "dw[%zu] R=%d s=%d p=%d", i, d.r, d.stride, d.pad);
+                        CHECK_CLOSE(dw[i], fd(&d, x, wt, b, g, ybuf, wt, i), 1e-4, 1e-4, what);
+                    }
+                    if (bias)
+                        for (int i = 0; i < d.k; i++) {
+                            snprintf(what, sizeof what, "db[%d] R=%d s=%d p=%d", i, d.r, d.stride, d.pad);
+                            CHECK_CLOSE(db[i], fd(&d, x, wt, b, g, ybuf, b, (size_t)i), 1e-4, 1e-4, what);
+                        }
+                    /* accumulation: dx_acc=1 adds onto dx; dw and db add again */
+                    float *dx2 = rc_xmalloc(x_size(&d) * sizeof(float));
+                    float *base = rand_buf(&rng, x_size(&d));
+                    memcpy(dx2, base, x_size(&d) * sizeof(float));
+                    float *dw_once = rc_xmalloc(w_size(&d) * sizeof(float));
+                    memcpy(dw_once, dw, w_size(&d) * sizeof(float));
+                    rc_conv2d_backward_ref(&d, x, wt, g, dx2, 1, dw, bias ? db : NULL);
+                    for (size_t i = 0; i < x_size(&d); i++)
+                        CHECK_CLOSE(dx2[i], base[i] + dx[i], 1e-5, 1e-5, "ref dx_acc=1");
+                    for (size_t i = 0; i < w_size(&d); i++)
+                        CHECK_CLOSE(dw[i], 2.0 * dw_once[i], 1e-6, 1e-6, "ref dw accumulates");
+                    free(x), free(wt), free(b), free(g), free(ybuf), free(dx), free(dw), free(db);
+                    free(dx2), free(base), free(dw_once);
+                    cases++;
+                }
+    CHECK(cases == 36, "expected 36 finite-difference cases, ran %d", cases);
+}
+
+/* max |a - b| <= rel * max |ref| (+ a tiny floor for all-zero references) */
+static void check_rel(const float *got, const float *ref, size_t n, double rel, const char *what) {
+    double mref = 0.0, merr = 0.0;
+    size_t worst = 0;
+    for (size_t i = 0; i < n; i++) {
+        double r = fabs((double)ref[i]), e = fabs((double)got[i] - (double)ref[i]);
+        if (r > mref) mref = r;
+        if (e > merr || isnan(got[i])) merr = isnan(got[i]) ? INFINITY : e, worst = i;
+    }
+    CHECK(merr <= rel * mref + 1e-30, "%s: max error %.3g at [%zu] (got %.9g want %.9g), max |ref| %.3g", what, merr,
+          worst, (double)got[worst], (double)ref[worst], mref);
+}
+
+typedef struct {
+    int n, c, h, w, k, r, s, p;
+} shape;
+
+/* The fast path (rc_conv2d_forward/backward with rc_ops_fast=1) against the reference. */
+static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
+    rc_conv_dims d;
+    rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
+    char what[200];
+    snprintf(what, sizeof what, "N=%d C=%d %dx%d K=%d R=%d s=%d p=%d bias=%d", d.n, d.c, d.h, d.w, d.k, d.r, d.stride,
+             d.pad, bias);
+    const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), nk = (size_t)d.k;
+    float *x = rand_buf(rng, nx), *w = rand_buf(rng, nw), *b = bias ? rand_buf(rng, nk) : NULL;
+    float *dy = rand_buf(rng, ny), *base = rand_buf(rng, nx);
+    float *y0 = zero_buf(ny), *y1 = zero_buf(ny);
+    float *dx0 = zero_buf(nx), *dx1 = rand_buf(rng, nx);
+    float *dw0 = zero_buf(nw), *dw1 = zero_buf(nw), *db0 = zero_buf(nk), *db1 = zero_buf(nk);
+    float *scratch = zero_buf(rc_conv2d_scratch_floats(&d));
+    char m[260];
+
+    rc_conv2d_forward_ref(&d, x, w, b, y0);
+    rc_conv2d_forward(&d, x, w, b, y1);
+    snprintf(m, sizeof m, "forward %s", what);
+    check_rel(y1, y0, ny, 1e-4, m);
+
+    /* dx overwrite (dx1 holds garbage), dw/db accumulate from zero */
+    rc_conv2d_backward_ref(&d, x, w, dy, dx0, 0, dw0, bias ? db0 : NULL);
+    rc_conv2d_backward(&d, x, w, dy, dx1, 0, dw1, bias ? db1 : NULL, scratch);
+    snprintf(m, sizeof m, "dx acc=0 %s", what);
+    check_rel(dx1, dx0, nx, 1e-4, m);
+    snprintf(m, sizeof m, "dw %s", what);
+    check_rel(dw1, dw0, nw, 1e-4, m);
+    if (bias) {
+        snprintf(m, sizeof m, "db %s", what);
+        check_rel(db1, db0, nk, 1e-4, m);
+    }
+
+    /* second call: dx accumulates onto base, dw/db double */
+    memcpy(dx0, base, nx * sizeof(float));
+    memcpy(dx1, base, nx * sizeof(float));
+    rc_conv2d_backward_ref(&d, x, w, dy, dx0, 1, NULL, NULL);
+    rc_conv2d_backward(&d, x, w, dy, dx1, 1, dw1, bias ? db1 : NULL, scratch);
+    snprintf(m, sizeof m, "dx acc=1 %s", what);
+    check_rel(dx1, dx0, nx, 1e-4, m);
+    for (size_t i = 0; i < nw; i++) dw0[i] *= 2.0f;
+    for (size_t i = 0; i < nk; i++) db0[i] *= 2.0f;
+    snprintf(m, sizeof m, "dw twice %s", what);
+    check_rel(dw1, dw0, nw, 1e-4, m);
+    if (bias) {
+        snprintf(m, sizeof m, "db twice %s", what);
+        check_rel(db1, db0, nk, 1e-4, m);
+    }
+
+    /* NULL dx: only weight gradients; NULL dw/db: only dx */
+    float *dw2 = zero_buf(nw);
+    rc_conv2d_backward(&d, x, w, dy, NULL, 0, dw2, NULL, scratch);
+    for (size_t i = 0; i < nw; i++) dw0[i] *= 0.5f;
+    snprintf(m, sizeof m, "dw (dx NULL) %s", what);
+    check_rel(dw2, dw0, nw, 1e-4, m);
+    memcpy(dx1, base, nx * sizeof(float));
+    rc_conv2d_backward(&d, x, w, dy, dx1, 1, NULL, NULL, scratch);
+    snprintf(m, sizeof m, "dx (dw NULL) %s", what);
+    check_rel(dx1, dx0, nx, 1e-4, m);
+
+    free(x), free(w), free(b), free(dy), free(base), free(y0), free(y1), free(dx0), free(dx1);
+    free(dw0), free(dw1), free(db0), free(db1), free(scratch), free(dw2);
+}
+
+static const shape g_shapes[] = {
+    {8, 16, 28, 28, 32, 3, 1, 1},  /* the common trunk conv */
+    {4, 32, 14, 14, 64, 1, 2, 0},  /* stride-2 1x1 projection */
+    {4, 16, 15, 15, 32, 3, 2, 1},  /* stride-2 3x3, odd input */
+    {4, 64, 7, 7, 16, 1, 1, 0},    /* 1x1 */
+    {4, 48, 12, 12, 128, 3, 1, 1}, /* ConvLSTM-like: (input 16 + hidden 32) -> 4 gates x 32 */
+    {3, 5, 9, 13, 7, 3, 2, 1},     /* non-square, odd channel counts */
+    {2, 6, 6, 11, 10, 5, 1, 2},    /* non-square 5x5 */
+    {2, 3, 32, 32, 16, 3, 1, 1},   /* first layer, 3 channels */
+    {2, 3, 20, 18, 8, 7, 2, 3},    /* 7x7 stride-2 stem */
+    {1, 17, 8, 8, 9, 3, 1, 0},     /* no padding, N=1 */
+    {2, 8, 5, 5, 8, 5, 1, 0},      /* kernel as large as the input */
+};
+
+static void test_fast_vs_ref(void) {
+    rc_rng rng;
+    rc_rng_seed(&rng, 2);
+    rc_ops_fast = 1;
+    const int nshapes = (int)(sizeof g_shapes / sizeof g_shapes[0]);
+#ifdef RC_HAVE_DNNL
+    const int npolicies = 3; /* plain, blocked and auto layout policies all stay correct */
+#else
+    const int npolicies = 1;
+#endif
+    for (int pol = 0; pol < npolicies; pol++) {
+#ifdef RC_HAVE_DNNL
+        int old = rc_conv2d_dnnl_set_blocked(pol);
+#endif
+        for (int i = 0; i < nshapes; i++) {
+            shape sh = g_shapes[i];
+            if (RC_TEST_SMALL && sh.n > 2) sh.n = 2;
+            fast_vs_ref(&sh, i % 2, &rng);
+            fast_vs_ref(&sh, 1 - i % 2, &rng);
+        }
+#ifdef RC_HAVE_DNNL
+        rc_conv2d_dnnl_set_blocked(old);
+#endif
+    }
+}
+
+/* Two runs of the fast path on the same inputs give bit-identical outputs and gradients. */
+static void test_determinism(void) {
+    rc_rng rng;
+    rc_rng_seed(&rng, 3);
+    rc_ops_fast = 1;
+    rc_conv_dims d;
+    rc_conv_dims_init(&d, RC_TEST_SMALL ? 2 : 8, 16, 28, 28, 32, 3, 1, 1);
+    const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), nk = (size_t)d.k;
+    float *x = rand_buf(&rng, nx), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, nk), *dy = rand_buf(&rng, ny);
+    float *scratch = zero_buf(rc_conv2d_scratch_floats(&d));
+    float *out[2][4];
+    for (int run = 0; run < 2; run++) {
+        out[run][0] = zero_buf(ny), out[run][1] = zero_buf(nx), out[run][2] = zero_buf(nw);
+        out[run][3] = zero_buf(nk);
+        rc_conv2d_forward(&d, x, w, b, out[run][0]);
+        rc_conv2d_backward(&d, x, w, dy, out[run][1], 0, out[run][2], out[run][3], scratch);
+    }
+    CHECK(memcmp(out[0][0], out[1][0], ny * sizeof(float)) == 0, "forward differs between runs");
+    CHECK(memcmp(out[0][1], out[1][1], nx * sizeof(float)) == 0, "dx differs between runs");
+    CHECK(memcmp(out[0][2], out[1][2], nw * sizeof(float)) == 0, "dw differs between runs");
+    CHECK(memcmp(out[0][3], out[1][3], nk * sizeof(float)) == 0, "db differs between runs");
+    for (int run = 0; run < 2; run++)
+        for (int j = 0; j < 4; j++) free(out[run][j]);
+    free(x), free(w), free(b), free(dy), free(scratch);
+}
+
+/* The same shape called many times creates its primitives once. */
+static void test_primitive_reuse(void) {
+#ifdef RC_HAVE_DNNL
+    rc_rng rng;
+    rc_rng_seed(&rng, 4);
+    rc_ops_fast = 1;
+    rc_conv2d_release();
+    CHECK(rc_conv2d_dnnl_primitive_count() == 0, "count after release is %d", rc_conv2d_dnnl_primitive_count());
+    rc_conv_dims d;
+    rc_conv_dims_init(&d, 2, 8, 10, 10, 16, 3, 1, 1);
+    const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), nk = (size_t)d.k;
+    float *x = rand_buf(&rng, nx), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, nk), *dy = rand_buf(&rng, ny);
+    float *y = zero_buf(ny), *dx = zero_buf(nx), *dw = zero_buf(nw), *db = zero_buf(nk);
+    float *scratch = zero_buf(rc_conv2d_scratch_floats(&d));
+    /* warm-up: both dx_acc values so lazily made accumulate reorders exist */
+    rc_conv2d_forward(&d, x, w, b, y);
+    rc_conv2d_backward(&d, x, w, dy, dx, 0, dw, db, scratch);
+    rc_conv2d_backward(&d, x, w, dy, dx, 1, dw, db, scratch);
+    const int after_first = rc_conv2d_dnnl_primitive_count();
+    CHECK(after_first >= 3, "expected at least 3 primitives (fwd, bwd data, bwd weights), got %d", after_first);
+    for (int t = 0; t < 20; t++) { /* a recurrent cell unrolled 20 times */
+        rc_conv2d_forward(&d, x, w, b, y);
+        rc_conv2d_backward(&d, x, w, dy, dx, t % 2, dw, db, scratch);
+    }
+    CHECK(rc_conv2d_dnnl_primitive_count() == after_first, "primitives grew from %d to %d on repeated calls",
+          after_first, rc_conv2d_dnnl_primitive_count());
+    /* a new shape adds primitives; the old shape still adds none */
+    rc_conv_dims d2;
+    rc_conv_dims_init(&d2, 2, 8, 10, 10, 16, 1, 1, 0);
+    rc_conv2d_forward(&d2, x, w, b, y);
+    const int after_second = rc_conv2d_dnnl_primitive_count();
+    CHECK(after_second > after_first, "a new shape created no primitive");
+    rc_conv2d_forward(&d, x, w, b, y);
+    rc_conv2d_forward(&d2, x, w, b, y);
+    CHECK(rc_conv2d_dnnl_primitive_count() == after_second, "old shapes recreated primitives");
+    rc_conv2d_release();
+    CHECK(rc_conv2d_dnnl_primitive_count() == 0, "count after release is %d", rc_conv2d_dnnl_primitive_count());
+    /* usable again after release */
+    float *y2 = zero_buf(ny);
+    rc_conv2d_forward(&d, x, w, b, y2);
+    rc_conv2d_forward_ref(&d, x, w, b, y);
+    check_rel(y2, y, ny, 1e-4, "forward after release");
+    free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(scratch), free(y2);
+#endif
+}
+
+/* Changing the thread count still gives correct results (a separate primitive per thread count). */
+static void test_threads(void) {
+    rc_rng rng;
+    rc_rng_seed(&rng, 5);
+    rc_ops_fast = 1;
+    rc_conv_dims d;
+    rc_conv_dims_init(&d, 4, 8, 12, 12, 16, 3, 1, 1);
+    const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d);
+    float *x = rand_buf(&rng, nx), *w = rand_buf(&rng, nw), *y0 = zero_buf(ny), *y1 = zero_buf(ny);
+    rc_conv2d_forward_ref(&d, x, w, NULL, y0);
+    const int old = rc_get_threads();
+    for (int t = 1; t <= 2; t++) {
+        rc_set_threads(t);
+        rc_conv2d_forward(&d, x, w, NULL, y1);
+        char m[64];
+        snprintf(m, sizeof m, "forward with %d threads", t);
+        check_rel(y1, y0, ny, 1e-4, m);
+    }
+    rc_set_threads(old);
+    free(x), free(w), free(y0), free(y1);
+}
+
+int main(void) {
+    RUN_TEST(test_ref_backward_vs_fd);
+    RUN_TEST(test_fast_vs_ref);
+    RUN_TEST(test_determinism);
+    RUN_TEST(test_primitive_reuse);
+    RUN_TEST(test_threads);
+    rc_conv2d_release();
+    TEST_MAIN_END();
+}

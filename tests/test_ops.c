@@ -1,0 +1,947 @@
+/* test_ops.c — unit tests for every op except conv2d: central-difference gradient checks of each
+ * backward (inputs and params), overwrite/accumulate semantics, running statistics, hand-computed
+ * cases (max-pool ties, nearest resize), and fast path vs reference (agreement and determinism). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/rng.h"
+#include "ops/ops.h"
+#include "test.h"
+
+/* ------------------------------------------------------------------ helpers */
+
+static rc_rng g_rng;
+
+static float *fbuf(size_t n) { return rc_xcalloc(n ? n : 1, sizeof(float)); }
+
+static void fill_normal(float *p, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) p[i] = scale * rc_rng_normal(&g_rng);
+}
+
+static void fill_const(float *p, size_t n, float v) {
+    for (size_t i = 0; i < n; i++) p[i] = v;
+}
+
+/* Move every value at least `margin` away from zero (keeps ReLU off its kink under perturbation). */
+static void push_from_zero(float *p, size_t n, float margin) {
+    for (size_t i = 0; i < n; i++) p[i] += p[i] >= 0.0f ? margin : -margin;
+}
+
+/* Distinct values on a grid of spacing `step` in random order (no max-pool ties, no near-ties). */
+static void fill_distinct(float *p, size_t n, float step) {
+    int *perm = rc_xmalloc(n * sizeof(int));
+    for (size_t i = 0; i < n; i++) perm[i] = (int)i;
+    rc_rng_shuffle(&g_rng, perm, (int)n);
+    for (size_t i = 0; i < n; i++) p[i] = step * (float)(perm[i] - (int)n / 2);
+    free(perm);
+}
+
+static double dotd(const float *a, const float *b, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * b[i];
+    return s;
+}
+
+static double maxabs(const float *p, size_t n) {
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++) m = fabs(p[i]) > m ? fabs(p[i]) : m;
+    return m;
+}
+
+typedef double (*loss_fn)(void *ctx);
+
+/* Compare grad[i] with the central difference of f in p[i]. The perturbation is done on the float
+ * input and the actual step (after float rounding) is used as the denominator. */
+static void fd_check(const char *what, float *p, size_t n, const float *grad, loss_fn f, void *ctx, float eps,
+                     double rtol, double atol) {
+    int bad = 0;
+    size_t worst_i = 0;
+    double worst = -1.0, worst_fd = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        float save = p[i];
+        float hi = save + eps, lo = save - eps;
+        p[i] = hi;
+        double lp = f(ctx);
+        p[i] = lo;
+        double lm = f(ctx);
+        p[i] = save;
+        double fd = (lp - lm) / ((double)hi - (double)lo);
+        double err = fabs((double)grad[i] - fd);
+        double tol = atol + rtol * fabs(fd);
+        if (!(err <= tol)) bad++;
+        if (!(err - tol <= worst)) {
+            worst = err - tol;
+            worst_i = i;
+            worst_fd = fd;
+        }
+    }
+    CHECK(bad == 0, "%s: %d of %zu gradients off; worst at %zu: analytic %.7g vs numeric %.7g", what, bad, n,
+          worst_i, n ? (double)grad[worst_i] : 0.0, worst_fd);
+}
+
+/* Check after[i] == before[i] + delta[i] (up to float rounding of the sum). */
+static void check_accumulated(const char *what, const float *after, const float *before, const float *delta,
+                              size_t n) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double want = (double)before[i] + delta[i];
+        if (!(fabs(after[i] - want) <= 1e-6 + 1e-5 * fabs(want))) bad++;
+    }
+    CHECK(bad == 0, "%s: %d of %zu entries are not previous + gradient", what, bad, n);
+}
+
+/* a ~ b within rtol relative to each entry plus rtol * max|b| absolute. */
+static void check_arrays_close(const char *what, const float *a, const float *b, size_t n, double rtol) {
+    double atol = rtol * maxabs(b, n) + 1e-30;
+    int bad = 0;
+    size_t first = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs((double)a[i] - b[i]) <= atol + rtol * fabs(b[i]))) {
+            if (!bad) first = i;
+            bad++;
+        }
+    CHECK(bad == 0, "%s: %d of %zu differ; first at %zu: %.9g vs %.9g", what, bad, n, first,
+          n ? (double)a[first] : 0.0, n ? (double)b[first] : 0.0);
+}
+
+static void check_identical(const char *what, const float *a, const float *b, size_t n) {
+    CHECK(memcmp(a, b, n * sizeof(float)) == 0, "%s: results are not bit-identical", what);
+}
+
+static int all_finite(const float *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) return 0;
+    return 1;
+}
+
+/* ------------------------------------------------------------------ activations */
+
+enum { ACT_RELU, ACT_SIGMOID, ACT_TANH };
+static const char *act_name[] = {"relu", "sigmoid", "tanh"};
+
+typedef struct {
+    int kind;
+    size_t n;
+    float *x, *y, *r;
+} act_ctx;
+
+static void act_forward(int kind, size_t n, const float *x, float *y) {
+    if (kind == ACT_RELU) rc_relu_forward(n, x, y);
+    if (kind == ACT_SIGMOID) rc_sigmoid_forward(n, x, y);
+    if (kind == ACT_TANH) rc_tanh_forward(n, x, y);
+}
+
+static void act_backward(int kind, size_t n, const float *x, const float *y, const float *dy, float *dx, int acc) {
+    if (kind == ACT_RELU) rc_relu_backward(n, x, dy, dx, acc);
+    if (kind == ACT_SIGMOID) rc_sigmoid_backward(n, y, dy, dx, acc);
+    if (kind == ACT_TANH) rc_tanh_backward(n, y, dy, dx, acc);
+}
+
+static double act_loss(void *p) {
+    act_ctx *c = p;
+    act_forward(c->kind, c->n, c->x, c->y);
+    return dotd(c->r, c->y, c->n);
+}
+
+static void test_activations(void) {
+    for (int kind = 0; kind < 3; kind++) {
+        act_ctx c = {kind, 37, fbuf(37), fbuf(37), fbuf(37)};
+        float *dx = fbuf(c.n), *before = fbuf(c.n), *dx0 = fbuf(c.n);
+        fill_normal(c.x, c.n, 2.0f);
+        if (kind == ACT_RELU) push_from_zero(c.x, c.n, 0.05f);
+        fill_normal(c.r, c.n, 1.0f);
+        act_forward(kind, c.n, c.x, c.y);
+        fill_const(dx, c.n, NAN); /* acc=0 must overwrite garbage */
+        act_backward(kind, c.n, c.x, c.y, c.r, dx, 0);
+        memcpy(dx0, dx, c.n * sizeof(float));
+        char name[64];
+        snprintf(name, sizeof name, "%s dx", act_name[kind]);
+        fd_check(name, c.x, c.n, dx0, act_loss, &c, 1e-2f, 2e-2, 2e-3);
+        /* acc=1 adds */
+        act_forward(kind, c.n, c.x, c.y);
+        fill_normal(dx, c.n, 1.0f);
+        memcpy(before, dx, c.n * sizeof(float));
+        act_backward(kind, c.n, c.x, c.y, c.r, dx, 1);
+        snprintf(name, sizeof name, "%s acc=1", act_name[kind]);
+        check_accumulated(name, dx, before, dx0, c.n);
+        act_backward(kind, c.n, c.x, c.y, c.r, NULL, 0); /* NULL = skip, must not crash */
+        free(c.x), free(c.y), free(c.r), free(dx), free(before), free(dx0);
+    }
+    /* spot values */
+    float x[5] = {-2.0f, -0.0f, 0.0f, 0.5f, 100.0f}, y[5];
+    rc_relu_forward(5, x, y);
+    CHECK(y[0] == 0.0f && y[2] == 0.0f && y[3] == 0.5f && y[4] == 100.0f, "relu values");
+    float xs[3] = {-200.0f, 0.0f, 200.0f};
+    rc_sigmoid_forward(3, xs, y);
+    CHECK(y[0] >= 0.0f && y[0] < 1e-30f && y[1] == 0.5f && y[2] == 1.0f, "sigmoid saturates without NaN");
+    rc_tanh_forward(3, xs, y);
+    CHECK(y[0] == -1.0f && y[1] == 0.0f && y[2] == 1.0f, "tanh values");
+}
+
+/* ------------------------------------------------------------------ add, mul */
+
+typedef struct {
+    int mul;
+    size_t n;
+    float *a, *b, *y, *r;
+} bin_ctx;
+
+static double bin_loss(void *p) {
+    bin_ctx *c = p;
+    if (c->mul)
+        rc_mul_forward(c->n, c->a, c->b, c->y);
+    else
+        rc_add_forward(c->n, c->a, c->b, c->y);
+    return dotd(c->r, c->y, c->n);
+}
+
+static void bin_backward(const bin_ctx *c, float *da, int da_acc, float *db, int db_acc) {
+    if (c->mul)
+        rc_mul_backward(c->n, c->a, c->b, c->r, da, da_acc, db, db_acc);
+    else
+        rc_add_backward(c->n, c->r, da, da_acc, db, db_acc);
+}
+
+static void test_add_mul(void) {
+    for (int mul = 0; mul < 2; mul++) {
+        size_t n = 29;
+        bin_ctx c = {mul, n, fbuf(n), fbuf(n), fbuf(n), fbuf(n)};
+        float *da = fbuf(n), *db = fbuf(n), *da0 = fbuf(n), *db0 = fbuf(n), *before = fbuf(n);
+        fill_normal(c.a, n, 1.0f);
+        fill_normal(c.b, n, 1.0f);
+        fill_normal(c.r, n, 1.0f);
+        fill_const(da, n, NAN);
+        fill_const(db, n, NAN);
+        bin_backward(&c, da, 0, db, 0);
+        memcpy(da0, da, n * sizeof(float));
+        memcpy(db0, db, n * sizeof(float));
+        fd_check(mul ? "mul da" : "add da", c.a, n, da0, bin_loss, &c, 1e-2f, 2e-2, 2e-3);
+        fd_check(mul ? "mul db" : "add db", c.b, n, db0, bin_loss, &c, 1e-2f, 2e-2, 2e-3);
+        /* acc=1 on one, acc=0 on the other, and NULL skipping */
+        fill_normal(da, n, 1.0f);
+        memcpy(before, da, n * sizeof(float));
+        fill_const(db, n, NAN);
+        bin_backward(&c, da, 1, db, 0);
+        check_accumulated(mul ? "mul da acc=1" : "add da acc=1", da, before, da0, n);
+        check_identical(mul ? "mul db acc=0" : "add db acc=0", db, db0, n);
+        bin_backward(&c, NULL, 0, db, 1);
+        bin_backward(&c, da, 1, NULL, 0);
+        /* same input used twice: y = a op a, gradient 2 * (a dy) or 2 * dy, one buffer for both */
+        bin_ctx s = {mul, n, c.a, c.a, c.y, c.r};
+        fill_const(da, n, NAN);
+        bin_backward(&s, da, 0, da, 1);
+        float *want = fbuf(n);
+        for (size_t i = 0; i < n; i++) want[i] = 2.0f * c.r[i] * (mul ? c.a[i] : 1.0f);
+        check_arrays_close(mul ? "mul a*a gradient" : "add a+a gradient", da, want, n, 1e-6);
+        free(want);
+        free(c.a), free(c.b), free(c.y), free(c.r), free(da), free(db), free(da0), free(db0), free(before);
+    }
+}
+
+/* ------------------------------------------------------------------ concat, slice */
+
+typedef struct {
+    int n, nin, hw;
+    const int *cs;
+    float **xs;
+    float *y, *r;
+    size_t ny;
+} cat_ctx;
+
+static double cat_loss(void *p) {
+    cat_ctx *c = p;
+    rc_concat_forward(c->n, c->nin, c->cs, c->hw, (const float *const *)c->xs, c->y);
+    return dotd(c->r, c->y, c->ny);
+}
+
+static void test_concat(void) {
+    int cs[3] = {2, 1, 3};
+    int n = 2, hw = 3, ctot = 6;
+    float *xs[3];
+    size_t nx[3];
+    for (int i = 0; i < 3; i++) {
+        nx[i] = (size_t)n * cs[i] * hw;
+        xs[i] = fbuf(nx[i]);
+        fill_normal(xs[i], nx[i], 1.0f);
+    }
+    size_t ny = (size_t)n * ctot * hw;
+    cat_ctx c = {n, 3, hw, cs, xs, fbuf(ny), fbuf(ny), ny};
+    fill_normal(c.r, ny, 1.0f);
+    cat_loss(&c);
+    /* forward layout: channel 3 of batch 1 is x2's channel 0 of batch 1 */
+    CHECK(c.y[(1 * ctot + 3) * hw + 2] == xs[2][(1 * 3 + 0) * hw + 2], "concat layout");
+    CHECK(c.y[(1 * ctot + 2) * hw + 1] == xs[1][(1 * 1 + 0) * hw + 1], "concat layout (middle input)");
+    float *dxs[3], *d0[3];
+    for (int i = 0; i < 3; i++) {
+        dxs[i] = fbuf(nx[i]);
+        d0[i] = fbuf(nx[i]);
+        fill_const(dxs[i], nx[i], NAN);
+    }
+    int acc0[3] = {0, 0, 0};
+    rc_concat_backward(n, 3, cs, hw, c.r, dxs, acc0);
+    for (int i = 0; i < 3; i++) {
+        memcpy(d0[i], dxs[i], nx[i] * sizeof(float));
+        fd_check("concat dx", xs[i], nx[i], d0[i], cat_loss, &c, 1e-2f, 2e-2, 2e-3);
+    }
+    /* mixed flags: input 0 overwrites garbage, input 1 skipped (NULL), input 2 accumulates */
+    float *before = fbuf(nx[2]);
+    fill_const(dxs[0], nx[0], NAN);
+    fill_normal(dxs[2], nx[2], 1.0f);
+    memcpy(before, dxs[2], nx[2] * sizeof(float));
+    float *mixed[3] = {dxs[0], NULL, dxs[2]};
+    int accm[3] = {0, 1, 1};
+    rc_concat_backward(n, 3, cs, hw, c.r, mixed, accm);
+    check_identical("concat acc=0 input", dxs[0], d0[0], nx[0]);
+    check_accumulated("concat acc=1 input", dxs[2], before, d0[2], nx[2]);
+    free(before);
+    for (int i = 0; i < 3; i++) free(xs[i]), free(dxs[i]), free(d0[i]);
+    free(c.y), free(c.r);
+}
+
+typedef struct {
+    int n, c, hw, c0, len;
+    float *x, *y, *r;
+} slice_ctx;
+
+static double slice_loss(void *p) {
+    slice_ctx *s = p;
+    rc_slice_forward(s->n, s->c, s->hw, s->c0, s->len, s->x, s->y);
+    return dotd(s->r, s->y, (size_t)s->n * s->len * s->hw);
+}
+
+static void test_slice(void) {
+    slice_ctx s = {2, 5, 3, 1, 3, NULL, NULL, NULL};
+    size_t nx = (size_t)s.n * s.c * s.hw, ny = (size_t)s.n * s.len * s.hw;
+    s.x = fbuf(nx), s.y = fbuf(ny), s.r = fbuf(ny);
+    float *dx = fbuf(nx), *dx0 = fbuf(nx), *before = fbuf(nx);
+    fill_normal(s.x, nx, 1.0f);
+    fill_normal(s.r, ny, 1.0f);
+    slice_loss(&s);
+    CHECK(s.y[(1 * 3 + 2) * 3 + 1] == s.x[(1 * 5 + 3) * 3 + 1], "slice picks channel c0 + 2");
+    fill_const(dx, nx, NAN);
+    rc_slice_backward(s.n, s.c, s.hw, s.c0, s.len, s.r, dx, 0);
+    memcpy(dx0, dx, nx * sizeof(float));
+    fd_check("slice dx", s.x, nx, dx0, slice_loss, &s, 1e-2f, 2e-2, 2e-3);
+    CHECK(dx0[0] == 0.0f && dx0[(0 * 5 + 4) * 3 + 2] == 0.0f, "slice acc=0 zeros channels outside");
+    fill_normal(dx, nx, 1.0f);
+    memcpy(before, dx, nx * sizeof(float));
+    rc_slice_backward(s.n, s.c, s.hw, s.c0, s.len, s.r, dx, 1);
+    check_accumulated("slice acc=1", dx, before, dx0, nx);
+    free(s.x), free(s.y), free(s.r), free(dx), free(dx0), free(before);
+}
+
+/* ------------------------------------------------------------------ pooling */
+
+typedef struct {
+    int max;
+    rc_pool_dims d;
+    float *x, *y, *r;
+} pool_ctx;
+
+static size_t pool_in(const rc_pool_dims *d) { return (size_t)d->n * d->c * d->h * d->w; }
+static size_t pool_out(const rc_pool_dims *d) { return (size_t)d->n * d->c * d->ho * d->wo; }
+
+static double pool_loss(void *p) {
+    pool_ctx *c = p;
+    if (c->max)
+        rc_maxpool_forward(&c->d, c->x, c->y);
+    else
+        rc_avgpool_forward(&c->d, c->x, c->y);
+    return dotd(c->r, c->y, pool_out(&c->d));
+}
+
+static void pool_backward(const pool_ctx *c, float *dx, int acc) {
+    if (c->max)
+        rc_maxpool_backward(&c->d, c->x, c->r, dx, acc);
+    else
+        rc_avgpool_backward(&c->d, c->r, dx, acc);
+}
+
+static void test_pool_grad(void) {
+    /* (h, w, k, stride, pad) */
+    int cfg[4][5] = {{7, 7, 3, 2, 1}, {6, 6, 2, 2, 0}, {5, 6, 3, 1, 1}, {8, 5, 3, 3, 0}};
+    for (int max = 0; max < 2; max++)
+        for (int t = 0; t < 4; t++) {
+            pool_ctx c;
+            c.max = max;
+            rc_pool_dims_init(&c.d, 2, 2, cfg[t][0], cfg[t][1], cfg[t][2], cfg[t][3], cfg[t][4]);
+            size_t nx = pool_in(&c.d), ny = pool_out(&c.d);
+            c.x = fbuf(nx), c.y = fbuf(ny), c.r = fbuf(ny);
+            float *dx = fbuf(nx), *dx0 = fbuf(nx), *before = fbuf(nx);
+            fill_distinct(c.x, nx, 0.01f); /* spacing 0.01 > 2 * eps: the argmax never moves */
+            fill_normal(c.r, ny, 1.0f);
+            pool_loss(&c);
+            fill_const(dx, nx, NAN);
+            pool_backward(&c, dx, 0);
+            memcpy(dx0, dx, nx * sizeof(float));
+            char name[64];
+            snprintf(name, sizeof name, "%s config %d dx", max ? "maxpool" : "avgpool", t);
+            fd_check(name, c.x, nx, dx0, pool_loss, &c, 1e-3f, 2e-2, 2e-3);
+            fill_normal(dx, nx, 1.0f);
+            memcpy(before, dx, nx * sizeof(float));
+            pool_backward(&c, dx, 1);
+            snprintf(name, sizeof name, "%s config %d acc=1", max ? "maxpool" : "avgpool", t);
+            check_accumulated(name, dx, before, dx0, nx);
+            free(c.x), free(c.y), free(c.r), free(dx), free(dx0), free(before);
+        }
+}
+
+static void test_pool_hand(void) {
+    rc_pool_dims d;
+    /* ties, non-overlapping 2x2 windows: the first maximum in row-major order takes the gradient */
+    float x[16] = {1, 1, 0, 0, /**/ 1, 1, 0, 2, /**/ 0, 0, 3, 3, /**/ 0, 0, 3, 3};
+    float y[4], dy[4] = {1, 2, 3, 4}, dx[16];
+    rc_pool_dims_init(&d, 1, 1, 4, 4, 2, 2, 0);
+    CHECK(d.ho == 2 && d.wo == 2, "pool dims 4x4 k2 s2");
+    rc_maxpool_forward(&d, x, y);
+    CHECK(y[0] == 1 && y[1] == 2 && y[2] == 0 && y[3] == 3, "maxpool tie values");
+    fill_const(dx, 16, NAN);
+    rc_maxpool_backward(&d, x, dy, dx, 0);
+    float want[16] = {1, 0, 0, 0, /**/ 0, 0, 0, 2, /**/ 3, 0, 4, 0, /**/ 0, 0, 0, 0};
+    check_identical("maxpool tie gradient (2x2 windows)", dx, want, 16);
+
+    /* ties, overlapping 3x3 windows with padding on a constant 3x3 plane, dy = 1 everywhere:
+     * outputs (0,0),(0,1),(1,0),(1,1) pick cell (0,0); (0,2),(1,2) pick (0,1); (2,0),(2,1) pick (1,0);
+     * (2,2) picks (1,1). */
+    float xc[9], yc[9], dyc[9], dxc[9];
+    fill_const(xc, 9, 5.0f);
+    fill_const(dyc, 9, 1.0f);
+    rc_pool_dims_init(&d, 1, 1, 3, 3, 3, 1, 1);
+    rc_maxpool_forward(&d, xc, yc);
+    fill_const(dxc, 9, NAN);
+    rc_maxpool_backward(&d, xc, dyc, dxc, 0);
+    float wantc[9] = {4, 2, 0, /**/ 2, 1, 0, /**/ 0, 0, 0};
+    check_identical("maxpool tie gradient (overlapping, padded)", dxc, wantc, 9);
+
+    /* max pooling ignores padding (all-negative input), average pooling counts it (divisor k*k) */
+    float xn[4] = {-1, -2, -3, -4}, yn[4];
+    rc_pool_dims_init(&d, 1, 1, 2, 2, 3, 1, 1);
+    rc_maxpool_forward(&d, xn, yn);
+    CHECK(yn[0] == -1 && yn[1] == -1 && yn[2] == -1 && yn[3] == -1, "maxpool ignores zero padding");
+    float ones[4] = {1, 1, 1, 1};
+    rc_avgpool_forward(&d, ones, yn);
+    for (int i = 0; i < 4; i++) CHECK_CLOSE(yn[i], 4.0 / 9.0, 1e-6, 0, "avgpool count_include_pad");
+    float x5[25];
+    for (int i = 0; i < 25; i++) x5[i] = (float)i;
+    float y5[9];
+    rc_pool_dims_init(&d, 1, 1, 5, 5, 3, 2, 1);
+    CHECK(d.ho == 3 && d.wo == 3, "pool dims 5x5 k3 s2 p1");
+    rc_avgpool_forward(&d, x5, y5);
+    /* output (0,0): cells (0,0),(0,1),(1,0),(1,1) = 0+1+5+6 = 12, over 9; (1,1): rows 1-3 cols 1-3 */
+    CHECK_CLOSE(y5[0], 12.0 / 9.0, 1e-6, 0, "avgpool corner");
+    CHECK_CLOSE(y5[4], (6 + 7 + 8 + 11 + 12 + 13 + 16 + 17 + 18) / 9.0, 1e-6, 0, "avgpool centre");
+    rc_maxpool_forward(&d, x5, y5);
+    CHECK(y5[0] == 6 && y5[4] == 18 && y5[8] == 24, "maxpool 5x5 values");
+}
+
+/* ------------------------------------------------------------------ global average pooling */
+
+typedef struct {
+    int n, c, hw;
+    float *x, *y, *r;
+} gap_ctx;
+
+static double gap_loss(void *p) {
+    gap_ctx *g = p;
+    rc_gap_forward(g->n, g->c, g->hw, g->x, g->y);
+    return dotd(g->r, g->y, (size_t)g->n * g->c);
+}
+
+static void test_gap(void) {
+    gap_ctx g = {2, 3, 5, NULL, NULL, NULL};
+    size_t nx = 30, ny = 6;
+    g.x = fbuf(nx), g.y = fbuf(ny), g.r = fbuf(ny);
+    float *dx = fbuf(nx), *dx0 = fbuf(nx), *before = fbuf(nx);
+    fill_normal(g.x, nx, 1.0f);
+    fill_normal(g.r, ny, 1.0f);
+    gap_loss(&g);
+    double s = 0;
+    for (int i = 0; i < 5; i++) s += g.x[(1 * 3 + 2) * 5 + i];
+    CHECK_CLOSE(g.y[1 * 3 + 2], s / 5, 1e-6, 1e-7, "gap value");
+    fill_const(dx, nx, NAN);
+    rc_gap_backward(g.n, g.c, g.hw, g.r, dx, 0);
+    memcpy(dx0, dx, nx * sizeof(float));
+    fd_check("gap dx", g.x, nx, dx0, gap_loss, &g, 1e-2f, 2e-2, 2e-3);
+    fill_normal(dx, nx, 1.0f);
+    memcpy(before, dx, nx * sizeof(float));
+    rc_gap_backward(g.n, g.c, g.hw, g.r, dx, 1);
+    check_accumulated("gap acc=1", dx, before, dx0, nx);
+    free(g.x), free(g.y), free(g.r), free(dx), free(dx0), free(before);
+}
+
+/* ------------------------------------------------------------------ nearest upsampling */
+
+typedef struct {
+    int n, c, h, w, ho, wo;
+    float *x, *y, *r;
+} ups_ctx;
+
+static double ups_loss(void *p) {
+    ups_ctx *u = p;
+    rc_upsample_forward(u->n, u->c, u->h, u->w, u->ho, u->wo, u->x, u->y);
+    return dotd(u->r, u->y, (size_t)u->n * u->c * u->ho * u->wo);
+}
+
+static void test_upsample_grad(void) {
+    int cfg[4][4] = {{4, 4, 7, 7}, {7, 7, 14, 14}, {7, 5, 4, 9}, {3, 3, 3, 3}};
+    for (int t = 0; t < 4; t++) {
+        ups_ctx u = {2, 2, cfg[t][0], cfg[t][1], cfg[t][2], cfg[t][3], NULL, NULL, NULL};
+        size_t nx = (size_t)u.n * u.c * u.h * u.w, ny = (size_t)u.n * u.c * u.ho * u.wo;
+        u.x = fbuf(nx), u.y = fbuf(ny), u.r = fbuf(ny);
+        float *dx = fbuf(nx), *dx0 = fbuf(nx), *before = fbuf(nx);
+        fill_normal(u.x, nx, 1.0f);
+        fill_normal(u.r, ny, 1.0f);
+        ups_loss(&u);
+        fill_const(dx, nx, NAN);
+        rc_upsample_backward(u.n, u.c, u.h, u.w, u.ho, u.wo, u.r, dx, 0);
+        memcpy(dx0, dx, nx * sizeof(float));
+        fd_check("upsample dx", u.x, nx, dx0, ups_loss, &u, 1e-2f, 2e-2, 2e-3);
+        fill_normal(dx, nx, 1.0f);
+        memcpy(before, dx, nx * sizeof(float));
+        rc_upsample_backward(u.n, u.c, u.h, u.w, u.ho, u.wo, u.r, dx, 1);
+        check_accumulated("upsample acc=1", dx, before, dx0, nx);
+        free(u.x), free(u.y), free(u.r), free(dx), free(dx0), free(before);
+    }
+}
+
+static void test_upsample_hand(void) {
+    /* 4x4 -> 7x7: source index per axis (PyTorch nearest) is 0,0,1,1,2,2,3 */
+    static const int idx47[7] = {0, 0, 1, 1, 2, 2, 3};
+    static const float cnt4[4] = {2, 2, 2, 1}; /* how many outputs read each source row */
+    float x[16], y[49], dy[49], dx[16];
+    for (int i = 0; i < 16; i++) x[i] = (float)(10 * (i / 4) + i % 4);
+    rc_upsample_forward(1, 1, 4, 4, 7, 7, x, y);
+    int bad = 0;
+    for (int oy = 0; oy < 7; oy++)
+        for (int ox = 0; ox < 7; ox++)
+            if (y[oy * 7 + ox] != (float)(10 * idx47[oy] + idx47[ox])) bad++;
+    CHECK(bad == 0, "upsample 4x4 -> 7x7 values (%d wrong)", bad);
+    fill_const(dy, 49, 1.0f);
+    fill_const(dx, 16, NAN);
+    rc_upsample_backward(1, 1, 4, 4, 7, 7, dy, dx, 0);
+    bad = 0;
+    for (int i = 0; i < 16; i++)
+        if (dx[i] != cnt4[i / 4] * cnt4[i % 4]) bad++;
+    CHECK(bad == 0, "upsample 4x4 -> 7x7 gradient counts (%d wrong)", bad);
+
+    /* 7x7 -> 14x14: every source cell is read by a 2x2 block */
+    float x7[49], y14[196], dy14[196], dx7[49];
+    for (int i = 0; i < 49; i++) x7[i] = (float)i;
+    rc_upsample_forward(1, 1, 7, 7, 14, 14, x7, y14);
+    bad = 0;
+    for (int oy = 0; oy < 14; oy++)
+        for (int ox = 0; ox < 14; ox++)
+            if (y14[oy * 14 + ox] != x7[(oy / 2) * 7 + ox / 2]) bad++;
+    CHECK(bad == 0, "upsample 7x7 -> 14x14 values (%d wrong)", bad);
+    for (int i = 0; i < 196; i++) dy14[i] = (float)(i % 5);
+    rc_upsample_backward(1, 1, 7, 7, 14, 14, dy14, dx7, 0);
+    /* source (2, 3) collects outputs rows 4-5, cols 6-7 */
+    float want = dy14[4 * 14 + 6] + dy14[4 * 14 + 7] + dy14[5 * 14 + 6] + dy14[5 * 14 + 7];
+    CHECK(dx7[2 * 7 + 3] == want, "upsample 7x7 -> 14x14 gradient sum: got %g want %g", dx7[2 * 7 + 3], want);
+
+    /* downsampling 7 -> 4 picks rows 0, 1, 3, 5 (PyTorch) */
+    float y4[16];
+    static const int idx74[4] = {0, 1, 3, 5};
+    rc_upsample_forward(1, 1, 7, 7, 4, 4, x7, y4);
+    bad = 0;
+    for (int oy = 0; oy < 4; oy++)
+        for (int ox = 0; ox < 4; ox++)
+            if (y4[oy * 4 + ox] != x7[idx74[oy] * 7 + idx74[ox]]) bad++;
+    CHECK(bad == 0, "nearest 7x7 -> 4x4 values (%d wrong)", bad);
+}
+
+/* ------------------------------------------------------------------ linear */
+
+typedef struct {
+    int n, in, out;
+    float *x, *w, *b, *y, *r;
+} lin_ctx;
+
+static double lin_loss(void *p) {
+    lin_ctx *l = p;
+    rc_linear_forward(l->n, l->in, l->out, l->x, l->w, l->b, l->y);
+    return dotd(l->r, l->y, (size_t)l->n * l->out);
+}
+
+static void test_linear(void) {
+    for (int fast = 0; fast < 2; fast++) {
+        rc_ops_fast = fast;
+        lin_ctx l = {3, 5, 4, NULL, NULL, NULL, NULL, NULL};
+        size_t nx = 15, nw = 20, ny = 12;
+        l.x = fbuf(nx), l.w = fbuf(nw), l.b = fbuf(4), l.y = fbuf(ny), l.r = fbuf(ny);
+        fill_normal(l.x, nx, 1.0f);
+        fill_normal(l.w, nw, 1.0f);
+        fill_normal(l.b, 4, 1.0f);
+        fill_normal(l.r, ny, 1.0f);
+        lin_loss(&l);
+        double want = l.b[2];
+        for (int i = 0; i < 5; i++) want += (double)l.x[1 * 5 + i] * l.w[2 * 5 + i];
+        CHECK_CLOSE(l.y[1 * 4 + 2], want, 1e-6, 1e-6, "linear value");
+        float *dx = fbuf(nx), *dx0 = fbuf(nx), *dw = fbuf(nw), *db = fbuf(4), *dw0 = fbuf(nw), *db0 = fbuf(4);
+        float *gw = fbuf(nw), *gb = fbuf(4), *before = fbuf(nx);
+        /* param grads start non-zero: backward must add to them */
+        fill_normal(dw0, nw, 1.0f);
+        fill_normal(db0, 4, 1.0f);
+        memcpy(dw, dw0, nw * sizeof(float));
+        memcpy(db, db0, 4 * sizeof(float));
+        fill_const(dx, nx, NAN);
+        rc_linear_backward(l.n, l.in, l.out, l.x, l.w, l.r, dx, 0, dw, db);
+        memcpy(dx0, dx, nx * sizeof(float));
+        for (size_t i = 0; i < nw; i++) gw[i] = dw[i] - dw0[i];
+        for (size_t i = 0; i < 4; i++) gb[i] = db[i] - db0[i];
+        const char *tag = fast ? "linear(fast)" : "linear(ref)";
+        char name[64];
+        snprintf(name, sizeof name, "%s dx", tag);
+        fd_check(name, l.x, nx, dx0, lin_loss, &l, 1e-2f, 2e-2, 2e-3);
+        snprintf(name, sizeof name, "%s dw (accumulated)", tag);
+        fd_check(name, l.w, nw, gw, lin_loss, &l, 1e-2f, 2e-2, 2e-3);
+        snprintf(name, sizeof name, "%s db (accumulated)", tag);
+        fd_check(name, l.b, 4, gb, lin_loss, &l, 1e-2f, 2e-2, 2e-3);
+        fill_normal(dx, nx, 1.0f);
+        memcpy(before, dx, nx * sizeof(float));
+        rc_linear_backward(l.n, l.in, l.out, l.x, l.w, l.r, dx, 1, NULL, NULL);
+        snprintf(name, sizeof name, "%s acc=1", tag);
+        check_accumulated(name, dx, before, dx0, nx);
+        /* no bias */
+        rc_linear_forward(l.n, l.in, l.out, l.x, l.w, NULL, l.y);
+        CHECK_CLOSE(l.y[1 * 4 + 2], want - l.b[2], 1e-5, 1e-6, "linear without bias");
+        free(l.x), free(l.w), free(l.b), free(l.y), free(l.r), free(dx), free(dx0), free(dw), free(db);
+        free(dw0), free(db0), free(gw), free(gb), free(before);
+    }
+    rc_ops_fast = 1;
+}
+
+/* ------------------------------------------------------------------ batch norm */
+
+typedef struct {
+    int n, c, hw, train;
+    float *x, *gamma, *beta, *y, *mean, *rstd, *run_mean, *run_var, *r;
+} bn_ctx;
+
+static double bn_loss(void *p) {
+    bn_ctx *b = p;
+    /* training-mode evaluations must not touch the running statistics: pass NULL */
+    rc_batchnorm_forward(b->n, b->c, b->hw, b->x, b->gamma, b->beta, b->y, b->mean, b->rstd,
+                         b->train ? NULL : b->run_mean, b->train ? NULL : b->run_var, 0.1f, 1e-5f, b->train);
+    return dotd(b->r, b->y, (size_t)b->n * b->c * b->hw);
+}
+
+static void test_batchnorm_grad(void) {
+    for (int fast = 0; fast < 2; fast++)
+        for (int train = 0; train < 2; train++) {
+            rc_ops_fast = fast;
+            bn_ctx b = {3, 2, 5, train, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL};
+            size_t nx = 30;
+            b.x = fbuf(nx), b.y = fbuf(nx), b.r = fbuf(nx);
+            b.gamma = fbuf(2), b.beta = fbuf(2), b.mean = fbuf(2), b.rstd = fbuf(2);
+            b.run_mean = fbuf(2), b.run_var = fbuf(2);
+            fill_normal(b.x, nx, 1.5f);
+            for (size_t i = 0; i < nx; i++) b.x[i] += 0.7f;
+            fill_normal(b.r, nx, 1.0f);
+            b.gamma[0] = 1.3f, b.gamma[1] = -0.6f, b.beta[0] = 0.2f, b.beta[1] = -0.4f;
+            b.run_mean[0] = 0.5f, b.run_mean[1] = -0.3f, b.run_var[0] = 2.0f, b.run_var[1] = 0.7f;
+            bn_loss(&b);
+            float *dx = fbuf(nx), *dx0 = fbuf(nx), *before = fbuf(nx);
+            float dg[2] = {0.25f, -1.0f}, dbt[2] = {3.0f, 0.5f}, gg[2], gbt[2];
+            fill_const(dx, nx, NAN);
+            rc_batchnorm_backward(b.n, b.c, b.hw, b.x, b.gamma, b.mean, b.rstd, b.r, dx, 0, dg, dbt, train);
+            memcpy(dx0, dx, nx * sizeof(float));
+            gg[0] = dg[0] - 0.25f, gg[1] = dg[1] + 1.0f, gbt[0] = dbt[0] - 3.0f, gbt[1] = dbt[1] - 0.5f;
+            char name[80];
+            const char *tag = train ? "train" : "eval";
+            const char *path = fast ? "fast" : "ref";
+            snprintf(name, sizeof name, "batchnorm %s (%s) dx", tag, path);
+            fd_check(name, b.x, nx, dx0, bn_loss, &b, 1e-2f, 2e-2, 2e-3);
+            snprintf(name, sizeof name, "batchnorm %s (%s) dgamma accumulated", tag, path);
+            fd_check(name, b.gamma, 2, gg, bn_loss, &b, 1e-2f, 2e-2, 2e-3);
+            snprintf(name, sizeof name, "batchnorm %s (%s) dbeta accumulated", tag, path);
+            fd_check(name, b.beta, 2, gbt, bn_loss, &b, 1e-2f, 2e-2, 2e-3);
+            bn_loss(&b); /* restore mean/rstd of the unperturbed input */
+            fill_normal(dx, nx, 1.0f);
+            memcpy(before, dx, nx * sizeof(float));
+            rc_batchnorm_backward(b.n, b.c, b.hw, b.x, b.gamma, b.mean, b.rstd, b.r, dx, 1, NULL, NULL, train);
+            snprintf(name, sizeof name, "batchnorm %s (%s) acc=1", tag, path);
+            check_accumulated(name, dx, before, dx0, nx);
+            free(b.x), free(b.y), free(b.r), free(b.gamma), free(b.beta), free(b.mean), free(b.rstd);
+            free(b.run_mean), free(b.run_var), free(dx), free(dx0), free(before);
+        }
+    rc_ops_fast = 1;
+}
+
+static void test_batchnorm_stats(void) {
+    for (int fast = 0; fast < 2; fast++) {
+        rc_ops_fast = fast;
+        int n = 4, c = 3, hw = 6;
+        size_t nx = (size_t)n * c * hw;
+        float *x = fbuf(nx), *y = fbuf(nx), gamma[3] = {1.5f, 0.5f, -2.0f}, beta[3] = {0.1f, 0.0f, 1.0f};
+        float mean[3], rstd[3], rm[3] = {0.2f, -1.0f, 3.0f}, rv[3] = {1.0f, 0.5f, 4.0f};
+        float rm0[3], rv0[3];
+        memcpy(rm0, rm, sizeof rm);
+        memcpy(rv0, rv, sizeof rv);
+        fill_normal(x, nx, 2.0f);
+        for (size_t i = 0; i < nx; i++) x[i] += 5.0f; /* an offset mean exercises the two-pass variance */
+        const float mom = 0.1f, eps = 1e-5f;
+        rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, rm, rv, mom, eps, 1);
+        for (int ch = 0; ch < c; ch++) {
+            double s = 0, q = 0, cnt = (double)n * hw;
+            for (int b = 0; b < n; b++)
+                for (int i = 0; i < hw; i++) s += x[((size_t)b * c + ch) * hw + i];
+            double m = s / cnt;
+            for (int b = 0; b < n; b++)
+                for (int i = 0; i < hw; i++) {
+                    double d = x[((size_t)b * c + ch) * hw + i] - m;
+                    q += d * d;
+                }
+            double var = q / cnt, var_unb = q / (cnt - 1);
+            CHECK_CLOSE(mean[ch], m, 1e-6, 1e-6, "batchnorm batch mean");
+            CHECK_CLOSE(rstd[ch], 1.0 / sqrt(var + eps), 1e-6, 0, "batchnorm rstd (biased var)");
+            CHECK_CLOSE(rm[ch], 0.9 * rm0[ch] + 0.1 * m, 1e-6, 1e-7, "batchnorm running mean");
+            CHECK_CLOSE(rv[ch], 0.9 * rv0[ch] + 0.1 * var_unb, 1e-6, 1e-7, "batchnorm running var (unbiased)");
+            size_t j = ((size_t)2 * c + ch) * hw + 3;
+            CHECK_CLOSE(y[j], gamma[ch] * (x[j] - m) / sqrt(var + eps) + beta[ch], 1e-5, 1e-5, "batchnorm train y");
+        }
+        /* NULL running stats: no update, same output */
+        float *y2 = fbuf(nx), mean2[3], rstd2[3];
+        rc_batchnorm_forward(n, c, hw, x, gamma, beta, y2, mean2, rstd2, NULL, NULL, mom, eps, 1);
+        check_identical("batchnorm train without running stats", y2, y, nx);
+        /* eval: normalise with the running stats, which stay unchanged */
+        float rm1[3], rv1[3];
+        memcpy(rm1, rm, sizeof rm);
+        memcpy(rv1, rv, sizeof rv);
+        rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, rm, rv, mom, eps, 0);
+        CHECK(memcmp(rm, rm1, sizeof rm) == 0 && memcmp(rv, rv1, sizeof rv) == 0, "eval leaves running stats");
+        int bad = 0;
+        for (size_t j = 0; j < nx; j++) {
+            int ch = (int)((j / (size_t)hw) % (size_t)c);
+            double want = gamma[ch] * (x[j] - rm[ch]) / sqrt((double)rv[ch] + eps) + beta[ch];
+            if (!(fabs(y[j] - want) <= 1e-5 + 1e-5 * fabs(want))) bad++;
+        }
+        CHECK(bad == 0, "batchnorm eval output (%d wrong)", bad);
+        for (int ch = 0; ch < c; ch++) {
+            CHECK(mean[ch] == rm[ch], "batchnorm eval writes mean = running mean");
+            CHECK_CLOSE(rstd[ch], 1.0 / sqrt((double)rv[ch] + eps), 1e-6, 0, "batchnorm eval rstd");
+        }
+        /* gamma/beta NULL = identity affine */
+        rc_batchnorm_forward(n, c, hw, x, NULL, NULL, y2, mean2, rstd2, NULL, NULL, mom, eps, 1);
+        CHECK_CLOSE(y2[5], (x[5] - mean2[0]) * rstd2[0], 1e-5, 1e-5, "batchnorm without affine");
+        free(x), free(y), free(y2);
+    }
+    rc_ops_fast = 1;
+    CHECK(rc_batchnorm_flops(2, 3, 4) > 0, "batchnorm flops positive");
+}
+
+/* ------------------------------------------------------------------ cross-entropy */
+
+typedef struct {
+    int n, k;
+    float *z;
+    const int *labels, *coarse;
+    float wf, wc;
+} xent_ctx;
+
+static double xent_loss(void *p) {
+    xent_ctx *c = p;
+    return rc_xent_forward_backward(c->n, c->k, c->z, c->labels, c->wf, c->coarse, c->wc, NULL, 0);
+}
+
+/* Direct definition in double: probabilities, then -log p_y and -log of the group's summed probability. */
+static double xent_direct(int n, int k, const float *z, const int *labels, double wf, const int *coarse,
+                          double wc) {
+    double tot = 0;
+    for (int r = 0; r < n; r++) {
+        const float *zr = z + (size_t)r * k;
+        double m = zr[0], s = 0;
+        for (int j = 1; j < k; j++) m = zr[j] > m ? zr[j] : m;
+        for (int j = 0; j < k; j++) s += exp(zr[j] - m);
+        double pg = 0;
+        for (int j = 0; j < k; j++)
+            if (coarse && coarse[j] == coarse[labels[r]]) pg += exp(zr[j] - m) / s;
+        tot += -wf * log(exp(zr[labels[r]] - m) / s);
+        if (coarse) tot += -wc * log(pg);
+    }
+    return tot / n;
+}
+
+static void test_xent(void) {
+    enum { N = 4, K = 6 };
+    int labels[N] = {0, 3, 5, 2};
+    int coarse[K] = {0, 0, 1, 1, 1, 2};
+    float z[N * K], dz[N * K], dz0[N * K], before[N * K];
+    fill_normal(z, N * K, 2.0f);
+    for (int with_coarse = 0; with_coarse < 2; with_coarse++) {
+        xent_ctx c = {N, K, z, labels, with_coarse ? coarse : NULL, 0.8f, 0.7f};
+        double want = xent_direct(N, K, z, labels, c.wf, c.coarse, c.wc);
+        fill_const(dz, N * K, NAN);
+        double got = rc_xent_forward_backward(N, K, z, labels, c.wf, c.coarse, c.wc, dz, 0);
+        CHECK_CLOSE(got, want, 1e-9, 1e-12, with_coarse ? "xent loss with coarse term" : "xent loss fine only");
+        memcpy(dz0, dz, sizeof dz);
+        fd_check(with_coarse ? "xent dlogits (coarse)" : "xent dlogits", z, N * K, dz0, xent_loss, &c, 1e-3f, 1e-2,
+                 1e-4);
+        fill_normal(dz, N * K, 1.0f);
+        memcpy(before, dz, sizeof dz);
+        double got2 = rc_xent_forward_backward(N, K, z, labels, c.wf, c.coarse, c.wc, dz, 1);
+        CHECK(got2 == got, "xent loss independent of acc");
+        check_accumulated("xent acc=1", dz, before, dz0, N * K);
+    }
+    /* coarse_of NULL: w_coarse ignored */
+    double a = rc_xent_forward_backward(N, K, z, labels, 1.0f, NULL, 5.0f, NULL, 0);
+    double b = rc_xent_forward_backward(N, K, z, labels, 1.0f, NULL, 0.0f, NULL, 0);
+    CHECK(a == b, "xent ignores w_coarse without coarse_of");
+    /* only the coarse term */
+    double onlyc = rc_xent_forward_backward(N, K, z, labels, 0.0f, coarse, 1.0f, NULL, 0);
+    CHECK_CLOSE(onlyc, xent_direct(N, K, z, labels, 0.0, coarse, 1.0), 1e-9, 1e-12, "xent coarse-only loss");
+    /* stability: huge logits; the label's group sits 2000 below the maximum */
+    float zb[2 * K] = {1000, 0, -1000, -1000, -1000, 500, /**/ -1000, -1000, 1000, 999, 0, -1000};
+    int lb[2] = {0, 2};
+    float dzb[2 * K];
+    double lossb = rc_xent_forward_backward(2, K, zb, lb, 1.0f, NULL, 0.0f, dzb, 0);
+    CHECK(isfinite(lossb) && all_finite(dzb, 2 * K), "xent finite on huge logits");
+    CHECK_CLOSE(lossb, 0.5 * log1p(exp(-1.0)), 1e-9, 1e-12, "xent huge-logit value");
+    int lc[2] = {3, 4};
+    double lossc = rc_xent_forward_backward(2, K, zb, lc, 0.0f, coarse, 1.0f, dzb, 0);
+    /* row 0: group {2,3,4} all at -1000 vs lse ~ 1000: 2000 - log 3; row 1: group {2,3,4} holds the max */
+    double want_c = 0.5 * ((1000.0 + log1p(exp(-500.0)) - (-1000.0 + log(3.0))) +
+                           (log(exp(0.0) + exp(-1.0) + exp(-1000.0)) - log(exp(0.0) + exp(-1.0) + exp(-1000.0))));
+    CHECK(isfinite(lossc) && all_finite(dzb, 2 * K), "xent coarse finite on huge logits");
+    CHECK_CLOSE(lossc, want_c, 1e-9, 1e-9, "xent coarse huge-logit value");
+}
+
+/* ------------------------------------------------------------------ fast vs reference */
+
+/* Run `body` with the reference, then twice with the fast path on 4 threads and once on 1 thread; the
+ * fast results must match the reference within rtol and be bit-identical across runs and thread counts. */
+#define FAST_VS_REF(what, out, count, rtol, body)                                  \
+    do {                                                                            \
+        size_t cnt_ = (count);                                                      \
+        float *ref_ = fbuf(cnt_), *f1_ = fbuf(cnt_), *f2_ = fbuf(cnt_), *f3_ = fbuf(cnt_); \
+        rc_ops_fast = 0;                                                            \
+        body;                                                                       \
+        memcpy(ref_, (out), cnt_ * sizeof(float));                                  \
+        rc_ops_fast = 1;                                                            \
+        rc_set_threads(4);                                                          \
+        body;                                                                       \
+        memcpy(f1_, (out), cnt_ * sizeof(float));                                   \
+        body;                                                                       \
+        memcpy(f2_, (out), cnt_ * sizeof(float));                                   \
+        rc_set_threads(1);                                                          \
+        body;                                                                       \
+        memcpy(f3_, (out), cnt_ * sizeof(float));                                   \
+        rc_set_threads(4);                                                          \
+        check_arrays_close(what " fast vs ref", f1_, ref_, cnt_, (rtol));           \
+        check_identical(what " fast twice", f1_, f2_, cnt_);                        \
+        check_identical(what " fast 4 vs 1 threads", f1_, f3_, cnt_);               \
+        free(ref_), free(f1_), free(f2_), free(f3_);                                \
+    } while (0)
+
+static void test_fast_vs_ref_batchnorm(void) {
+    int n = 16, c = 32, hw = 28 * 28;
+    size_t nx = (size_t)n * c * hw;
+    float *x = fbuf(nx), *y = fbuf(nx), *dy = fbuf(nx), *dx = fbuf(nx);
+    float *gamma = fbuf(c), *beta = fbuf(c), *mean = fbuf(c), *rstd = fbuf(c), *rm = fbuf(c), *rv = fbuf(c);
+    float *dg = fbuf(c), *db = fbuf(c), *rm_ref = fbuf(c), *rv_ref = fbuf(c);
+    fill_normal(x, nx, 3.0f);
+    for (size_t i = 0; i < nx; i++) x[i] += 1.0f + (float)((i / (size_t)hw) % (size_t)c) * 0.1f;
+    fill_normal(dy, nx, 1.0f);
+    fill_normal(gamma, c, 1.0f);
+    fill_normal(beta, c, 1.0f);
+    for (int i = 0; i < c; i++) rv[i] = 1.0f + 0.05f * (float)i;
+    FAST_VS_REF("batchnorm train forward", y, nx, 1e-5,
+                rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, NULL, NULL, 0.1f, 1e-5f, 1));
+    FAST_VS_REF("batchnorm train mean", mean, (size_t)c, 1e-6,
+                rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, NULL, NULL, 0.1f, 1e-5f, 1));
+    FAST_VS_REF("batchnorm train rstd", rstd, (size_t)c, 1e-6,
+                rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, NULL, NULL, 0.1f, 1e-5f, 1));
+    FAST_VS_REF("batchnorm eval forward", y, nx, 1e-5,
+                rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, rm, rv, 0.1f, 1e-5f, 0));
+    /* running-stat update agrees */
+    for (int i = 0; i < c; i++) rm_ref[i] = rm[i], rv_ref[i] = rv[i];
+    rc_ops_fast = 0;
+    rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, rm_ref, rv_ref, 0.1f, 1e-5f, 1);
+    rc_ops_fast = 1;
+    rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, rm, rv, 0.1f, 1e-5f, 1);
+    check_arrays_close("batchnorm running mean fast vs ref", rm, rm_ref, c, 1e-6);
+    check_arrays_close("batchnorm running var fast vs ref", rv, rv_ref, c, 1e-6);
+    /* backward, from the statistics of one fast training forward */
+    rc_ops_fast = 1;
+    rc_batchnorm_forward(n, c, hw, x, gamma, beta, y, mean, rstd, NULL, NULL, 0.1f, 1e-5f, 1);
+    for (int train = 0; train < 2; train++) {
+        FAST_VS_REF("batchnorm backward dx", dx, nx, 1e-5,
+                    rc_batchnorm_backward(n, c, hw, x, gamma, mean, rstd, dy, dx, 0, NULL, NULL, train));
+        FAST_VS_REF("batchnorm backward dgamma", dg, (size_t)c, 1e-5, {
+            memset(dg, 0, (size_t)c * sizeof(float));
+            rc_batchnorm_backward(n, c, hw, x, gamma, mean, rstd, dy, NULL, 0, dg, NULL, train);
+        });
+        FAST_VS_REF("batchnorm backward dbeta", db, (size_t)c, 1e-5, {
+            memset(db, 0, (size_t)c * sizeof(float));
+            rc_batchnorm_backward(n, c, hw, x, gamma, mean, rstd, dy, NULL, 0, NULL, db, train);
+        });
+    }
+    free(x), free(y), free(dy), free(dx), free(gamma), free(beta), free(mean), free(rstd), free(rm), free(rv);
+    free(dg), free(db), free(rm_ref), free(rv_ref);
+}
+
+static void test_fast_vs_ref_others(void) {
+    size_t n = 200003; /* above every parallel threshold, not a multiple of any block */
+    float *a = fbuf(n), *b = fbuf(n), *y = fbuf(n), *d = fbuf(n);
+    fill_normal(a, n, 2.0f);
+    fill_normal(b, n, 1.0f);
+    FAST_VS_REF("relu forward", y, n, 1e-6, rc_relu_forward(n, a, y));
+    FAST_VS_REF("relu backward", d, n, 1e-6, rc_relu_backward(n, a, b, d, 0));
+    FAST_VS_REF("sigmoid forward", y, n, 1e-6, rc_sigmoid_forward(n, a, y));
+    FAST_VS_REF("sigmoid backward", d, n, 1e-6, rc_sigmoid_backward(n, y, b, d, 0));
+    FAST_VS_REF("tanh forward", y, n, 1e-6, rc_tanh_forward(n, a, y));
+    FAST_VS_REF("tanh backward", d, n, 1e-6, rc_tanh_backward(n, y, b, d, 0));
+    FAST_VS_REF("add forward", y, n, 1e-6, rc_add_forward(n, a, b, y));
+    FAST_VS_REF("add backward", d, n, 1e-6, rc_add_backward(n, b, d, 0, NULL, 0));
+    FAST_VS_REF("mul forward", y, n, 1e-6, rc_mul_forward(n, a, b, y));
+    FAST_VS_REF("mul backward", d, n, 1e-6, rc_mul_backward(n, a, b, y, d, 0, NULL, 0));
+
+    rc_pool_dims pd;
+    rc_pool_dims_init(&pd, 8, 16, 28, 28, 3, 2, 1);
+    size_t nx = pool_in(&pd), ny = pool_out(&pd);
+    FAST_VS_REF("maxpool forward", y, ny, 1e-6, rc_maxpool_forward(&pd, a, y));
+    FAST_VS_REF("maxpool backward", d, nx, 1e-6, rc_maxpool_backward(&pd, a, b, d, 0));
+    FAST_VS_REF("avgpool forward", y, ny, 1e-6, rc_avgpool_forward(&pd, a, y));
+    FAST_VS_REF("avgpool backward", d, nx, 1e-6, rc_avgpool_backward(&pd, b, d, 0));
+    FAST_VS_REF("gap forward", y, (size_t)8 * 16, 1e-6, rc_gap_forward(8, 16, 28 * 28, a, y));
+    FAST_VS_REF("gap backward", d, nx, 1e-6, rc_gap_backward(8, 16, 28 * 28, b, d, 0));
+    /* 8*16 planes of 14x14 -> 28x28 (fits in the 200003-float buffers) */
+    FAST_VS_REF("upsample forward", y, (size_t)8 * 16 * 28 * 28, 1e-6,
+                rc_upsample_forward(8, 16, 14, 14, 28, 28, a, y));
+    FAST_VS_REF("upsample backward", d, (size_t)8 * 16 * 14 * 14, 1e-6,
+                rc_upsample_backward(8, 16, 14, 14, 27, 25, b, d, 0));
+    /* linear: 64 x 300 -> 20 (feature count crosses the accumulator block) */
+    int ln = 64, li = 300, lo = 20;
+    float *dw = fbuf((size_t)lo * li), *db = fbuf((size_t)lo);
+    FAST_VS_REF("linear forward", y, (size_t)ln * lo, 1e-6, rc_linear_forward(ln, li, lo, a, b, b + 7000, y));
+    FAST_VS_REF("linear backward dx", d, (size_t)ln * li, 1e-6,
+                rc_linear_backward(ln, li, lo, a, b, b + 9000, d, 0, NULL, NULL));
+    FAST_VS_REF("linear backward dw", dw, (size_t)lo * li, 1e-6, {
+        memset(dw, 0, (size_t)lo * li * sizeof(float));
+        rc_linear_backward(ln, li, lo, a, b, b + 9000, NULL, 0, dw, db);
+    });
+    free(dw), free(db);
+    free(a), free(b), free(y), free(d);
+}
+
+int main(void) {
+    rc_rng_seed(&g_rng, 1234);
+    RUN_TEST(test_activations);
+    RUN_TEST(test_add_mul);
+    RUN_TEST(test_concat);
+    RUN_TEST(test_slice);
+    RUN_TEST(test_pool_grad);
+    RUN_TEST(test_pool_hand);
+    RUN_TEST(test_gap);
+    RUN_TEST(test_upsample_grad);
+    RUN_TEST(test_upsample_hand);
+    RUN_TEST(test_linear);
+    RUN_TEST(test_batchnorm_grad);
+    RUN_TEST(test_batchnorm_stats);
+    RUN_TEST(test_xent);
+    RUN_TEST(test_fast_vs_ref_batchnorm);
+    RUN_TEST(test_fast_vs_ref_others);
+    TEST_MAIN_END();
+}
