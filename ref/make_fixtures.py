@@ -6,7 +6,6 @@ u32 name length, name bytes, u32 dtype (0 float32, 1 int32, 2 raw bytes), u32 nd
 data. See ref/README.md for the records each fixture holds.
 """
 
-import math
 import os
 import struct
 import sys

@@ -550,6 +550,16 @@ static void test_upsample_hand(void) {
         for (int ox = 0; ox < 4; ox++)
             if (y4[oy * 4 + ox] != x7[idx74[oy] * 7 + idx74[ox]]) bad++;
     CHECK(bad == 0, "nearest 7x7 -> 4x4 values (%d wrong)", bad);
+
+    /* PyTorch computes the ratio in float, so for a few sizes it differs from the exact floor: with
+     * 14 -> 46 rows, output row 23 reads row 6 (exact: 7); with 9 -> 111, rows 37 and 74 read 2 and 5. */
+    float col14[14], out46[46], col9[9], out111[111];
+    for (int i = 0; i < 14; i++) col14[i] = (float)i;
+    for (int i = 0; i < 9; i++) col9[i] = (float)i;
+    rc_upsample_forward(1, 1, 14, 1, 46, 1, col14, out46);
+    rc_upsample_forward(1, 1, 9, 1, 111, 1, col9, out111);
+    CHECK(out46[22] == 6 && out46[23] == 6 && out46[24] == 7, "nearest 14 -> 46 matches PyTorch");
+    CHECK(out111[37] == 2 && out111[74] == 5 && out111[110] == 8, "nearest 9 -> 111 matches PyTorch");
 }
 
 /* ------------------------------------------------------------------ linear */
@@ -817,15 +827,19 @@ static void test_xent(void) {
         size_t cnt_ = (count);                                                      \
         float *ref_ = fbuf(cnt_), *f1_ = fbuf(cnt_), *f2_ = fbuf(cnt_), *f3_ = fbuf(cnt_); \
         rc_ops_fast = 0;                                                            \
+        fill_const((out), cnt_, NAN); /* stale results must not hide unwritten output */ \
         body;                                                                       \
         memcpy(ref_, (out), cnt_ * sizeof(float));                                  \
         rc_ops_fast = 1;                                                            \
         rc_set_threads(4);                                                          \
+        fill_const((out), cnt_, NAN);                                               \
         body;                                                                       \
         memcpy(f1_, (out), cnt_ * sizeof(float));                                   \
+        fill_const((out), cnt_, NAN);                                               \
         body;                                                                       \
         memcpy(f2_, (out), cnt_ * sizeof(float));                                   \
         rc_set_threads(1);                                                          \
+        fill_const((out), cnt_, NAN);                                               \
         body;                                                                       \
         memcpy(f3_, (out), cnt_ * sizeof(float));                                   \
         rc_set_threads(4);                                                          \

@@ -470,32 +470,33 @@ void rc_graph_backward(rc_graph *g) {
     }
 }
 
+double rc_graph_node_flops(const rc_graph *g, int i) {
+    const rc_node *n = &g->nodes[i];
+    const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
+    double ysz = (double)y->c * y->h * y->w;
+    switch (n->op) {
+    case RC_OP_CONV: {
+        rc_conv_dims d;
+        rc_conv_dims_init(&d, 1, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
+        return rc_conv2d_flops(&d);
+    }
+    case RC_OP_BATCHNORM: return rc_batchnorm_flops(1, x->c, x->h * x->w);
+    case RC_OP_LINEAR: return 2.0 * ysz * x->c * x->h * x->w + ysz;
+    case RC_OP_GAP: return (double)x->c * x->h * x->w;
+    case RC_OP_MAXPOOL:
+    case RC_OP_AVGPOOL: return ysz * n->k * n->k;
+    case RC_OP_SIGMOID:
+    case RC_OP_TANH: return 4.0 * ysz;
+    case RC_OP_RELU:
+    case RC_OP_ADD:
+    case RC_OP_MUL: return ysz;
+    default: return 0;
+    }
+}
+
 double rc_graph_flops_per_image(const rc_graph *g) {
     double total = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        const rc_node *n = &g->nodes[i];
-        const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
-        double ysz = (double)y->c * y->h * y->w;
-        switch (n->op) {
-        case RC_OP_CONV: {
-            rc_conv_dims d;
-            rc_conv_dims_init(&d, 1, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
-            total += rc_conv2d_flops(&d);
-            break;
-        }
-        case RC_OP_BATCHNORM: total += rc_batchnorm_flops(1, x->c, x->h * x->w); break;
-        case RC_OP_LINEAR: total += 2.0 * ysz * x->c * x->h * x->w + ysz; break;
-        case RC_OP_GAP: total += (double)x->c * x->h * x->w; break;
-        case RC_OP_MAXPOOL:
-        case RC_OP_AVGPOOL: total += ysz * n->k * n->k; break;
-        case RC_OP_SIGMOID:
-        case RC_OP_TANH: total += 4.0 * ysz; break;
-        case RC_OP_RELU:
-        case RC_OP_ADD:
-        case RC_OP_MUL: total += ysz; break;
-        default: break;
-        }
-    }
+    for (int i = 0; i < g->nnodes; i++) total += rc_graph_node_flops(g, i);
     return total;
 }
 

@@ -128,6 +128,8 @@ void rc_graph_backward(rc_graph *g);
 
 /* Forward FLOPs per image; number of trainable params; units (activation floats per image). */
 double rc_graph_flops_per_image(const rc_graph *g);
+/* Forward FLOPs per image of node i alone. */
+double rc_graph_node_flops(const rc_graph *g, int i);
 size_t rc_graph_trainable_params(const rc_graph *g);
 /* Conv layers on the longest path from the input to tensor t. */
 int rc_graph_depth_to(const rc_graph *g, int t);

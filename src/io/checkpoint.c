@@ -1,8 +1,7 @@
-/* checkpoint.c — writing and reading the binary checkpoint format described in checkpoint.h.
- * Saving streams through a CRC-32 (zlib) into "PATH.tmp", then fflush + fsync + fclose + rename +
- * directory fsync. Loading reads the whole file, checks magic, version and checksum, walks the structure
- * with bounds checks (every error names the byte offset), matches it against the graph, and only then
- * copies anything. Byte order is little-endian regardless of the host. */
+/* checkpoint.c — the binary checkpoint format of checkpoint.h, little-endian on any host. Saving streams
+ * through a CRC-32 (zlib) into "PATH.tmp", then fflush, fsync, fclose, rename, directory fsync. Loading
+ * reads the whole file, checks magic, version, checksum, walks the structure with bounds checks (errors
+ * name the byte offset), matches it against the graph, and only then copies anything. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/checkpoint.h"
 
@@ -318,8 +317,10 @@ static rc_status rc_parse_record(rc_parser *p, uint32_t idx, rc_ckpt_rec *r) {
     snprintf(what, sizeof what, "param %u's name", (unsigned)idx);
     if (rc_need(p, r->nlen, what)) return RC_ERR;
     r->name = p->b + p->pos;
-    if (memchr(r->name, 0, r->nlen))
-        return rc_fail("%s: byte offset %zu: param %u's name contains a NUL byte", p->file, p->pos, (unsigned)idx);
+    for (uint32_t i = 0; i < r->nlen; i++)
+        if (r->name[i] < 0x20 || r->name[i] > 0x7e)
+            return rc_fail("%s: byte offset %zu: param %u's name contains the non-printable byte 0x%02x", p->file,
+                           p->pos + i, (unsigned)idx, (unsigned)r->name[i]);
     p->pos += r->nlen;
     char name[RC_NAME_MAX];
     rc_fmt_name(name, r->name, r->nlen);
@@ -530,7 +531,12 @@ rc_status rc_checkpoint_parse(const void *buf, size_t len, const char *display_n
     if (stored != computed) {
         /* Say where the structure breaks, if it does (truncation names the offset). */
         char detail[700] = "";
-        if (rc_walk(&p) != RC_OK) snprintf(detail, sizeof detail, "; %s", rc_error());
+        if (rc_walk(&p) != RC_OK) {
+            const char *e = rc_error();
+            size_t fl = strlen(file);
+            if (strncmp(e, file, fl) == 0 && strncmp(e + fl, ": ", 2) == 0) e += fl + 2;
+            snprintf(detail, sizeof detail, "; %s", e);
+        }
         free(p.recs);
         char msg[900];
         snprintf(msg, sizeof msg, "%s: checksum mismatch (stored 0x%08x at byte offset %zu, computed 0x%08x): the file "

@@ -1,15 +1,15 @@
 /* checkpoint.h — binary training checkpoints: effective config text, resume metadata (epoch, step,
  * rng states), and every param's values with its optimizer state. Written atomically (tmp file,
- * fsync, rename, fsync of the directory); loaded fully and validated before anything is applied.
- *
- * File format, version 1, all integers and floats little-endian:
+ * fsync, rename, fsync of the directory); loaded fully and validated before anything is applied. */
+
+/* File format, version 1, all integers and floats little-endian:
  *   u8[8]  magic "RCKPT\0\0\1"
  *   u32    format version (RC_CKPT_VERSION)
  *   u32    config text length L (<= RC_CKPT_MAX_CONFIG), then L bytes of text (no NUL)
  *   meta   i64 epoch, i64 step_in_epoch, i64 global_step, u64 rng[4], u64 shuffle_rng[4], u64 seed,
  *          i64 threads, f64 best_acc (IEEE bits), i64 reserved[RC_CKPT_RESERVED]
  *   u32    number of params P
- *   P x    u32 name length n (1..63), n bytes of name, u32 kind (rc_param_kind), u32 ndim (1..4),
+ *   P x    u32 name length n (1..63), n bytes of name (printable ASCII), u32 kind (rc_param_kind), u32 ndim (1..4),
  *          u32 dims[ndim] (each >= 1, product <= 1e9), then f32 w[numel], and for kind != BUFFER
  *          f32 m[numel], f32 v[numel]
  *   u32    CRC-32 (zlib crc32, the ISO-HDLC polynomial) of every preceding byte

@@ -10,13 +10,7 @@ void rc_model_readout_flops(const rc_model *m, double *out) {
     const rc_graph *g = &m->g;
     char *need = rc_xcalloc((size_t)g->ntensors, 1);
     double *node_flops = rc_xcalloc((size_t)g->nnodes, sizeof(double));
-    for (int i = 0; i < g->nnodes; i++) {
-        /* per-node cost via a single-node graph view is overkill; recompute with the same rules */
-        rc_graph view = *g;
-        view.nodes = &g->nodes[i];
-        view.nnodes = 1;
-        node_flops[i] = rc_graph_flops_per_image(&view);
-    }
+    for (int i = 0; i < g->nnodes; i++) node_flops[i] = rc_graph_node_flops(g, i);
     for (int r = 0; r < m->nreadouts; r++) {
         memset(need, 0, (size_t)g->ntensors);
         need[m->readout[r]] = 1;

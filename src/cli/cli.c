@@ -1,0 +1,110 @@
+/* cli.c — helpers shared by the subcommands: errors, numeric options, config loading with --set, and
+ * opening a run directory or checkpoint file. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "io/checkpoint.h"
+
+int rc_cli_error(const char *msg) {
+    fprintf(stderr, "recur: %s\n", msg);
+    return 1;
+}
+
+int rc_cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "recur %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'recur %s --help')\n", cmd);
+    va_end(ap);
+    return 2;
+}
+
+rc_status rc_cli_int(const char *opt, const char *val, long min, long max, long *out) {
+    if (!val) return rc_fail("%s needs a value", opt);
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end) return rc_fail("%s: '%s' is not an integer", opt, val);
+    if (v < min || v > max) return rc_fail("%s: %ld is out of range %ld..%ld", opt, v, min, max);
+    *out = v;
+    return RC_OK;
+}
+
+rc_status rc_cli_double(const char *opt, const char *val, double min, double max, double *out) {
+    if (!val) return rc_fail("%s needs a value", opt);
+    char *end;
+    errno = 0;
+    double v = strtod(val, &end);
+    if (errno || end == val || *end || v != v) return rc_fail("%s: '%s' is not a number", opt, val);
+    if (v < min || v > max) return rc_fail("%s: %g is out of range %g..%g", opt, v, min, max);
+    *out = v;
+    return RC_OK;
+}
+
+void rc_cli_basename(const char *path, char *out, size_t n) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    snprintf(out, n, "%s", b);
+    char *dot = strrchr(out, '.');
+    if (dot && strcmp(dot, ".cfg") == 0) *dot = 0;
+    if (!out[0]) snprintf(out, n, "model");
+}
+
+rc_status rc_cli_load_config(const char *path, char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
+                             rc_model_cfg *mc, rc_train_cfg *tc) {
+    rc_ini *ini = NULL;
+    *ini_out = NULL;
+    *text_out = NULL;
+    if (rc_ini_load(path, &ini)) return RC_ERR;
+    for (int i = 0; i < nsets; i++)
+        if (rc_ini_set(ini, sets[i])) {
+            rc_ini_free(ini);
+            return RC_ERR;
+        }
+    char name[64];
+    rc_cli_basename(path, name, sizeof name);
+    if (rc_config_read(ini, name, mc, tc)) {
+        rc_ini_free(ini);
+        return RC_ERR;
+    }
+    if (!quiet) rc_ini_print_defaults(ini, stderr);
+    size_t len;
+    if (rc_ini_to_text(ini, text_out, &len)) {
+        rc_ini_free(ini);
+        return RC_ERR;
+    }
+    *ini_out = ini;
+    return RC_OK;
+}
+
+rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
+                          rc_train_cfg *tc) {
+    struct stat sb;
+    *text_out = NULL;
+    if (stat(arg, &sb) != 0) return rc_fail("%s: %s", arg, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        snprintf(ckpt_path, ckpt_len, "%s/model.ckpt", arg);
+    else
+        snprintf(ckpt_path, ckpt_len, "%s", arg);
+    if (stat(ckpt_path, &sb) != 0)
+        return rc_fail("%s: no checkpoint (%s); has the run finished its first epoch?", ckpt_path, strerror(errno));
+    char *text = NULL;
+    if (rc_checkpoint_read_config(ckpt_path, &text)) return RC_ERR;
+    rc_ini *ini = NULL;
+    char disp[4200];
+    snprintf(disp, sizeof disp, "%s (stored config)", ckpt_path);
+    if (rc_ini_parse(text, strlen(text), disp, &ini) || rc_config_read(ini, "model", mc, tc)) {
+        rc_ini_free(ini);
+        free(text);
+        return RC_ERR;
+    }
+    rc_ini_free(ini);
+    *text_out = text;
+    return RC_OK;
+}

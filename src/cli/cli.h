@@ -1,0 +1,40 @@
+/* cli.h — shared pieces of the `recur` subcommands: option matching, loading a config with overrides,
+ * opening a run directory or checkpoint, and the subcommand entry points. */
+#ifndef RC_CLI_H
+#define RC_CLI_H
+
+#include "io/ini.h"
+#include "models/model.h"
+
+#define RC_MAX_SETS 64
+
+/* Entry points; each returns the process exit status. */
+int rc_cmd_train(int argc, char **argv);
+int rc_cmd_eval(int argc, char **argv);
+int rc_cmd_info(int argc, char **argv);
+
+/* Print "recur: MESSAGE" on stderr and return 1 (or 2 for usage errors). */
+int rc_cli_error(const char *msg);
+int rc_cli_usage_error(const char *cmd, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Parse an integer / double option value or fail with a message naming the option. */
+rc_status rc_cli_int(const char *opt, const char *val, long min, long max, long *out);
+rc_status rc_cli_double(const char *opt, const char *val, double min, double max, double *out);
+
+/* Load CONFIG, apply the --set assignments in order, read it (printing applied defaults unless quiet).
+ * On success *ini_out owns the parsed config and *text_out the effective canonical text (malloc'd). */
+rc_status rc_cli_load_config(const char *path, char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
+                             rc_model_cfg *mc, rc_train_cfg *tc);
+
+/* Resolve RUN_DIR or CKPT to a checkpoint path and read its config (effective text) into the structs. */
+rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
+                          rc_train_cfg *tc);
+
+/* Model name from a config path: base name without ".cfg". */
+void rc_cli_basename(const char *path, char *out, size_t n);
+
+#endif

@@ -1,0 +1,166 @@
+/* cmd_eval.c — `recur eval RUN_DIR|CKPT`: accuracy (and coarse accuracy where the dataset has a
+ * taxonomy) at every iteration on the test split, optionally unrolled for more iterations than in
+ * training, and with confidence-based early exit. Text table or one JSON object. */
+#include <string.h>
+
+#include "cli.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
+#include "train/eval.h"
+
+static const char *help =
+    "usage: recur eval RUN_DIR|CKPT [options]\n"
+    "\n"
+    "Accuracy of every readout (iteration) on the test split, with the batch-norm running statistics.\n"
+    "\n"
+    "options:\n"
+    "  --data SPEC          dataset (default: the one the run was trained on)\n"
+    "  --iterations T       unroll tied areas T steps (T > trained T: more depth at test time; steps past\n"
+    "                       the trained T reuse the last step's per-iteration params)\n"
+    "  --exit-threshold P   early exit: stop at the first readout whose max probability >= P; report\n"
+    "                       accuracy and mean iterations used\n"
+    "  --limit N            evaluate the first N test images only\n"
+    "  --batch N            evaluation batch (default 256)   --threads N\n"
+    "  --json               print one JSON object (keys accuracy, coarse_accuracy, loss, ...)\n";
+
+static void json_array(FILE *f, const double *v, int n) {
+    fputc('[', f);
+    for (int i = 0; i < n; i++) fprintf(f, "%s%.6f", i ? ", " : "", v[i]);
+    fputc(']', f);
+}
+
+static void json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+int rc_cmd_eval(int argc, char **argv) {
+    const char *run = NULL, *data = NULL;
+    long iters = 0, limit = 0, batch = 256, threads = 0;
+    double exit_p = 0;
+    int json = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--data")) {
+            if (!v) return rc_cli_usage_error("eval", "--data needs a value");
+            data = argv[++i];
+        } else if (!strcmp(a, "--iterations")) {
+            if (rc_cli_int(a, v, 1, RC_MAX_ITERS, &iters)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--exit-threshold")) {
+            if (rc_cli_double(a, v, 1e-9, 1.0, &exit_p)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--limit")) {
+            if (rc_cli_int(a, v, 1, 100000000, &limit)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--batch")) {
+            if (rc_cli_int(a, v, 1, 65536, &batch)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (rc_cli_int(a, v, 1, 256, &threads)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (a[0] == '-') {
+            return rc_cli_usage_error("eval", "unknown option '%s'", a);
+        } else if (!run) {
+            run = a;
+        } else {
+            return rc_cli_usage_error("eval", "unexpected argument '%s'", a);
+        }
+    }
+    if (!run) return rc_cli_usage_error("eval", "missing RUN_DIR or CKPT");
+    if (threads > 0) rc_set_threads((int)threads);
+    char ckpt[4200];
+    char *text = NULL;
+    rc_model_cfg mc;
+    rc_train_cfg tc;
+    if (rc_cli_open_run(run, ckpt, sizeof ckpt, &text, &mc, &tc)) return rc_cli_error(rc_error());
+    free(text);
+    if (threads == 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    const char *spec = data ? data : tc.data;
+    rc_dataset train = {0}, test = {0}, lim = {0};
+    rc_model m;
+    int built = 0, code = 1;
+    rc_eval_result r;
+    /* normalisation uses the training split's statistics, as in training */
+    if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))
+        goto fail;
+    if (limit > 0) {
+        if (rc_dataset_limit(&test, (int)limit, &lim)) goto fail;
+        rc_dataset_free(&test);
+        test = lim;
+        memset(&lim, 0, sizeof lim);
+    }
+    if (rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto fail;
+    if (test.classes > mc.classes) {
+        rc_fail("dataset %s has %d classes, the model was trained for %d", spec, test.classes, mc.classes);
+        goto fail;
+    }
+    if (rc_model_build(&mc, (int)batch, (int)iters, &m)) goto fail;
+    built = 1;
+    if (rc_checkpoint_load(ckpt, &m.g, NULL)) goto fail;
+    if (rc_evaluate(&m, &test, exit_p, &r)) goto fail;
+    int R = r.nreadouts;
+    double acc[RC_MAX_READOUTS], cacc[RC_MAX_READOUTS];
+    for (int t = 0; t < R; t++) {
+        acc[t] = rc_eval_accuracy(&r, t);
+        cacc[t] = rc_eval_coarse_accuracy(&r, t);
+    }
+    int trained_R = mc.areas[mc.nareas - 1].iterations;
+    if (json) {
+        printf("{\"model\": ");
+        json_string(stdout, mc.name);
+        printf(", \"checkpoint\": ");
+        json_string(stdout, ckpt);
+        printf(", \"data\": ");
+        json_string(stdout, spec);
+        printf(", \"images\": %ld, \"iterations\": %d, \"trained_iterations\": %d, \"accuracy\": ", r.n, R, trained_R);
+        json_array(stdout, acc, R);
+        printf(", \"coarse_accuracy\": ");
+        if (r.has_coarse)
+            json_array(stdout, cacc, R);
+        else
+            printf("null");
+        printf(", \"loss\": ");
+        json_array(stdout, r.loss, R);
+        if (exit_p > 0)
+            printf(", \"exit_threshold\": %.6f, \"exit_accuracy\": %.6f, \"exit_mean_iterations\": %.4f, "
+                   "\"exit_mean_flops\": %.0f",
+                   exit_p, (double)r.exit_correct / (double)r.n, r.exit_mean_readouts, r.exit_mean_flops);
+        printf("}\n");
+    } else {
+        printf("%s: model %s, %ld test images of %s\n", ckpt, mc.name, r.n, spec);
+        printf("iteration  accuracy%s     loss\n", r.has_coarse ? "  coarse acc" : "");
+        for (int t = 0; t < R; t++) {
+            printf("%9d  %7.2f%%", t + 1, 100 * acc[t]);
+            if (r.has_coarse) printf("     %6.2f%%", 100 * cacc[t]);
+            printf("   %.4f%s\n", r.loss[t], t + 1 > trained_R ? "   (beyond trained depth)" : "");
+        }
+        if (exit_p > 0)
+            printf("early exit at p >= %.3f: accuracy %.2f%%, mean iterations %.2f of %d, mean %.1f MFLOP/image\n",
+                   exit_p, 100.0 * r.exit_correct / r.n, r.exit_mean_readouts, R, r.exit_mean_flops / 1e6);
+    }
+    code = 0;
+    goto done;
+fail:
+    rc_cli_error(rc_error());
+done:
+    if (built) rc_model_free(&m);
+    rc_dataset_free(&train);
+    rc_dataset_free(&test);
+    rc_dataset_free(&lim);
+    return code;
+}

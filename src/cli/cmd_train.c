@@ -1,0 +1,216 @@
+/* cmd_train.c — `recur train CONFIG [options]` and `recur train --resume RUN_DIR`: builds the effective
+ * config (file + flags + --set), prepares the run directory, and runs the training loop. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "io/checkpoint.h"
+#include "train/trainer.h"
+
+static const char *help =
+    "usage: recur train CONFIG [options]\n"
+    "       recur train --resume RUN_DIR [--threads N] [--steps N]\n"
+    "\n"
+    "Trains the model in CONFIG and writes RUN_DIR/config.cfg (the effective config), model.ckpt\n"
+    "(checkpoint, after every epoch and on SIGINT/SIGTERM) and train.csv (per-epoch loss, lr, time and\n"
+    "test accuracy at every iteration).\n"
+    "\n"
+    "options (each is a shorthand for --set train.KEY=VALUE):\n"
+    "  --data SPEC       fashion-mnist (default), mnist:DIR, idx:DIR, cifar10:DIR, cifar100:DIR\n"
+    "  --epochs N        --batch N   --lr X   --seed N   --threads N\n"
+    "  --limit N         train on the first N training images\n"
+    "other options:\n"
+    "  --set S.K=V       override any config key (repeatable), e.g. --set model.loss=final\n"
+    "  --out RUN_DIR     run directory (default runs/NAME-YYYYmmdd-HHMMSS)\n"
+    "  --force           overwrite a run directory that already holds a run\n"
+    "  --resume RUN_DIR  continue the run in RUN_DIR with its stored config\n"
+    "  --steps N         stop after N steps of this process (with a checkpoint)\n"
+    "  --ckpt-every S    also checkpoint every S seconds (default 300; 0 = only at epoch ends)\n"
+    "  --quiet           no progress output\n";
+
+static rc_status mkdirs(const char *path) {
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
+    struct stat sb;
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) return rc_fail("%s is not a directory", buf);
+    return RC_OK;
+}
+
+static char *read_small_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = 2 * cap + 8192;
+            if (cap > (4u << 20)) break;
+            buf = rc_xrealloc(buf, cap);
+        }
+        size_t r = fread(buf + len, 1, 4096, f);
+        len += r;
+        if (r < 4096) break;
+    }
+    fclose(f);
+    if (!buf) return NULL;
+    buf[len] = 0;
+    return buf;
+}
+
+int rc_cmd_train(int argc, char **argv) {
+    char *sets[RC_MAX_SETS + 16];
+    int nsets = 0;
+    char flagbuf[16][600];
+    int nflag = 0;
+    const char *config = NULL, *out = NULL, *resume = NULL;
+    int force = 0, quiet = 0, resume_threads = 0, other_on_resume = 0;
+    long steps = 0;
+    double ckpt_every = 300;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        static const char *shorthands[] = {"--data", "--epochs", "--batch", "--lr", "--seed", "--limit", "--threads", NULL};
+        int sh = -1;
+        for (int j = 0; shorthands[j]; j++)
+            if (!strcmp(a, shorthands[j])) sh = j;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        } else if (sh >= 0) {
+            if (!v) return rc_cli_usage_error("train", "%s needs a value", a);
+            if (nflag >= 16) return rc_cli_usage_error("train", "too many options");
+            snprintf(flagbuf[nflag], sizeof flagbuf[nflag], "train.%s=%s", a + 2, v);
+            sets[nsets++] = flagbuf[nflag++];
+            if (sh == 6) {
+                long t;
+                if (rc_cli_int(a, v, 0, 256, &t)) return rc_cli_error(rc_error());
+                resume_threads = (int)t;
+            } else {
+                other_on_resume = 1;
+            }
+            i++;
+        } else if (!strcmp(a, "--set")) {
+            if (!v) return rc_cli_usage_error("train", "--set needs SECTION.KEY=VALUE");
+            if (nsets >= RC_MAX_SETS) return rc_cli_usage_error("train", "too many --set options");
+            sets[nsets++] = argv[++i];
+            other_on_resume = 1;
+        } else if (!strcmp(a, "--out")) {
+            if (!v) return rc_cli_usage_error("train", "--out needs a directory");
+            out = argv[++i];
+        } else if (!strcmp(a, "--resume")) {
+            if (!v) return rc_cli_usage_error("train", "--resume needs a run directory");
+            resume = argv[++i];
+        } else if (!strcmp(a, "--steps")) {
+            if (rc_cli_int(a, v, 1, 1L << 40, &steps)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--ckpt-every")) {
+            if (rc_cli_double(a, v, 0, 1e9, &ckpt_every)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--force")) {
+            force = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            quiet = 1;
+        } else if (a[0] == '-') {
+            return rc_cli_usage_error("train", "unknown option '%s'", a);
+        } else if (!config) {
+            config = a;
+        } else {
+            return rc_cli_usage_error("train", "unexpected argument '%s'", a);
+        }
+    }
+    rc_train_opts o = {0};
+    o.max_steps = steps;
+    o.ckpt_every_s = ckpt_every;
+    o.quiet = quiet;
+    rc_train_install_signal_handlers();
+
+    if (resume) {
+        if (config) return rc_cli_usage_error("train", "--resume takes no CONFIG (the run's stored config is used)");
+        if (other_on_resume || out || force)
+            return rc_cli_usage_error("train", "--resume continues the stored config; only --threads, --steps, "
+                                               "--ckpt-every and --quiet may be given");
+        char ckpt[4200];
+        char *text = NULL;
+        rc_model_cfg mc;
+        rc_train_cfg tc;
+        if (rc_cli_open_run(resume, ckpt, sizeof ckpt, &text, &mc, &tc)) return rc_cli_error(rc_error());
+        char cfgpath[4200];
+        snprintf(cfgpath, sizeof cfgpath, "%s/config.cfg", resume);
+        char *ondisk = read_small_file(cfgpath);
+        if (ondisk && strcmp(ondisk, text) != 0) {
+            free(ondisk);
+            free(text);
+            fprintf(stderr,
+                    "recur: %s differs from the config stored in %s; resuming with a different config is refused "
+                    "(restore config.cfg, or start a new run)\n",
+                    cfgpath, ckpt);
+            return 1;
+        }
+        free(ondisk);
+        if (resume_threads > 0) rc_set_threads(resume_threads);
+        o.run_dir = resume;
+        o.resume = 1;
+        rc_status st = rc_train(text, ckpt, &o, NULL);
+        free(text);
+        if (st) return rc_cli_error(rc_error());
+        return 0;
+    }
+
+    if (!config) return rc_cli_usage_error("train", "missing CONFIG");
+    rc_ini *ini = NULL;
+    char *text = NULL;
+    rc_model_cfg mc;
+    rc_train_cfg tc;
+    if (rc_cli_load_config(config, sets, nsets, quiet, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
+    rc_ini_free(ini);
+    char outbuf[4096];
+    if (!out) {
+        time_t now = time(NULL);
+        struct tm tmv;
+        localtime_r(&now, &tmv);
+        char stamp[32];
+        strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tmv);
+        snprintf(outbuf, sizeof outbuf, "runs/%s-%s", mc.name, stamp);
+        out = outbuf;
+    }
+    if (mkdirs(out)) {
+        free(text);
+        return rc_cli_error(rc_error());
+    }
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.ckpt", out);
+    if (access(path, F_OK) == 0) {
+        if (!force) {
+            free(text);
+            fprintf(stderr,
+                    "recur: %s already holds a run (model.ckpt); resume it with 'recur train --resume %s', or "
+                    "choose another --out, or add --force to overwrite it\n",
+                    out, out);
+            return 1;
+        }
+        unlink(path);
+    }
+    snprintf(path, sizeof path, "%s/train.csv", out);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/config.cfg", out);
+    if (rc_write_file_atomic(path, text, strlen(text))) {
+        free(text);
+        return rc_cli_error(rc_error());
+    }
+    if (!quiet) fprintf(stderr, "recur: run directory %s\n", out);
+    o.run_dir = out;
+    rc_status st = rc_train(text, path, &o, NULL);
+    free(text);
+    if (st) return rc_cli_error(rc_error());
+    return 0;
+}
