@@ -93,7 +93,7 @@ static double gflops(bufs *B, int pass, int reps) {
 }
 
 int main(int argc, char **argv) {
-    int reps = (argc > 1 && strcmp(argv[1], "--quick") == 0) ? 3 : 7;
+    int reps = (argc > 1 && strcmp(argv[1], "--quick") == 0) ? 3 : 10;
     rc_rng rng;
     rc_rng_seed(&rng, 7);
     rc_ops_fast = 1;

@@ -234,9 +234,9 @@ static void test_lr_schedule(void) {
     CHECK(rc_lr_at(&c, 999, spe) > 0.0, "last step lr must be > 0");
     CHECK_CLOSE(rc_lr_at(&c, 1000, spe), 0.0, 0, 1e-15, "cosine past the end");
 
-    c.warmup_epochs = 0.5; /* 3.5 steps round to 4 */
-    CHECK(rc_lr_warmup_steps(&c, 7) == 4, "fractional warm-up rounds half up: %ld", rc_lr_warmup_steps(&c, 7));
-    CHECK_CLOSE(rc_lr_at(&c, 0, 7), 0.025, 1e-12, 0, "fractional warm-up step 0");
+    c.warmup_epochs = 0.5; /* 3.5 steps: floor gives 3 (as the PyTorch twin) */
+    CHECK(rc_lr_warmup_steps(&c, 7) == 3, "fractional warm-up is floored: %ld", rc_lr_warmup_steps(&c, 7));
+    CHECK_CLOSE(rc_lr_at(&c, 0, 7), 0.1 / 3, 1e-12, 0, "fractional warm-up step 0");
 
     c.warmup_epochs = 0;
     CHECK_CLOSE(rc_lr_at(&c, 0, spe), 0.1, 1e-12, 0, "cosine no warm-up, step 0");

@@ -246,7 +246,7 @@ static int valid_value(const char *v, size_t n) {
     if (n && (is_ws(v[0]) || is_ws(v[n - 1]))) return 0;
     for (size_t i = 0; i < n; i++) {
         if (v[i] == '\n' || v[i] == '\r' || v[i] == '\0') return 0;
-        if (v[i] == '#' && (i == 0 || is_ws(v[i - 1]))) return 0;
+        if ((v[i] == '#' || v[i] == ';') && (i == 0 || is_ws(v[i - 1]))) return 0;
     }
     return 1;
 }
@@ -300,7 +300,7 @@ static rc_status parse_header(rc_ini *ini, const char *p, size_t n, int line) {
     const char *rest = close + 1;
     size_t rn = n - (size_t)(rest - p);
     trim(&rest, &rn);
-    if (rn && rest[0] != '#')
+    if (rn && rest[0] != '#' && rest[0] != ';')
         return rc_fail("%s:%d: unexpected text '%s' after section header", ini->display, line,
                        snip(rest, rn, sb));
     const char *in = p + 1;
@@ -350,7 +350,7 @@ static rc_status parse_assignment(rc_ini *ini, const char *p, size_t n, int line
     size_t vn = n - (size_t)(val - p);
     trim(&val, &vn);
     for (size_t i = 0; i < vn; i++)
-        if (val[i] == '#' && (i == 0 || is_ws(val[i - 1]))) {
+        if ((val[i] == '#' || val[i] == ';') && (i == 0 || is_ws(val[i - 1]))) {
             vn = i;
             break;
         }

@@ -85,7 +85,7 @@ void rc_optim_step(rc_graph *g, const rc_train_cfg *cfg, double lr, long t) {
 long rc_lr_warmup_steps(const rc_train_cfg *cfg, long steps_per_epoch) {
     RC_ASSERT(cfg && steps_per_epoch >= 1);
     if (!(cfg->warmup_epochs > 0.0)) return 0;
-    return (long)floor(cfg->warmup_epochs * (double)steps_per_epoch + 0.5);
+    return (long)floor(cfg->warmup_epochs * (double)steps_per_epoch);
 }
 
 double rc_lr_at(const rc_train_cfg *cfg, long step, long steps_per_epoch) {
