@@ -37,27 +37,35 @@ info-build:
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	@echo "  CC    $<"
+	@$(CC) $(CFLAGS) -c $< -o $@
 
 $(BUILD)/librecur.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@ && ar rcs $@ $^
+	@rm -f $@ && ar rcs $@ $^
+	@echo "  AR    $@"
 
 $(BUILD)/recur: $(CLI_OBJ) $(BUILD)/librecur.a
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/librecur.a $(LDLIBS)
+	@echo "  LD    $@"
+	@$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(BUILD)/librecur.a $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/librecur.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LDFLAGS) $(LDLIBS)
+	@echo "  TEST  $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LDFLAGS) $(LDLIBS)
 
 deps:
 	@sh scripts/deps.sh
 
 # Unit, gradient and parity tests (C), then CLI tests (shell).
 test: deps
-	$(MAKE) info-build all
-	$(MAKE) test-unit test-cli
-	$(MAKE) SAN=1 CC=clang test-unit
+	@$(MAKE) --no-print-directory info-build all
+	@$(MAKE) --no-print-directory test-unit test-cli
+	@echo "== the same tests built with clang, AddressSanitizer and UndefinedBehaviorSanitizer"
+	@$(MAKE) --no-print-directory SAN=1 CC=clang all test-unit test-cli
+	@echo "== gcc and clang both build clean with -Wall -Wextra -Werror"
+	@$(MAKE) --no-print-directory CC=clang BUILD=build-clang all
+	@echo "make test: all passed"
 
 test-unit: $(TESTS)
 	@sh tests/run_unit.sh $(BUILD)
@@ -66,9 +74,9 @@ test-cli: $(BUILD)/recur
 	@sh tests/run_cli.sh $(BUILD)
 
 demo: deps
-	$(MAKE) info-build $(BUILD)/recur
-	$(BUILD)/recur train configs/demo.cfg --out runs/demo
+	@$(MAKE) --no-print-directory info-build $(BUILD)/recur
+	$(BUILD)/recur train configs/demo.cfg --out runs/demo --force
 	$(BUILD)/recur eval runs/demo
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-clang

@@ -15,6 +15,7 @@ static void usage(FILE *f) {
             "  train --resume RUN_DIR     continue an interrupted run exactly where it stopped\n"
             "  eval RUN_DIR|CKPT          accuracy at every iteration on the test set\n"
             "  info CONFIG                params, units, FLOPs and effective depth, per area and in total\n"
+            "  bench CONFIG               training and inference speed, GFLOP/s, peak memory, per-op profile\n"
             "\n"
             "'recur COMMAND --help' describes each command's options.\n");
 }
@@ -38,6 +39,8 @@ int main(int argc, char **argv) {
         rc = rc_cmd_eval(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "info")) {
         rc = rc_cmd_info(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "bench")) {
+        rc = rc_cmd_bench(argc - 1, argv + 1);
     } else {
         fprintf(stderr, "recur: unknown command '%s'\n", cmd);
         usage(stderr);

@@ -345,6 +345,15 @@ void rc_graph_init_params(rc_graph *g, uint64_t seed) {
     memset(g->pv, 0, g->param_floats * sizeof(float));
 }
 
+rc_profile rc_prof;
+
+const char *rc_op_name(rc_op_type op) {
+    static const char *names[RC_OP_COUNT] = {"conv2d", "batchnorm", "relu",    "sigmoid",  "tanh",
+                                             "add",    "mul",       "concat",  "slice",    "maxpool",
+                                             "avgpool", "gap",      "upsample", "linear"};
+    return op >= 0 && op < RC_OP_COUNT ? names[op] : "?";
+}
+
 static float *pw(rc_graph *g, int p) { return p >= 0 ? g->params[p].w : NULL; }
 static float *pgr(rc_graph *g, int p) { return p >= 0 ? g->params[p].g : NULL; }
 
@@ -356,6 +365,7 @@ void rc_graph_forward(rc_graph *g, int train) {
         rc_tensor *y = &g->tensors[n->out];
         const rc_tensor *x = &g->tensors[n->in[0]];
         size_t numel = (size_t)N * tsize(g, n->out);
+        double t0 = rc_prof.enabled ? rc_now() : 0;
         switch (n->op) {
         case RC_OP_CONV: {
             rc_conv_dims d = conv_dims(g, n);
@@ -401,6 +411,11 @@ void rc_graph_forward(rc_graph *g, int train) {
             break;
         default: RC_ASSERT(0 && "unknown op");
         }
+        if (rc_prof.enabled) {
+            rc_prof.fwd_s[n->op] += rc_now() - t0;
+            rc_prof.fwd_calls[n->op]++;
+            rc_prof.fwd_flops[n->op] += rc_graph_node_flops(g, i) * N;
+        }
     }
 }
 
@@ -418,6 +433,7 @@ void rc_graph_backward(rc_graph *g) {
         const rc_tensor *x = &g->tensors[n->in[0]];
         size_t numel = (size_t)N * tsize(g, n->out);
         float *dx0 = gin(g, n->in[0]);
+        double t0 = rc_prof.enabled ? rc_now() : 0;
         switch (n->op) {
         case RC_OP_CONV: {
             rc_conv_dims d = conv_dims(g, n);
@@ -466,6 +482,10 @@ void rc_graph_backward(rc_graph *g) {
                                pgr(g, n->param[0]), pgr(g, n->param[1]));
             break;
         default: RC_ASSERT(0 && "unknown op");
+        }
+        if (rc_prof.enabled) {
+            rc_prof.bwd_s[n->op] += rc_now() - t0;
+            rc_prof.bwd_calls[n->op]++;
         }
     }
 }

@@ -126,6 +126,17 @@ void rc_graph_mark_output(rc_graph *g, int t);
 /* Backward from the gradients the caller wrote into the output tensors' dx. */
 void rc_graph_backward(rc_graph *g);
 
+/* Per-op profile: when enabled, forward/backward accumulate wall time per op type (seconds) and
+ * call counts. For `recur bench --profile`. */
+typedef struct {
+    int enabled;
+    double fwd_s[RC_OP_COUNT], bwd_s[RC_OP_COUNT];
+    long fwd_calls[RC_OP_COUNT], bwd_calls[RC_OP_COUNT];
+    double fwd_flops[RC_OP_COUNT];
+} rc_profile;
+extern rc_profile rc_prof;
+const char *rc_op_name(rc_op_type op);
+
 /* Forward FLOPs per image; number of trainable params; units (activation floats per image). */
 double rc_graph_flops_per_image(const rc_graph *g);
 /* Forward FLOPs per image of node i alone. */

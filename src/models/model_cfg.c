@@ -137,11 +137,50 @@ static rc_status read_train(rc_ini *ini, rc_train_cfg *t) {
     return RC_OK;
 }
 
+/* The schema: every key each section type may hold. Checked before anything is read, so a misspelt
+ * key is reported as unknown (with the known ones) rather than as a missing required key. */
+static const char *model_keys[] = {"name", "input", "classes", "unroll", "norm", "bn_momentum", "bn_eps", "head",
+                                   "loss", NULL};
+static const char *area_keys[] = {"channels", "iterations", "tied", "cell", "kernel", "stride", "bottomup",
+                                  "lateral", "topdown", NULL};
+static const char *train_keys[] = {"data",     "epochs",       "batch",         "limit",      "val",
+                                   "optimizer", "lr",          "momentum",      "nesterov",   "weight_decay",
+                                   "beta1",    "beta2",        "adam_eps",      "schedule",   "warmup_epochs",
+                                   "step_every", "step_gamma", "crop_pad",      "flip",       "seed",
+                                   "threads",  NULL};
+
+static rc_status check_schema(rc_ini *ini) {
+    for (int i = 0; i < rc_ini_section_count(ini); i++) {
+        rc_ini_section *s = rc_ini_section_at(ini, i);
+        const char *type = rc_ini_type(s);
+        const char **keys = !strcmp(type, "model") ? model_keys : !strcmp(type, "area") ? area_keys : train_keys;
+        for (int j = 0; j < rc_ini_key_count(s); j++) {
+            const char *key, *value;
+            int line;
+            rc_ini_key_at(s, j, &key, &value, &line);
+            int known = 0;
+            for (int k = 0; keys[k]; k++) known |= !strcmp(keys[k], key);
+            if (known) continue;
+            char list[512] = "";
+            size_t len = 0;
+            for (int k = 0; keys[k] && len + 32 < sizeof list; k++)
+                len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", k ? ", " : "", keys[k]);
+            if (line > 0)
+                return rc_fail("%s:%d: unknown key '%s' in %s (known keys: %s)", rc_ini_display_name(ini), line, key,
+                               rc_ini_label(s), list);
+            return rc_fail("%s (--set): unknown key '%s' in %s (known keys: %s)", rc_ini_display_name(ini), key,
+                           rc_ini_label(s), list);
+        }
+    }
+    return RC_OK;
+}
+
 rc_status rc_config_read(rc_ini *ini, const char *default_name, rc_model_cfg *m, rc_train_cfg *t) {
     static const char *known[] = {"model", "train", "area", NULL};
     memset(m, 0, sizeof *m);
     memset(t, 0, sizeof *t);
     TRY(rc_ini_check_sections(ini, known));
+    TRY(check_schema(ini));
     TRY(read_model(ini, m, default_name));
     TRY(read_areas(ini, m));
     TRY(read_train(ini, t));

@@ -16,12 +16,12 @@
 #include "core/common.h"
 
 /* Layout policy (rc_conv2d_dnnl_set_blocked). Measured with bench/conv_bench.c on this machine's 2
- * cores (AVX-512, N=128, 2 threads, GFLOP/s fwd/bwd_d/bwd_w, see the benchmark header):
+ * cores (AVX-512, N=128, 2 threads, quiet machine, GFLOP/s fwd / bwd_data / bwd_weights):
  *   3x3 convs: format_tag_any (nChw16c, jit:avx512_core) plus reorders on every call beats plain NCHW
- *     (x64:gemm:jit) clearly, e.g. C=K=32 28x28 357/321/333 vs 189/146/104, ConvLSTM 32->128
- *     384/348/360 vs 341/307/226;
- *   1x1 convs: plain NCHW is faster (gemm needs no im2col, reorders are pure memory traffic), e.g.
- *     32->64 s2 148/60/107 vs 98/60/87.
+ *     (x64:gemm:jit): C=K=32 28x28 376/332/355 vs 201/156/108; ConvLSTM 32->128 399/366/378 vs
+ *     183/320/236; C=K=64 14x14 430/408/418 vs 166/137/240.
+ *   1x1 convs: plain NCHW is faster (gemm needs no im2col; the reorders are pure memory traffic):
+ *     128->32 s1 321/195/114 vs 133/114/115; 32->64 s2 180/93/118 vs 119/59/92.
  * So the default, RC_CONV_POLICY_AUTO, gives blocked layouts to kernels > 1x1 and plain to 1x1. */
 enum { RC_CONV_POLICY_PLAIN = 0, RC_CONV_POLICY_BLOCKED = 1, RC_CONV_POLICY_AUTO = 2 };
 #ifndef RC_CONV_DNNL_DEFAULT_POLICY

@@ -1,0 +1,136 @@
+/* cmd_bench.c — `recur bench CONFIG`: training and inference throughput on synthetic batches of the
+ * model's input shape, achieved GFLOP/s (training counted as 3x the forward FLOPs), peak resident
+ * memory, and with --profile the time per op type. */
+#define _POSIX_C_SOURCE 200809L
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cli.h"
+#include "core/rng.h"
+#include "train/optim.h"
+
+static const char *help =
+    "usage: recur bench CONFIG [--batch N] [--threads N] [--steps N] [--set S.K=V ...] [--json] [--profile]\n"
+    "\n"
+    "Times N training steps (forward, scheduled loss, backward, optimizer) and N inference passes on\n"
+    "random batches after 3 warm-up steps. Prints images/s, GFLOP/s (training = 3 x forward FLOPs) and\n"
+    "peak RSS; --profile adds time per op type. JSON keys: train_images_per_s, infer_images_per_s,\n"
+    "gflops, infer_gflops, peak_rss_mb, flops_per_image, batch, threads, steps.\n";
+
+int rc_cmd_bench(int argc, char **argv) {
+    const char *config = NULL;
+    char *sets[RC_MAX_SETS];
+    int nsets = 0, json = 0, profile = 0;
+    long batch = 0, threads = 0, steps = 20;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else if (!strcmp(a, "--profile")) {
+            profile = 1;
+        } else if (!strcmp(a, "--set")) {
+            if (!v) return rc_cli_usage_error("bench", "--set needs SECTION.KEY=VALUE");
+            if (nsets >= RC_MAX_SETS) return rc_cli_usage_error("bench", "too many --set options");
+            sets[nsets++] = argv[++i];
+        } else if (!strcmp(a, "--batch")) {
+            if (rc_cli_int(a, v, 1, 65536, &batch)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (rc_cli_int(a, v, 1, 256, &threads)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--steps")) {
+            if (rc_cli_int(a, v, 1, 1000000, &steps)) return rc_cli_error(rc_error());
+            i++;
+        } else if (a[0] == '-') {
+            return rc_cli_usage_error("bench", "unknown option '%s'", a);
+        } else if (!config) {
+            config = a;
+        } else {
+            return rc_cli_usage_error("bench", "unexpected argument '%s'", a);
+        }
+    }
+    if (!config) return rc_cli_usage_error("bench", "missing CONFIG");
+    rc_ini *ini = NULL;
+    char *text = NULL;
+    rc_model_cfg mc;
+    rc_train_cfg tc;
+    if (rc_cli_load_config(config, sets, nsets, 1, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
+    rc_ini_free(ini);
+    free(text);
+    if (batch == 0) batch = tc.batch;
+    if (threads > 0) rc_set_threads((int)threads);
+    else if (tc.threads > 0) rc_set_threads(tc.threads);
+    if (mc.loss == RC_LOSS_COARSE_TO_FINE) mc.loss = RC_LOSS_EVERY; /* synthetic labels have no taxonomy */
+    rc_model m;
+    if (rc_model_build(&mc, (int)batch, 0, &m)) return rc_cli_error(rc_error());
+    rc_graph *g = &m.g;
+    rc_graph_init_params(g, tc.seed);
+    rc_rng rng;
+    rc_rng_seed(&rng, 7);
+    float *x = g->tensors[m.input].x;
+    size_t nx = (size_t)batch * mc.in_c * mc.in_h * mc.in_w;
+    int *labels = rc_xmalloc((size_t)batch * sizeof(int));
+    for (size_t i = 0; i < nx; i++) x[i] = rc_rng_normal(&rng);
+    for (long i = 0; i < batch; i++) labels[i] = (int)rc_rng_below(&rng, (uint32_t)mc.classes);
+    double fwd_flops = rc_graph_flops_per_image(g);
+    /* training */
+    double t_train = 0;
+    for (long s = 0; s < steps + 3; s++) {
+        if (s == 3) {
+            memset(&rc_prof, 0, sizeof rc_prof);
+            rc_prof.enabled = profile;
+            t_train = rc_now();
+        }
+        rc_graph_forward(g, 1);
+        rc_model_loss(&m, labels, NULL, NULL, 1);
+        rc_graph_zero_grads(g);
+        rc_graph_backward(g);
+        rc_optim_step(g, &tc, 1e-4, s + 1);
+    }
+    t_train = rc_now() - t_train;
+    rc_profile train_prof = rc_prof;
+    rc_prof.enabled = 0;
+    /* inference */
+    for (int s = 0; s < 2; s++) rc_graph_forward(g, 0);
+    double t_inf = rc_now();
+    for (long s = 0; s < steps; s++) rc_graph_forward(g, 0);
+    t_inf = rc_now() - t_inf;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = (double)ru.ru_maxrss / 1024.0;
+    double train_ips = (double)(steps * batch) / t_train, inf_ips = (double)(steps * batch) / t_inf;
+    double gflops = train_ips * 3 * fwd_flops / 1e9, inf_gflops = inf_ips * fwd_flops / 1e9;
+    if (json) {
+        printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
+               "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
+               "\"peak_rss_mb\": %.1f}\n",
+               mc.name, batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb);
+    } else {
+        printf("%s: batch %ld, %d threads, %.1f MFLOP/image forward\n", mc.name, batch, rc_get_threads(),
+               fwd_flops / 1e6);
+        printf("train: %8.1f images/s  %6.1f GFLOP/s (3x forward)\n", train_ips, gflops);
+        printf("infer: %8.1f images/s  %6.1f GFLOP/s\n", inf_ips, inf_gflops);
+        printf("peak RSS: %.1f MB\n", rss_mb);
+    }
+    if (profile) {
+        double tot = 0;
+        for (int o = 0; o < RC_OP_COUNT; o++) tot += train_prof.fwd_s[o] + train_prof.bwd_s[o];
+        FILE *f = json ? stderr : stdout;
+        fprintf(f, "\nprofile of %ld training steps (graph time %.3fs of %.3fs wall; the rest is loss+optimizer)\n",
+                steps, tot, t_train);
+        fprintf(f, "%-10s %10s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "bwd ms", "share", "fwd GFLOP/s");
+        for (int o = 0; o < RC_OP_COUNT; o++) {
+            if (!train_prof.fwd_calls[o]) continue;
+            double fs = train_prof.fwd_s[o], bs = train_prof.bwd_s[o];
+            fprintf(f, "%-10s %10ld %10.1f %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o),
+                    train_prof.fwd_calls[o] / steps, 1e3 * fs / steps, 1e3 * bs / steps, 100 * (fs + bs) / t_train,
+                    fs > 0 ? train_prof.fwd_flops[o] / fs / 1e9 : 0);
+        }
+    }
+    free(labels);
+    rc_model_free(&m);
+    return 0;
+}

@@ -1,0 +1,128 @@
+#!/bin/sh
+# CLI tests: help, info, config errors, train a few steps, resume, eval (incl. more iterations at test
+# time and early exit), refusal to resume with a changed config, and data errors.
+# Usage: tests/run_cli.sh BUILD_DIR. Every check must pass; the script exits non-zero on the first failure.
+set -u
+B=${1:-build}
+R="$B/recur"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { pass=$((pass + 1)); }
+# expect_fail NAME PATTERN CMD...: CMD must exit non-zero and its stderr must match PATTERN (grep -E)
+expect_fail() {
+    name=$1; pat=$2; shift 2
+    if "$@" >"$T/out" 2>"$T/err"; then fail "$name: succeeded, expected an error"; fi
+    grep -Eq "$pat" "$T/err" || { cat "$T/err"; fail "$name: stderr does not match '$pat'"; }
+    [ "$(grep -c . "$T/err")" -ge 1 ] || fail "$name: no error message"
+    ok
+}
+
+# help
+"$R" --help | grep -q "usage: recur" || fail "recur --help"; ok
+for c in train eval info bench; do "$R" $c --help | grep -q "usage: recur $c" || fail "recur $c --help"; ok; done
+expect_fail "unknown command" "unknown command 'frobnicate'" "$R" frobnicate
+expect_fail "unknown option" "unknown option '--bogus'" "$R" train tests/configs/tiny.cfg --bogus
+
+# info on the whole zoo, text and JSON
+for c in configs/*.cfg; do
+    "$R" info "$c" >"$T/info" || fail "info $c"
+    grep -q "effective depth" "$T/info" || fail "info $c: no effective depth"
+    "$R" info "$c" --json >"$T/info.json" || fail "info --json $c"
+    /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert d['params']>0 and d['flops']>0 and d['effective_depth']>0" "$T/info.json" || fail "info --json $c keys"
+    ok
+done
+# tying: the feedforward twin has the same depth and FLOPs and more params
+/usr/bin/python3 - "$R" <<'PY' || fail "recurrent vs feedforward info"
+import json, subprocess, sys
+r = json.loads(subprocess.check_output([sys.argv[1], "info", "configs/recurrent.cfg", "--json"]))
+f = json.loads(subprocess.check_output([sys.argv[1], "info", "configs/feedforward.cfg", "--json"]))
+assert r["effective_depth"] == f["effective_depth"], (r, f)
+assert r["flops"] == f["flops"]
+assert f["params"] > 2.5 * r["params"]
+PY
+ok
+
+# config errors name file, line and key
+printf '[model]\nclasses = 10\n[area V1]\nchanels = 8\niterations = 2\ntied = yes\n' >"$T/typo.cfg"
+expect_fail "unknown key" "typo.cfg:3.*chanels|typo.cfg:4.*chanels" "$R" info "$T/typo.cfg"
+printf '[model]\nclasses = 10\n[area V1]\nchannels = 8\niterations = 2\n' >"$T/missing.cfg"
+expect_fail "missing key" "missing.cfg:3.*tied" "$R" info "$T/missing.cfg"
+printf '[model]\nclasses = 10\n[area V1]\nchannels = 8\niterations = 2\ntied = maybe\n' >"$T/bad.cfg"
+expect_fail "bad value" "bad.cfg:6.*tied" "$R" info "$T/bad.cfg"
+printf '[modle]\n[area V1]\nchannels = 8\niterations = 2\ntied = yes\n' >"$T/sec.cfg"
+expect_fail "unknown section" "sec.cfg:1.*modle" "$R" info "$T/sec.cfg"
+expect_fail "missing config" "nonexistent.cfg" "$R" info "$T/nonexistent.cfg"
+expect_fail "bad --set" "channels" "$R" info tests/configs/tiny.cfg --set area.V1.channels=0
+
+# train a few steps, stop, resume to the end; files and CSV
+"$R" train tests/configs/tiny.cfg --out "$T/run" --steps 5 --quiet || fail "train --steps 5"
+[ -f "$T/run/config.cfg" ] && [ -f "$T/run/model.ckpt" ] || fail "run dir files after --steps"
+expect_fail "no overwrite" "already holds a run" "$R" train tests/configs/tiny.cfg --out "$T/run"
+"$R" train --resume "$T/run" --quiet || fail "resume"
+[ "$(grep -c . "$T/run/train.csv")" -eq 3 ] || { cat "$T/run/train.csv"; fail "train.csv should have a header and 2 epochs"; }
+head -1 "$T/run/train.csv" | grep -q "test_acc_1,test_acc_2,test_acc_3,test_coarse_acc_1" || fail "train.csv header"
+ok
+# resume of a finished run is a no-op
+"$R" train --resume "$T/run" --quiet || fail "resume finished run"; ok
+# uninterrupted run reaches the same checkpoint bytes
+"$R" train tests/configs/tiny.cfg --out "$T/run2" --quiet || fail "uninterrupted run"
+cmp "$T/run/model.ckpt" "$T/run2/model.ckpt" || fail "resumed checkpoint differs from the uninterrupted run's"
+ok
+
+# eval: text, JSON, more iterations than trained, early exit
+"$R" eval "$T/run" >"$T/eval.txt" || fail "eval"
+grep -q "iteration" "$T/eval.txt" || fail "eval table"
+"$R" eval "$T/run" --json >"$T/eval.json" || fail "eval --json"
+/usr/bin/python3 -c "
+import json,sys; d=json.load(open(sys.argv[1]))
+assert len(d['accuracy'])==3 and len(d['coarse_accuracy'])==3, d
+assert max(d['accuracy']) > 0.15 and all(0 <= a <= 1 for a in d['accuracy']), d
+assert d['images']==10000" "$T/eval.json" || fail "eval --json content"
+"$R" eval "$T/run" --iterations 6 --json --limit 1000 >"$T/eval6.json" || fail "eval --iterations 6"
+/usr/bin/python3 -c "
+import json,sys; d=json.load(open(sys.argv[1])); assert len(d['accuracy'])==6 and d['trained_iterations']==3, d" "$T/eval6.json" || fail "eval --iterations content"
+"$R" eval "$T/run" --exit-threshold 0.9 --json --limit 1000 >"$T/exit.json" || fail "eval --exit-threshold"
+/usr/bin/python3 -c "
+import json,sys; d=json.load(open(sys.argv[1])); assert 1 <= d['exit_mean_iterations'] <= 3, d" "$T/exit.json" || fail "early exit content"
+ok
+
+# wrong pairings and bad data
+cp "$T/run/config.cfg" "$T/run/config.cfg.bak"
+sed 's/channels = 16/channels = 17/' "$T/run/config.cfg.bak" >"$T/run/config.cfg"
+expect_fail "resume changed config" "differs from the config stored" "$R" train --resume "$T/run"
+mv "$T/run/config.cfg.bak" "$T/run/config.cfg"
+expect_fail "resume with overrides" "only --threads" "$R" train --resume "$T/run" --epochs 5
+mkdir -p "$T/cifar"
+expect_fail "missing data files" "cifar|data_batch" "$R" train tests/configs/tiny.cfg --out "$T/run3" --data "cifar10:$T/cifar"
+expect_fail "bad data spec" "spec|dataset" "$R" train tests/configs/tiny.cfg --out "$T/run4" --data "nonsense:/x"
+expect_fail "eval missing run" "no checkpoint|No such file" "$R" eval "$T/nothing"
+head -c 100 "$T/run/model.ckpt" >"$T/trunc.ckpt"
+expect_fail "truncated checkpoint" "trunc.ckpt" "$R" eval "$T/trunc.ckpt"
+# a small MNIST-format IDX directory (plain, not gzipped): loads, trains, has no taxonomy
+python3 - "$T/mn" <<'PY' || fail "making IDX files"
+import os, struct, sys, random
+d = sys.argv[1]; os.makedirs(d, exist_ok=True); random.seed(3)
+for split, n in (("train", 256), ("t10k", 64)):
+    labels = [i % 10 for i in range(n)]
+    with open(f"{d}/{split}-images-idx3-ubyte", "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28))
+        for l in labels: f.write(bytes((l * 25 + random.randrange(5)) % 256 for _ in range(784)))
+    with open(f"{d}/{split}-labels-idx1-ubyte", "wb") as f:
+        f.write(struct.pack(">II", 0x801, n)); f.write(bytes(labels))
+PY
+"$R" train tests/configs/tiny.cfg --out "$T/mnrun" --data "mnist:$T/mn" --set train.limit=0 --quiet || fail "train on mnist:DIR"
+"$R" eval "$T/mnrun" --json | grep -q '"coarse_accuracy": null' || fail "eval on a dataset without taxonomy"
+ok
+expect_fail "coarse-to-fine without taxonomy" "taxonomy" "$R" train tests/configs/tiny.cfg --out "$T/run5" --set model.loss=coarse-to-fine --data "mnist:$T/mn"
+# a dataset whose image size does not match the model
+python3 -c "
+import struct,sys
+d=sys.argv[1]
+for s,n in (('train',64),('t10k',64)):
+    open(d+'/'+s+'-images-idx3-ubyte','wb').write(struct.pack('>IIII',0x803,n,32,32)+bytes(n*1024))
+    open(d+'/'+s+'-labels-idx1-ubyte','wb').write(struct.pack('>II',0x801,n)+bytes(n))" "$T/cifar" || fail "making 32x32 IDX"
+expect_fail "image size mismatch" "32x32.*28x28|28x28.*32x32" "$R" train tests/configs/tiny.cfg --out "$T/run6" --data "idx:$T/cifar"
+
+echo "all CLI tests passed ($pass checks)"
