@@ -37,6 +37,10 @@ void *rc_xrealloc(void *p, size_t bytes);
 float *rc_aalloc_floats(size_t n);
 void rc_afree(void *p);
 
+/* Flush denormals to zero on the calling thread and every OpenMP worker (also done by rc_set_threads
+ * and rc_graph_plan). Changes results only where values fall below 1.2e-38. */
+void rc_flush_denormals(void);
+
 /* Threads used by elementwise code and oneDNN alike (OpenMP). */
 void rc_set_threads(int n);
 int rc_get_threads(void);

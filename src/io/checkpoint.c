@@ -287,7 +287,7 @@ static rc_status rc_parse_meta(rc_parser *p) {
     rc_ckpt_meta *m = &p->meta;
     memset(m, 0, sizeof *m);
     const int64_t lmax = (int64_t)(LONG_MAX < INT64_MAX ? LONG_MAX : INT64_MAX);
-    int64_t v;
+    int64_t v = 0;
     if (rc_r_i64(p, q, 0, lmax, "epoch", &v)) return RC_ERR;
     m->epoch = (long)v, q += 8;
     if (rc_r_i64(p, q, 0, lmax, "step_in_epoch", &v)) return RC_ERR;
