@@ -2,7 +2,7 @@
 # `make demo` trains configs/demo.cfg on Fashion-MNIST. Both install missing Debian packages first.
 CC      ?= gcc
 ARCH    ?= -march=native
-OPT     ?= -O2
+OPT     ?= -O3
 BUILD   ?= build
 CFLAGS  := -std=c11 $(OPT) -g $(ARCH) -Wall -Wextra -Werror -fopenmp -Iinclude -Isrc $(EXTRA_CFLAGS)
 LDLIBS  := -lm -lz
@@ -13,13 +13,26 @@ ifeq ($(SAN),1)
   CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
   LDFLAGS += -fsanitize=address,undefined
 endif
+# libFuzzer build (`make fuzz`, clang): the library with coverage, ASan and UBSan, and the fuzz targets
+ifeq ($(FUZZ),1)
+  BUILD   := build-fuzz
+  CFLAGS  += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+  CFLAGS  += -Wno-pass-failed # coverage instrumentation can stop `omp simd` loops from vectorising
+endif
 
 HAVE_DNNL := $(shell test -f /usr/include/dnnl.h && echo 1)
 ifeq ($(HAVE_DNNL),1)
   CFLAGS += -DRC_HAVE_DNNL
   LDLIBS += -ldnnl
 endif
-HAVE_MPI := $(shell command -v mpicc >/dev/null 2>&1 && echo 1)
+# MPI (data-parallel training, src/dist): Open MPI's compiler wrapper gives the flags; `make MPI=0` builds
+# the single-process stubs instead.
+HAVE_MPI := $(shell mpicc --showme:compile >/dev/null 2>&1 && echo 1)
+MPI ?= $(HAVE_MPI)
+ifeq ($(MPI),1)
+  CFLAGS += -DRC_HAVE_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
+  LDLIBS += $(shell mpicc --showme:link)
+endif
 
 LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/models/*.c src/train/*.c src/io/*.c src/dist/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
@@ -29,11 +42,11 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-.PHONY: all test test-unit test-cli demo deps clean info-build
+.PHONY: all test test-unit test-cli test-mpi demo deps clean info-build fuzz fuzz-targets test-fuzz-replay test-reliability test-valgrind
 all: $(BUILD)/recur $(TESTS)
 
 info-build:
-	@echo "recur build: CC=$(CC) oneDNN=$(if $(HAVE_DNNL),yes,no) MPI=$(if $(HAVE_MPI),yes,no) SAN=$(or $(SAN),0)"
+	@echo "recur build: CC=$(CC) oneDNN=$(if $(HAVE_DNNL),yes,no) MPI=$(if $(filter 1,$(MPI)),yes,no) SAN=$(or $(SAN),0)"
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -57,12 +70,46 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/librecur.a $(HDRS)
 deps:
 	@sh scripts/deps.sh
 
+# Fuzzing (fuzz/, docs/RELIABILITY.md): `make fuzz` builds build-fuzz/fuzz_T (libFuzzer); sh fuzz/run.sh SECONDS
+# runs them. make test replays the seeds and regression inputs through each target linked with a plain main().
+FUZZ_TARGETS := config checkpoint idx cifar
+FUZZ_HDRS    := fuzz/fuzz_util.h $(HDRS)
+
+fuzz: deps
+	@$(MAKE) --no-print-directory FUZZ=1 CC=clang MPI=0 fuzz-targets
+
+fuzz-targets: $(FUZZ_TARGETS:%=$(BUILD)/fuzz_%)
+
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c $(BUILD)/librecur.a $(FUZZ_HDRS)
+	@echo "  FUZZ  $@"
+	@$(CC) $(CFLAGS) -Ifuzz -o $@ $< $(BUILD)/librecur.a $(LDFLAGS) -fsanitize=fuzzer,address,undefined $(LDLIBS)
+
+$(BUILD)/fuzz/replay_%: fuzz/fuzz_%.c fuzz/replay.c $(BUILD)/librecur.a $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  FUZZ  $@"
+	@$(CC) $(CFLAGS) -Ifuzz -o $@ $< fuzz/replay.c $(BUILD)/librecur.a $(LDFLAGS) $(LDLIBS)
+
+test-fuzz-replay: $(FUZZ_TARGETS:%=$(BUILD)/fuzz/replay_%)
+	@sh fuzz/replay.sh $(BUILD)
+
+# Malformed inputs through the CLI, kill -9 / SIGINT and resume, full disk, limits, numerics
+# (tests/test_reliability.sh); under SAN=1 the quick subset. test-valgrind: a short training run under
+# valgrind memcheck, from a build without -march=native (valgrind lacks AVX-512) and without MPI.
+test-reliability: $(BUILD)/recur
+	@sh tests/test_reliability.sh $(BUILD) $(if $(filter 1,$(SAN)),quick,full)
+
+test-valgrind:
+	@$(MAKE) --no-print-directory BUILD=build-vg ARCH= OPT=-O1 MPI=0 EXTRA_CFLAGS=-Wno-psabi build-vg/recur
+	@sh tests/test_reliability.sh build-vg valgrind
+
 # Unit, gradient and parity tests (C), then CLI tests (shell).
 test: deps
 	@$(MAKE) --no-print-directory info-build all
-	@$(MAKE) --no-print-directory test-unit test-cli
+	@$(MAKE) --no-print-directory test-unit test-cli test-fuzz-replay test-reliability test-mpi
 	@echo "== the same tests built with clang, AddressSanitizer and UndefinedBehaviorSanitizer"
-	@$(MAKE) --no-print-directory SAN=1 CC=clang all test-unit test-cli
+	@$(MAKE) --no-print-directory SAN=1 CC=clang all test-unit test-cli test-fuzz-replay test-reliability test-mpi
+	@echo "== a short training run under valgrind memcheck"
+	@$(MAKE) --no-print-directory test-valgrind
 	@echo "== gcc and clang both build clean with -Wall -Wextra -Werror"
 	@$(MAKE) --no-print-directory CC=clang BUILD=build-clang all
 	@echo "make test: all passed"
@@ -72,6 +119,12 @@ test-unit: $(TESTS)
 
 test-cli: $(BUILD)/recur
 	@sh tests/run_cli.sh $(BUILD)
+	@sh tests/test_experiments.sh $(BUILD)
+
+# Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
+# allocations read as leaks to LeakSanitizer, so leak checking is off for these runs (ASan, UBSan stay on).
+test-mpi: $(BUILD)/recur
+	@ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}detect_leaks=0 sh tests/test_mpi.sh $(BUILD)
 
 demo: deps
 	@$(MAKE) --no-print-directory info-build $(BUILD)/recur
@@ -79,4 +132,4 @@ demo: deps
 	$(BUILD)/recur eval runs/demo
 
 clean:
-	rm -rf build build-san build-clang
+	rm -rf build build-san build-clang build-fuzz build-vg

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "io/checkpoint.h"
 #include "train/trainer.h"
 
@@ -30,7 +31,12 @@ static const char *help =
     "  --resume RUN_DIR  continue the run in RUN_DIR with its stored config\n"
     "  --steps N         stop after N steps of this process (with a checkpoint)\n"
     "  --ckpt-every S    also checkpoint every S seconds (default 300; 0 = only at epoch ends)\n"
-    "  --quiet           no progress output\n";
+    "  --quiet           no progress output\n"
+    "  --check-numerics  check every op's output and gradients for NaN/Inf and name the first op that\n"
+    "                    made one (slower; for debugging a run that stops on a non-finite loss)\n"
+    "\n"
+    "Data-parallel: 'mpirun -np N recur train ...' splits every global batch over N processes (or hosts);\n"
+    "train.batch must be a multiple of N; see [model] bn_sync and docs/PERFORMANCE.md.\n";
 
 static rc_status mkdirs(const char *path) {
     char buf[4096];
@@ -73,10 +79,11 @@ int rc_cmd_train(int argc, char **argv) {
     int nsets = 0;
     char flagbuf[16][600];
     int nflag = 0;
-    const char *config = NULL, *out = NULL, *resume = NULL;
+    const char *config = NULL, *out = NULL, *resume = NULL, *loss_log = NULL;
     int force = 0, quiet = 0, resume_threads = 0, other_on_resume = 0;
     long steps = 0;
     double ckpt_every = 300;
+    int check_numerics = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         static const char *shorthands[] = {"--data", "--epochs", "--batch", "--lr", "--seed", "--limit", "--threads", NULL};
@@ -116,6 +123,11 @@ int rc_cmd_train(int argc, char **argv) {
         } else if (!strcmp(a, "--ckpt-every")) {
             if (rc_cli_double(a, v, 0, 1e9, &ckpt_every)) return rc_cli_error(rc_error());
             i++;
+        } else if (!strcmp(a, "--log-losses")) { /* undocumented, for tests: "global_step loss" per step */
+            if (!v) return rc_cli_usage_error("train", "--log-losses needs a file");
+            loss_log = argv[++i];
+        } else if (!strcmp(a, "--check-numerics")) {
+            check_numerics = 1;
         } else if (!strcmp(a, "--force")) {
             force = 1;
         } else if (!strcmp(a, "--quiet")) {
@@ -132,13 +144,15 @@ int rc_cmd_train(int argc, char **argv) {
     o.max_steps = steps;
     o.ckpt_every_s = ckpt_every;
     o.quiet = quiet;
+    o.check_numerics = check_numerics;
+    o.loss_log = loss_log;
     rc_train_install_signal_handlers();
 
     if (resume) {
         if (config) return rc_cli_usage_error("train", "--resume takes no CONFIG (the run's stored config is used)");
         if (other_on_resume || out || force)
             return rc_cli_usage_error("train", "--resume continues the stored config; only --threads, --steps, "
-                                               "--ckpt-every and --quiet may be given");
+                                               "--ckpt-every, --check-numerics and --quiet may be given");
         char ckpt[4200];
         char *text = NULL;
         rc_model_cfg mc;
@@ -171,9 +185,19 @@ int rc_cmd_train(int argc, char **argv) {
     char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets, nsets, quiet, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
+    if (rc_cli_load_config(config, sets, nsets, quiet || rc_dist_rank() != 0, &ini, &text, &mc, &tc))
+        return rc_cli_error(rc_error());
     rc_ini_free(ini);
-    char outbuf[4096];
+    char outbuf[4096], dist_dir[4096];
+    if (rc_dist_rank() != 0) { /* data-parallel: rank 0 prepares the run directory and sends its path */
+        rc_status st = rc_dist_bcast(dist_dir, sizeof dist_dir);
+        char cfgpath[4200];
+        snprintf(cfgpath, sizeof cfgpath, "%s/config.cfg", dist_dir);
+        o.run_dir = dist_dir;
+        if (st == RC_OK) st = rc_train(text, cfgpath, &o, NULL);
+        free(text);
+        return st ? rc_cli_error(rc_error()) : 0;
+    }
     if (!out) {
         time_t now = time(NULL);
         struct tm tmv;
@@ -208,6 +232,11 @@ int rc_cmd_train(int argc, char **argv) {
         return rc_cli_error(rc_error());
     }
     if (!quiet) fprintf(stderr, "recur: run directory %s\n", out);
+    snprintf(dist_dir, sizeof dist_dir, "%s", out);
+    if (rc_dist_bcast(dist_dir, sizeof dist_dir)) {
+        free(text);
+        return rc_cli_error(rc_error());
+    }
     o.run_dir = out;
     rc_status st = rc_train(text, path, &o, NULL);
     free(text);

@@ -1,7 +1,9 @@
-/* main.c — the `recur` command: dispatches to the subcommands (train, eval, info) and prints help. */
+/* main.c — the `recur` command: starts MPI when launched by mpirun (src/dist), dispatches to the
+ * subcommands (train, eval, info, bench) and prints help. A failing rank of a multi-rank job ends the job. */
 #include <string.h>
 
 #include "cli.h"
+#include "dist/dist.h"
 #include "ops/ops.h"
 
 static void usage(FILE *f) {
@@ -16,22 +18,46 @@ static void usage(FILE *f) {
             "  eval RUN_DIR|CKPT          accuracy at every iteration on the test set\n"
             "  info CONFIG                params, units, FLOPs and effective depth, per area and in total\n"
             "  bench CONFIG               training and inference speed, GFLOP/s, peak memory, per-op profile\n"
+            "  experiment NAME [options]  table4, tradeoff, coarse-fine, early-exit, more-iterations (docs/RESULTS.md)\n"
+            "\n"
+            "data-parallel training over N processes or hosts (MPI builds; see docs/PERFORMANCE.md):\n"
+            "  mpirun -np N recur train CONFIG [options]\n"
             "\n"
             "'recur COMMAND --help' describes each command's options.\n");
 }
 
+static int run(int argc, char **argv);
+
 int main(int argc, char **argv) {
+    if (rc_dist_init(&argc, &argv)) {
+        fprintf(stderr, "recur: %s\n", rc_error());
+        return 1;
+    }
+    int rc = run(argc, argv);
+    /* other ranks may be waiting for this one in a collective: a failure ends the whole job */
+    if (rc != 0 && rc_dist_size() > 1) {
+        fflush(stderr);
+        rc_dist_abort(rc);
+    }
+    rc_dist_finalize();
+    return rc;
+}
+
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
     const char *cmd = argv[1];
     int rc;
+    /* RECUR_REFERENCE=1: plain-C reference ops only, no oneDNN JIT (valgrind runs, docs/RELIABILITY.md) */
+    const char *ref = getenv("RECUR_REFERENCE");
+    if (ref && !strcmp(ref, "1")) rc_ops_fast = 0;
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;
     } else if (!strcmp(cmd, "--version")) {
-        printf("recur 0.1\n");
+        printf("recur 0.1%s\n", rc_dist_compiled() ? " (MPI)" : "");
         return 0;
     } else if (!strcmp(cmd, "train")) {
         rc = rc_cmd_train(argc - 1, argv + 1);
@@ -41,6 +67,8 @@ int main(int argc, char **argv) {
         rc = rc_cmd_info(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "bench")) {
         rc = rc_cmd_bench(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "experiment")) {
+        rc = rc_cmd_experiment(argc - 1, argv + 1);
     } else {
         fprintf(stderr, "recur: unknown command '%s'\n", cmd);
         usage(stderr);

@@ -1,10 +1,12 @@
 /* graph.c — building the unrolled graph, the memory plan (one block per category), forward/backward
  * dispatch over the ops, FLOP counting and effective depth. Backward walks nodes in reverse; the plan
  * decides per node input whether its gradient is overwritten (first writer) or accumulated. */
+#define _POSIX_C_SOURCE 200809L /* sysconf (memory limit) */
 #include "graph.h"
 
 #include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "rng.h"
 
@@ -26,7 +28,17 @@ void rc_graph_free(rc_graph *g) {
     rc_afree(g->grad);
     rc_afree(g->save);
     rc_afree(g->scratch);
+    rc_afree(g->work);
+    free(g->xnodes);
+    free(g->seg_start);
     memset(g, 0, sizeof *g);
+}
+
+void rc_graph_set_step(rc_graph *g, int step) { g->cur_step = step; }
+
+void rc_graph_set_recompute(rc_graph *g, int k) {
+    RC_ASSERT(!g->planned);
+    g->recompute = k > 0 ? k : 0;
 }
 
 int rc_graph_find_param(const rc_graph *g, const char *name) {
@@ -87,6 +99,7 @@ int rc_graph_node(rc_graph *g, const rc_node *proto) {
         g->nodes = rc_xrealloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
     }
     g->nodes[g->nnodes] = *proto;
+    g->nodes[g->nnodes].step = g->cur_step;
     return g->nnodes++;
 }
 
@@ -247,16 +260,67 @@ void rc_graph_mark_output(rc_graph *g, int t) {
     g->tensors[t].is_output = 1;
 }
 
-static rc_conv_dims conv_dims(const rc_graph *g, const rc_node *n) {
-    const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
-    rc_conv_dims d;
-    rc_conv_dims_init(&d, g->batch, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
-    return d;
+
+/* ---- memory limit: absurd configs are refused before anything is allocated ---------------------- */
+
+/* Bytes the plan below allocates, estimated in double so that no config can overflow it: 4 param
+ * blocks (w, grad, m, v), activations and their gradients, batch-norm saves, conv scratch. (If the
+ * plan starts sharing memory, keep this an upper bound or make it follow.) */
+static double plan_estimate(const rc_graph *g, double *param_bytes, double *act_bytes) {
+    double N = g->batch, p = 0, a = 0, s = 0, scr = 0;
+    for (int i = 0; i < g->nparams; i++) p += (double)g->params[i].numel + 15;
+    for (int i = 0; i < g->ntensors; i++) a += N * g->tensors[i].c * g->tensors[i].h * g->tensors[i].w + 15;
+    for (int i = 0; i < g->nnodes; i++) {
+        const rc_node *n = &g->nodes[i];
+        const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
+        if (n->op == RC_OP_BATCHNORM) s += 2.0 * y->c + 15;
+        if (n->op == RC_OP_CONV) scr = fmax(scr, fmax(N * x->c * x->h * x->w, (double)y->c * x->c * n->k * n->k + y->c));
+    }
+    *param_bytes = 16.0 * p;
+    *act_bytes = 8.0 * a;
+    return *param_bytes + *act_bytes + 4.0 * (s + scr);
+}
+
+/* The limit in bytes (0: none known): RECUR_MAX_MEMORY_MB (MB = 2^20 bytes) if set, else 3/4 of physical
+ * memory. *why says which. Fails on a malformed RECUR_MAX_MEMORY_MB. */
+static rc_status plan_limit(double *limit, char *why, size_t n) {
+    const char *e = getenv("RECUR_MAX_MEMORY_MB");
+    *limit = 0;
+    if (e && *e) {
+        char *end;
+        double mb = strtod(e, &end);
+        if (*end || !(mb > 0) || !isfinite(mb))
+            return rc_fail("RECUR_MAX_MEMORY_MB='%.40s' is not a positive number of megabytes", e);
+        *limit = mb * 1048576.0;
+        snprintf(why, n, "RECUR_MAX_MEMORY_MB=%.40s", e);
+        return RC_OK;
+    }
+    long pages = sysconf(_SC_PHYS_PAGES), psz = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && psz > 0) {
+        *limit = 0.75 * (double)pages * (double)psz;
+        snprintf(why, n, "3/4 of the %.0f MB of physical memory; set RECUR_MAX_MEMORY_MB to change it",
+                 (double)pages * (double)psz / 1048576.0);
+    }
+    return RC_OK;
+}
+
+static rc_status plan_check_memory(const rc_graph *g) {
+    double pb, ab, limit;
+    double need = plan_estimate(g, &pb, &ab);
+    char why[160] = "";
+    if (plan_limit(&limit, why, sizeof why)) return RC_ERR;
+    if (limit > 0 && need > limit)
+        return rc_fail("the model needs about %.6g MB at batch %d (params, gradients and optimizer state %.6g MB; "
+                       "activations and their gradients %.6g MB), over the memory limit of %.6g MB (%s); lower the "
+                       "batch, channels, iterations or input size",
+                       need / 1048576.0, g->batch, pb / 1048576.0, ab / 1048576.0, limit / 1048576.0, why);
+    return RC_OK;
 }
 
 rc_status rc_graph_plan(rc_graph *g) {
     RC_ASSERT(!g->planned);
-    size_t N = (size_t)g->batch;
+    if (plan_check_memory(g)) return RC_ERR;
+    rc_flush_denormals();
     /* params: one block per category */
     size_t pf = 0;
     for (int i = 0; i < g->nparams; i++) {
@@ -264,39 +328,12 @@ rc_status rc_graph_plan(rc_graph *g) {
         pf += (g->params[i].numel + 15) / 16 * 16;
     }
     g->param_floats = pf;
-    /* activations and their gradients: one arena each */
-    size_t af = 0;
-    for (int i = 0; i < g->ntensors; i++) {
-        g->tensors[i].off = af;
-        af += (N * tsize(g, i) + 15) / 16 * 16;
-    }
-    g->act_floats = af;
-    /* saved statistics (batch norm mean/rstd) and op scratch */
-    size_t sf = 0, scr = 0;
-    for (int i = 0; i < g->nnodes; i++) {
-        rc_node *n = &g->nodes[i];
-        if (n->op == RC_OP_BATCHNORM) {
-            n->save_off = sf;
-            sf += (2 * (size_t)g->tensors[n->out].c + 15) / 16 * 16;
-        } else if (n->op == RC_OP_CONV) {
-            rc_conv_dims d = conv_dims(g, n);
-            size_t s = rc_conv2d_scratch_floats(&d);
-            if (s > scr) scr = s;
-        }
-    }
-    g->save_floats = sf;
-    g->scratch_floats = scr;
     g->pw = rc_aalloc_floats(pf);
     g->pg = rc_aalloc_floats(pf);
     g->pm = rc_aalloc_floats(pf);
     g->pv = rc_aalloc_floats(pf);
-    g->act = rc_aalloc_floats(af);
-    g->grad = rc_aalloc_floats(af);
-    g->save = rc_aalloc_floats(sf);
-    g->scratch = rc_aalloc_floats(scr);
-    if (!g->pw || !g->pg || !g->pm || !g->pv || !g->act || !g->grad || !g->save || !g->scratch)
-        return rc_fail("cannot allocate %.1f MB for the model at batch %d (params %.1f MB, activations %.1f MB)",
-                       (4.0 * pf + 2.0 * af + sf + scr) * 4 / 1e6, g->batch, 16.0 * pf / 1e6, 8.0 * af / 1e6);
+    if (!g->pw || !g->pg || !g->pm || !g->pv)
+        return rc_fail("cannot allocate %.1f MB of params for the model", 16.0 * pf / 1e6);
     for (int i = 0; i < g->nparams; i++) {
         rc_param *p = &g->params[i];
         p->w = g->pw + p->off;
@@ -304,24 +341,9 @@ rc_status rc_graph_plan(rc_graph *g) {
         p->m = g->pm + p->off;
         p->v = g->pv + p->off;
     }
-    for (int i = 0; i < g->ntensors; i++) {
-        rc_tensor *t = &g->tensors[i];
-        t->x = g->act + t->off;
-        t->dx = g->grad + t->off;
-    }
-    /* Gradient write plan: walking nodes in reverse (the backward order), the first node to write a
-     * tensor's gradient overwrites it; later writers accumulate. Outputs are pre-written by the loss. */
-    char *written = rc_xcalloc((size_t)g->ntensors, 1);
-    for (int i = 0; i < g->ntensors; i++) written[i] = (char)g->tensors[i].is_output;
-    for (int i = g->nnodes - 1; i >= 0; i--) {
-        rc_node *n = &g->nodes[i];
-        for (int j = 0; j < n->nin; j++) {
-            int t = n->in[j];
-            n->acc[j] = written[t] ? 1 : 0;
-            written[t] = 1;
-        }
-    }
-    free(written);
+    /* fusion, layouts, gradient write flags, recomputation segments, and one arena for activations and
+     * gradients with offsets by liveness (graph_plan.c) */
+    if (rc_graph_make_plan(g)) return RC_ERR;
     g->planned = 1;
     return RC_OK;
 }
@@ -350,142 +372,107 @@ rc_profile rc_prof;
 const char *rc_op_name(rc_op_type op) {
     static const char *names[RC_OP_COUNT] = {"conv2d", "batchnorm", "relu",    "sigmoid",  "tanh",
                                              "add",    "mul",       "concat",  "slice",    "maxpool",
-                                             "avgpool", "gap",      "upsample", "linear"};
+                                             "avgpool", "gap",      "upsample", "linear",  "bn+act",   "lstm"};
     return op >= 0 && op < RC_OP_COUNT ? names[op] : "?";
 }
 
-static float *pw(rc_graph *g, int p) { return p >= 0 ? g->params[p].w : NULL; }
-static float *pgr(rc_graph *g, int p) { return p >= 0 ? g->params[p].g : NULL; }
+
+/* ---- numerics check (recur train --check-numerics) ---------------------------------------------- */
+
+rc_numerics rc_numcheck;
+
+/* Record node i as the first producer of a non-finite value in v[0..n), if there is one. */
+static int numcheck_scan(const rc_graph *g, int i, int backward, const char *what, const float *v, size_t n) {
+    (void)g;
+    if (!v) return 0;
+    for (size_t j = 0; j < n; j++)
+        if (!isfinite(v[j])) {
+            rc_numcheck.tripped = 1;
+            rc_numcheck.node = i;
+            rc_numcheck.backward = backward;
+            rc_numcheck.is_nan = isnan(v[j]) != 0;
+            snprintf(rc_numcheck.grad_of, sizeof rc_numcheck.grad_of, "%s", what);
+            return 1;
+        }
+    return 0;
+}
+
+/* Forward: node i's output. Backward: the gradients node i wrote (its inputs' and its params'). */
+static void numcheck_node(const rc_graph *g, int i, int backward) {
+    const rc_node *n = &g->xnodes[i]; /* exec nodes: the plan's fused ops */
+    size_t N = (size_t)g->batch;
+    if (backward && !n->active) return;
+    if (!backward) {
+        numcheck_scan(g, i, 0, "", g->tensors[n->out].x, N * tsize(g, n->out));
+        return;
+    }
+    for (int j = 0; j < n->nin; j++) {
+        const rc_tensor *t = &g->tensors[n->in[j]];
+        if (!t->is_input && numcheck_scan(g, i, 1, t->name, t->dx, N * tsize(g, n->in[j]))) return;
+    }
+    for (int j = 0; j < 4; j++) {
+        int p = n->param[j];
+        if (p >= 0 && g->params[p].kind != RC_PARAM_BUFFER &&
+            numcheck_scan(g, i, 1, g->params[p].name, g->params[p].g, g->params[p].numel))
+            return;
+    }
+}
+
+void rc_numerics_describe(const rc_graph *g, char *out, size_t n) {
+    RC_ASSERT(rc_numcheck.tripped && rc_numcheck.node >= 0 && rc_numcheck.node < g->nxnodes);
+    const rc_node *nd = &g->xnodes[rc_numcheck.node];
+    const char *v = rc_numcheck.is_nan ? "NaN" : "Inf";
+    if (rc_numcheck.backward)
+        snprintf(out, n, "%s (%s) produced %s in backward (in the gradient of %s)", g->tensors[nd->out].name,
+                 rc_op_name(nd->op), v, rc_numcheck.grad_of);
+    else
+        snprintf(out, n, "%s (%s) produced %s in forward", g->tensors[nd->out].name, rc_op_name(nd->op), v);
+}
+
+/* Forward FLOPs of exec node i for the whole batch (the logical nodes it runs). */
+static double xnode_flops(const rc_graph *g, int i) {
+    double f = 0;
+    for (int j = g->xnodes[i].first; j <= g->xnodes[i].last; j++) f += rc_graph_node_flops(g, j);
+    return f * g->batch;
+}
 
 void rc_graph_forward(rc_graph *g, int train) {
     RC_ASSERT(g->planned);
-    int N = g->batch;
-    for (int i = 0; i < g->nnodes; i++) {
-        rc_node *n = &g->nodes[i];
-        rc_tensor *y = &g->tensors[n->out];
-        const rc_tensor *x = &g->tensors[n->in[0]];
-        size_t numel = (size_t)N * tsize(g, n->out);
+    for (int i = 0; i < g->nxnodes; i++) {
+        const rc_op_type op = g->xnodes[i].op;
         double t0 = rc_prof.enabled ? rc_now() : 0;
-        switch (n->op) {
-        case RC_OP_CONV: {
-            rc_conv_dims d = conv_dims(g, n);
-            rc_conv2d_forward(&d, x->x, pw(g, n->param[0]), pw(g, n->param[1]), y->x);
-            break;
-        }
-        case RC_OP_BATCHNORM: {
-            float *mean = g->save + n->save_off, *rstd = mean + y->c;
-            rc_batchnorm_forward(N, x->c, x->h * x->w, x->x, pw(g, n->param[0]), pw(g, n->param[1]), y->x, mean,
-                                 rstd, pw(g, n->param[2]), pw(g, n->param[3]), n->momentum, n->eps, train);
-            break;
-        }
-        case RC_OP_RELU: rc_relu_forward(numel, x->x, y->x); break;
-        case RC_OP_SIGMOID: rc_sigmoid_forward(numel, x->x, y->x); break;
-        case RC_OP_TANH: rc_tanh_forward(numel, x->x, y->x); break;
-        case RC_OP_ADD: rc_add_forward(numel, x->x, g->tensors[n->in[1]].x, y->x); break;
-        case RC_OP_MUL: rc_mul_forward(numel, x->x, g->tensors[n->in[1]].x, y->x); break;
-        case RC_OP_CONCAT: {
-            int cs[RC_MAX_IN];
-            const float *xs[RC_MAX_IN];
-            for (int j = 0; j < n->nin; j++) {
-                cs[j] = g->tensors[n->in[j]].c;
-                xs[j] = g->tensors[n->in[j]].x;
-            }
-            rc_concat_forward(N, n->nin, cs, y->h * y->w, xs, y->x);
-            break;
-        }
-        case RC_OP_SLICE: rc_slice_forward(N, x->c, x->h * x->w, n->k, n->stride, x->x, y->x); break;
-        case RC_OP_MAXPOOL:
-        case RC_OP_AVGPOOL: {
-            rc_pool_dims d;
-            rc_pool_dims_init(&d, N, x->c, x->h, x->w, n->k, n->stride, n->pad);
-            if (n->op == RC_OP_MAXPOOL)
-                rc_maxpool_forward(&d, x->x, y->x);
-            else
-                rc_avgpool_forward(&d, x->x, y->x);
-            break;
-        }
-        case RC_OP_GAP: rc_gap_forward(N, x->c, x->h * x->w, x->x, y->x); break;
-        case RC_OP_UPSAMPLE: rc_upsample_forward(N, x->c, x->h, x->w, y->h, y->w, x->x, y->x); break;
-        case RC_OP_LINEAR:
-            rc_linear_forward(N, x->c * x->h * x->w, y->c, x->x, pw(g, n->param[0]), pw(g, n->param[1]), y->x);
-            break;
-        default: RC_ASSERT(0 && "unknown op");
-        }
+        rc_graph_exec_forward(g, i, train ? RC_RUN_TRAIN : RC_RUN_EVAL);
+        if (rc_numcheck.enabled && !rc_numcheck.tripped) numcheck_node(g, i, 0);
         if (rc_prof.enabled) {
-            rc_prof.fwd_s[n->op] += rc_now() - t0;
-            rc_prof.fwd_calls[n->op]++;
-            rc_prof.fwd_flops[n->op] += rc_graph_node_flops(g, i) * N;
+            rc_prof.fwd_s[op] += rc_now() - t0;
+            rc_prof.fwd_calls[op]++;
+            rc_prof.fwd_flops[op] += xnode_flops(g, i);
         }
     }
 }
 
 void rc_graph_zero_grads(rc_graph *g) { memset(g->pg, 0, g->param_floats * sizeof(float)); }
 
-/* The input image needs no gradient: skip writing it. */
-static float *gin(rc_graph *g, int t) { return g->tensors[t].is_input ? NULL : g->tensors[t].dx; }
-
+/* Backward segment by segment, last first (one segment unless train.recompute): a recomputed segment
+ * first replays the forward of its nodes whose outputs were not kept, then runs backward in reverse. */
 void rc_graph_backward(rc_graph *g) {
     RC_ASSERT(g->planned);
-    int N = g->batch;
-    for (int i = g->nnodes - 1; i >= 0; i--) {
-        rc_node *n = &g->nodes[i];
-        rc_tensor *y = &g->tensors[n->out];
-        const rc_tensor *x = &g->tensors[n->in[0]];
-        size_t numel = (size_t)N * tsize(g, n->out);
-        float *dx0 = gin(g, n->in[0]);
-        double t0 = rc_prof.enabled ? rc_now() : 0;
-        switch (n->op) {
-        case RC_OP_CONV: {
-            rc_conv_dims d = conv_dims(g, n);
-            rc_conv2d_backward(&d, x->x, pw(g, n->param[0]), y->dx, dx0, n->acc[0], pgr(g, n->param[0]),
-                               pgr(g, n->param[1]), g->scratch);
-            break;
+    for (int s = g->nseg - 1; s >= 0; s--) {
+        for (int i = g->seg_start[s]; i < g->seg_start[s + 1]; i++) {
+            if (!g->xnodes[i].replay) continue;
+            double t0 = rc_prof.enabled ? rc_now() : 0;
+            rc_graph_exec_forward(g, i, RC_RUN_REPLAY);
+            if (rc_prof.enabled) rc_prof.replay_s[g->xnodes[i].op] += rc_now() - t0;
         }
-        case RC_OP_BATCHNORM: {
-            float *mean = g->save + n->save_off, *rstd = mean + y->c;
-            rc_batchnorm_backward(N, x->c, x->h * x->w, x->x, pw(g, n->param[0]), mean, rstd, y->dx, dx0, n->acc[0],
-                                  pgr(g, n->param[0]), pgr(g, n->param[1]), 1);
-            break;
-        }
-        case RC_OP_RELU: rc_relu_backward(numel, x->x, y->dx, dx0, n->acc[0]); break;
-        case RC_OP_SIGMOID: rc_sigmoid_backward(numel, y->x, y->dx, dx0, n->acc[0]); break;
-        case RC_OP_TANH: rc_tanh_backward(numel, y->x, y->dx, dx0, n->acc[0]); break;
-        case RC_OP_ADD: rc_add_backward(numel, y->dx, dx0, n->acc[0], gin(g, n->in[1]), n->acc[1]); break;
-        case RC_OP_MUL:
-            rc_mul_backward(numel, x->x, g->tensors[n->in[1]].x, y->dx, dx0, n->acc[0], gin(g, n->in[1]), n->acc[1]);
-            break;
-        case RC_OP_CONCAT: {
-            int cs[RC_MAX_IN];
-            float *dxs[RC_MAX_IN];
-            for (int j = 0; j < n->nin; j++) {
-                cs[j] = g->tensors[n->in[j]].c;
-                dxs[j] = gin(g, n->in[j]);
+        for (int i = g->seg_start[s + 1] - 1; i >= g->seg_start[s]; i--) {
+            const rc_op_type op = g->xnodes[i].op;
+            double t0 = rc_prof.enabled ? rc_now() : 0;
+            rc_graph_exec_backward(g, i);
+            if (rc_numcheck.enabled && !rc_numcheck.tripped) numcheck_node(g, i, 1);
+            if (rc_prof.enabled) {
+                rc_prof.bwd_s[op] += rc_now() - t0;
+                rc_prof.bwd_calls[op]++;
             }
-            rc_concat_backward(N, n->nin, cs, y->h * y->w, y->dx, dxs, n->acc);
-            break;
-        }
-        case RC_OP_SLICE: rc_slice_backward(N, x->c, x->h * x->w, n->k, n->stride, y->dx, dx0, n->acc[0]); break;
-        case RC_OP_MAXPOOL:
-        case RC_OP_AVGPOOL: {
-            rc_pool_dims d;
-            rc_pool_dims_init(&d, N, x->c, x->h, x->w, n->k, n->stride, n->pad);
-            if (n->op == RC_OP_MAXPOOL)
-                rc_maxpool_backward(&d, x->x, y->dx, dx0, n->acc[0]);
-            else
-                rc_avgpool_backward(&d, y->dx, dx0, n->acc[0]);
-            break;
-        }
-        case RC_OP_GAP: rc_gap_backward(N, x->c, x->h * x->w, y->dx, dx0, n->acc[0]); break;
-        case RC_OP_UPSAMPLE: rc_upsample_backward(N, x->c, x->h, x->w, y->h, y->w, y->dx, dx0, n->acc[0]); break;
-        case RC_OP_LINEAR:
-            rc_linear_backward(N, x->c * x->h * x->w, y->c, x->x, pw(g, n->param[0]), y->dx, dx0, n->acc[0],
-                               pgr(g, n->param[0]), pgr(g, n->param[1]));
-            break;
-        default: RC_ASSERT(0 && "unknown op");
-        }
-        if (rc_prof.enabled) {
-            rc_prof.bwd_s[n->op] += rc_now() - t0;
-            rc_prof.bwd_calls[n->op]++;
         }
     }
 }

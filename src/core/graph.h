@@ -9,6 +9,7 @@
 
 #define RC_NAME_MAX 64
 #define RC_MAX_IN 8
+#define RC_NO_GRAD ((size_t)-1)
 
 typedef enum {
     RC_PARAM_WEIGHT = 0, /* trained, weight decay applies (conv and linear weights) */
@@ -33,10 +34,13 @@ typedef struct {
     char name[RC_NAME_MAX];
     int c, h, w;
     size_t off;   /* offset into the activation arena (floats) */
+    size_t goff;  /* offset of the gradient in the arena; RC_NO_GRAD when no gradient is stored */
     float *x;     /* value, batch * c * h * w floats */
     float *dx;    /* gradient (same size), NULL when no gradient flows */
     int is_input;  /* the image batch */
     int is_output; /* a readout: its dx is written by the loss */
+    int layout;    /* RC_LAYOUT_NCHW or RC_LAYOUT_BLK16 (ops.h), decided by the plan */
+    int dead;      /* fused away by the plan: never materialised (x = dx = NULL) */
 } rc_tensor;
 
 typedef enum {
@@ -54,6 +58,8 @@ typedef enum {
     RC_OP_GAP,
     RC_OP_UPSAMPLE,
     RC_OP_LINEAR,
+    RC_OP_BNACT, /* fused by the plan: batch norm (+ residual add) (+ relu) */
+    RC_OP_LSTM,  /* fused by the plan: (batch norm +) ConvLSTM gates, outputs h (out) and c (out2) */
     RC_OP_COUNT
 } rc_op_type;
 
@@ -67,6 +73,14 @@ typedef struct {
     size_t save_off;        /* batch norm: offset of mean[C], rstd[C] in the save area */
     int acc[RC_MAX_IN];     /* backward: 1 = accumulate into in[i]'s gradient, 0 = overwrite (planned) */
     int is_conv_layer;      /* counts toward effective depth */
+    int step;               /* unroll step tag (rc_graph_set_step) for recomputation segments */
+    /* exec nodes only (rc_graph.xnodes, made by the plan) */
+    int out2;               /* second output (LSTM cell state), -1 = none */
+    int relu, bn;           /* BNACT: relu after; LSTM: batch norm before the gates */
+    int first, last;        /* the logical nodes [first, last] this exec node runs */
+    int active;             /* backward runs: some gradient reaches an output */
+    int dout_ok, dout2_ok;  /* the output's / out2's gradient is written before this node's backward */
+    int replay;             /* recomputed before its segment's backward (train.recompute) */
 } rc_node;
 
 typedef struct {
@@ -85,7 +99,37 @@ typedef struct {
     float *save;              /* per-node saved statistics (batch norm mean/rstd) */
     float *scratch;           /* op scratch (fast-path accumulation) */
     int planned;
+    /* execution plan (rc_graph_plan): nodes after fusion, in run order; with fast ops and oneDNN,
+     * activations with C % 16 == 0 stay blocked (nChw16c) between ops. Activations and gradients share
+     * one arena (act; grad is unused) with offsets assigned by liveness. */
+    rc_node *xnodes;
+    int nxnodes;
+    int fast;                 /* rc_ops_fast when planned */
+    int cur_step;             /* builder: step tag stamped on new nodes */
+    int recompute;            /* train.recompute K: keep every K-th step's state, recompute the rest (0 off) */
+    int nseg, *seg_start;     /* recomputation segments of xnodes: [seg_start[s], seg_start[s+1]) */
+    double *work;             /* batch-norm workspace (doubles) */
+    size_t work_doubles;
+    size_t act_floats_unshared; /* what the arena would be without liveness sharing (for reports) */
 } rc_graph;
+
+/* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast
+ * (BLOCKED only with oneDNN). Tests clear bits to compare paths. */
+enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4 };
+extern int rc_plan_opts;
+
+/* Builder: tag the nodes emitted next with an unroll step (recomputation segments follow tags). */
+void rc_graph_set_step(rc_graph *g, int step);
+/* Before rc_graph_plan: keep the states of every K-th step and recompute the steps between in backward
+ * (K <= 0: keep everything). Gradients equal the stored run's (the recomputation is bit-identical). */
+void rc_graph_set_recompute(rc_graph *g, int k);
+/* Copy tensor t's value (or its gradient when grad) into out as plain NCHW, whatever its layout. */
+void rc_graph_read(const rc_graph *g, int t, int grad, float *out);
+/* Internal (graph_plan.c, graph_exec.c): build xnodes, layouts and arena offsets; run one exec node. */
+rc_status rc_graph_make_plan(rc_graph *g);
+enum { RC_RUN_EVAL = 0, RC_RUN_TRAIN = 1, RC_RUN_REPLAY = 2 };
+void rc_graph_exec_forward(rc_graph *g, int i, int mode);
+void rc_graph_exec_backward(rc_graph *g, int i);
 
 void rc_graph_init(rc_graph *g, int batch);
 void rc_graph_free(rc_graph *g);
@@ -133,8 +177,23 @@ typedef struct {
     double fwd_s[RC_OP_COUNT], bwd_s[RC_OP_COUNT];
     long fwd_calls[RC_OP_COUNT], bwd_calls[RC_OP_COUNT];
     double fwd_flops[RC_OP_COUNT];
+    double replay_s[RC_OP_COUNT]; /* recomputation in backward (train.recompute) */
 } rc_profile;
 extern rc_profile rc_prof;
+
+/* Numerics check (`recur train --check-numerics`): when enabled, forward checks each node's output and
+ * backward each gradient a node writes (its inputs' and its params') for NaN/Inf, and records the first
+ * node that produced one (later nodes are not checked until the caller clears tripped). */
+typedef struct {
+    int enabled, tripped;
+    int node;                  /* index of the node */
+    int backward;              /* 0: its forward output; 1: a gradient its backward wrote */
+    int is_nan;                /* NaN, else +-Inf */
+    char grad_of[RC_NAME_MAX]; /* backward: the tensor or param whose gradient went bad */
+} rc_numerics;
+extern rc_numerics rc_numcheck;
+/* "V1.t2.lat (conv2d) produced NaN in forward" (after a trip). */
+void rc_numerics_describe(const rc_graph *g, char *out, size_t n);
 const char *rc_op_name(rc_op_type op);
 
 /* Forward FLOPs per image; number of trainable params; units (activation floats per image). */

@@ -60,6 +60,7 @@ typedef struct {
     int c[RC_MAX_AREAS][RC_MAX_ITERS + 1]; /* ConvLSTM cell states */
     int drive_cache[RC_MAX_AREAS];         /* sequential tied bottomup=every: D computed once */
     int cur_area;
+    int nsteps; /* steps emitted so far (all areas): the step tag of train.recompute's segments */
 } builder;
 
 static void set_node_area(builder *b, int from) {
@@ -125,6 +126,7 @@ static void emit_step(builder *b, int k, int t, int x) {
     int terms[3], nterms = 0;
     int first_node = g->nnodes;
     b->cur_area = k;
+    rc_graph_set_step(g, b->nsteps++); /* the readout after this step shares its tag */
 
     if (t == 1 || a->bottomup_every) {
         int reuse = cfg->unroll == RC_UNROLL_SEQUENTIAL && a->tied && a->bottomup_every && b->drive_cache[k] >= 0;
@@ -338,6 +340,7 @@ rc_status rc_model_build(const rc_model_cfg *cfg_in, int batch, int iterations_o
     for (int k = 0; k < K; k++) m->area_out[k] = b->h[k][b->T[k]];
     free(b);
     loss_weights(m);
+    rc_graph_set_recompute(g, cfg->recompute);
     if (rc_graph_plan(g)) {
         rc_model_free(m);
         return RC_ERR;

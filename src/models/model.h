@@ -28,6 +28,8 @@ typedef struct {
     rc_unroll_kind unroll;
     rc_norm_kind norm;
     float bn_momentum, bn_eps;
+    int bn_sync; /* data-parallel training: batch statistics over all ranks (src/dist) */
+    int recompute; /* copied from train.recompute: keep every K-th step's state, recompute the rest (0 off) */
     int head_per_iter;
     rc_loss_kind loss;
     int nareas;
@@ -50,6 +52,7 @@ typedef struct {
     int crop_pad, flip;
     uint64_t seed;
     int threads;
+    int recompute; /* train.recompute (also copied into rc_model_cfg.recompute) */
 } rc_train_cfg;
 
 typedef struct {

@@ -44,6 +44,10 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
     m->bn_momentum = (float)d;
     TRY(rc_ini_double_or(s, "bn_eps", 1e-5, 1e-12, 0.5, &d));
     m->bn_eps = (float)d;
+    TRY(rc_ini_bool_or(s, "bn_sync", 0, &m->bn_sync));
+    if (m->bn_sync && m->norm == RC_NORM_NONE)
+        return rc_fail("%s:%d: model.bn_sync = yes needs batch norm, but model.norm = none",
+                       rc_ini_display_name(ini), rc_ini_line(s));
     TRY(rc_ini_enum_or(s, "head", 0, heads, &m->head_per_iter));
     TRY(rc_ini_enum_or(s, "loss", 1, losses, &v));
     m->loss = (rc_loss_kind)v;
@@ -134,20 +138,21 @@ static rc_status read_train(rc_ini *ini, rc_train_cfg *t) {
     TRY(rc_ini_i64_or(s, "seed", 1, 0, INT64_MAX, &seed));
     t->seed = (uint64_t)seed;
     TRY(rc_ini_int_or(s, "threads", 0, 0, 256, &t->threads));
+    TRY(rc_ini_int_or(s, "recompute", 0, 0, RC_MAX_ITERS, &t->recompute));
     return RC_OK;
 }
 
 /* The schema: every key each section type may hold. Checked before anything is read, so a misspelt
  * key is reported as unknown (with the known ones) rather than as a missing required key. */
 static const char *model_keys[] = {"name", "input", "classes", "unroll", "norm", "bn_momentum", "bn_eps", "head",
-                                   "loss", NULL};
+                                   "loss", "bn_sync", NULL};
 static const char *area_keys[] = {"channels", "iterations", "tied", "cell", "kernel", "stride", "bottomup",
                                   "lateral", "topdown", NULL};
 static const char *train_keys[] = {"data",     "epochs",       "batch",         "limit",      "val",
                                    "optimizer", "lr",          "momentum",      "nesterov",   "weight_decay",
                                    "beta1",    "beta2",        "adam_eps",      "schedule",   "warmup_epochs",
                                    "step_every", "step_gamma", "crop_pad",      "flip",       "seed",
-                                   "threads",  NULL};
+                                   "threads",  "recompute", NULL};
 
 static rc_status check_schema(rc_ini *ini) {
     for (int i = 0; i < rc_ini_section_count(ini); i++) {
@@ -184,6 +189,7 @@ rc_status rc_config_read(rc_ini *ini, const char *default_name, rc_model_cfg *m,
     TRY(read_model(ini, m, default_name));
     TRY(read_areas(ini, m));
     TRY(read_train(ini, t));
+    m->recompute = t->recompute; /* the graph plan needs it; rc_model_build sees only the model config */
     TRY(rc_ini_check_unused(ini));
     if (rc_model_cfg_validate(m)) return rc_fail("%s: %s", rc_ini_display_name(ini), rc_error());
     return RC_OK;

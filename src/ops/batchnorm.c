@@ -1,7 +1,8 @@
 /* batchnorm.c — batch normalisation over (N, C, HW) with per-channel statistics, PyTorch semantics:
  * the biased batch variance normalises, the unbiased one feeds run_var, momentum weights the new batch.
  * gamma/beta may be NULL (scale 1, shift 0); dgamma/dbeta/dx NULL are skipped. Reference: plain double
- * loops. Fast path: channels in parallel, two passes per channel with four double accumulators. */
+ * loops. Fast path: channels in parallel, two passes per channel with four double accumulators. Sync path
+ * (data-parallel, rc_bn_allreduce set): the same two passes with per-channel sums reduced over ranks. */
 #include "ops.h"
 
 #include <math.h>
@@ -231,6 +232,104 @@ static void bn_backward_fast(int n, int c, int hw, const float *x, const float *
     }
 }
 
+/* ---------------- synchronised (data-parallel) path: statistics over every rank's batch ---------------- */
+
+void (*rc_bn_allreduce)(double *sums, int n) = NULL;
+
+#define BN_SYNC_STACK 1025 /* doubles on the stack: up to 512 channels without a heap allocation */
+
+// x: (N, C, HW) -> y: (N, C, HW); mean, rstd: (C); the two reductions of the two-pass variance are summed
+// over ranks through rc_bn_allreduce
+static void bn_forward_sync(int n, int c, int hw, const float *x, const float *gamma, const float *beta, float *y,
+                            float *mean, float *rstd, float *run_mean, float *run_var, float momentum, float eps) {
+    double stack[BN_SYNC_STACK];
+    size_t need = 2 * (size_t)c + 1;
+    double *s = need <= BN_SYNC_STACK ? stack : rc_xmalloc(need * sizeof(double)), *m = s + c + 1;
+    size_t chw = (size_t)c * hw;
+    int par = (long long)n * c * hw >= BN_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (int ch = 0; ch < c; ch++) {
+        double a = 0.0;
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < hw; i++) a += x[b * chw + (size_t)ch * hw + i];
+        s[ch] = a;
+    }
+    s[c] = (double)n * hw;
+    rc_bn_allreduce(s, c + 1);
+    double count = s[c];
+    for (int ch = 0; ch < c; ch++) m[ch] = s[ch] / count;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (int ch = 0; ch < c; ch++) {
+        double q = 0.0;
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < hw; i++) {
+                double d = x[b * chw + (size_t)ch * hw + i] - m[ch];
+                q += d * d;
+            }
+        s[ch] = q;
+    }
+    rc_bn_allreduce(s, c);
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (int ch = 0; ch < c; ch++) {
+        double var = s[ch] / count, rs = 1.0 / sqrt(var + (double)eps);
+        float mf = (float)m[ch], scale = (float)((gamma ? gamma[ch] : 1.0) * rs), shift = beta ? beta[ch] : 0.0f;
+        for (int b = 0; b < n; b++) {
+            const float *xr = x + b * chw + (size_t)ch * hw;
+            float *yr = y + b * chw + (size_t)ch * hw;
+            for (int i = 0; i < hw; i++) yr[i] = (xr[i] - mf) * scale + shift;
+        }
+        mean[ch] = mf;
+        rstd[ch] = (float)rs;
+        bn_update_running(ch, m[ch], var, count, run_mean, run_var, momentum);
+    }
+    if (s != stack) free(s);
+}
+
+// x, dy: (N, C, HW) -> dx: (N, C, HW) with the global sums of dy and dy * xhat; dgamma, dbeta: (C) += local
+static void bn_backward_sync(int n, int c, int hw, const float *x, const float *gamma, const float *mean,
+                             const float *rstd, const float *dy, float *dx, int dx_acc, float *dgamma, float *dbeta) {
+    double stack[BN_SYNC_STACK];
+    size_t need = 2 * (size_t)c + 1;
+    double *s = need <= BN_SYNC_STACK ? stack : rc_xmalloc(need * sizeof(double));
+    size_t chw = (size_t)c * hw;
+    int par = (long long)n * c * hw >= BN_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (int ch = 0; ch < c; ch++) {
+        double m = mean[ch], a = 0.0, bsum = 0.0;
+        for (int b = 0; b < n; b++)
+            for (int i = 0; i < hw; i++) {
+                size_t j = b * chw + (size_t)ch * hw + i;
+                a += dy[j];
+                bsum += (double)dy[j] * (x[j] - m);
+            }
+        s[ch] = a;
+        s[c + ch] = bsum;
+        if (dgamma) dgamma[ch] += (float)(bsum * rstd[ch]);
+        if (dbeta) dbeta[ch] += (float)a;
+    }
+    s[2 * c] = (double)n * hw;
+    rc_bn_allreduce(s, 2 * c + 1);
+    double count = s[2 * c];
+    if (dx) {
+        RC_OMP(omp parallel for schedule(static) if(par))
+        for (int ch = 0; ch < c; ch++) {
+            double rs = rstd[ch], g = gamma ? gamma[ch] : 1.0;
+            float ka = (float)(g * rs), kb = (float)(g * rs * rs * (s[c + ch] * rs) / count),
+                  kc = (float)(g * rs * s[ch] / count), mf = mean[ch];
+            for (int b = 0; b < n; b++) {
+                size_t off = b * chw + (size_t)ch * hw;
+                for (int i = 0; i < hw; i++) {
+                    float v = ka * dy[off + i] - kb * (x[off + i] - mf) - kc;
+                    dx[off + i] = dx_acc ? dx[off + i] + v : v;
+                }
+            }
+        }
+    }
+    if (s != stack) free(s);
+}
+
 /* ---------------- public ---------------- */
 
 void rc_batchnorm_forward(int n, int c, int hw, const float *x, const float *gamma, const float *beta, float *y,
@@ -238,7 +337,9 @@ void rc_batchnorm_forward(int n, int c, int hw, const float *x, const float *gam
                           int train) {
     RC_ASSERT(n >= 1 && c >= 0 && hw >= 1 && mean && rstd);
     RC_ASSERT(train || (run_mean && run_var));
-    if (rc_ops_fast)
+    if (train && rc_bn_allreduce)
+        bn_forward_sync(n, c, hw, x, gamma, beta, y, mean, rstd, run_mean, run_var, momentum, eps);
+    else if (rc_ops_fast)
         bn_forward_fast(n, c, hw, x, gamma, beta, y, mean, rstd, run_mean, run_var, momentum, eps, train);
     else
         bn_forward_ref(n, c, hw, x, gamma, beta, y, mean, rstd, run_mean, run_var, momentum, eps, train);
@@ -248,7 +349,9 @@ void rc_batchnorm_backward(int n, int c, int hw, const float *x, const float *ga
                            const float *rstd, const float *dy, float *dx, int dx_acc, float *dgamma, float *dbeta,
                            int train) {
     RC_ASSERT(n >= 1 && c >= 0 && hw >= 1 && mean && rstd);
-    if (rc_ops_fast)
+    if (train && rc_bn_allreduce)
+        bn_backward_sync(n, c, hw, x, gamma, mean, rstd, dy, dx, dx_acc, dgamma, dbeta);
+    else if (rc_ops_fast)
         bn_backward_fast(n, c, hw, x, gamma, mean, rstd, dy, dx, dx_acc, dgamma, dbeta, train);
     else
         bn_backward_ref(n, c, hw, x, gamma, mean, rstd, dy, dx, dx_acc, dgamma, dbeta, train);

@@ -24,7 +24,11 @@ void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r
     d->pad = pad;
     d->ho = (h + 2 * pad - r) / stride + 1;
     d->wo = (w + 2 * pad - r) / stride + 1;
+    d->x_layout = d->y_layout = RC_LAYOUT_NCHW;
 }
+
+/* Blocked activations exist only with oneDNN; they always take the fast path. */
+static int blocked(const rc_conv_dims *d) { return d->x_layout != RC_LAYOUT_NCHW || d->y_layout != RC_LAYOUT_NCHW; }
 
 double rc_conv2d_flops(const rc_conv_dims *d) {
     return 2.0 * d->n * d->k * d->ho * d->wo * (double)d->c * d->r * d->r;
@@ -51,6 +55,7 @@ static void valid_range(int in, int out, int s, int p, int kidx, int *lo, int *h
 /* x: (N,C,H,W), w: (K,C,R,R), b: (K) or NULL -> y: (N,K,Ho,Wo). Float accumulation in a fixed order
  * (bias, then c, kh, kw), one output plane per OpenMP iteration, so the result is deterministic. */
 void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
+    RC_ASSERT(!blocked(d));
     const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->stride, P = d->pad;
     const int Ho = d->ho, Wo = d->wo;
 #pragma omp parallel for schedule(static)
@@ -90,6 +95,7 @@ void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w
  * dx: one input plane per OpenMP iteration (scatter of dy through w); dw/db: double accumulators. */
 void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                             int dx_acc, float *dw, float *db) {
+    RC_ASSERT(!blocked(d));
     const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->stride, P = d->pad;
     const int Ho = d->ho, Wo = d->wo;
     if (dx) {
@@ -166,7 +172,7 @@ void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *
 
 void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
 #ifdef RC_HAVE_DNNL
-    if (rc_ops_fast) {
+    if (rc_ops_fast || blocked(d)) {
         rc_conv2d_dnnl_forward(d, x, w, b, y);
         return;
     }
@@ -177,7 +183,7 @@ void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, co
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                         int dx_acc, float *dw, float *db, float *scratch) {
 #ifdef RC_HAVE_DNNL
-    if (rc_ops_fast) {
+    if (rc_ops_fast || blocked(d)) {
         rc_conv2d_dnnl_backward(d, x, w, dy, dx, dx_acc, dw, db, scratch);
         return;
     }

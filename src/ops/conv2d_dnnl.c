@@ -92,6 +92,7 @@ int rc_conv2d_dnnl_set_blocked(int policy) {
 
 /* Whether a shape gets blocked layouts under the current policy. */
 static int use_blocked(const rc_conv_dims *d) {
+    if (d->x_layout != RC_LAYOUT_NCHW || d->y_layout != RC_LAYOUT_NCHW) return 1; /* activations already blocked */
     return g_policy == RC_CONV_POLICY_AUTO ? d->r > 1 : g_policy == RC_CONV_POLICY_BLOCKED;
 }
 
@@ -191,7 +192,8 @@ static void add_arg(conv_entry *e, int arg, int is_out, const dnnl_memory_desc_t
 
 static int same_key(const conv_entry *e, const rc_conv_dims *d, int pass, int has_bias, int nthr) {
     return e->d.n == d->n && e->d.c == d->c && e->d.h == d->h && e->d.w == d->w && e->d.k == d->k &&
-           e->d.r == d->r && e->d.stride == d->stride && e->d.pad == d->pad && e->pass == pass &&
+           e->d.r == d->r && e->d.stride == d->stride && e->d.pad == d->pad && e->d.x_layout == d->x_layout &&
+           e->d.y_layout == d->y_layout && e->pass == pass &&
            e->has_bias == has_bias && e->nthr == nthr && e->blocked == use_blocked(d);
 }
 
@@ -220,10 +222,16 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     dnnl_dims_t padding = {d->pad, d->pad};
     /* plain user layouts */
     dnnl_memory_desc_t src_p, wei_p, bia_p, dst_p;
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_p, 4, src_dims, dnnl_f32, dnnl_nchw), d);
+    /* user activations: plain NCHW, or nChw16c when the graph keeps them blocked (then no reorder
+     * is needed whenever the primitive picks nChw16c too, the usual choice of jit:avx512 kernels) */
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_p, 4, src_dims, dnnl_f32,
+                                          d->x_layout == RC_LAYOUT_BLK16 ? dnnl_nChw16c : dnnl_nchw),
+             d);
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&wei_p, 4, wei_dims, dnnl_f32, dnnl_oihw), d);
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&bia_p, 1, bia_dims, dnnl_f32, dnnl_x), d);
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_p, 4, dst_dims, dnnl_f32, dnnl_nchw), d);
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_p, 4, dst_dims, dnnl_f32,
+                                          d->y_layout == RC_LAYOUT_BLK16 ? dnnl_nChw16c : dnnl_nchw),
+             d);
     /* layouts offered to the primitive */
     dnnl_memory_desc_t src_a = src_p, wei_a = wei_p, dst_a = dst_p;
     if (e->blocked) {
@@ -374,6 +382,7 @@ void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float 
         entry_run(e, ptr, acc, scratch, off, ready);
     } else if (db) {
         /* bias gradient alone: db[k] += sum over n, spatial of dy (rare; plain loop) */
+        RC_ASSERT(d->y_layout == RC_LAYOUT_NCHW);
         const size_t hw = (size_t)d->ho * d->wo;
         for (int k = 0; k < d->k; k++) {
             double s = 0.0;

@@ -45,3 +45,44 @@ void rc_gap_backward(int n, int c, int hw, const float *dy, float *dx, int dx_ac
         }
     }
 }
+
+// x: (N, C/16, HW, 16) -> y: (N, C); the same double sums as the plain path, lanes in parallel
+void rc_gap_forward_l(int n, int c, int hw, int layout, const float *x, float *y) {
+    if (layout == RC_LAYOUT_NCHW) {
+        rc_gap_forward(n, c, hw, x, y);
+        return;
+    }
+    RC_ASSERT(n >= 0 && c % 16 == 0 && hw >= 1);
+    long long blocks = (long long)n * (c / 16);
+    int par = blocks * 16 * hw >= GAP_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < blocks; p++) {
+        const float *xp = x + (size_t)p * 16 * hw;
+        double s[16] = {0};
+        for (int i = 0; i < hw; i++)
+            for (int v = 0; v < 16; v++) s[v] += xp[(size_t)i * 16 + v];
+        for (int v = 0; v < 16; v++) y[p * 16 + v] = (float)(s[v] / hw);
+    }
+}
+
+// dy: (N, C) -> dx: (N, C/16, HW, 16)
+void rc_gap_backward_l(int n, int c, int hw, int layout, const float *dy, float *dx, int dx_acc) {
+    if (layout == RC_LAYOUT_NCHW) {
+        rc_gap_backward(n, c, hw, dy, dx, dx_acc);
+        return;
+    }
+    RC_ASSERT(n >= 0 && c % 16 == 0 && hw >= 1);
+    if (!dx) return;
+    long long blocks = (long long)n * (c / 16);
+    int par = blocks * 16 * hw >= GAP_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < blocks; p++) {
+        float *dp = dx + (size_t)p * 16 * hw;
+        float g[16];
+        for (int v = 0; v < 16; v++) g[v] = (float)((double)dy[p * 16 + v] / hw);
+        for (int i = 0; i < hw; i++)
+            for (int v = 0; v < 16; v++) dp[(size_t)i * 16 + v] = dx_acc ? dp[(size_t)i * 16 + v] + g[v] : g[v];
+    }
+}

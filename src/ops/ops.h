@@ -23,6 +23,7 @@ typedef struct {
     int n, c, h, w;       /* input */
     int k, r, stride, pad; /* output channels, kernel size (square), stride, zero padding */
     int ho, wo;           /* output spatial size (filled by rc_conv_dims_init) */
+    int x_layout, y_layout; /* RC_LAYOUT_* of x/dx and y/dy (init: plain); blocked needs oneDNN */
 } rc_conv_dims;
 void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad);
 void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
@@ -53,6 +54,12 @@ void rc_batchnorm_backward(int n, int c, int hw, const float *x, const float *ga
                            const float *rstd, const float *dy, float *dx, int dx_acc, float *dgamma, float *dbeta,
                            int train);
 double rc_batchnorm_flops(int n, int c, int hw);
+/* Synchronised batch norm (data-parallel training, src/dist). NULL (the default): statistics are over
+ * this process's batch. Otherwise training-mode forward and backward call it to sum per-channel partial
+ * sums over every rank, in place (n doubles): forward the sum of x with the element count, then the squared
+ * deviations from that global mean; backward the sums of dy and dy * (x - mean) with the count. dgamma and
+ * dbeta stay local (the gradient all-reduce sums them). */
+extern void (*rc_bn_allreduce)(double *sums, int n);
 
 /* ---- elementwise activations over n floats ---- */
 void rc_relu_forward(size_t n, const float *x, float *y);
@@ -111,5 +118,58 @@ void rc_linear_backward(int n, int in, int out, const float *x, const float *w, 
  * Labels outside [0, K) are a programmer error (asserted). Numerically stable (max-shifted). */
 double rc_xent_forward_backward(int n, int k, const float *logits, const int *labels, float w_fine,
                                 const int *coarse_of, float w_coarse, float *dlogits, int acc);
+
+/* ======== fast-path layouts and fused ops (used by the graph's layout-aware plan) ========
+ * An activation (N, C, H, W) is stored either plain (RC_LAYOUT_NCHW) or in oneDNN's blocked nChw16c
+ * (RC_LAYOUT_BLK16, C % 16 == 0): element (n, c, s) at ((n * C/16 + c/16) * HW + s) * 16 + c % 16.
+ * Both hold N*C*H*W floats, so elementwise ops (relu, sigmoid, tanh, add, mul) work on either as long
+ * as all operands share it; channel-aware ops below take the layout explicitly. */
+enum { RC_LAYOUT_NCHW = 0, RC_LAYOUT_BLK16 = 1 };
+/* plain (N, C, HW) <-> blocked (N, C/16, HW, 16) */
+void rc_layout_to_blk16(int n, int c, int hw, const float *x, float *y);
+void rc_layout_from_blk16(int n, int c, int hw, const float *x, float *y);
+
+/* Batch-norm statistics modes: TRAIN computes batch mean/rstd (summed over ranks through
+ * rc_bn_allreduce when set) and updates the running stats; EVAL takes them from the running stats;
+ * REPLAY uses the mean/rstd already in the arrays (recomputation in backward: identical bits). */
+enum { RC_BN_TRAIN = 0, RC_BN_EVAL = 1, RC_BN_REPLAY = 2 };
+/* Doubles of workspace the fused batch-norm ops need for c channels. */
+size_t rc_bn_work_doubles(int c);
+/* Per-channel mean[c] and rstd[c] of x (either layout) per mode; work: rc_bn_work_doubles(c). */
+void rc_bn_stats(int n, int c, int hw, int layout, const float *x, float *mean, float *rstd, float *run_mean,
+                 float *run_var, float momentum, float eps, int mode, double *work);
+
+/* ---- fused batch norm + residual add + relu: y = act(gamma * (x - mean) * rstd + beta + r) ----
+ * r (same shape) may be NULL; act is relu when relu = 1, else identity. Same statistics semantics as
+ * rc_batchnorm_forward. Backward uses y for the relu mask (y > 0 exactly where the pre-activation is),
+ * writes the residual's gradient dr (overwrite/accumulate per dr_acc; NULL skipped) and dx. */
+void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,
+                      const float *beta, float *y, float *mean, float *rstd, float *run_mean, float *run_var,
+                      float momentum, float eps, int mode, int relu, double *work);
+void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const float *y, const float *gamma,
+                       const float *mean, const float *rstd, const float *dy, float *dx, int dx_acc, float *dr,
+                       int dr_acc, float *dgamma, float *dbeta, int train, int relu, double *work);
+
+/* ---- fused ConvLSTM gates: a (N, 4C, HW) summed gate input, normalised per channel when mean is
+ * non-NULL (batch norm with mean/rstd from rc_bn_stats; gamma/beta NULL = 1/0), gates i, f, o, g = channel quarters;
+ * c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g) (c_prev NULL: zero), h = sigmoid(o) * tanh(c).
+ * Backward reads a, c_prev, c; dh and dc (gradient from c's later uses, NULL = zero) in; writes da
+ * (overwritten; may not alias a) and dc_prev (per acc), accumulates dgamma, dbeta. With BN, layout
+ * BLK16 needs C % 16 == 0. sigmoid/tanh are vectorised (max error a few float ulps). */
+void rc_lstm_forward(int n, int c, int hw, int layout, const float *a, const float *c_prev, const float *gamma,
+                     const float *beta, const float *mean, const float *rstd, float *cell, float *h);
+void rc_lstm_backward(int n, int c, int hw, int layout, const float *a, const float *c_prev, const float *cell,
+                      const float *gamma, const float *beta, const float *mean, const float *rstd, const float *dh,
+                      const float *dc, float *da, float *dc_prev, int dc_prev_acc, float *dgamma, float *dbeta,
+                      int train, double *work);
+
+/* ---- channel-aware ops on either layout (layout BLK16 needs c0, len, C multiples of 16) ---- */
+void rc_slice_forward_l(int n, int c, int hw, int layout, int c0, int len, const float *x, float *y);
+void rc_slice_backward_l(int n, int c, int hw, int layout, int c0, int len, const float *dy, float *dx, int dx_acc);
+void rc_gap_forward_l(int n, int c, int hw, int layout, const float *x, float *y);
+void rc_gap_backward_l(int n, int c, int hw, int layout, const float *dy, float *dx, int dx_acc);
+void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *x, float *y);
+void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dx,
+                            int dx_acc);
 
 #endif

@@ -33,3 +33,15 @@ void rc_slice_backward(int n, int c, int hw, int c0, int len, const float *dy, f
         }
     }
 }
+
+/* Either layout: in nChw16c a 16-aligned channel range of one image is contiguous, at the same offset
+ * as in NCHW ((b * C + c0) * HW), so both layouts share the plain code. */
+void rc_slice_forward_l(int n, int c, int hw, int layout, int c0, int len, const float *x, float *y) {
+    RC_ASSERT(layout == RC_LAYOUT_NCHW || (c % 16 == 0 && c0 % 16 == 0 && len % 16 == 0));
+    rc_slice_forward(n, c, hw, c0, len, x, y);
+}
+
+void rc_slice_backward_l(int n, int c, int hw, int layout, int c0, int len, const float *dy, float *dx, int dx_acc) {
+    RC_ASSERT(layout == RC_LAYOUT_NCHW || (c % 16 == 0 && c0 % 16 == 0 && len % 16 == 0));
+    rc_slice_backward(n, c, hw, c0, len, dy, dx, dx_acc);
+}

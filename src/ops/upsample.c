@@ -69,3 +69,59 @@ void rc_upsample_backward(int n, int c, int h, int w, int ho, int wo, const floa
     for (long long p = 0; p < planes; p++)
         upsample_bwd_plane(h, w, ho, wo, dy + (size_t)p * out, dx + (size_t)p * in, dx_acc);
 }
+
+// x: (N, C/16, H, W, 16) -> y: (N, C/16, Ho, Wo, 16); plain layout goes to rc_upsample_forward
+void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *x, float *y) {
+    if (layout == RC_LAYOUT_NCHW) {
+        rc_upsample_forward(n, c, h, w, ho, wo, x, y);
+        return;
+    }
+    RC_ASSERT(n >= 0 && c % 16 == 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    long long blocks = (long long)n * (c / 16);
+    size_t in = (size_t)h * w * 16, out = (size_t)ho * wo * 16;
+    int par = blocks * (long long)out >= UPS_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < blocks; p++) {
+        const float *xp = x + (size_t)p * in;
+        float *yp = y + (size_t)p * out;
+        for (int oy = 0; oy < ho; oy++) {
+            const float *row = xp + (size_t)src_index(oy, h, ho) * w * 16;
+            for (int ox = 0; ox < wo; ox++) {
+                const float *src = row + (size_t)src_index(ox, w, wo) * 16;
+                float *dst = yp + ((size_t)oy * wo + ox) * 16;
+                for (int v = 0; v < 16; v++) dst[v] = src[v];
+            }
+        }
+    }
+}
+
+// dy: (N, C/16, Ho, Wo, 16) -> dx: (N, C/16, H, W, 16)
+void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dx,
+                            int dx_acc) {
+    if (layout == RC_LAYOUT_NCHW) {
+        rc_upsample_backward(n, c, h, w, ho, wo, dy, dx, dx_acc);
+        return;
+    }
+    RC_ASSERT(n >= 0 && c % 16 == 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    if (!dx) return;
+    long long blocks = (long long)n * (c / 16);
+    size_t in = (size_t)h * w * 16, out = (size_t)ho * wo * 16;
+    int par = blocks * (long long)out >= UPS_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < blocks; p++) {
+        float *dxp = dx + (size_t)p * in;
+        const float *dyp = dy + (size_t)p * out;
+        if (!dx_acc)
+            for (size_t i = 0; i < in; i++) dxp[i] = 0.0f;
+        for (int oy = 0; oy < ho; oy++) {
+            float *row = dxp + (size_t)src_index(oy, h, ho) * w * 16;
+            for (int ox = 0; ox < wo; ox++) {
+                float *dst = row + (size_t)src_index(ox, w, wo) * 16;
+                const float *src = dyp + ((size_t)oy * wo + ox) * 16;
+                for (int v = 0; v < 16; v++) dst[v] += src[v];
+            }
+        }
+    }
+}

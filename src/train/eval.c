@@ -33,6 +33,12 @@ double rc_eval_coarse_accuracy(const rc_eval_result *r, int t) {
 }
 
 rc_status rc_evaluate(rc_model *m, const rc_dataset *d, double exit_threshold, rc_eval_result *r) {
+    return rc_evaluate_range(m, d, 0, d->n, exit_threshold, r);
+}
+
+rc_status rc_evaluate_range(rc_model *m, const rc_dataset *d, long lo, long hi, double exit_threshold,
+                            rc_eval_result *r) {
+    RC_ASSERT(0 <= lo && lo <= hi && hi <= d->n);
     rc_graph *g = &m->g;
     int B = g->batch, K = m->cfg.classes, R = m->nreadouts;
     memset(r, 0, sizeof *r);
@@ -52,8 +58,8 @@ rc_status rc_evaluate(rc_model *m, const rc_dataset *d, double exit_threshold, r
     rc_model_readout_flops(m, rflops);
     double exit_sum = 0, exit_flops = 0;
     float *x = g->tensors[m->input].x;
-    for (long start = 0; start < d->n; start += B) {
-        int nb = (int)RC_MIN((long)B, d->n - start);
+    for (long start = lo; start < hi; start += B) {
+        int nb = (int)RC_MIN((long)B, hi - start);
         for (int i = 0; i < B; i++) idx[i] = (int)(start + (i < nb ? i : 0)); /* pad with a valid image */
         rc_dataset_batch(d, idx, B, NULL, NULL, x, y);
         rc_graph_forward(g, 0);

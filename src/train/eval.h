@@ -25,6 +25,10 @@ typedef struct {
  * (the last partial batch is padded; padding is not counted). exit_threshold <= 0 disables early exit.
  * Allocates small per-call buffers only. */
 rc_status rc_evaluate(rc_model *m, const rc_dataset *d, double exit_threshold, rc_eval_result *r);
+/* The same over images [start, end) of d only (0 <= start <= end <= d->n); r->n = end - start. Data-parallel
+ * evaluation gives each rank one range and sums the counts (src/dist). */
+rc_status rc_evaluate_range(rc_model *m, const rc_dataset *d, long start, long end, double exit_threshold,
+                            rc_eval_result *r);
 
 /* Forward FLOPs per image needed to produce readout r (0-based): every node that readout depends on. */
 void rc_model_readout_flops(const rc_model *m, double *flops_per_readout);

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "dist/dist.h"
 #include "eval.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
@@ -22,8 +23,15 @@
 
 static volatile sig_atomic_t stop_flag = 0;
 static void on_signal(int sig) {
-    (void)sig;
+    if (stop_flag) { /* a second signal: quit now; the last checkpoint on disk is intact (atomic writes) */
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
     stop_flag = 1;
+    static const char msg[] = "\nrecur: stopping at the next step boundary with a checkpoint (signal again to quit now)\n";
+    ssize_t w = write(2, msg, sizeof msg - 1); /* async-signal-safe */
+    (void)w;
 }
 
 void rc_train_install_signal_handlers(void) {
@@ -159,10 +167,30 @@ static double bits_dbl(uint64_t u) {
     return d;
 }
 
+/* Test hook (tests/test_reliability.sh, docs/RELIABILITY.md): RECUR_INJECT_NAN_STEP=N poisons global step
+ * N: "N" puts a NaN into the first pixel of the batch (forward), "N:grad" into the final readout's loss
+ * gradient (backward). Unset or malformed: no injection. */
+static long nan_inject_step(int *grad) {
+    const char *e = getenv("RECUR_INJECT_NAN_STEP");
+    char *end;
+    long v = e ? strtol(e, &end, 10) : 0;
+    *grad = v > 0 && !strcmp(end, ":grad");
+    return v > 0 && (!*end || *grad) ? v : 0;
+}
+
 #define FAIL_GOTO(...)                                                                                       \
     do {                                                                                                     \
         rc_fail(__VA_ARGS__);                                                                                \
         goto done;                                                                                           \
+    } while (0)
+
+/* --check-numerics tripped: name the op, the step and the last good checkpoint. */
+#define NUMERICS_FAIL()                                                                                      \
+    do {                                                                                                     \
+        char what_[256];                                                                                     \
+        rc_numerics_describe(g, what_, sizeof what_);                                                        \
+        FAIL_GOTO("%s at step %ld (epoch %ld, step %ld of %ld); stopped; the last good checkpoint is %s", what_, \
+                  meta.global_step + 1, epoch + 1, s + 1, spe, access(ckpt_path, R_OK) == 0 ? ckpt_path : "(none yet)"); \
     } while (0)
 
 rc_status rc_train(const char *config_text, const char *display_name, const rc_train_opts *o,
@@ -175,7 +203,9 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     int model_built = 0;
     rc_dataset full = {0}, train = {0}, val = {0}, test = {0}, tmp = {0};
     int *perm = NULL, *labels = NULL;
-    strbuf csv = {0};
+    float *xglob = NULL; /* data-parallel: the whole global batch, of which this rank takes its slice */
+    FILE *losslog = NULL;
+    strbuf csv = {0}, head = {0};
     char ckpt_path[4096], csv_path[4096];
     rc_train_result res_local;
     rc_train_result *res = result ? result : &res_local;
@@ -184,6 +214,12 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
 
     if (rc_ini_parse(config_text, strlen(config_text), display_name, &ini)) return RC_ERR;
     if (rc_config_read(ini, "model", &mc, &tc)) goto done;
+    /* data-parallel (src/dist): rank k of N takes images [k*B/N, (k+1)*B/N) of every global batch of B;
+     * rank 0 alone prints and writes files */
+    int rank = rc_dist_rank(), nranks = rc_dist_size();
+    rc_train_opts o_rank = *o;
+    if (rank != 0) o_rank.quiet = 1;
+    o = &o_rank;
     if (tc.threads > 0) rc_set_threads(tc.threads);
     int threads = rc_get_threads();
     snprintf(ckpt_path, sizeof ckpt_path, "%s/model.ckpt", o->run_dir);
@@ -208,8 +244,10 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     if (rc_dataset_load(tc.data, 0, &test)) goto done;
     if (rc_dataset_copy_stats(&test, &train)) goto done;
     if (rc_dataset_check_shape(&train, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
-    if (train.classes > mc.classes)
+    if (rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
+    if (train.classes > mc.classes || (strcmp(train.name, "idx") != 0 && train.classes != mc.classes))
         FAIL_GOTO("dataset %s has %d classes but model.classes = %d", train.spec, train.classes, mc.classes);
+    if (o->check_numerics && nranks > 1) FAIL_GOTO("--check-numerics runs in a single process only");
     if (mc.loss == RC_LOSS_COARSE_TO_FINE && !train.coarse_of)
         FAIL_GOTO("model.loss = coarse-to-fine needs a class taxonomy, and dataset %s has none "
                   "(Fashion-MNIST and CIFAR-100 have one)",
@@ -218,10 +256,16 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         FAIL_GOTO("the training split has %d images, fewer than one batch of %d (lower train.batch or raise "
                   "train.limit)",
                   train.n, tc.batch);
+    if (tc.batch % nranks != 0)
+        FAIL_GOTO("train.batch = %d does not split over %d ranks: the global batch must be a multiple of the number "
+                  "of ranks (each rank takes batch / ranks images of every step)",
+                  tc.batch, nranks);
+    int lb = tc.batch / nranks; /* this rank's images per step */
 
     /* model */
-    if (rc_model_build(&mc, tc.batch, 0, &m)) goto done;
+    if (rc_model_build(&mc, lb, 0, &m)) goto done;
     model_built = 1;
+    rc_dist_bn_sync(mc.bn_sync);
     rc_graph *g = &m.g;
     long spe = train.n / tc.batch;
     rc_ckpt_meta meta;
@@ -231,7 +275,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     long correct_sum = 0, seen = 0;
     if (o->resume) {
         if (rc_checkpoint_load(ckpt_path, g, &meta)) goto done;
-        if (meta.threads != threads)
+        if (meta.threads != threads && rank == 0)
             fprintf(stderr,
                     "recur: note: the run was started with %d threads and resumes with %d; results will not be "
                     "bit-identical to an uninterrupted run\n",
@@ -260,7 +304,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     int R = m.nreadouts;
     int has_coarse = test.coarse_of != NULL && test.ncoarse > 0;
     /* CSV header */
-    strbuf head = {0};
+    head.len = 0;
     sb_add(&head, "epoch,global_step,lr,train_loss,train_acc,epoch_seconds,images_per_s");
     for (int t = 1; t <= R; t++) sb_add(&head, ",test_acc_%d", t);
     if (has_coarse)
@@ -270,6 +314,12 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
 
     perm = rc_xmalloc((size_t)train.n * sizeof(int));
     labels = rc_xmalloc((size_t)tc.batch * sizeof(int));
+    size_t img_floats = (size_t)mc.in_c * mc.in_h * mc.in_w;
+    if (nranks > 1) xglob = rc_xmalloc((size_t)tc.batch * img_floats * sizeof(float));
+    const int *my_labels = labels + (size_t)rank * lb;
+    if (o->loss_log && rank == 0 && !(losslog = fopen(o->loss_log, "a")))
+        FAIL_GOTO("cannot open %s: %s", o->loss_log, strerror(errno));
+    double step_seconds = 0;
     rc_augment aug = {tc.crop_pad, tc.flip};
     int tty = isatty(2) && !o->quiet;
     float *x = g->tensors[m.input].x;
@@ -277,11 +327,18 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     double t_start = rc_now(), last_ckpt = rc_now();
     long steps_this_run = 0;
     int stopping = 0;
+    int nan_grad = 0;
+    long nan_step = nan_inject_step(&nan_grad);
+    rc_numcheck.enabled = o->check_numerics;
     res->nreadouts = R;
     res->has_coarse = has_coarse;
     if (!o->quiet && !o->resume)
-        fprintf(stderr, "recur: training %s: %zu params, %d readouts, %ld steps/epoch x %d epochs, %d threads\n",
-                mc.name, rc_graph_trainable_params(g), R, spe, tc.epochs, threads);
+        fprintf(stderr, "recur: training %s: %zu params, %d readouts, %ld steps/epoch x %d epochs, %d threads%s\n",
+                mc.name, rc_graph_trainable_params(g), R, spe, tc.epochs, threads,
+                nranks > 1 ? " per rank" : "");
+    if (!o->quiet && nranks > 1)
+        fprintf(stderr, "recur: data-parallel over %d ranks, %d images per rank per step, batch norm %s\n", nranks, lb,
+                mc.norm == RC_NORM_NONE ? "none" : mc.bn_sync ? "synchronised (bn_sync)" : "per rank");
     if (!o->quiet && o->resume)
         fprintf(stderr, "recur: resuming %s at epoch %ld step %ld (global step %ld)\n", o->run_dir, meta.epoch + 1,
                 meta.step_in_epoch, meta.global_step);
@@ -296,9 +353,38 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         long ep_imgs = 0;
         int log_every = (int)(spe / 10 > 0 ? spe / 10 : 1);
         for (long s = first_step; s < spe; s++) {
-            rc_dataset_batch(&train, perm + s * tc.batch, tc.batch, &aug, &aug_rng, x, labels);
+            double t_step = rc_now();
+            if (nranks == 1) {
+                rc_dataset_batch(&train, perm + s * tc.batch, tc.batch, &aug, &aug_rng, x, labels);
+            } else { /* the global batch's augmentation, whatever the number of ranks */
+                rc_dataset_batch(&train, perm + s * tc.batch, tc.batch, &aug, &aug_rng, xglob, labels);
+                memcpy(x, xglob + (size_t)rank * lb * img_floats, (size_t)lb * img_floats * sizeof(float));
+            }
+            if (nan_step == meta.global_step + 1 && !nan_grad) x[0] = NAN; /* test hook */
+            rc_numcheck.tripped = 0;
             rc_graph_forward(g, 1);
-            double loss = rc_model_loss(&m, labels, train.coarse_of, NULL, 1);
+            if (rc_numcheck.tripped) NUMERICS_FAIL();
+            double loss = rc_model_loss(&m, my_labels, train.coarse_of, NULL, 1);
+            if (nan_step == meta.global_step + 1 && nan_grad) g->tensors[m.readout[R - 1]].dx[0] = NAN;
+            long step_correct = 0;
+            for (int i = 0; i < lb; i++) {
+                const float *l = final_logits + (size_t)i * mc.classes;
+                int arg = 0;
+                for (int j = 1; j < mc.classes; j++)
+                    if (l[j] > l[arg]) arg = j;
+                step_correct += arg == my_labels[i];
+            }
+            /* ranks agree on the global loss, the accuracy count, a stop request and rank 0's checkpoint clock */
+            int stop_agreed = stop_flag != 0;
+            int ckpt_due = o->ckpt_every_s > 0 && rc_now() - last_ckpt >= o->ckpt_every_s;
+            if (nranks > 1) {
+                double red[4] = {loss * lb, (double)step_correct, (double)stop_flag, rank == 0 ? ckpt_due : 0};
+                if (rc_dist_sum_f64(red, 4)) goto done;
+                loss = red[0] / tc.batch;
+                step_correct = (long)red[1];
+                stop_agreed = red[2] > 0;
+                ckpt_due = red[3] > 0;
+            }
             if (!isfinite(loss))
                 FAIL_GOTO("loss is %s at step %ld (epoch %ld, step %ld of %ld); stopped; the last good checkpoint "
                           "is %s",
@@ -306,6 +392,8 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
                           access(ckpt_path, R_OK) == 0 ? ckpt_path : "(none yet)");
             rc_graph_zero_grads(g);
             rc_graph_backward(g);
+            if (rc_numcheck.tripped) NUMERICS_FAIL();
+            if (rc_dist_allreduce_grads(g)) goto done;
             size_t elem = 0;
             int bad = rc_grads_first_nonfinite(g, &elem);
             if (bad >= 0)
@@ -317,16 +405,13 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
             rc_optim_step(g, &tc, lr, meta.global_step + 1);
             meta.global_step++;
             steps_this_run++;
+            step_seconds += rc_now() - t_step;
+            if (rc_dist_check_params(g, meta.global_step, mc.bn_sync)) goto done;
+            if (losslog) fprintf(losslog, "%ld %.9g\n", meta.global_step, loss), fflush(losslog);
             /* running stats of the epoch */
             loss_sum += loss * tc.batch;
             seen += tc.batch;
-            for (int i = 0; i < tc.batch; i++) {
-                const float *l = final_logits + (size_t)i * mc.classes;
-                int arg = 0;
-                for (int j = 1; j < mc.classes; j++)
-                    if (l[j] > l[arg]) arg = j;
-                correct_sum += arg == labels[i];
-            }
+            correct_sum += step_correct;
             ep_imgs += tc.batch;
             double el = rc_now() - ep_t0, ips = ep_imgs / (el > 1e-9 ? el : 1e-9);
             if (tty) {
@@ -342,8 +427,8 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
                 fprintf(stderr, "epoch %ld/%d step %ld/%ld loss %.4f lr %.2e %.0f img/s\n", epoch + 1, tc.epochs,
                         s + 1, spe, loss_sum / seen, lr, ips);
             }
-            int want_stop = stop_flag || (o->max_steps > 0 && steps_this_run >= o->max_steps);
-            int periodic = o->ckpt_every_s > 0 && rc_now() - last_ckpt >= o->ckpt_every_s;
+            int want_stop = stop_agreed || (o->max_steps > 0 && steps_this_run >= o->max_steps);
+            int periodic = ckpt_due;
             if ((want_stop || periodic) && s + 1 < spe) {
                 meta.epoch = epoch;
                 meta.step_in_epoch = s + 1;
@@ -352,10 +437,11 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
                 meta.reserved[0] = (int64_t)dbl_bits(loss_sum);
                 meta.reserved[1] = correct_sum;
                 meta.reserved[2] = seen;
-                if (rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
+                if (rc_dist_average_buffers(g)) goto done;
+                if (rank == 0 && rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
                 last_ckpt = rc_now();
                 if (want_stop) {
-                    stopping = 1;
+                    stopping = 2; /* checkpointed mid-epoch */
                     break;
                 }
             } else if (want_stop) {
@@ -363,12 +449,13 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
             }
         }
         if (tty) fprintf(stderr, "\n");
-        if (stopping && meta.step_in_epoch > 0 && meta.epoch == epoch && meta.step_in_epoch < spe) break;
+        if (stopping == 2) break;
         /* epoch complete: evaluate every readout, append a CSV row, checkpoint */
         double ep_sec = rc_now() - ep_t0;
         rc_eval_result ev, evv;
-        if (rc_evaluate(&m, &test, 0, &ev)) goto done;
-        if (val.n > 0 && rc_evaluate(&m, &val, 0, &evv)) goto done;
+        if (rc_dist_average_buffers(g)) goto done;
+        if (rc_dist_evaluate(&m, &test, 0, &ev)) goto done;
+        if (val.n > 0 && rc_dist_evaluate(&m, &val, 0, &evv)) goto done;
         double lr_now = rc_lr_at(&tc, meta.global_step > 0 ? meta.global_step - 1 : 0, spe);
         sb_add(&csv, "%ld,%ld,%.6g,%.6f,%.6f,%.3f,%.1f", epoch + 1, meta.global_step, lr_now,
                seen ? loss_sum / seen : 0.0, seen ? (double)correct_sum / seen : 0.0, ep_sec,
@@ -380,7 +467,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         sb_add(&csv, "\n");
         strbuf all = {0};
         sb_add(&all, "%s%s", head.buf, csv.buf ? csv.buf : "");
-        rc_status wst = rc_write_file_atomic(csv_path, all.buf, all.len);
+        rc_status wst = rank == 0 ? rc_write_file_atomic(csv_path, all.buf, all.len) : RC_OK;
         free(all.buf);
         if (wst) goto done;
         for (int t = 0; t < R; t++) {
@@ -400,7 +487,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         meta.rng = aug_rng;
         meta.shuffle_rng = shuffle_rng;
         memset(meta.reserved, 0, sizeof meta.reserved);
-        if (rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
+        if (rank == 0 && rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
         last_ckpt = rc_now();
         res->epochs_done = epoch + 1;
     }
@@ -411,9 +498,23 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     if (res->interrupted && !o->quiet)
         fprintf(stderr, "recur: stopped at epoch %ld step %ld; checkpoint %s; resume with: recur train --resume %s\n",
                 meta.epoch + 1, meta.step_in_epoch, ckpt_path, o->run_dir);
-    free(head.buf);
+    if (!o->quiet && rc_dist_started() && steps_this_run > 0) {
+        double gs, bs;
+        long gc, bc;
+        rc_dist_comm_stats(&gs, &gc, &bs, &bc);
+        fprintf(stderr,
+                "recur: %d rank(s): gradient all-reduce of %zu bytes %.3f ms/step, batch-norm sync %.3f ms/step "
+                "(%ld reductions), step %.1f ms: communication %.1f%% of step time\n",
+                nranks, g->param_floats * sizeof(float), 1e3 * gs / steps_this_run, 1e3 * bs / steps_this_run, bc,
+                1e3 * step_seconds / steps_this_run, 100 * (gs + bs) / (step_seconds > 0 ? step_seconds : 1));
+    }
     st = RC_OK;
 done:
+    rc_numcheck.enabled = 0;
+    free(head.buf);
+    rc_dist_bn_sync(0);
+    if (losslog) fclose(losslog);
+    free(xglob);
     if (model_built) rc_model_free(&m);
     rc_dataset_free(&full);
     rc_dataset_free(&train);

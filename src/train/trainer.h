@@ -11,6 +11,8 @@ typedef struct {
     long max_steps;          /* stop (with a checkpoint) after this many steps in this process; 0 = none */
     double ckpt_every_s;     /* also checkpoint every N seconds at a step boundary (0 = epoch ends only) */
     int quiet;               /* no progress output */
+    const char *loss_log;    /* if set: append "global_step loss" per step to this file (tests; rank 0) */
+    int check_numerics;      /* check every op's output and gradients for NaN/Inf; stop naming the first */
 } rc_train_opts;
 
 /* Outcome of a run, for callers (experiments) that want numbers without reading files. */

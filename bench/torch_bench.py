@@ -1,0 +1,69 @@
+"""torch_bench.py -- the PyTorch side of bench/vs_pytorch.sh: times the twin (ref/twin.py) of a recur
+config the way `recur bench` times recur (random batch, 3 warm-up steps, N training steps with the
+config's optimizer, then N eval-mode forward passes under no_grad) and prints one JSON line with the
+same keys: train_images_per_s, infer_images_per_s, peak_rss_mb (this process's ru_maxrss).
+
+usage: /usr/bin/python3 bench/torch_bench.py CONFIG [--batch N] [--threads N] [--steps N] [--set S.K=V]
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+
+import torch  # noqa: E402
+
+import twin  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description="time the PyTorch twin of a recur config")
+    ap.add_argument("config")
+    ap.add_argument("--batch", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--set", action="append", default=[], dest="sets")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    model, cfg = twin.build_model(args.config, overrides=args.sets)
+    if cfg.model["loss"] == "coarse-to-fine":  # random labels have no taxonomy (as recur bench)
+        cfg.model["loss"] = "every"
+    batch = args.batch or cfg.train["batch"]
+    c, h, w = cfg.model["input"]
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(batch, c, h, w, generator=gen)
+    y = torch.randint(0, cfg.model["classes"], (batch,), generator=gen)
+    opt = twin.make_optimizer(model, cfg, lr=1e-4)
+
+    for _ in range(3):
+        twin.train_step(model, opt, x, y)
+    t0 = time.perf_counter()
+    for _ in range(args.steps):
+        twin.train_step(model, opt, x, y)
+    t_train = time.perf_counter() - t0
+
+    model.eval()
+    with torch.no_grad():
+        for _ in range(2):
+            model(x)
+        t0 = time.perf_counter()
+        for _ in range(args.steps):
+            model(x)
+        t_inf = time.perf_counter() - t0
+
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    print(json.dumps({
+        "model": cfg.model["name"], "batch": batch, "threads": args.threads, "steps": args.steps,
+        "train_images_per_s": round(args.steps * batch / t_train, 2),
+        "infer_images_per_s": round(args.steps * batch / t_inf, 2),
+        "peak_rss_mb": round(rss_mb, 1),
+    }))
+
+
+if __name__ == "__main__":
+    main()

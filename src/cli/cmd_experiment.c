@@ -1,0 +1,122 @@
+/* cmd_experiment.c — `recur experiment NAME [options]`: runs one of the experiments of docs/RESULTS.md
+ * (src/train/experiment.h): trains its sub-runs (resumable) and writes CSV, Markdown and plots. */
+#include <string.h>
+
+#include "cli.h"
+#include "train/experiment.h"
+#include "train/trainer.h"
+
+static const char *help =
+    "usage: recur experiment NAME [options]\n"
+    "\n"
+    "Trains the sub-runs an experiment needs under OUT/runs/ (each a normal run directory with its\n"
+    "config.cfg: resumable, `recur eval`-able; finished ones are reused, so an interrupted experiment\n"
+    "continues when the same command is run again) and writes NAME.csv, NAME.md and plots (PNG and SVG,\n"
+    "drawn by gnuplot) into OUT.\n"
+    "\n"
+    "experiments:\n"
+    "  table4            {tied, untied} x {loss final, loss every} at the same effective depth; accuracy\n"
+    "                    at every iteration for all four\n"
+    "  tradeoff --depth D  effective depth D split into K areas x T = D/K tied iterations for every\n"
+    "                    divisor K, plus twins widened to the fully feedforward split's params; accuracy\n"
+    "                    against params, units and FLOPs\n"
+    "  coarse-fine       coarse and fine accuracy at every iteration, loss every vs coarse-to-fine\n"
+    "  early-exit        confidence threshold swept over a trained run: accuracy vs mean FLOPs per image\n"
+    "  more-iterations   a tied run unrolled T' = 1 .. 3T iterations at test time: accuracy vs T'\n"
+    "\n"
+    "options:\n"
+    "  --out DIR         output directory (default runs/experiments/NAME)\n"
+    "  --config FILE     base config (default configs/experiments/table4.cfg; tradeoff:\n"
+    "                    configs/experiments/tradeoff.cfg)\n"
+    "  --data SPEC       dataset of every sub-run and evaluation (cifar10:DIR and cifar100:DIR also set\n"
+    "                    model.input = 3x32x32 and model.classes)\n"
+    "  --epochs N        epochs of every sub-run      --threads N\n"
+    "  --depth D         tradeoff: the effective depth (1..16)\n"
+    "  --run RUN_DIR     early-exit, more-iterations: the trained run to study (default: train the base\n"
+    "                    config, tied, loss every, as OUT/runs/tied-every)\n"
+    "  --iterations T    early-exit: unroll the tied areas T steps; more-iterations: the largest T'\n"
+    "  --limit N         early-exit, more-iterations: evaluate the first N test images\n"
+    "  --quick           a smoke test of under a minute: 4096 training images, 1 epoch, 1000 test images\n"
+    "  --quiet           no training progress\n";
+
+int rc_cmd_experiment(int argc, char **argv) {
+    const char *name = NULL, *out = NULL, *config = NULL, *run = NULL;
+    long depth = 0, iters = 0, limit = 0, epochs = 0, threads = 0;
+    rc_exp_opts o;
+    memset(&o, 0, sizeof o);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        } else if (!strcmp(a, "--out") || !strcmp(a, "--config") || !strcmp(a, "--data") || !strcmp(a, "--run")) {
+            if (!v) return rc_cli_usage_error("experiment", "%s needs a value", a);
+            if (!strcmp(a, "--out")) out = v;
+            if (!strcmp(a, "--config")) config = v;
+            if (!strcmp(a, "--data")) o.data = v;
+            if (!strcmp(a, "--run")) run = v;
+            i++;
+        } else if (!strcmp(a, "--depth")) {
+            if (rc_cli_int(a, v, 1, 16, &depth)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--iterations")) {
+            if (rc_cli_int(a, v, 1, 256, &iters)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--limit")) {
+            if (rc_cli_int(a, v, 1, 100000000, &limit)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--epochs")) {
+            if (rc_cli_int(a, v, 1, 10000, &epochs)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--threads")) {
+            if (rc_cli_int(a, v, 1, 256, &threads)) return rc_cli_error(rc_error());
+            i++;
+        } else if (!strcmp(a, "--quick")) {
+            o.quick = 1;
+        } else if (!strcmp(a, "--quiet")) {
+            o.quiet = 1;
+        } else if (a[0] == '-') {
+            return rc_cli_usage_error("experiment", "unknown option '%s'", a);
+        } else if (!name) {
+            name = a;
+        } else {
+            return rc_cli_usage_error("experiment", "unexpected argument '%s'", a);
+        }
+    }
+    if (!name) return rc_cli_usage_error("experiment", "missing the experiment's NAME");
+    static const char *known[] = {"table4", "tradeoff", "coarse-fine", "early-exit", "more-iterations", NULL};
+    int which = -1;
+    for (int k = 0; known[k]; k++)
+        if (!strcmp(name, known[k])) which = k;
+    if (which < 0) return rc_cli_usage_error("experiment", "unknown experiment '%s'", name);
+    if (which == 1 && depth == 0) return rc_cli_usage_error("experiment", "tradeoff needs --depth D");
+    if (which != 1 && depth) return rc_cli_usage_error("experiment", "--depth is for tradeoff only");
+    if (run && which < 3) return rc_cli_usage_error("experiment", "--run is for early-exit and more-iterations");
+    if ((iters || limit) && which < 3)
+        return rc_cli_usage_error("experiment", "--iterations and --limit are for early-exit and more-iterations");
+    if (run && (config || epochs))
+        return rc_cli_usage_error("experiment", "--run studies a trained run: --config and --epochs do not apply");
+    char outbuf[4096];
+    if (!out) {
+        snprintf(outbuf, sizeof outbuf, "runs/experiments/%s", name);
+        out = outbuf;
+    }
+    if (!config) config = which == 1 ? "configs/experiments/tradeoff.cfg" : "configs/experiments/table4.cfg";
+    o.out_dir = out;
+    o.epochs = (int)epochs;
+    o.threads = (int)threads;
+    o.eval_limit = (int)limit;
+    rc_train_install_signal_handlers();
+    double t0 = rc_now();
+    rc_status st = RC_OK;
+    switch (which) {
+    case 0: st = rc_exp_table4(config, &o); break;
+    case 1: st = rc_exp_tradeoff(config, (int)depth, &o); break;
+    case 2: st = rc_exp_coarse_fine(config, &o); break;
+    case 3: st = rc_exp_early_exit(run, config, (int)iters, &o); break;
+    default: st = rc_exp_more_iterations(run, config, (int)iters, &o); break;
+    }
+    if (st) return rc_cli_error(rc_error());
+    fprintf(stderr, "experiment %s: done in %.1f s; results in %s\n", name, rc_now() - t0, out);
+    return 0;
+}

@@ -1,0 +1,227 @@
+/* plot.c — gnuplot driver: writes NAME.dat (one block per series, separated by two blank lines so a
+ * series is `index i`) and NAME.gp (renders NAME.png with pngcairo, then NAME.svg), and runs gnuplot in
+ * the output directory with fork + execv (the program is found on PATH beforehand, in the parent). */
+#define _POSIX_C_SOURCE 200809L
+#include "plot.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Find an executable on PATH; 1 and the full path in out when found. */
+static int find_on_path(const char *prog, char *out, size_t n) {
+    const char *path = getenv("PATH");
+    if (!path || !*path) path = "/usr/local/bin:/usr/bin:/bin";
+    while (*path) {
+        const char *colon = strchr(path, ':');
+        size_t len = colon ? (size_t)(colon - path) : strlen(path);
+        if (len > 0 && len + strlen(prog) + 2 <= n) {
+            memcpy(out, path, len);
+            out[len] = '/';
+            strcpy(out + len + 1, prog);
+            if (access(out, X_OK) == 0) return 1;
+        }
+        if (!colon) break;
+        path = colon + 1;
+    }
+    return 0;
+}
+
+/* Run exe with argv in dir (NULL: current), stdin from /dev/null, stdout+stderr to log_path (NULL:
+ * /dev/null). Returns the exit status, or -1 when it could not run or was killed. */
+static int run_program(const char *exe, char *const argv[], const char *dir, const char *log_path) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        /* child: async-signal-safe calls only */
+        if (dir && chdir(dir) != 0) _exit(127);
+        int in = open("/dev/null", O_RDONLY);
+        int out = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (in < 0 || out < 0) _exit(127);
+        dup2(in, 0);
+        dup2(out, 1);
+        dup2(out, 2);
+        execv(exe, argv);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int gnuplot_state = -1; /* -1 unknown, 0 absent, 1 present */
+static char gnuplot_path[1024];
+
+int rc_plot_available(void) {
+    if (gnuplot_state >= 0) return gnuplot_state;
+    gnuplot_state = 0;
+    if (!find_on_path("gnuplot", gnuplot_path, sizeof gnuplot_path)) return 0;
+    char a0[] = "gnuplot", a1[] = "-e", a2[] = "set terminal pngcairo; set terminal svg";
+    char *argv[] = {a0, a1, a2, NULL};
+    gnuplot_state = run_program(gnuplot_path, argv, NULL, NULL) == 0;
+    return gnuplot_state;
+}
+
+/* A double-quoted gnuplot string: backslashes and quotes escaped, control characters dropped. */
+static void put_quoted(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c < 0x20) continue;
+        if (c == '"' || c == '\\') fputc('\\', f);
+        fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void put_label(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; s && *s; s++) {
+        char c = *s;
+        int okc = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr(" .-_=<>", c);
+        fputc(okc ? c : '_', f);
+    }
+    fputc('"', f);
+}
+
+static rc_status check_plot(const rc_plot *p) {
+    if (p->nseries < 1 || p->nseries > RC_PLOT_MAX_SERIES)
+        return rc_fail("plot '%s': %d series (1..%d allowed)", p->title ? p->title : "", p->nseries,
+                       RC_PLOT_MAX_SERIES);
+    for (int s = 0; s < p->nseries; s++) {
+        const rc_plot_series *se = &p->series[s];
+        if (se->n < 0 || (se->n > 0 && (!se->x || !se->y)))
+            return rc_fail("plot '%s': series %d has no data", p->title ? p->title : "", s + 1);
+        for (int i = 0; i < se->n; i++) {
+            if (!isfinite(se->x[i]) || !isfinite(se->y[i]))
+                return rc_fail("plot '%s': series '%s' point %d is not finite", p->title ? p->title : "",
+                               se->title ? se->title : "", i + 1);
+            if (p->logx && se->x[i] <= 0)
+                return rc_fail("plot '%s': series '%s' point %d has x = %g on a logarithmic axis",
+                               p->title ? p->title : "", se->title ? se->title : "", i + 1, se->x[i]);
+        }
+    }
+    return RC_OK;
+}
+
+static rc_status write_data(const char *path, const rc_plot *p) {
+    FILE *f = fopen(path, "w");
+    if (!f) return rc_fail("cannot write %s: %s", path, strerror(errno));
+    fprintf(f, "# x y label, one block per series (gnuplot index 0..%d)\n", p->nseries - 1);
+    for (int s = 0; s < p->nseries; s++) {
+        const rc_plot_series *se = &p->series[s];
+        if (s) fprintf(f, "\n\n");
+        fprintf(f, "# series %d: %s\n", s, se->title ? se->title : "");
+        for (int i = 0; i < se->n; i++) {
+            fprintf(f, "%.10g %.10g ", se->x[i], se->y[i]);
+            put_label(f, se->labels && se->labels[i] ? se->labels[i] : "");
+            fputc('\n', f);
+        }
+        if (se->n == 0) fprintf(f, "# (empty)\n");
+    }
+    if (fclose(f) != 0) return rc_fail("cannot write %s: %s", path, strerror(errno));
+    return RC_OK;
+}
+
+static void write_plot_cmd(FILE *f, const char *name, const rc_plot *p) {
+    static const char *styles[] = {"linespoints lw 2 pt 7 ps 1.1", "points pt 7 ps 1.4", "lines lw 2"};
+    int first = 1;
+    fprintf(f, "plot ");
+    for (int s = 0; s < p->nseries; s++) {
+        const rc_plot_series *se = &p->series[s];
+        if (se->n == 0) continue;
+        if (!first) fprintf(f, ", \\\n     ");
+        first = 0;
+        fprintf(f, "\"%s.dat\" index %d using 1:2 with %s lc %d title ", name, s, styles[se->style], s + 1);
+        put_quoted(f, se->title);
+        if (se->labels)
+            fprintf(f, ", \\\n     \"%s.dat\" index %d using 1:2:3 with labels offset char 0.7,0.7 left "
+                       "font \",9\" tc lt %d notitle",
+                    name, s, s + 1);
+    }
+    fprintf(f, "\n");
+}
+
+rc_status rc_plot_write(const char *dir, const char *name, const rc_plot *p, int *rendered) {
+    if (rendered) *rendered = 0;
+    if (check_plot(p)) return RC_ERR;
+    size_t n = strlen(dir) + strlen(name) + 16;
+    char *dat = rc_xmalloc(n), *gp = rc_xmalloc(n), *log = rc_xmalloc(n), *png = rc_xmalloc(n), *svg = rc_xmalloc(n);
+    snprintf(dat, n, "%s/%s.dat", dir, name);
+    snprintf(gp, n, "%s/%s.gp", dir, name);
+    snprintf(log, n, "%s/%s.log", dir, name);
+    snprintf(png, n, "%s/%s.png", dir, name);
+    snprintf(svg, n, "%s/%s.svg", dir, name);
+    rc_status st = RC_ERR;
+    FILE *f = NULL;
+    if (write_data(dat, p)) goto done;
+    f = fopen(gp, "w");
+    if (!f) {
+        rc_fail("cannot write %s: %s", gp, strerror(errno));
+        goto done;
+    }
+    fprintf(f, "# %s.gp — written by recur; run 'gnuplot %s.gp' in this directory to redraw %s.png and %s.svg\n",
+            name, name, name, name);
+    fprintf(f, "set encoding utf8\nset title ");
+    put_quoted(f, p->title);
+    fprintf(f, "\nset xlabel ");
+    put_quoted(f, p->xlabel);
+    fprintf(f, "\nset ylabel ");
+    put_quoted(f, p->ylabel);
+    fprintf(f, "\nset grid\nset key %s box opaque\n", p->key_pos ? p->key_pos : "bottom right");
+    if (p->logx) fprintf(f, "set logscale x\nset format x \"%%g\"\n");
+    if (p->integer_x) fprintf(f, "set xtics 1\nset mxtics 1\n");
+    fprintf(f, "set offsets graph 0.04, graph 0.1, graph 0.06, graph 0.06\n");
+    if (p->vline_x > 0) {
+        fprintf(f, "set arrow from %.10g, graph 0 to %.10g, graph 1 nohead dt 2 lw 1.5 lc rgb \"gray40\"\n", p->vline_x,
+                p->vline_x);
+        if (p->vline_label) {
+            fprintf(f, "set label ");
+            put_quoted(f, p->vline_label);
+            fprintf(f, " at %.10g, graph 0.06 offset char 0.5,0 tc rgb \"gray30\"\n", p->vline_x);
+        }
+    }
+    fprintf(f, "set terminal pngcairo noenhanced size 900,600 font \"sans,11\"\nset output \"%s.png\"\n", name);
+    write_plot_cmd(f, name, p);
+    fprintf(f, "set terminal svg noenhanced size 900,600 dynamic font \"sans,11\"\nset output \"%s.svg\"\nreplot\n"
+               "unset output\n",
+            name);
+    if (fclose(f) != 0) {
+        f = NULL;
+        rc_fail("cannot write %s: %s", gp, strerror(errno));
+        goto done;
+    }
+    f = NULL;
+    if (!rc_plot_available()) {
+        st = RC_OK;
+        goto done;
+    }
+    char script[300];
+    snprintf(script, sizeof script, "%s.gp", name);
+    char a0[] = "gnuplot";
+    char *argv[] = {a0, script, NULL};
+    unlink(png);
+    unlink(svg);
+    int code = run_program(gnuplot_path, argv, dir, log);
+    struct stat sb;
+    if (code != 0 || stat(png, &sb) != 0 || sb.st_size == 0 || stat(svg, &sb) != 0 || sb.st_size == 0) {
+        rc_fail("gnuplot failed on %s (exit status %d); its messages are in %s", gp, code, log);
+        goto done;
+    }
+    unlink(log);
+    if (rendered) *rendered = 1;
+    st = RC_OK;
+done:
+    if (f) fclose(f);
+    free(dat);
+    free(gp);
+    free(log);
+    free(png);
+    free(svg);
+    return st;
+}

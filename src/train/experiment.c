@@ -1,0 +1,1027 @@
+/* experiment.c — the experiments behind docs/RESULTS.md. Sub-run configs are generated from a base
+ * config (file text + `--set`-style assignments, or generated areas for the trade-off), trained with
+ * rc_train in OUT/runs/NAME (a finished run with the same config is reused, an unfinished one resumed),
+ * and read back from train.csv; results go to OUT as CSV, Markdown and gnuplot figures. */
+#define _POSIX_C_SOURCE 200809L
+#include "experiment.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "eval.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
+#include "io/ini.h"
+#include "io/plot.h"
+#include "models/model.h"
+#include "trainer.h"
+
+#define QUICK_TRAIN_IMAGES 4096
+#define QUICK_TEST_IMAGES 1000
+#define MAX_SPLITS 32
+
+/* ---- small helpers ---------------------------------------------------------------------------- */
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+} sbuf;
+
+static void sb_printf(sbuf *s, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void sb_printf(sbuf *s, const char *fmt, ...) {
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        size_t room = s->cap - s->len;
+        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, room, fmt, ap);
+        va_end(ap);
+        RC_ASSERT(n >= 0);
+        if ((size_t)n < room) {
+            s->len += (size_t)n;
+            return;
+        }
+        s->cap = 2 * s->cap + (size_t)n + 256;
+        s->buf = rc_xrealloc(s->buf, s->cap);
+    }
+}
+
+static rc_status sb_save(const sbuf *s, const char *dir, const char *file) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, file);
+    return rc_write_file_atomic(path, s->buf ? s->buf : "", s->len);
+}
+
+rc_status rc_exp_mkdirs(const char *path) {
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return rc_fail("path too long: %s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
+    struct stat sb;
+    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) return rc_fail("%s is not a directory", buf);
+    return RC_OK;
+}
+
+/* Whole file as a NUL-terminated string (NULL if it cannot be read). */
+static char *slurp(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    sbuf s = {0};
+    char chunk[4096];
+    size_t r;
+    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) sb_printf(&s, "%.*s", (int)r, chunk);
+    fclose(f);
+    if (!s.buf) sb_printf(&s, "%s", "");
+    return s.buf;
+}
+
+static void say(const rc_exp_opts *o, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void say(const rc_exp_opts *o, const char *fmt, ...) {
+    (void)o;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "experiment: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+}
+
+/* ---- configs ---------------------------------------------------------------------------------- */
+
+/* Canonical text of a config: parse text, apply the assignments (NULL-terminated, then the options'
+ * own), read it (defaults applied and recorded) and write it back. Also fills *mc and *tc. */
+static rc_status make_config(const char *text, const char *display, const char *const *sets, const char *name,
+                             const rc_exp_opts *o, char **out, rc_model_cfg *mc, rc_train_cfg *tc) {
+    rc_ini *ini = NULL;
+    *out = NULL;
+    if (rc_ini_parse(text, strlen(text), display, &ini)) return RC_ERR;
+    char buf[16][600];
+    int nb = 0;
+    snprintf(buf[nb++], sizeof buf[0], "model.name=%s", name);
+    if (o->data) {
+        snprintf(buf[nb++], sizeof buf[0], "train.data=%s", o->data);
+        if (!strncmp(o->data, "cifar10:", 8) || !strncmp(o->data, "cifar100:", 9)) {
+            snprintf(buf[nb++], sizeof buf[0], "model.input=3x32x32");
+            snprintf(buf[nb++], sizeof buf[0], "model.classes=%d", !strncmp(o->data, "cifar100:", 9) ? 100 : 10);
+        }
+    }
+    if (o->epochs > 0) snprintf(buf[nb++], sizeof buf[0], "train.epochs=%d", o->epochs);
+    if (o->threads > 0) snprintf(buf[nb++], sizeof buf[0], "train.threads=%d", o->threads);
+    if (o->quick) {
+        snprintf(buf[nb++], sizeof buf[0], "train.limit=%d", QUICK_TRAIN_IMAGES);
+        snprintf(buf[nb++], sizeof buf[0], "train.epochs=1");
+        snprintf(buf[nb++], sizeof buf[0], "train.batch=64");
+        snprintf(buf[nb++], sizeof buf[0], "train.warmup_epochs=0.1");
+    }
+    for (int i = 0; sets && sets[i]; i++)
+        if (rc_ini_set(ini, sets[i])) goto fail;
+    for (int i = 0; i < nb; i++)
+        if (rc_ini_set(ini, buf[i])) goto fail;
+    if (rc_config_read(ini, name, mc, tc)) goto fail;
+    size_t len;
+    if (rc_ini_to_text(ini, out, &len)) goto fail;
+    rc_ini_free(ini);
+    return RC_OK;
+fail:
+    rc_ini_free(ini);
+    return RC_ERR;
+}
+
+/* The text of a config file (canonical form of what it holds; no defaults applied yet). */
+static rc_status base_text(const char *path, char **text) {
+    rc_ini *ini = NULL;
+    *text = NULL;
+    if (rc_ini_load(path, &ini)) return RC_ERR;
+    size_t len;
+    rc_status st = rc_ini_to_text(ini, text, &len);
+    rc_ini_free(ini);
+    return st;
+}
+
+/* Names of the [area] sections of a config text, bottom to top. */
+static rc_status area_names(const char *text, char names[][32], int *n) {
+    rc_ini *ini = NULL;
+    if (rc_ini_parse(text, strlen(text), "base config", &ini)) return RC_ERR;
+    *n = 0;
+    for (int i = 0; i < rc_ini_section_count(ini) && *n < RC_MAX_AREAS; i++) {
+        rc_ini_section *s = rc_ini_section_at(ini, i);
+        if (strcmp(rc_ini_type(s), "area")) continue;
+        snprintf(names[(*n)++], 32, "%s", rc_ini_name(s));
+    }
+    rc_ini_free(ini);
+    return *n > 0 ? RC_OK : rc_fail("the base config has no [area] section");
+}
+
+/* ---- model numbers (what `recur info` reports) ------------------------------------------------ */
+
+typedef struct {
+    size_t params;
+    double flops;      /* forward FLOPs per image, all readouts */
+    int depth;         /* effective depth */
+    long units_step;   /* sum over areas of channels * H * W */
+    long units_unrolled;
+    int readouts;
+} model_numbers;
+
+static rc_status numbers_of(const rc_model_cfg *mc, model_numbers *nb) {
+    rc_model m;
+    if (rc_model_build(mc, 1, 0, &m)) return RC_ERR;
+    nb->params = rc_graph_trainable_params(&m.g);
+    nb->flops = 0;
+    for (int i = 0; i < m.g.nnodes; i++) nb->flops += rc_graph_node_flops(&m.g, i);
+    nb->depth = rc_model_effective_depth(&m);
+    nb->units_step = nb->units_unrolled = 0;
+    for (int k = 0; k < mc->nareas; k++) {
+        long u = (long)mc->areas[k].channels * m.area_h[k] * m.area_w[k];
+        nb->units_step += u;
+        nb->units_unrolled += u * mc->areas[k].iterations;
+    }
+    nb->readouts = m.nreadouts;
+    rc_model_free(&m);
+    return RC_OK;
+}
+
+/* ---- sub-runs ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    char name[64];
+    model_numbers nb;
+    int R;
+    double acc[RC_MAX_READOUTS], coarse[RC_MAX_READOUTS];
+    int has_coarse;
+    int epochs;
+    double train_seconds; /* sum of epoch_seconds in train.csv */
+} sub_result;
+
+/* Read the last row of RUN/train.csv: test accuracy (and coarse accuracy) of every readout. */
+static rc_status read_train_csv(const char *path, int want_epochs, sub_result *r) {
+    char *text = slurp(path);
+    if (!text) return rc_fail("cannot read %s: %s", path, strerror(errno));
+    rc_status st = RC_ERR;
+    int col_sec = -1, col_acc[RC_MAX_READOUTS], col_coarse[RC_MAX_READOUTS], ncol = 0;
+    for (int t = 0; t < RC_MAX_READOUTS; t++) col_acc[t] = col_coarse[t] = -1;
+    char *save = NULL, *line = strtok_r(text, "\n", &save);
+    if (!line) {
+        rc_fail("%s is empty", path);
+        goto done;
+    }
+    {
+        char *s2 = NULL;
+        for (char *tok = strtok_r(line, ",", &s2); tok; tok = strtok_r(NULL, ",", &s2), ncol++) {
+            int t;
+            if (!strcmp(tok, "epoch_seconds")) col_sec = ncol;
+            if (sscanf(tok, "test_acc_%d", &t) == 1 && t >= 1 && t <= RC_MAX_READOUTS) col_acc[t - 1] = ncol;
+            if (sscanf(tok, "test_coarse_acc_%d", &t) == 1 && t >= 1 && t <= RC_MAX_READOUTS) col_coarse[t - 1] = ncol;
+        }
+    }
+    r->R = 0;
+    while (r->R < RC_MAX_READOUTS && col_acc[r->R] >= 0) r->R++;
+    r->has_coarse = r->R > 0 && col_coarse[0] >= 0;
+    if (r->R == 0 || col_sec < 0) {
+        rc_fail("%s: unexpected header", path);
+        goto done;
+    }
+    r->train_seconds = 0;
+    int rows = 0, last_epoch = 0;
+    for (line = strtok_r(NULL, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        double v[4096];
+        int n = 0;
+        char *s2 = NULL;
+        for (char *tok = strtok_r(line, ",", &s2); tok && n < 4096; tok = strtok_r(NULL, ",", &s2)) v[n++] = atof(tok);
+        if (n < ncol) continue;
+        rows++;
+        last_epoch = (int)v[0];
+        r->train_seconds += v[col_sec];
+        for (int t = 0; t < r->R; t++) {
+            r->acc[t] = v[col_acc[t]];
+            r->coarse[t] = r->has_coarse ? v[col_coarse[t]] : 0;
+        }
+    }
+    if (rows == 0 || last_epoch != want_epochs) {
+        rc_fail("%s: the run has %d of %d epochs", path, last_epoch, want_epochs);
+        goto done;
+    }
+    r->epochs = last_epoch;
+    st = RC_OK;
+done:
+    free(text);
+    return st;
+}
+
+/* Train (or resume, or reuse) OUT/runs/NAME with the canonical config text. */
+static rc_status run_sub(const rc_exp_opts *o, const char *name, const char *text, const rc_model_cfg *mc,
+                         const rc_train_cfg *tc, sub_result *r) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->name, sizeof r->name, "%s", name);
+    if (numbers_of(mc, &r->nb)) return RC_ERR;
+    char dir[4096], path[4200];
+    snprintf(dir, sizeof dir, "%s/runs/%s", o->out_dir, name);
+    if (rc_exp_mkdirs(dir)) return RC_ERR;
+    snprintf(path, sizeof path, "%s/model.ckpt", dir);
+    int have_ckpt = access(path, F_OK) == 0;
+    snprintf(path, sizeof path, "%s/config.cfg", dir);
+    if (have_ckpt) {
+        char *ondisk = slurp(path);
+        int same = ondisk && !strcmp(ondisk, text);
+        free(ondisk);
+        if (!same)
+            return rc_fail("%s holds a run with a different config (%s); delete that directory or use another --out",
+                           dir, path);
+    } else if (rc_write_file_atomic(path, text, strlen(text))) {
+        return RC_ERR;
+    }
+    rc_train_opts to;
+    memset(&to, 0, sizeof to);
+    to.run_dir = dir;
+    to.resume = have_ckpt;
+    to.ckpt_every_s = 120;
+    to.quiet = o->quiet;
+    say(o, "%s run %s (%zu params, %.2f MFLOP/image, effective depth %d)",
+        have_ckpt ? "resuming or reusing" : "training", dir, r->nb.params, r->nb.flops / 1e6, r->nb.depth);
+    rc_train_result tr;
+    if (rc_train(text, path, &to, &tr)) return RC_ERR;
+    if (!tr.finished || rc_train_stop_requested())
+        return rc_fail("stopped during %s; run the same command again to continue where it stopped", dir);
+    snprintf(path, sizeof path, "%s/train.csv", dir);
+    if (read_train_csv(path, tc->epochs, r)) return RC_ERR;
+    if (r->R != r->nb.readouts) return rc_fail("%s: %d readouts in train.csv, the model has %d", path, r->R, r->nb.readouts);
+    return RC_OK;
+}
+
+/* Common output: write figure, tell where it went. */
+static rc_status figure(const rc_exp_opts *o, const char *name, const rc_plot *p) {
+    int rendered = 0;
+    if (rc_plot_write(o->out_dir, name, p, &rendered)) return RC_ERR;
+    if (rendered)
+        say(o, "wrote %s/%s.png and %s.svg", o->out_dir, name, name);
+    else
+        say(o, "gnuplot (with pngcairo and svg terminals) was not found: wrote %s/%s.dat and %s.gp but no "
+               "PNG/SVG (install gnuplot-nox and rerun to draw them)",
+            o->out_dir, name, name);
+    return RC_OK;
+}
+
+static void md_header(sbuf *md, const char *title, const char *base_cfg, const rc_exp_opts *o, const rc_train_cfg *tc) {
+    sb_printf(md, "# %s\n\nBase config `%s`; data `%s`; %d epoch%s of %s training images%s.\n\n", title,
+              base_cfg ? base_cfg : "(run)", tc->data, tc->epochs, tc->epochs == 1 ? "" : "s",
+              tc->limit > 0 ? "a subset of the" : "all", o->quick ? " (--quick: a smoke test, not a result)" : "");
+}
+
+/* ---- table4 ------------------------------------------------------------------------------------ */
+
+rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
+    char *base = NULL;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    char areas[RC_MAX_AREAS][32];
+    int na = 0;
+    rc_status st = RC_ERR;
+    sub_result res[4];
+    rc_train_cfg tc = {0};
+    if (area_names(base, areas, &na)) goto done;
+    static const char *tied_w[2] = {"yes", "no"}, *loss_w[2] = {"final", "every"};
+    for (int v = 0; v < 4; v++) {
+        int ti = v / 2, li = v % 2;
+        char sets[RC_MAX_AREAS + 2][96];
+        const char *sp[RC_MAX_AREAS + 2];
+        int ns = 0;
+        for (int k = 0; k < na; k++) snprintf(sets[ns++], sizeof sets[0], "area.%.31s.tied=%s", areas[k], tied_w[ti]);
+        snprintf(sets[ns++], sizeof sets[0], "model.loss=%s", loss_w[li]);
+        for (int i = 0; i < ns; i++) sp[i] = sets[i];
+        sp[ns] = NULL;
+        char name[64];
+        snprintf(name, sizeof name, "%s-%s", ti ? "untied" : "tied", loss_w[li]);
+        char *text = NULL;
+        rc_model_cfg mc;
+        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
+        rc_status rs = run_sub(o, name, text, &mc, &tc, &res[v]);
+        free(text);
+        if (rs) goto done;
+    }
+    for (int v = 1; v < 4; v++)
+        if (res[v].R != res[0].R) {
+            rc_fail("table4: the variants have different readout counts (%d vs %d)", res[v].R, res[0].R);
+            goto done;
+        }
+    int R = res[0].R;
+    sbuf csv = {0}, md = {0};
+    sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy\n");
+    md_header(&md, "Table 4 at matched effective depth: tying x loss schedule", base_cfg, o, &tc);
+    sb_printf(&md, "Test accuracy (%%) of the shared readout after every iteration of the top area. All four "
+                   "have the same unrolled graph (effective depth %d, %.2f MFLOP/image); `final` trains only the "
+                   "last readout, `every` averages the loss over all %d.\n\n",
+              res[0].nb.depth, res[0].nb.flops / 1e6, R);
+    sb_printf(&md, "| run | tied | loss | params |");
+    for (int t = 1; t <= R; t++) sb_printf(&md, " iter %d |", t);
+    sb_printf(&md, " train s |\n| --- | --- | --- | ---: |");
+    for (int t = 1; t <= R; t++) sb_printf(&md, " ---: |");
+    sb_printf(&md, " ---: |\n");
+    double xs[RC_MAX_READOUTS], ys[4][RC_MAX_READOUTS];
+    char titles[4][96];
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    for (int v = 0; v < 4; v++) {
+        const sub_result *r = &res[v];
+        sb_printf(&md, "| %s | %s | %s | %zu |", r->name, v / 2 ? "no" : "yes", loss_w[v % 2], r->nb.params);
+        for (int t = 0; t < R; t++) {
+            sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f\n", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
+                      r->nb.params, r->nb.flops / 1e6, r->nb.depth, r->train_seconds, t + 1, r->acc[t]);
+            sb_printf(&md, " %.2f |", 100 * r->acc[t]);
+            xs[t] = t + 1;
+            ys[v][t] = 100 * r->acc[t];
+        }
+        sb_printf(&md, " %.0f |\n", r->train_seconds);
+        snprintf(titles[v], sizeof titles[v], "%s, loss %s (%zu params)", v / 2 ? "untied" : "tied", loss_w[v % 2],
+                 r->nb.params);
+        p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS};
+    }
+    p.nseries = 4;
+    char title[200];
+    snprintf(title, sizeof title, "Tied vs untied x loss final vs every (effective depth %d, %d epoch%s)", res[0].nb.depth,
+             tc.epochs, tc.epochs == 1 ? "" : "s");
+    p.title = title;
+    p.xlabel = "iteration of the top area (readout)";
+    p.ylabel = "test accuracy (%)";
+    p.integer_x = 1;
+    st = sb_save(&csv, o->out_dir, "table4.csv");
+    if (!st) st = sb_save(&md, o->out_dir, "table4.md");
+    if (!st) st = figure(o, "table4", &p);
+    if (!st) say(o, "wrote %s/table4.csv and table4.md", o->out_dir);
+    free(csv.buf);
+    free(md.buf);
+done:
+    free(base);
+    return st;
+}
+
+/* ---- depth vs tying trade-off ------------------------------------------------------------------ */
+
+/* A config text with K copies of the base's single [area] (named A1..AK): T iterations, tied when T > 1,
+ * the first with the template's stride and the others stride 1; channels > 0 overrides the width. */
+static rc_status split_text(const char *base, int K, int T, int channels, char **out) {
+    rc_ini *ini = NULL;
+    *out = NULL;
+    if (rc_ini_parse(base, strlen(base), "tradeoff base config", &ini)) return RC_ERR;
+    sbuf s = {0};
+    int nareas = 0;
+    for (int i = 0; i < rc_ini_section_count(ini); i++) {
+        rc_ini_section *sec = rc_ini_section_at(ini, i);
+        int is_area = !strcmp(rc_ini_type(sec), "area");
+        nareas += is_area;
+        for (int k = 0; k < (is_area ? K : 1); k++) {
+            if (is_area)
+                sb_printf(&s, "[area A%d]\n", k + 1);
+            else
+                sb_printf(&s, "%s\n", rc_ini_label(sec));
+            for (int j = 0; j < rc_ini_key_count(sec); j++) {
+                const char *key, *val;
+                int line;
+                rc_ini_key_at(sec, j, &key, &val, &line);
+                if (is_area && (!strcmp(key, "iterations") || !strcmp(key, "tied") ||
+                                (k > 0 && !strcmp(key, "stride")) || (channels > 0 && !strcmp(key, "channels"))))
+                    continue;
+                sb_printf(&s, "%s = %s\n", key, val);
+            }
+            if (is_area) {
+                sb_printf(&s, "iterations = %d\ntied = %s\n", T, T > 1 ? "yes" : "no");
+                if (k > 0) sb_printf(&s, "stride = 1\n");
+                if (channels > 0) sb_printf(&s, "channels = %d\n", channels);
+            }
+            sb_printf(&s, "\n");
+        }
+    }
+    rc_ini_free(ini);
+    if (nareas != 1) {
+        free(s.buf);
+        return rc_fail("the trade-off base config must have exactly one [area] section (the template), it has %d",
+                       nareas);
+    }
+    *out = s.buf;
+    return RC_OK;
+}
+
+typedef struct {
+    int K, T, channels, matched;
+    sub_result r;
+} split_run;
+
+rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o) {
+    if (depth < 1 || depth > RC_MAX_AREAS)
+        return rc_fail("tradeoff: --depth %d is out of range 1..%d (the fully feedforward split needs D areas)", depth,
+                       RC_MAX_AREAS);
+    char *base = NULL;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    rc_status st = RC_ERR;
+    split_run runs[MAX_SPLITS];
+    int nrun = 0;
+    rc_train_cfg tc = {0};
+    /* the fully feedforward split sets the params target of the width-matched twins */
+    size_t target = 0;
+    int base_channels = 0;
+    {
+        char *text = NULL, *canon = NULL;
+        rc_model_cfg mc;
+        model_numbers nb;
+        if (split_text(base, depth, 1, 0, &text)) goto done;
+        rc_status s2 = make_config(text, base_cfg, NULL, "probe", o, &canon, &mc, &tc);
+        free(text);
+        free(canon);
+        if (s2 || numbers_of(&mc, &nb)) goto done;
+        target = nb.params;
+        base_channels = mc.areas[0].channels;
+    }
+    for (int K = 1; K <= depth; K++) {
+        if (depth % K) continue;
+        int T = depth / K;
+        for (int matched = 0; matched < (K < depth ? 2 : 1); matched++) {
+            int channels = 0;
+            if (matched) { /* widest width whose params are closest to the target */
+                size_t best_diff = (size_t)-1;
+                for (int c = base_channels; c <= 1024; c++) {
+                    char *text = NULL, *canon = NULL;
+                    rc_model_cfg mc;
+                    model_numbers nb;
+                    if (split_text(base, K, T, c, &text)) goto done;
+                    rc_status s2 = make_config(text, base_cfg, NULL, "probe", o, &canon, &mc, &tc);
+                    free(text);
+                    free(canon);
+                    if (s2 || numbers_of(&mc, &nb)) goto done;
+                    size_t diff = nb.params > target ? nb.params - target : target - nb.params;
+                    if (diff <= best_diff) {
+                        best_diff = diff;
+                        channels = c;
+                    }
+                    if (nb.params > target) break;
+                }
+            }
+            if (matched && channels == base_channels) continue; /* already at the target (T <= 2: no saving) */
+            split_run *sr = &runs[nrun];
+            sr->K = K;
+            sr->T = T;
+            sr->matched = matched;
+            char name[64];
+            if (matched)
+                snprintf(name, sizeof name, "%dx%d-c%d", K, T, channels);
+            else
+                snprintf(name, sizeof name, "%dx%d", K, T);
+            char *text = NULL, *canon = NULL;
+            rc_model_cfg mc;
+            if (split_text(base, K, T, channels, &text)) goto done;
+            rc_status s2 = make_config(text, base_cfg, NULL, name, o, &canon, &mc, &tc);
+            free(text);
+            if (s2) goto done;
+            sr->channels = mc.areas[0].channels;
+            s2 = run_sub(o, name, canon, &mc, &tc, &sr->r);
+            free(canon);
+            if (s2) goto done;
+            nrun++;
+        }
+    }
+    sbuf csv = {0}, md = {0};
+    sb_printf(&csv, "run,areas_K,iterations_T,width_matched,channels,params,units_per_step,units_unrolled,mflops,"
+                    "effective_depth,train_seconds,accuracy\n");
+    md_header(&md, "Depth from recurrence vs depth from distinct layers", base_cfg, o, &tc);
+    sb_printf(&md, "Effective depth %d split into K areas of T = %d/K tied iterations (`KxT`; K = 1 fully recurrent, "
+                   "K = %d fully feedforward), every split at width %d, plus width-matched twins (`KxT-cN`) whose "
+                   "width N is raised until their params are closest to the fully feedforward split's (%zu). "
+                   "Units: channels x H x W summed over areas (distinct neurons; x T for the unrolled count). "
+                   "Accuracy: test, last readout.\n\n",
+              depth, depth, depth, base_channels, target);
+    sb_printf(&md, "| run | K | T | width | params | units | units unrolled | MFLOP/image | depth | accuracy %% | "
+                   "train s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
+    double px[2][MAX_SPLITS], ux[2][MAX_SPLITS], fx[2][MAX_SPLITS], ay[2][MAX_SPLITS];
+    char lab[2][MAX_SPLITS][24];
+    const char *labp[2][MAX_SPLITS];
+    int ns[2] = {0, 0};
+    for (int i = 0; i < nrun; i++) {
+        const split_run *s = &runs[i];
+        const sub_result *r = &s->r;
+        double acc = r->acc[r->R - 1];
+        sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f\n", r->name, s->K, s->T, s->matched ? "yes" : "no",
+                  s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
+                  r->train_seconds, acc);
+        sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d | %.2f | %.0f |\n", r->name, s->K, s->T,
+                  s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
+                  100 * acc, r->train_seconds);
+        /* series 0: base width (all splits, including K = D); series 1: width-matched twins and K = D */
+        for (int w = 0; w < 2; w++) {
+            if ((w == 0 && s->matched) || (w == 1 && !s->matched && s->K != depth)) continue;
+            int j = ns[w]++;
+            px[w][j] = (double)r->nb.params;
+            ux[w][j] = (double)r->nb.units_step;
+            fx[w][j] = r->nb.flops / 1e6;
+            ay[w][j] = 100 * acc;
+            if (s->matched)
+                snprintf(lab[w][j], sizeof lab[w][j], "%dx%d c%d", s->K, s->T, s->channels);
+            else
+                snprintf(lab[w][j], sizeof lab[w][j], "%dx%d", s->K, s->T);
+            labp[w][j] = w == 1 && !s->matched ? "" : lab[w][j]; /* K = D is labelled in series 0 */
+        }
+    }
+    char t0[128], t1[128], title[3][200];
+    snprintf(t0, sizeof t0, "width %d: same FLOPs, params grow with K", base_channels);
+    snprintf(t1, sizeof t1, "widened to %zu params (K=%d params)", target, depth);
+    static const char *names[3] = {"tradeoff_params", "tradeoff_units", "tradeoff_flops"};
+    static const char *xl[3] = {"params (synapses: stored weights, log scale)",
+                                "units (distinct neurons: channels x H x W summed over areas, log scale)",
+                                "forward MFLOP per image (log scale)"};
+    static const char *what[3] = {"params", "units", "compute"};
+    st = sb_save(&csv, o->out_dir, "tradeoff.csv");
+    if (!st) st = sb_save(&md, o->out_dir, "tradeoff.md");
+    for (int f = 0; f < 3 && !st; f++) {
+        rc_plot p;
+        memset(&p, 0, sizeof p);
+        snprintf(title[f], sizeof title[f], "Accuracy vs %s at effective depth %d (labels: K areas x T iterations)",
+                 what[f], depth);
+        p.title = title[f];
+        p.xlabel = xl[f];
+        p.ylabel = "test accuracy (%)";
+        p.logx = 1;
+        p.key_pos = "bottom right";
+        const double *xx[2] = {f == 0 ? px[0] : f == 1 ? ux[0] : fx[0], f == 0 ? px[1] : f == 1 ? ux[1] : fx[1]};
+        p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS};
+        p.series[1] = (rc_plot_series){t1, ns[1], xx[1], ay[1], labp[1], RC_PLOT_LINESPOINTS};
+        p.nseries = ns[1] > 1 ? 2 : 1;
+        st = figure(o, names[f], &p);
+    }
+    if (!st) say(o, "wrote %s/tradeoff.csv and tradeoff.md", o->out_dir);
+    free(csv.buf);
+    free(md.buf);
+done:
+    free(base);
+    return st;
+}
+
+/* ---- coarse to fine ---------------------------------------------------------------------------- */
+
+rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
+    char *base = NULL;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    char areas[RC_MAX_AREAS][32];
+    int na = 0;
+    rc_status st = RC_ERR;
+    sub_result res[2];
+    rc_train_cfg tc = {0};
+    static const char *loss_w[2] = {"every", "coarse-to-fine"};
+    if (area_names(base, areas, &na)) goto done;
+    for (int v = 0; v < 2; v++) {
+        char sets[RC_MAX_AREAS + 2][96];
+        const char *sp[RC_MAX_AREAS + 2];
+        int ns = 0;
+        for (int k = 0; k < na; k++) snprintf(sets[ns++], sizeof sets[0], "area.%.31s.tied=yes", areas[k]);
+        snprintf(sets[ns++], sizeof sets[0], "model.loss=%s", loss_w[v]);
+        for (int i = 0; i < ns; i++) sp[i] = sets[i];
+        sp[ns] = NULL;
+        char name[64];
+        snprintf(name, sizeof name, "tied-%s", loss_w[v]);
+        char *text = NULL;
+        rc_model_cfg mc;
+        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
+        rc_status rs = run_sub(o, name, text, &mc, &tc, &res[v]);
+        free(text);
+        if (rs) goto done;
+        if (!res[v].has_coarse) {
+            rc_fail("coarse-fine: dataset %s has no coarse taxonomy", tc.data);
+            goto done;
+        }
+    }
+    int R = res[0].R;
+    sbuf csv = {0}, md = {0};
+    sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy\n");
+    md_header(&md, "Coarse to fine: accuracy at every iteration", base_cfg, o, &tc);
+    sb_printf(&md, "Fine (class) and coarse (taxonomy group) test accuracy (%%) of the readout after every "
+                   "iteration. `coarse-to-fine` weights readout t's loss between the coarse term (early) and the "
+                   "fine term (late); `every` uses the fine loss at every readout. Coarse prediction: the group "
+                   "with the largest summed probability.\n\n| run | measure |");
+    for (int t = 1; t <= R; t++) sb_printf(&md, " iter %d |", t);
+    sb_printf(&md, "\n| --- | --- |");
+    for (int t = 1; t <= R; t++) sb_printf(&md, " ---: |");
+    sb_printf(&md, "\n");
+    double xs[RC_MAX_READOUTS], ys[4][RC_MAX_READOUTS];
+    char titles[4][96];
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    for (int v = 0; v < 2; v++) {
+        const sub_result *r = &res[v];
+        for (int t = 0; t < R; t++) {
+            sb_printf(&csv, "%s,%s,%d,%.4f,%.4f\n", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
+            xs[t] = t + 1;
+            ys[2 * v][t] = 100 * r->acc[t];
+            ys[2 * v + 1][t] = 100 * r->coarse[t];
+        }
+        for (int c = 0; c < 2; c++) {
+            sb_printf(&md, "| %s | %s |", r->name, c ? "coarse" : "fine");
+            for (int t = 0; t < R; t++) sb_printf(&md, " %.2f |", 100 * (c ? r->coarse[t] : r->acc[t]));
+            sb_printf(&md, "\n");
+            snprintf(titles[2 * v + c], sizeof titles[0], "%s accuracy, loss %s", c ? "coarse" : "fine", loss_w[v]);
+            p.series[2 * v + c] = (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS};
+        }
+    }
+    p.nseries = 4;
+    char title[200];
+    snprintf(title, sizeof title, "Coarse and fine accuracy by iteration (%.60s, %d epoch%s)", tc.data, tc.epochs,
+             tc.epochs == 1 ? "" : "s");
+    p.title = title;
+    p.xlabel = "iteration of the top area (readout)";
+    p.ylabel = "test accuracy (%)";
+    p.integer_x = 1;
+    p.key_pos = "center right";
+    st = sb_save(&csv, o->out_dir, "coarse_fine.csv");
+    if (!st) st = sb_save(&md, o->out_dir, "coarse_fine.md");
+    if (!st) st = figure(o, "coarse_fine", &p);
+    if (!st) say(o, "wrote %s/coarse_fine.csv and coarse_fine.md", o->out_dir);
+    free(csv.buf);
+    free(md.buf);
+done:
+    free(base);
+    return st;
+}
+
+/* ---- evaluations of a trained run ------------------------------------------------------------- */
+
+/* The run to evaluate: run_dir, or base_cfg (tied, loss every) trained as OUT/runs/tied-every. */
+static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc_exp_opts *o, char *dir, size_t n) {
+    if (run_dir) {
+        snprintf(dir, n, "%s", run_dir);
+        return RC_OK;
+    }
+    char *base = NULL;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    char areas[RC_MAX_AREAS][32];
+    int na = 0;
+    rc_status st = RC_ERR;
+    if (area_names(base, areas, &na)) goto done;
+    char sets[RC_MAX_AREAS + 2][96];
+    const char *sp[RC_MAX_AREAS + 2];
+    int ns = 0;
+    for (int k = 0; k < na; k++) snprintf(sets[ns++], sizeof sets[0], "area.%.31s.tied=yes", areas[k]);
+    snprintf(sets[ns++], sizeof sets[0], "model.loss=every");
+    for (int i = 0; i < ns; i++) sp[i] = sets[i];
+    sp[ns] = NULL;
+    char *text = NULL;
+    rc_model_cfg mc;
+    rc_train_cfg tc;
+    sub_result r;
+    if (make_config(base, base_cfg, sp, "tied-every", o, &text, &mc, &tc)) goto done;
+    st = run_sub(o, "tied-every", text, &mc, &tc, &r);
+    free(text);
+    snprintf(dir, n, "%s/runs/tied-every", o->out_dir);
+done:
+    free(base);
+    return st;
+}
+
+/* A trained run's model built for batch B with every tied area unrolled `iters` steps (0: as trained).
+ * The checkpoint is loaded into the model as trained, then params are copied by name (the builder
+ * names steps past the trained T after step T, and steps before it exist in the trained model). */
+static rc_status load_run_model(const char *run_dir, int batch, int iters, rc_model *m, rc_train_cfg *tc) {
+    char ckpt[4200];
+    struct stat sb;
+    if (stat(run_dir, &sb) != 0) return rc_fail("%s: %s", run_dir, strerror(errno));
+    if (S_ISDIR(sb.st_mode))
+        snprintf(ckpt, sizeof ckpt, "%s/model.ckpt", run_dir);
+    else
+        snprintf(ckpt, sizeof ckpt, "%s", run_dir);
+    char *text = NULL;
+    if (rc_checkpoint_read_config(ckpt, &text)) return RC_ERR;
+    rc_ini *ini = NULL;
+    rc_model_cfg mc;
+    rc_status st = rc_ini_parse(text, strlen(text), ckpt, &ini);
+    if (!st) st = rc_config_read(ini, "model", &mc, tc);
+    rc_ini_free(ini);
+    free(text);
+    if (st) return RC_ERR;
+    rc_model full;
+    if (rc_model_build(&mc, batch, 0, &full)) return RC_ERR;
+    if (rc_checkpoint_load(ckpt, &full.g, NULL)) {
+        rc_model_free(&full);
+        return RC_ERR;
+    }
+    if (iters <= 0) {
+        *m = full;
+        return RC_OK;
+    }
+    if (rc_model_build(&mc, batch, iters, m)) {
+        rc_model_free(&full);
+        return RC_ERR;
+    }
+    for (int p = 0; p < m->g.nparams; p++) {
+        rc_param *dst = &m->g.params[p];
+        int q = rc_graph_find_param(&full.g, dst->name);
+        if (q < 0 || full.g.params[q].numel != dst->numel) {
+            rc_fail("%s: param %s of the %d-iteration model is not in the checkpoint", ckpt, dst->name, iters);
+            rc_model_free(&full);
+            rc_model_free(m);
+            return RC_ERR;
+        }
+        memcpy(dst->w, full.g.params[q].w, dst->numel * sizeof(float));
+    }
+    rc_model_free(&full);
+    return RC_OK;
+}
+
+/* Test split normalised with the training split's statistics, optionally the first `limit` images. */
+static rc_status load_test(const char *spec, int limit, rc_dataset *test) {
+    rc_dataset train = {0}, lim = {0};
+    memset(test, 0, sizeof *test);
+    rc_status st = RC_ERR;
+    if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, test) || rc_dataset_copy_stats(test, &train))
+        goto done;
+    if (limit > 0 && limit < test->n) {
+        if (rc_dataset_limit(test, limit, &lim)) goto done;
+        rc_dataset_free(test);
+        *test = lim;
+        memset(&lim, 0, sizeof lim);
+    }
+    st = RC_OK;
+done:
+    rc_dataset_free(&train);
+    rc_dataset_free(&lim);
+    if (st) rc_dataset_free(test);
+    return st;
+}
+
+static int eval_limit(const rc_exp_opts *o) {
+    if (o->eval_limit > 0) return o->eval_limit;
+    return o->quick ? QUICK_TEST_IMAGES : 0;
+}
+
+rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int iterations, const rc_exp_opts *o) {
+    char dir[4096];
+    if (rc_exp_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
+    if (o->threads > 0) rc_set_threads(o->threads);
+    rc_model m;
+    rc_train_cfg tc;
+    const int B = 200;
+    if (load_run_model(dir, B, iterations, &m, &tc)) return RC_ERR;
+    if (o->threads <= 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    rc_dataset test;
+    const char *spec = o->data ? o->data : tc.data;
+    if (load_test(spec, eval_limit(o), &test)) {
+        rc_model_free(&m);
+        return RC_ERR;
+    }
+    rc_status st = RC_ERR;
+    int R = m.nreadouts, K = m.cfg.classes, N = test.n;
+    double *conf = rc_xmalloc((size_t)N * R * sizeof(double));
+    char *right = rc_xmalloc((size_t)N * R);
+    double *rflops = rc_xmalloc((size_t)R * sizeof(double));
+    int *idx = rc_xmalloc(B * sizeof(int)), *y = rc_xmalloc(B * sizeof(int));
+    rc_model_readout_flops(&m, rflops);
+    if (rc_dataset_check_shape(&test, m.cfg.in_c, m.cfg.in_h, m.cfg.in_w, -1)) goto done;
+    if (test.classes > K) {
+        rc_fail("dataset %s has %d classes, the model has %d", spec, test.classes, K);
+        goto done;
+    }
+    /* one pass: every readout's top class and its softmax probability, per image */
+    for (int start = 0; start < N; start += B) {
+        int nb = RC_MIN(B, N - start);
+        for (int i = 0; i < B; i++) idx[i] = start + (i < nb ? i : 0);
+        rc_dataset_batch(&test, idx, B, NULL, NULL, m.g.tensors[m.input].x, y);
+        rc_graph_forward(&m.g, 0);
+        for (int t = 0; t < R; t++) {
+            const float *lg = m.g.tensors[m.readout[t]].x;
+            for (int i = 0; i < nb; i++) {
+                const float *l = lg + (size_t)i * K;
+                int arg = 0;
+                for (int j = 1; j < K; j++)
+                    if (l[j] > l[arg]) arg = j;
+                double s = 0;
+                for (int j = 0; j < K; j++) s += exp((double)l[j] - (double)l[arg]);
+                conf[(size_t)(start + i) * R + t] = 1.0 / s;
+                right[(size_t)(start + i) * R + t] = arg == y[i];
+            }
+        }
+    }
+    static const double P[] = {0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995, 0.999, 0.9999};
+    enum { NP = sizeof P / sizeof P[0] };
+    double ex_acc[NP], ex_it[NP], ex_fl[NP], fx_acc[RC_MAX_READOUTS];
+    for (int k = 0; k < NP; k++) {
+        long corr = 0;
+        double its = 0, fl = 0;
+        for (int i = 0; i < N; i++) {
+            int t = 0;
+            while (t < R - 1 && conf[(size_t)i * R + t] < P[k]) t++;
+            corr += right[(size_t)i * R + t];
+            its += t + 1;
+            fl += rflops[t];
+        }
+        ex_acc[k] = (double)corr / N;
+        ex_it[k] = its / N;
+        ex_fl[k] = fl / N;
+    }
+    for (int t = 0; t < R; t++) {
+        long corr = 0;
+        for (int i = 0; i < N; i++) corr += right[(size_t)i * R + t];
+        fx_acc[t] = (double)corr / N;
+    }
+    sbuf csv = {0}, md = {0};
+    sb_printf(&csv, "kind,threshold,iteration,accuracy,mean_iterations,mean_mflops\n");
+    for (int t = 0; t < R; t++)
+        sb_printf(&csv, "fixed,,%d,%.4f,%d,%.4f\n", t + 1, fx_acc[t], t + 1, rflops[t] / 1e6);
+    for (int k = 0; k < NP; k++)
+        sb_printf(&csv, "exit,%.4f,,%.4f,%.4f,%.4f\n", P[k], ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
+    sb_printf(&md, "# Early exit by confidence\n\nRun `%s` (%s, %d readouts%s), %d test images of `%s`%s. An image "
+                   "leaves at the first readout whose top softmax probability is >= P (else at the last); compute "
+                   "is the forward FLOPs that readout depends on, averaged over images.\n\n",
+              dir, m.cfg.name, R, iterations > 0 ? ", unrolled with --iterations" : "", N, spec,
+              o->quick ? " (--quick: a smoke test, not a result)" : "");
+    sb_printf(&md, "| exit rule | accuracy %% | mean iterations | mean MFLOP/image |\n| --- | ---: | ---: | ---: |\n");
+    for (int t = 0; t < R; t++)
+        sb_printf(&md, "| always iteration %d | %.2f | %d | %.2f |\n", t + 1, 100 * fx_acc[t], t + 1, rflops[t] / 1e6);
+    for (int k = 0; k < NP; k++)
+        sb_printf(&md, "| P >= %g | %.2f | %.2f | %.2f |\n", P[k], 100 * ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
+    double fxx[RC_MAX_READOUTS], fxy[RC_MAX_READOUTS], exx[NP], exy[NP];
+    char fl_lab[RC_MAX_READOUTS][16], ex_lab[NP][16];
+    const char *fl_p[RC_MAX_READOUTS], *ex_p[NP];
+    for (int t = 0; t < R; t++) {
+        fxx[t] = rflops[t] / 1e6;
+        fxy[t] = 100 * fx_acc[t];
+        snprintf(fl_lab[t], sizeof fl_lab[t], "t=%d", t + 1);
+        fl_p[t] = fl_lab[t];
+    }
+    int ne = 0;
+    for (int k = 0; k < NP; k++) {
+        if (ne > 0 && exx[ne - 1] == ex_fl[k] / 1e6 && exy[ne - 1] == 100 * ex_acc[k]) continue; /* same point */
+        exx[ne] = ex_fl[k] / 1e6;
+        exy[ne] = 100 * ex_acc[k];
+        snprintf(ex_lab[ne], sizeof ex_lab[ne], "%g", P[k]);
+        ex_p[ne] = ex_lab[ne];
+        ne++;
+    }
+    /* label only points that stand apart along x (the high thresholds crowd near full compute) */
+    double last_x = -1e300, span = fxx[R - 1] - fxx[0] > 0 ? fxx[R - 1] - fxx[0] : 1;
+    for (int k = 0; k < ne; k++) {
+        if (fabs(exx[k] - last_x) < 0.04 * span)
+            ex_p[k] = "";
+        else
+            last_x = exx[k];
+    }
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    char title[200];
+    snprintf(title, sizeof title, "Early exit: accuracy vs mean compute (%s, %d test images)", m.cfg.name, N);
+    p.title = title;
+    p.xlabel = "mean forward MFLOP per image";
+    p.ylabel = "test accuracy (%)";
+    p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS};
+    p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS};
+    p.nseries = 2;
+    st = sb_save(&csv, o->out_dir, "early_exit.csv");
+    if (!st) st = sb_save(&md, o->out_dir, "early_exit.md");
+    if (!st) st = figure(o, "early_exit", &p);
+    if (!st) say(o, "wrote %s/early_exit.csv and early_exit.md", o->out_dir);
+    free(csv.buf);
+    free(md.buf);
+done:
+    free(conf);
+    free(right);
+    free(rflops);
+    free(idx);
+    free(y);
+    rc_model_free(&m);
+    rc_dataset_free(&test);
+    return st;
+}
+
+rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o) {
+    char dir[4096];
+    if (rc_exp_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
+    if (o->threads > 0) rc_set_threads(o->threads);
+    rc_model m;
+    rc_train_cfg tc;
+    const int B = 200;
+    if (load_run_model(dir, B, 0, &m, &tc)) return RC_ERR;
+    rc_model_cfg mc = m.cfg;
+    rc_model_free(&m);
+    if (o->threads <= 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    for (int k = 0; k < mc.nareas; k++)
+        if (!mc.areas[k].tied)
+            return rc_fail("%s: area %s is untied; more iterations at test time need every area tied", dir,
+                           mc.areas[k].name);
+    int T = mc.areas[mc.nareas - 1].iterations;
+    if (max_iters <= 0) max_iters = 3 * T;
+    if (max_iters > RC_MAX_ITERS) return rc_fail("--iterations %d is out of range 1..%d", max_iters, RC_MAX_ITERS);
+    rc_dataset test;
+    const char *spec = o->data ? o->data : tc.data;
+    if (load_test(spec, eval_limit(o), &test)) return RC_ERR;
+    rc_status st = RC_ERR;
+    double *acc = rc_xcalloc((size_t)max_iters, sizeof(double)), *cacc = rc_xcalloc((size_t)max_iters, sizeof(double));
+    double *mfl = rc_xcalloc((size_t)max_iters, sizeof(double)), *xs = rc_xcalloc((size_t)max_iters, sizeof(double));
+    double *ys = rc_xcalloc((size_t)max_iters, sizeof(double));
+    int has_coarse = 0;
+    for (int it = 1; it <= max_iters; it++) {
+        if (load_run_model(dir, B, it, &m, &tc)) goto done;
+        rc_eval_result r;
+        rc_status es = rc_evaluate(&m, &test, 0, &r);
+        double *rf = rc_xmalloc((size_t)m.nreadouts * sizeof(double));
+        rc_model_readout_flops(&m, rf);
+        mfl[it - 1] = rf[m.nreadouts - 1] / 1e6;
+        free(rf);
+        rc_model_free(&m);
+        if (es) goto done;
+        acc[it - 1] = rc_eval_accuracy(&r, r.nreadouts - 1);
+        cacc[it - 1] = rc_eval_coarse_accuracy(&r, r.nreadouts - 1);
+        has_coarse = r.has_coarse;
+        xs[it - 1] = it;
+        ys[it - 1] = 100 * acc[it - 1];
+        say(o, "%s with %d iteration%s: %.2f%%", dir, it, it > 1 ? "s" : "", 100 * acc[it - 1]);
+    }
+    sbuf csv = {0}, md = {0};
+    sb_printf(&csv, "iterations,beyond_trained,accuracy,coarse_accuracy,mflops\n");
+    sb_printf(&md, "# More iterations at test time\n\nRun `%s` (%s, trained with T = %d), %d test images of `%s`%s. "
+                   "Every tied area is unrolled T' steps (steps past T reuse step T's per-iteration batch norm); "
+                   "accuracy of the last readout.\n\n| T' | accuracy %% |%s MFLOP/image |\n| ---: | ---: |%s ---: |\n",
+              dir, mc.name, T, test.n, spec, o->quick ? " (--quick: a smoke test, not a result)" : "",
+              has_coarse ? " coarse % |" : "", has_coarse ? " ---: |" : "");
+    for (int i = 0; i < max_iters; i++) {
+        sb_printf(&csv, "%d,%s,%.4f,", i + 1, i + 1 > T ? "yes" : "no", acc[i]);
+        if (has_coarse) sb_printf(&csv, "%.4f", cacc[i]);
+        sb_printf(&csv, ",%.4f\n", mfl[i]);
+        sb_printf(&md, "| %d%s | %.2f |", i + 1, i + 1 == T ? " (trained)" : "", 100 * acc[i]);
+        if (has_coarse) sb_printf(&md, " %.2f |", 100 * cacc[i]);
+        sb_printf(&md, " %.2f |\n", mfl[i]);
+    }
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    char title[200], vl[64];
+    snprintf(title, sizeof title, "Test-time depth: accuracy vs iterations (%s, trained with T = %d)", mc.name, T);
+    snprintf(vl, sizeof vl, "trained T = %d", T);
+    p.title = title;
+    p.xlabel = "iterations T' unrolled at test time (every tied area)";
+    p.ylabel = "test accuracy (%)";
+    p.integer_x = max_iters <= 30;
+    p.vline_x = T;
+    p.vline_label = vl;
+    p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS};
+    p.nseries = 1;
+    st = sb_save(&csv, o->out_dir, "more_iterations.csv");
+    if (!st) st = sb_save(&md, o->out_dir, "more_iterations.md");
+    if (!st) st = figure(o, "more_iterations", &p);
+    if (!st) say(o, "wrote %s/more_iterations.csv and more_iterations.md", o->out_dir);
+    free(csv.buf);
+    free(md.buf);
+done:
+    free(acc);
+    free(cacc);
+    free(mfl);
+    free(xs);
+    free(ys);
+    rc_dataset_free(&test);
+    return st;
+}

@@ -1,0 +1,176 @@
+#!/bin/sh
+# Experiment tests: every `recur experiment` with --quick on a small Fashion-MNIST copy (2048 training,
+# 500 test images); checks the CSV/Markdown/PNG/SVG outputs, the numbers against `recur eval`, reuse of
+# finished sub-runs and the refusal of a changed one. Usage: tests/test_experiments.sh BUILD_DIR.
+set -u
+B=${1:-build}
+R="$B/recur"
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail() { echo "FAIL: $*"; exit 1; }
+ok() { pass=$((pass + 1)); }
+PY=/usr/bin/python3
+export OMP_WAIT_POLICY=passive
+
+# a small copy of Fashion-MNIST in its own format (gzip IDX), so it keeps the coarse taxonomy
+$PY - "$T/fm" <<'PY' || fail "making the small Fashion-MNIST copy"
+import gzip, os, struct, sys
+src = os.environ.get("RECUR_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist")
+d = sys.argv[1]; os.makedirs(d)
+for split, n in (("train", 2048), ("t10k", 500)):
+    im = gzip.open(f"{src}/{split}-images-idx3-ubyte.gz").read()
+    lb = gzip.open(f"{src}/{split}-labels-idx1-ubyte.gz").read()
+    gzip.open(f"{d}/{split}-images-idx3-ubyte.gz", "wb").write(struct.pack(">IIII", 0x803, n, 28, 28) + im[16:16 + n * 784])
+    gzip.open(f"{d}/{split}-labels-idx1-ubyte.gz", "wb").write(struct.pack(">II", 0x801, n) + lb[8:8 + n])
+PY
+D="fashion-mnist:$T/fm"
+O="$T/out"
+Q="--quick --quiet --threads 2 --data $D"
+HAVE_GP=0
+gnuplot -e "set terminal pngcairo; set terminal svg" </dev/null >/dev/null 2>&1 && HAVE_GP=1
+
+# figures: PNG signature and size, SVG document (only checked where gnuplot is installed)
+figs() {
+    for f in "$@"; do
+        [ -s "$O/$f.dat" ] && [ -s "$O/$f.gp" ] || fail "$f.dat / $f.gp missing"
+        [ $HAVE_GP = 1 ] || continue
+        $PY -c "
+import sys; p=open(sys.argv[1]+'.png','rb').read(); s=open(sys.argv[1]+'.svg').read()
+assert p[:8]==b'\x89PNG\r\n\x1a\n' and len(p)>5000, 'bad png'
+assert '<svg' in s and '</svg>' in s and len(s)>2000, 'bad svg'" "$O/$f" || fail "figure $f"
+    done
+    ok
+}
+# a CSV as a list of dicts
+csv() { $PY -c "import csv,sys,json; print(json.dumps(list(csv.DictReader(open(sys.argv[1])))))" "$1"; }
+
+"$R" experiment --help | grep -q "usage: recur experiment" || fail "experiment --help"; ok
+if "$R" experiment nosuch >/dev/null 2>"$T/err"; then fail "unknown experiment accepted"; fi
+grep -q "unknown experiment" "$T/err" || fail "unknown experiment message"; ok
+if "$R" experiment tradeoff $Q --out "$O" >/dev/null 2>"$T/err"; then fail "tradeoff without --depth accepted"; fi
+grep -q "depth" "$T/err" || fail "tradeoff --depth message"; ok
+
+# table4: 4 runs x 4 readouts; tying changes params, not FLOPs or depth
+"$R" experiment table4 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "table4 --quick"; }
+$PY - "$O/table4.csv" "$O/table4.md" <<'PY' || fail "table4 outputs"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+runs = sorted({r["run"] for r in rows})
+assert runs == ["tied-every", "tied-final", "untied-every", "untied-final"], runs
+assert len(rows) == 16 and sorted({int(r["iteration"]) for r in rows}) == [1, 2, 3, 4]
+p = {r["run"]: int(r["params"]) for r in rows}
+assert p["untied-final"] == p["untied-every"] > 2.5 * p["tied-final"] and p["tied-final"] == p["tied-every"], p
+assert len({r["mflops"] for r in rows}) == 1 and len({r["effective_depth"] for r in rows}) == 1
+acc = [float(r["accuracy"]) for r in rows]
+assert all(0 <= a <= 1 for a in acc) and max(acc) > 0.2, acc
+md = open(sys.argv[2]).read()
+assert md.count("\n| tied-") == 2 and md.count("\n| untied-") == 2, md
+PY
+ok
+figs table4
+for r in tied-final tied-every untied-final untied-every; do
+    [ -f "$O/runs/$r/config.cfg" ] && [ -f "$O/runs/$r/model.ckpt" ] || fail "sub-run $r files"
+done
+# a sub-run is an ordinary run: recur eval reads it and agrees with the CSV
+"$R" eval "$O/runs/untied-final" --json --data "$D" >"$T/ev.json" || fail "eval of a sub-run"
+$PY - "$T/ev.json" "$O/table4.csv" <<'PY' || fail "eval vs table4.csv"
+import csv, json, sys
+e = json.load(open(sys.argv[1]))
+rows = [r for r in csv.DictReader(open(sys.argv[2])) if r["run"] == "untied-final"]
+for r in rows:
+    assert abs(float(r["accuracy"]) - e["accuracy"][int(r["iteration"]) - 1]) < 1e-3, (r, e)
+PY
+ok
+# finished sub-runs are reused (no training), with identical results
+cp "$O/table4.csv" "$T/t4.csv"
+"$R" experiment table4 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "table4 rerun"; }
+grep -q "training run" "$T/log" && fail "table4 rerun trained again"
+cmp "$O/table4.csv" "$T/t4.csv" || fail "table4 rerun changed the results"; ok
+# a sub-run whose config changed is refused, not silently mixed
+sed 's/lr = 0.002/lr = 0.003/' "$O/runs/tied-final/config.cfg" >"$T/c" && cp "$T/c" "$O/runs/tied-final/config.cfg"
+if "$R" experiment table4 $Q --out "$O" >/dev/null 2>"$T/err"; then fail "changed sub-run config accepted"; fi
+grep -q "different config" "$T/err" || { cat "$T/err"; fail "changed config message"; }; ok
+
+# tradeoff at depth 4: splits 1x4, 2x2, 4x1 at one width, plus 1x4 widened (2x2 already has 4x1's params)
+"$R" experiment tradeoff --depth 4 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "tradeoff --quick"; }
+$PY - "$O/tradeoff.csv" <<'PY' || fail "tradeoff outputs"
+import csv, sys
+rows = {r["run"]: r for r in csv.DictReader(open(sys.argv[1]))}
+base = [rows[k] for k in ("1x4", "2x2", "4x1")]
+wide = [r for k, r in rows.items() if r["width_matched"] == "yes"]
+assert len(rows) == 4 and len(wide) == 1 and wide[0]["run"].startswith("1x4-c"), rows.keys()
+P = lambda r: int(r["params"])
+assert P(base[0]) < P(base[1]) == P(base[2]), [P(r) for r in base]  # T = 2 ties nothing (bu + lat)
+assert all(r["effective_depth"] == "4" for r in rows.values())
+f = [float(r["mflops"]) for r in base]
+assert max(f) - min(f) < 0.01 * max(f), f                           # same compute at one width
+assert abs(P(wide[0]) - P(base[2])) < 0.05 * P(base[2]), (P(wide[0]), P(base[2]))
+assert int(wide[0]["channels"]) > int(base[0]["channels"])
+u = [int(r["units_per_step"]) for r in base]
+assert u[0] * 4 == u[2] and u[0] * 2 == u[1], u                     # distinct neurons grow with K
+assert all(0 <= float(r["accuracy"]) <= 1 for r in rows.values())
+PY
+ok
+figs tradeoff_params tradeoff_units tradeoff_flops
+
+# coarse-fine: reuses table4's tied-every run, trains tied-coarse-to-fine
+"$R" experiment coarse-fine $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "coarse-fine --quick"; }
+grep -q "training run.*tied-every" "$T/log" && fail "coarse-fine retrained tied-every"
+$PY - "$O/coarse_fine.csv" <<'PY' || fail "coarse-fine outputs"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert sorted({r["loss"] for r in rows}) == ["coarse-to-fine", "every"] and len(rows) == 8, rows
+for r in rows:
+    f, c = float(r["fine_accuracy"]), float(r["coarse_accuracy"])
+    assert 0 <= f <= 1 and 0 <= c <= 1, r
+assert max(float(r["coarse_accuracy"]) for r in rows) > max(float(r["fine_accuracy"]) for r in rows)
+PY
+ok
+figs coarse_fine
+if "$R" experiment coarse-fine $Q --out "$T/nocoarse" --data "mnist:$T/fm" >/dev/null 2>"$T/err"; then
+    fail "coarse-fine on a dataset without taxonomy"; fi
+grep -q "taxonomy" "$T/err" || { cat "$T/err"; fail "taxonomy message"; }; ok
+
+# early exit: the sweep agrees with recur eval --exit-threshold at the same threshold
+"$R" experiment early-exit $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "early-exit --quick"; }
+"$R" eval "$O/runs/tied-every" --data "$D" --exit-threshold 0.9 --json >"$T/ex.json" || fail "eval --exit-threshold"
+$PY - "$O/early_exit.csv" "$T/ex.json" <<'PY' || fail "early-exit outputs"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1]))); e = json.load(open(sys.argv[2]))
+fixed = [r for r in rows if r["kind"] == "fixed"]; ex = [r for r in rows if r["kind"] == "exit"]
+assert len(fixed) == 4 and len(ex) >= 5
+for r in fixed:
+    assert abs(float(r["accuracy"]) - e["accuracy"][int(r["iteration"]) - 1]) < 1e-3, (r, e)
+r = [r for r in ex if abs(float(r["threshold"]) - 0.9) < 1e-9][0]
+assert abs(float(r["accuracy"]) - e["exit_accuracy"]) < 3e-3, (r, e)
+assert abs(float(r["mean_iterations"]) - e["exit_mean_iterations"]) < 0.02, (r, e)
+assert abs(float(r["mean_mflops"]) * 1e6 - e["exit_mean_flops"]) < 0.01 * e["exit_mean_flops"], (r, e)
+fl = [float(r["mean_mflops"]) for r in ex]
+assert all(a <= b + 1e-9 for a, b in zip(fl, fl[1:])), fl            # higher threshold, more compute
+assert float(fixed[0]["mean_mflops"]) < float(fixed[-1]["mean_mflops"])
+PY
+ok
+figs early_exit
+
+# more iterations: T' = T and T' = 6 match recur eval (--iterations 6)
+"$R" experiment more-iterations --iterations 6 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "more-iterations --quick"; }
+"$R" eval "$O/runs/tied-every" --data "$D" --json >"$T/e4.json" || fail "eval"
+"$R" eval "$O/runs/tied-every" --data "$D" --iterations 6 --json >"$T/e6.json" || fail "eval --iterations 6"
+$PY - "$O/more_iterations.csv" "$T/e4.json" "$T/e6.json" <<'PY' || fail "more-iterations outputs"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1]))); e4 = json.load(open(sys.argv[2])); e6 = json.load(open(sys.argv[3]))
+assert [int(r["iterations"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+assert [r["beyond_trained"] for r in rows] == ["no"] * 4 + ["yes"] * 2
+assert abs(float(rows[3]["accuracy"]) - e4["accuracy"][-1]) < 1e-3, (rows[3], e4)
+assert abs(float(rows[5]["accuracy"]) - e6["accuracy"][-1]) < 1e-3, (rows[5], e6)
+fl = [float(r["mflops"]) for r in rows]
+assert all(a < b for a, b in zip(fl, fl[1:])), fl
+PY
+ok
+figs more_iterations
+if "$R" experiment more-iterations --run "$O/runs/untied-final" $Q --out "$T/o2" >/dev/null 2>"$T/err"; then
+    fail "more-iterations on an untied run"; fi
+grep -q "untied" "$T/err" || { cat "$T/err"; fail "untied message"; }; ok
+
+echo "all experiment tests passed ($pass checks)"

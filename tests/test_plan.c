@@ -1,0 +1,227 @@
+/* test_plan.c — the execution plan (graph_plan.c) on whole models with 16/32-channel areas: the fast
+ * plan (fused batch norm + add + relu and ConvLSTM gates, blocked nChw16c activations, shared arena)
+ * against the reference plan (plain ops, no fusion, no sharing) in logits, loss, every gradient, running
+ * statistics and eval logits; recomputation (train.recompute) and arena sharing bit-identical to the
+ * stored run; and the arena actually shrinking. */
+#include <string.h>
+
+#include "core/rng.h"
+#include "io/ini.h"
+#include "models/model.h"
+#include "ops/ops.h"
+#include "test.h"
+#include "train/optim.h"
+
+#define B 4
+
+static const char *models[][2] = {
+    {"residual2", "[model]\ninput = 1x12x12\nnorm = batch_per_iter\nloss = every\n"
+                  "[area V1]\nchannels = 16\niterations = 3\ntied = yes\ncell = residual\nbottomup = first\n"
+                  "[area V2]\nchannels = 32\niterations = 3\ntied = yes\ncell = residual\nstride = 2\n"
+                  "bottomup = first\n[train]\nbatch = 4\n"},
+    {"lstm_topdown", "[model]\ninput = 1x10x10\nunroll = lockstep\nnorm = batch_per_iter\nloss = increasing\n"
+                     "[area V1]\nchannels = 16\niterations = 3\ntied = yes\ncell = convlstm\ntopdown = yes\n"
+                     "[area V2]\nchannels = 16\niterations = 3\ntied = yes\ncell = convlstm\nstride = 2\n"
+                     "[train]\nbatch = 4\n"},
+    {"conv_untied", "[model]\ninput = 2x9x9\nnorm = batch\nloss = final\nhead = per_iter\n"
+                    "[area V1]\nchannels = 32\niterations = 4\ntied = no\ncell = conv\nbottomup = every\n"
+                    "[train]\nbatch = 4\n"},
+    {"lstm_nonorm", "[model]\ninput = 1x8x8\nnorm = none\nloss = every\n"
+                    "[area V1]\nchannels = 16\niterations = 3\ntied = yes\ncell = convlstm\n[train]\nbatch = 4\n"},
+    {"mixed_plain", "[model]\ninput = 1x11x11\nnorm = batch_per_iter\nloss = every\n"
+                    "[area V1]\nchannels = 24\niterations = 2\ntied = yes\ncell = residual\n"
+                    "[area V2]\nchannels = 8\niterations = 3\ntied = yes\ncell = convlstm\nstride = 2\n"
+                    "[area V3]\nchannels = 16\niterations = 2\ntied = no\ncell = conv\n[train]\nbatch = 4\n"},
+    {NULL, NULL}};
+
+static int build(const char *text, int fast, int opts, int recompute, rc_model *m) {
+    rc_ini *ini = NULL;
+    rc_model_cfg mc;
+    rc_train_cfg tc;
+    if (rc_ini_parse(text, strlen(text), "inline", &ini) || rc_config_read(ini, "inline", &mc, &tc)) {
+        fprintf(stderr, "  config: %s\n", rc_error());
+        rc_ini_free(ini);
+        return -1;
+    }
+    rc_ini_free(ini);
+    mc.recompute = recompute;
+    rc_ops_fast = fast;
+    rc_plan_opts = opts;
+    rc_status st = rc_model_build(&mc, B, 0, m);
+    rc_ops_fast = 1;
+    rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE;
+    if (st) {
+        fprintf(stderr, "  build: %s\n", rc_error());
+        return -1;
+    }
+    return 0;
+}
+
+/* One training step's forward + backward; the input and labels are fixed by the seed. */
+static double run_step(rc_model *m) {
+    rc_rng rng;
+    rc_rng_seed(&rng, 3);
+    rc_graph *g = &m->g;
+    size_t nx = (size_t)B * m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
+    for (size_t i = 0; i < nx; i++) g->tensors[m->input].x[i] = rc_rng_normal(&rng);
+    int labels[B] = {1, 7, 3, 0};
+    rc_graph_forward(g, 1);
+    double loss = rc_model_loss(m, labels, NULL, NULL, 1);
+    rc_graph_zero_grads(g);
+    rc_graph_backward(g);
+    return loss;
+}
+
+static double rel_err(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= md)) md = d;
+        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+    }
+    return md / (mb > 1e-3 ? mb : 1e-3);
+}
+
+/* Compare two models of the same config: params' values (running stats) and gradients, readouts. */
+static void compare(const char *what, rc_model *a, rc_model *b, double tol) {
+    rc_graph *ga = &a->g, *gb = &b->g;
+    CHECK(ga->nparams == gb->nparams, "%s: params %d vs %d", what, ga->nparams, gb->nparams);
+    for (int i = 0; i < ga->nparams && i < gb->nparams; i++) {
+        rc_param *p = &ga->params[i], *q = &gb->params[i];
+        double e = rel_err(p->w, q->w, p->numel);
+        CHECK(e <= tol, "%s: %s value rel err %.3g", what, p->name, e);
+        if (p->kind == RC_PARAM_BUFFER) continue;
+        e = rel_err(p->g, q->g, p->numel);
+        CHECK(e <= tol, "%s: %s grad rel err %.3g", what, p->name, e);
+    }
+    for (int r = 0; r < a->nreadouts; r++) {
+        size_t n = (size_t)B * a->cfg.classes;
+        double e = rel_err(ga->tensors[a->readout[r]].x, gb->tensors[b->readout[r]].x, n);
+        CHECK(e <= tol, "%s: readout %d rel err %.3g", what, r + 1, e);
+    }
+}
+
+static void copy_params(rc_model *dst, const rc_model *src) {
+    memcpy(dst->g.pw, src->g.pw, src->g.param_floats * sizeof(float));
+}
+
+static void check_model(const char *name, const char *text) {
+    rc_model ref, fast;
+    if (build(text, 0, 0, 0, &ref) || build(text, 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, 0, &fast)) {
+        CHECK(0, "%s: cannot build", name);
+        return;
+    }
+    rc_graph_init_params(&ref.g, 9);
+    copy_params(&fast, &ref);
+    /* the fast plan must actually fuse and block (where the channels allow) */
+    int fused = 0, blocked = 0;
+    for (int i = 0; i < fast.g.nxnodes; i++) fused += fast.g.xnodes[i].op == RC_OP_BNACT || fast.g.xnodes[i].op == RC_OP_LSTM;
+    for (int t = 0; t < fast.g.ntensors; t++) blocked += fast.g.tensors[t].layout == RC_LAYOUT_BLK16;
+    CHECK(fused > 0 && fast.g.nxnodes < ref.g.nxnodes, "%s: nothing fused (%d of %d exec nodes)", name,
+          fast.g.nxnodes, ref.g.nxnodes);
+#ifdef RC_HAVE_DNNL
+    CHECK(blocked > 0, "%s: no blocked activation", name);
+#endif
+    CHECK(fast.g.act_floats < ref.g.act_floats, "%s: shared arena %zu floats not below the reference's %zu", name,
+          fast.g.act_floats, ref.g.act_floats);
+    double la = run_step(&ref), lb = run_step(&fast);
+    char what[128];
+    snprintf(what, sizeof what, "%s loss", name);
+    CHECK_CLOSE(lb, la, 1e-5, 1e-6, what);
+    snprintf(what, sizeof what, "%s fast vs reference", name);
+    compare(what, &fast, &ref, 1e-4);
+    /* eval mode (running statistics) */
+    rc_graph_forward(&ref.g, 0);
+    rc_graph_forward(&fast.g, 0);
+    snprintf(what, sizeof what, "%s eval", name);
+    compare(what, &fast, &ref, 1e-4);
+    /* a few optimizer steps stay together */
+    rc_train_cfg tc;
+    memset(&tc, 0, sizeof tc);
+    tc.optimizer = RC_OPT_ADAMW;
+    tc.beta1 = 0.9;
+    tc.beta2 = 0.999;
+    tc.adam_eps = 1e-8;
+    tc.weight_decay = 5e-4;
+    for (int s = 1; s <= 3; s++) {
+        rc_optim_step(&ref.g, &tc, 1e-3, s);
+        rc_optim_step(&fast.g, &tc, 1e-3, s);
+        la = run_step(&ref);
+        lb = run_step(&fast);
+    }
+    snprintf(what, sizeof what, "%s loss after 3 steps", name);
+    CHECK_CLOSE(lb, la, 1e-4, 1e-6, what);
+    rc_model_free(&ref);
+    rc_model_free(&fast);
+}
+
+static void test_fast_plan_vs_reference(void) {
+    for (int i = 0; models[i][0]; i++) check_model(models[i][0], models[i][1]);
+}
+
+/* The same plan without sharing, and with recomputation every 1 and 2 steps: identical bits. */
+static void check_variants(const char *name, const char *text, int fast) {
+    rc_model base;
+    if (build(text, fast, RC_PLAN_FUSE | RC_PLAN_BLOCKED, 0, &base)) {
+        CHECK(0, "%s: cannot build", name);
+        return;
+    }
+    rc_graph_init_params(&base.g, 4);
+    float *w0 = rc_xmalloc(base.g.param_floats * sizeof(float));
+    memcpy(w0, base.g.pw, base.g.param_floats * sizeof(float));
+    run_step(&base);
+    const int ks[] = {0, 1, 2};
+    for (int k = 0; k < 3; k++) {
+        rc_model m;
+        if (build(text, fast, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, ks[k], &m)) {
+            CHECK(0, "%s: cannot build (recompute %d)", name, ks[k]);
+            continue;
+        }
+        memcpy(m.g.pw, w0, base.g.param_floats * sizeof(float));
+        run_step(&m);
+        char what[128];
+        snprintf(what, sizeof what, "%s fast=%d shared, recompute=%d", name, fast, ks[k]);
+        compare(what, &m, &base, 0.0);
+        if (ks[k] > 0) {
+            int replays = 0;
+            for (int i = 0; i < m.g.nxnodes; i++) replays += m.g.xnodes[i].replay;
+            CHECK(m.g.nseg > 1 && replays > 0, "%s: recompute=%d made %d segments, %d replays", what, ks[k], m.g.nseg,
+                  replays);
+        }
+        rc_model_free(&m);
+    }
+    free(w0);
+    rc_model_free(&base);
+}
+
+static void test_share_and_recompute_identical(void) {
+    for (int i = 0; models[i][0]; i++) {
+        check_variants(models[i][0], models[i][1], 1);
+        check_variants(models[i][0], models[i][1], 0);
+    }
+}
+
+/* A long tied unroll: recomputation keeps the arena bounded (far below storing every step). */
+static void test_recompute_bounds_memory(void) {
+    const char *text = "[model]\ninput = 1x12x12\nloss = every\n[area V1]\nchannels = 16\niterations = 16\n"
+                       "tied = yes\ncell = residual\nbottomup = first\n[train]\nbatch = 4\n";
+    rc_model full, k4;
+    if (build(text, 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, 0, &full) ||
+        build(text, 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, 4, &k4)) {
+        CHECK(0, "cannot build");
+        return;
+    }
+    /* 16 steps of ~4 saved tensors vs 4 kept states + one 4-step segment */
+    CHECK(k4.g.act_floats * 2 < full.g.act_floats, "recompute=4 arena %zu floats, full %zu", k4.g.act_floats,
+          full.g.act_floats);
+    CHECK(k4.g.nseg == 4, "recompute=4 over 16 steps: %d segments", k4.g.nseg);
+    rc_model_free(&full);
+    rc_model_free(&k4);
+}
+
+int main(void) {
+    RUN_TEST(test_fast_plan_vs_reference);
+    RUN_TEST(test_share_and_recompute_identical);
+    RUN_TEST(test_recompute_bounds_memory);
+    TEST_MAIN_END();
+}
