@@ -1,10 +1,11 @@
 /* conv_bench.c — conv2d throughput (GFLOP/s) of the oneDNN fast path for forward, backward-data and
- * backward-weights at N=128 on the trunk shapes, with 1 and 2 threads and both layout policies
- * (plain NCHW given to oneDNN vs format_tag_any + reorders), plus fast vs reference on a small case.
+ * backward-weights at N=128 on the trunk shapes, with 1 and 2 threads and four variants: plain NCHW
+ * given to oneDNN; format_tag_any + reorders on every call (what a framework with NCHW tensors does);
+ * activations kept in nChw16c (the graph's blocked plan, direct); and the same with the default
+ * algorithm choice (Winograd for forward and backward-data), plus fast vs reference on a small case.
  * Not a test. Build by hand from the repository root:
- *   gcc -std=c11 -O2 -march=native -Wall -Wextra -fopenmp -Iinclude -Isrc -DRC_HAVE_DNNL \
- *       bench/conv_bench.c src/core/common.c src/core/rng.c src/ops/conv2d.c src/ops/conv2d_dnnl.c \
- *       src/ops/ops_config.c -o build/conv_bench -lm -ldnnl
+ *   make && gcc -std=c11 -O3 -march=native -fopenmp -Isrc -DRC_HAVE_DNNL bench/conv_bench.c build/librecur.a \
+ *       -o build/conv_bench -lm -lz -ldnnl
  *   ./build/conv_bench            (add --quick for fewer repetitions)
  * Every pass is charged the forward FLOPs (2*N*K*Ho*Wo*C*R*R); "step" = fwd + bwd data + bwd weights. */
 #include <stdio.h>
@@ -101,21 +102,27 @@ int main(int argc, char **argv) {
     rc_conv2d_dnnl_set_blocked(def_blocked);
     const int nshapes = (int)(sizeof g_shapes / sizeof g_shapes[0]);
     printf("conv2d GFLOP/s, N=128, best of %d (fwd FLOPs charged to every pass)\n", reps);
-    printf("%-32s %3s %-7s %8s %8s %8s %8s\n", "shape", "thr", "layout", "fwd", "bwd_d", "bwd_w", "step");
+    printf("%-32s %3s %-10s %8s %8s %8s %8s\n", "shape", "thr", "variant", "fwd", "bwd_d", "bwd_w", "step");
+    static const char *vnames[4] = {"plain", "reorder", "nChw16c", "16c+auto"};
     for (int si = 0; si < nshapes; si++) {
         bufs B;
         bufs_init(&B, &g_shapes[si], &rng);
         for (int thr = 1; thr <= 2; thr++) {
             rc_set_threads(thr);
-            for (int blocked = 0; blocked <= 1; blocked++) {
-                rc_conv2d_dnnl_set_blocked(blocked);
+            for (int v = 0; v < 4; v++) {
+                int blk = v >= 2 && B.d.c % 16 == 0 && B.d.k % 16 == 0;
+                if (v >= 2 && !blk) continue;
+                rc_conv2d_dnnl_set_blocked(v == 1 ? 1 : 0);
+                rc_conv2d_dnnl_set_algo(v == 3 ? RC_CONV_ALGO_AUTO : RC_CONV_ALGO_DIRECT);
+                B.d.x_layout = B.d.y_layout = blk ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
                 double g[4];
                 for (int p = 0; p < 4; p++) g[p] = gflops(&B, p, reps);
-                printf("%-32s %3d %-7s %8.1f %8.1f %8.1f %8.1f\n", g_shapes[si].name, thr,
-                       blocked ? "blocked" : "plain", g[0], g[1], g[2], g[3]);
+                printf("%-32s %3d %-10s %8.1f %8.1f %8.1f %8.1f\n", g_shapes[si].name, thr, vnames[v], g[0], g[1],
+                       g[2], g[3]);
                 if (thr == 2)
                     printf("    impl: fwd %s | bwd_d %s | bwd_w %s\n", rc_conv2d_dnnl_impl_name(&B.d, 0, 1),
                            rc_conv2d_dnnl_impl_name(&B.d, 1, 0), rc_conv2d_dnnl_impl_name(&B.d, 2, 1));
+                B.d.x_layout = B.d.y_layout = RC_LAYOUT_NCHW;
                 fflush(stdout);
             }
         }
@@ -123,6 +130,7 @@ int main(int argc, char **argv) {
         rc_conv2d_release(); /* keep memory flat between shapes */
     }
     rc_conv2d_dnnl_set_blocked(def_blocked);
+    rc_conv2d_dnnl_set_algo(RC_CONV_ALGO_AUTO);
 
     /* fast vs reference on a small case, 2 threads */
     rc_set_threads(2);

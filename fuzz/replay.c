@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
             snprintf(names[nn++], len, "%s/%s", argv[i], e->d_name);
         }
         closedir(d);
-        qsort(names, nn, sizeof *names, cmp_names);
+        if (nn) qsort(names, nn, sizeof *names, cmp_names);
         for (size_t k = 0; k < nn; k++) {
             if (stat(names[k], &st) == 0 && S_ISREG(st.st_mode)) {
                 int r = replay_file(names[k]);

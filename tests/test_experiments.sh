@@ -92,8 +92,9 @@ sed 's/lr = 0.002/lr = 0.003/' "$O/runs/tied-final/config.cfg" >"$T/c" && cp "$T
 if "$R" experiment table4 $Q --out "$O" >/dev/null 2>"$T/err"; then fail "changed sub-run config accepted"; fi
 grep -q "different config" "$T/err" || { cat "$T/err"; fail "changed config message"; }; ok
 
-# tradeoff at depth 4: splits 1x4, 2x2, 4x1 at one width, plus 1x4 widened (2x2 already has 4x1's params)
-"$R" experiment tradeoff --depth 4 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "tradeoff --quick"; }
+# tradeoff at depth 4: splits 1x4, 2x2, 4x1 at one width (set with --set on the [area] template), plus 1x4
+# widened (2x2 already has 4x1's params)
+"$R" experiment tradeoff --depth 4 --set area.A.channels=12 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "tradeoff --quick"; }
 $PY - "$O/tradeoff.csv" <<'PY' || fail "tradeoff outputs"
 import csv, sys
 rows = {r["run"]: r for r in csv.DictReader(open(sys.argv[1]))}
@@ -106,7 +107,7 @@ assert all(r["effective_depth"] == "4" for r in rows.values())
 f = [float(r["mflops"]) for r in base]
 assert max(f) - min(f) < 0.01 * max(f), f                           # same compute at one width
 assert abs(P(wide[0]) - P(base[2])) < 0.05 * P(base[2]), (P(wide[0]), P(base[2]))
-assert int(wide[0]["channels"]) > int(base[0]["channels"])
+assert all(r["channels"] == "12" for r in base) and int(wide[0]["channels"]) > 12, rows
 u = [int(r["units_per_step"]) for r in base]
 assert u[0] * 4 == u[2] and u[0] * 2 == u[1], u                     # distinct neurons grow with K
 assert all(0 <= float(r["accuracy"]) <= 1 for r in rows.values())
@@ -152,6 +153,11 @@ assert float(fixed[0]["mean_mflops"]) < float(fixed[-1]["mean_mflops"])
 PY
 ok
 figs early_exit
+# relative --run and --out (gnuplot runs in the output directory)
+RA=$(cd "$(dirname "$R")" && pwd)/$(basename "$R")
+(cd "$T" && "$RA" experiment early-exit --run out/runs/tied-every --out rel $Q) 2>"$T/log" || { cat "$T/log"; fail "relative paths"; }
+cmp "$T/rel/early_exit.csv" "$O/early_exit.csv" || fail "early-exit with relative paths differs"
+[ $HAVE_GP = 0 ] || [ -s "$T/rel/early_exit.png" ] || fail "no figure with a relative --out"; ok
 
 # more iterations: T' = T and T' = 6 match recur eval (--iterations 6)
 "$R" experiment more-iterations --iterations 6 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "more-iterations --quick"; }

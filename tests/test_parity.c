@@ -17,7 +17,9 @@
 
 static const char *models[] = {"ff_untied",  "tied_bnpi_every", "tied_bnpi_final", "tied_bn_shared",
                                "residual",   "convlstm",        "topdown",         "nonorm_c2f",
-                               "single_c2f", "mixed_odd",       "untied_lockstep_perhead", NULL};
+                               "single_c2f", "mixed_odd",       "untied_lockstep_perhead",
+                               /* 16-channel areas: the fast path's blocked layout and fused ops */
+                               "blocked_mix", "blocked_lstm", NULL};
 
 /* max |a - b| / max(max |b|, 1e-3): the relative error of a whole tensor */
 static double rel_err(const float *a, const float *b, size_t n) {
@@ -92,6 +94,16 @@ static void check_model(const char *name, int fast) {
         return;
     }
     rc_graph *g = &m.g;
+    if (fast && !strncmp(name, "blocked_", 8)) {
+        /* these fixtures exist to exercise the fused, blocked plan: make sure it is the one running */
+        int fused = 0, blocked = 0;
+        for (int i = 0; i < g->nxnodes; i++) fused += g->xnodes[i].op == RC_OP_BNACT || g->xnodes[i].op == RC_OP_LSTM;
+        for (int t = 0; t < g->ntensors; t++) blocked += g->tensors[t].layout == RC_LAYOUT_BLK16;
+        CHECK(fused > 0, "%s: the fast plan fused nothing", name);
+#ifdef RC_HAVE_DNNL
+        CHECK(blocked > 0, "%s: the fast plan blocked no activation", name);
+#endif
+    }
     int labels[64];
     for (int i = 0; i < N; i++) labels[i] = labels32[i];
     const int *coarse = mc.loss == RC_LOSS_COARSE_TO_FINE ? rc_fashion_mnist_coarse_of : NULL;

@@ -6,6 +6,9 @@
 #include <string.h>
 
 #include "core/rng.h"
+#ifdef RC_HAVE_DNNL
+#include "ops/conv2d_dnnl.h"
+#endif
 #include "io/ini.h"
 #include "models/model.h"
 #include "ops/ops.h"
@@ -159,6 +162,20 @@ static void test_fast_plan_vs_reference(void) {
     for (int i = 0; models[i][0]; i++) check_model(models[i][0], models[i][1]);
 }
 
+/* Every conv algorithm of the fast path (direct, Winograd everywhere, auto) on two models. */
+static void test_conv_algorithms(void) {
+#ifdef RC_HAVE_DNNL
+    const int algos[] = {RC_CONV_ALGO_DIRECT, RC_CONV_ALGO_WINOGRAD, RC_CONV_ALGO_AUTO};
+    int old = rc_conv2d_dnnl_set_algo(RC_CONV_ALGO_AUTO);
+    for (int a = 0; a < 3; a++) {
+        rc_conv2d_dnnl_set_algo(algos[a]);
+        check_model(models[0][0], models[0][1]);
+        check_model(models[1][0], models[1][1]);
+    }
+    rc_conv2d_dnnl_set_algo(old < 0 ? RC_CONV_ALGO_AUTO : old);
+#endif
+}
+
 /* The same plan without sharing, and with recomputation every 1 and 2 steps: identical bits. */
 static void check_variants(const char *name, const char *text, int fast) {
     rc_model base;
@@ -221,6 +238,7 @@ static void test_recompute_bounds_memory(void) {
 
 int main(void) {
     RUN_TEST(test_fast_plan_vs_reference);
+    RUN_TEST(test_conv_algorithms);
     RUN_TEST(test_share_and_recompute_identical);
     RUN_TEST(test_recompute_bounds_memory);
     TEST_MAIN_END();

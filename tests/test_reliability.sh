@@ -140,7 +140,7 @@ bad "config: value out of range" "range.cfg:3: channels = 5000 is out of range \
 : >"$T/empty.cfg"
 bad "config: empty file" "empty.cfg: no \[area NAME\] section" "$R" info "$T/empty.cfg"
 mkdir -p "$T/cfgdir"
-bad "config: a directory" "cfgdir" "$R" info "$T/cfgdir"
+bad "config: a directory" "cfgdir: cannot read config: Is a directory" "$R" info "$T/cfgdir"
 bad "config: missing file" "nothere.cfg: cannot open config: No such file" "$R" info "$T/nothere.cfg"
 
 # ---- 6. limits: absurd combinations are refused before allocation ---------------------------------
@@ -200,7 +200,7 @@ bad "IDX: truncated gzip" "train-images-idx3-ubyte.gz: truncated: .*\(uncompress
 mkidx "$D"; gzip -c "$T/mn/train-images-idx3-ubyte" >"$T/z.gz"
 python3 -c "
 import sys; b = bytearray(open(sys.argv[1],'rb').read()); b[len(b)//2:len(b)//2+64] = bytes(64); open(sys.argv[2],'wb').write(b)" "$T/z.gz" "$D/train-images-idx3-ubyte.gz"
-bad "IDX: corrupted gzip" "train-images-idx3-ubyte.gz: (read error near byte offset [0-9]+ \(uncompressed\)|truncated)" $TI"$D"
+bad "IDX: corrupted gzip" "train-images-idx3-ubyte.gz: (read error near byte offset [0-9]+ \(uncompressed\): [a-z]|truncated)" $TI"$D"
 bad "IDX: missing directory" "cannot find .*/nodir/train-labels-idx1-ubyte" $TI"$T/nodir"
 
 # ---- 2. malformed CIFAR files ---------------------------------------------------------------------

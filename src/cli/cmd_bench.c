@@ -1,6 +1,7 @@
 /* cmd_bench.c — `recur bench CONFIG`: training and inference throughput on synthetic batches of the
  * model's input shape, achieved GFLOP/s (training counted as 3x the forward FLOPs), peak resident
- * memory, and with --profile the time per op type. */
+ * memory, the execution plan (fused ops, blocked activations, arena size), and with --profile the time
+ * per op type including recomputation (train.recompute). */
 #define _POSIX_C_SOURCE 200809L
 #include <string.h>
 #include <sys/resource.h>
@@ -14,8 +15,9 @@ static const char *help =
     "\n"
     "Times N training steps (forward, scheduled loss, backward, optimizer) and N inference passes on\n"
     "random batches after 3 warm-up steps. Prints images/s, GFLOP/s (training = 3 x forward FLOPs) and\n"
-    "peak RSS; --profile adds time per op type. JSON keys: train_images_per_s, infer_images_per_s,\n"
-    "gflops, infer_gflops, peak_rss_mb, flops_per_image, batch, threads, steps.\n";
+    "peak RSS and the plan; --profile adds time per op type (fused ops: bn+act, lstm; replay = recomputed\n"
+    "forward with train.recompute). JSON keys: train_images_per_s, infer_images_per_s, gflops,\n"
+    "infer_gflops, peak_rss_mb, flops_per_image, batch, threads, steps, arena_mb, recompute.\n";
 
 int rc_cmd_bench(int argc, char **argv) {
     const char *config = NULL;
@@ -95,39 +97,65 @@ int rc_cmd_bench(int argc, char **argv) {
     rc_prof.enabled = 0;
     /* inference */
     for (int s = 0; s < 2; s++) rc_graph_forward(g, 0);
+    memset(&rc_prof, 0, sizeof rc_prof);
+    rc_prof.enabled = profile;
     double t_inf = rc_now();
     for (long s = 0; s < steps; s++) rc_graph_forward(g, 0);
     t_inf = rc_now() - t_inf;
+    rc_profile infer_prof = rc_prof;
+    rc_prof.enabled = 0;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     double train_ips = (double)(steps * batch) / t_train, inf_ips = (double)(steps * batch) / t_inf;
+    int nfused = 0, nblocked = 0, nlive = 0;
+    for (int i = 0; i < g->nxnodes; i++) nfused += g->xnodes[i].op == RC_OP_BNACT || g->xnodes[i].op == RC_OP_LSTM;
+    for (int t = 0; t < g->ntensors; t++) {
+        nlive += !g->tensors[t].dead;
+        nblocked += !g->tensors[t].dead && g->tensors[t].layout == RC_LAYOUT_BLK16;
+    }
+    double arena_mb = 4.0 * (double)g->act_floats / 1048576.0, unshared_mb = 4.0 * (double)g->act_floats_unshared / 1048576.0;
     double gflops = train_ips * 3 * fwd_flops / 1e9, inf_gflops = inf_ips * fwd_flops / 1e9;
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
                "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
-               "\"peak_rss_mb\": %.1f}\n",
-               mc.name, batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb);
+               "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d}\n",
+               mc.name, batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb,
+               arena_mb, mc.recompute);
     } else {
         printf("%s: batch %ld, %d threads, %.1f MFLOP/image forward\n", mc.name, batch, rc_get_threads(),
                fwd_flops / 1e6);
         printf("train: %8.1f images/s  %6.1f GFLOP/s (3x forward)\n", train_ips, gflops);
         printf("infer: %8.1f images/s  %6.1f GFLOP/s\n", inf_ips, inf_gflops);
         printf("peak RSS: %.1f MB\n", rss_mb);
+        printf("plan: %d ops run as %d (%d fused), %d of %d activations blocked nChw16c, arena %.1f MB for activations "
+               "and gradients (%.1f MB unshared)",
+               g->nnodes, g->nxnodes, nfused, nblocked, nlive, arena_mb, unshared_mb);
+        if (mc.recompute > 0) printf(", recompute every %d steps (%d segments)", mc.recompute, g->nseg);
+        printf("\n");
     }
     if (profile) {
         double tot = 0;
-        for (int o = 0; o < RC_OP_COUNT; o++) tot += train_prof.fwd_s[o] + train_prof.bwd_s[o];
+        for (int o = 0; o < RC_OP_COUNT; o++) tot += train_prof.fwd_s[o] + train_prof.bwd_s[o] + train_prof.replay_s[o];
         FILE *f = json ? stderr : stdout;
         fprintf(f, "\nprofile of %ld training steps (graph time %.3fs of %.3fs wall; the rest is loss+optimizer)\n",
                 steps, tot, t_train);
-        fprintf(f, "%-10s %10s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "bwd ms", "share", "fwd GFLOP/s");
+        fprintf(f, "%-10s %10s %10s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "bwd ms", "replay ms", "share",
+                "fwd GFLOP/s");
         for (int o = 0; o < RC_OP_COUNT; o++) {
             if (!train_prof.fwd_calls[o]) continue;
-            double fs = train_prof.fwd_s[o], bs = train_prof.bwd_s[o];
-            fprintf(f, "%-10s %10ld %10.1f %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o),
-                    train_prof.fwd_calls[o] / steps, 1e3 * fs / steps, 1e3 * bs / steps, 100 * (fs + bs) / t_train,
-                    fs > 0 ? train_prof.fwd_flops[o] / fs / 1e9 : 0);
+            double fs = train_prof.fwd_s[o], bs = train_prof.bwd_s[o], rs = train_prof.replay_s[o];
+            fprintf(f, "%-10s %10ld %10.1f %10.1f %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o),
+                    train_prof.fwd_calls[o] / steps, 1e3 * fs / steps, 1e3 * bs / steps, 1e3 * rs / steps,
+                    100 * (fs + bs + rs) / t_train, fs > 0 ? train_prof.fwd_flops[o] / fs / 1e9 : 0);
+        }
+        fprintf(f, "\nprofile of %ld inference passes (%.3fs wall)\n", steps, t_inf);
+        fprintf(f, "%-10s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "share", "GFLOP/s");
+        for (int o = 0; o < RC_OP_COUNT; o++) {
+            if (!infer_prof.fwd_calls[o]) continue;
+            double fs = infer_prof.fwd_s[o];
+            fprintf(f, "%-10s %10ld %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o), infer_prof.fwd_calls[o] / steps,
+                    1e3 * fs / steps, 100 * fs / t_inf, fs > 0 ? infer_prof.fwd_flops[o] / fs / 1e9 : 0);
         }
     }
     free(labels);

@@ -31,6 +31,8 @@ static const char *help =
     "  --data SPEC       dataset of every sub-run and evaluation (cifar10:DIR and cifar100:DIR also set\n"
     "                    model.input = 3x32x32 and model.classes)\n"
     "  --epochs N        epochs of every sub-run      --threads N\n"
+    "  --set S.K=V       override a key of the base config (repeatable; for tradeoff the [area]\n"
+    "                    template's, e.g. --set area.A.channels=32)\n"
     "  --depth D         tradeoff: the effective depth (1..16)\n"
     "  --run RUN_DIR     early-exit, more-iterations: the trained run to study (default: train the base\n"
     "                    config, tied, loss every, as OUT/runs/tied-every)\n"
@@ -44,6 +46,8 @@ int rc_cmd_experiment(int argc, char **argv) {
     long depth = 0, iters = 0, limit = 0, epochs = 0, threads = 0;
     rc_exp_opts o;
     memset(&o, 0, sizeof o);
+    const char *sets[RC_MAX_SETS];
+    int nsets = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -56,6 +60,10 @@ int rc_cmd_experiment(int argc, char **argv) {
             if (!strcmp(a, "--data")) o.data = v;
             if (!strcmp(a, "--run")) run = v;
             i++;
+        } else if (!strcmp(a, "--set")) {
+            if (!v) return rc_cli_usage_error("experiment", "--set needs SECTION.KEY=VALUE");
+            if (nsets >= RC_MAX_SETS) return rc_cli_usage_error("experiment", "too many --set options");
+            sets[nsets++] = argv[++i];
         } else if (!strcmp(a, "--depth")) {
             if (rc_cli_int(a, v, 1, 16, &depth)) return rc_cli_error(rc_error());
             i++;
@@ -94,8 +102,8 @@ int rc_cmd_experiment(int argc, char **argv) {
     if (run && which < 3) return rc_cli_usage_error("experiment", "--run is for early-exit and more-iterations");
     if ((iters || limit) && which < 3)
         return rc_cli_usage_error("experiment", "--iterations and --limit are for early-exit and more-iterations");
-    if (run && (config || epochs))
-        return rc_cli_usage_error("experiment", "--run studies a trained run: --config and --epochs do not apply");
+    if (run && (config || epochs || nsets))
+        return rc_cli_usage_error("experiment", "--run studies a trained run: --config, --epochs and --set do not apply");
     char outbuf[4096];
     if (!out) {
         snprintf(outbuf, sizeof outbuf, "runs/experiments/%s", name);
@@ -106,6 +114,8 @@ int rc_cmd_experiment(int argc, char **argv) {
     o.epochs = (int)epochs;
     o.threads = (int)threads;
     o.eval_limit = (int)limit;
+    o.sets = sets;
+    o.nsets = nsets;
     rc_train_install_signal_handlers();
     double t0 = rc_now();
     rc_status st = RC_OK;

@@ -44,8 +44,9 @@ void rc_graph_exec_forward(rc_graph *g, int i, int mode) {
         break;
     case RC_OP_BNACT:
         rc_bnact_forward(N, x->c, hw, x->layout, x->x, n->nin > 1 ? g->tensors[n->in[1]].x : NULL,
-                         pw(g, n->param[0]), pw(g, n->param[1]), y->x, mean, mean + x->c, pw(g, n->param[2]),
-                         pw(g, n->param[3]), n->momentum, n->eps, bnmode, n->relu, g->work);
+                         pw(g, n->param[0]), pw(g, n->param[1]), y->x, n->out2 >= 0 ? g->tensors[n->out2].x : NULL,
+                         mean, mean + x->c, pw(g, n->param[2]), pw(g, n->param[3]), n->momentum, n->eps, bnmode,
+                         n->relu, g->work);
         break;
     case RC_OP_LSTM: {
         if (n->bn)
@@ -113,9 +114,11 @@ void rc_graph_exec_backward(rc_graph *g, int i) {
                               pgr(g, n->param[0]), pgr(g, n->param[1]), 1);
         break;
     case RC_OP_BNACT:
-        rc_bnact_backward(N, x->c, hw, x->layout, x->x, y->x, pw(g, n->param[0]), mean, mean + x->c, y->dx, dx0,
-                          n->acc[0], n->nin > 1 ? gin(g, n->in[1]) : NULL, n->nin > 1 ? n->acc[1] : 0,
-                          pgr(g, n->param[0]), pgr(g, n->param[1]), 1, n->relu, g->work);
+        rc_bnact_backward(N, x->c, hw, x->layout, x->x, y->x, pw(g, n->param[0]), pw(g, n->param[1]), mean,
+                          mean + x->c, n->dout_ok ? y->dx : NULL, n->dout2_ok ? g->tensors[n->out2].dx : NULL, dx0,
+                          n->acc[0], n->nin > 1 ? gin(g, n->in[1]) : NULL,
+                          n->nin > 1 ? n->acc[1] : 0, pgr(g, n->param[0]), pgr(g, n->param[1]), 1, n->relu,
+                          n->nin > 1, g->work);
         break;
     case RC_OP_LSTM: {
         RC_ASSERT(dx0 != NULL && n->acc[0] == 0);

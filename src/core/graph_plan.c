@@ -147,6 +147,7 @@ static int match_bnact(rc_graph *g, const consumers *cs, int i, int fuse, rc_nod
     const rc_node *nd = g->nodes, *bn = &nd[i];
     memset(x, 0, sizeof *x);
     x->op = RC_OP_BNACT;
+    x->out2 = -1;
     x->in[0] = bn->in[0];
     x->nin = 1;
     x->out = bn->out;
@@ -176,6 +177,11 @@ static int match_bnact(rc_graph *g, const consumers *cs, int i, int fuse, rc_nod
         x->out = nd[j].out;
         last = j;
     }
+    /* a readout's global average pool right after it: pooled while y is written (out2) */
+    if (last + 1 < g->nnodes && nd[last + 1].op == RC_OP_GAP && nd[last + 1].in[0] == x->out) {
+        last++;
+        x->out2 = nd[last].out;
+    }
     return last;
 }
 
@@ -196,7 +202,7 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
             x = *n;
             last = i;
         }
-        if (x.op != RC_OP_LSTM) x.out2 = -1;
+        if (x.op != RC_OP_LSTM && x.op != RC_OP_BNACT) x.out2 = -1;
         x.first = i;
         x.last = last;
         x.step = n->step;
@@ -244,8 +250,12 @@ static void make_layouts(rc_graph *g, int blocked) {
                 if (n->k % 16 || n->stride % 16) ts[k++] = g->input; /* plain: forces both plain */
                 changed |= same_layout_all(g, ts, k);
                 break;
+            case RC_OP_BNACT: /* out2 (the pooled readout input) is 1x1, plain */
+                for (int j = 0; j < n->nin; j++) ts[k++] = n->in[j];
+                ts[k++] = n->out;
+                changed |= same_layout_all(g, ts, k);
+                break;
             case RC_OP_LSTM:
-            case RC_OP_BNACT:
             case RC_OP_RELU:
             case RC_OP_SIGMOID:
             case RC_OP_TANH:
@@ -298,7 +308,7 @@ static int bwd_reads(const rc_node *n, int t) {
     case RC_OP_RELU:
     case RC_OP_MAXPOOL:
     case RC_OP_LINEAR: return t == n->in[0];
-    case RC_OP_BNACT: return t == n->in[0] || (n->relu && t == n->out);
+    case RC_OP_BNACT: return t == n->in[0] || (n->relu && n->nin > 1 && t == n->out); /* mask: from y, or x */
     case RC_OP_LSTM: return t == n->in[0] || (n->nin > 1 && t == n->in[1]) || t == n->out2;
     case RC_OP_SIGMOID:
     case RC_OP_TANH: return t == n->out;

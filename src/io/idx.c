@@ -65,6 +65,9 @@ static rc_status idx_read(idx_file *r, uint8_t *dst, size_t want, size_t *got) {
             const char *msg = gzerror(r->f, &errnum);
             if (errnum == Z_BUF_ERROR)
                 break; /* truncated gzip stream: reported as a short read */
+            size_t pl = strlen(r->path); /* zlib's message may repeat the path */
+            if (errnum != Z_ERRNO && msg && !strncmp(msg, r->path, pl) && !strncmp(msg + pl, ": ", 2))
+                msg += pl + 2;
             return rc_fail("%s: read error near byte offset %llu%s: %s", r->path,
                            (unsigned long long)(r->off + *got), idx_offset_note(r),
                            errnum == Z_ERRNO ? strerror(errno) : msg);

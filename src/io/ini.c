@@ -411,12 +411,13 @@ rc_status rc_ini_load(const char *path, rc_ini **out) {
     if (!f) return rc_fail("%s: cannot open config: %s", path, strerror(errno));
     size_t cap = (size_t)RC_INI_MAX_BYTES + 1;
     char *buf = rc_xmalloc(cap);
+    errno = 0;
     size_t n = fread(buf, 1, cap, f);
-    int err = ferror(f);
+    int err = ferror(f), e = errno;
     fclose(f);
     if (err) {
         free(buf);
-        return rc_fail("%s: error reading config", path);
+        return rc_fail("%s: cannot read config: %s", path, e ? strerror(e) : "read error");
     }
     if (n > RC_INI_MAX_BYTES) {
         free(buf);

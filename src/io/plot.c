@@ -37,11 +37,11 @@ static int run_program(const char *exe, char *const argv[], const char *dir, con
     pid_t pid = fork();
     if (pid < 0) return -1;
     if (pid == 0) {
-        /* child: async-signal-safe calls only */
-        if (dir && chdir(dir) != 0) _exit(127);
+        /* child: async-signal-safe calls only; the log path is opened before changing directory */
         int in = open("/dev/null", O_RDONLY);
         int out = open(log_path ? log_path : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644);
         if (in < 0 || out < 0) _exit(127);
+        if (dir && chdir(dir) != 0) _exit(127);
         dup2(in, 0);
         dup2(out, 1);
         dup2(out, 2);
@@ -140,9 +140,9 @@ static void write_plot_cmd(FILE *f, const char *name, const rc_plot *p) {
         fprintf(f, "\"%s.dat\" index %d using 1:2 with %s lc %d title ", name, s, styles[se->style], s + 1);
         put_quoted(f, se->title);
         if (se->labels)
-            fprintf(f, ", \\\n     \"%s.dat\" index %d using 1:2:3 with labels offset char 0.7,0.7 left "
+            fprintf(f, ", \\\n     \"%s.dat\" index %d using 1:2:3 with labels offset char %s,0.7 %s "
                        "font \",9\" tc lt %d notitle",
-                    name, s, s + 1);
+                    name, s, se->labels_left ? "-0.7" : "0.7", se->labels_left ? "right" : "left", s + 1);
     }
     fprintf(f, "\n");
 }

@@ -22,6 +22,7 @@ typedef struct {
     const double *x, *y;
     const char *const *labels;
     rc_plot_style style;
+    int labels_left;           /* put the labels left of the points (default: right) */
 } rc_plot_series;
 
 typedef struct {

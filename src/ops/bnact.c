@@ -1,8 +1,10 @@
 /* bnact.c — batch norm fused with an optional residual add and ReLU, on plain NCHW or blocked nChw16c
- * activations: y = relu(BN(x) + r) in one pass after the statistics, and its backward from the saved
- * input x and output y (relu mask y > 0). Statistics: two passes (sum, then squared deviations) in
- * double over fixed batch chunks reduced in a fixed order, so the bits do not depend on the thread count;
- * synchronised over ranks through rc_bn_allreduce exactly as rc_batchnorm_forward/backward do. */
+ * activations: y = relu(BN(x) + r) in one pass after the statistics, and its backward in two passes.
+ * Statistics: double sums over fixed batch chunks reduced in a fixed order (bits independent of the
+ * thread count); one pass (sum, sum of squares) alone, or with rc_bn_allreduce (data-parallel) the two
+ * passes and reductions rc_batchnorm_forward/backward make. The relu mask in backward is recomputed
+ * from x (no residual) or read from y (residual), and the gradient through the residual doubles as the
+ * masked gradient, so backward reads x and dy twice and writes dx (and dr) once. */
 #include "ops.h"
 
 #include <math.h>
@@ -16,9 +18,8 @@
 #define RC_OMP(x)
 #endif
 
-#define BN_CHUNKS 8        /* batch chunks of the partial sums (fixed: thread-count independent bits) */
-#define BN_PAR_MIN 32768   /* elements below which we stay on one thread */
-#define RC_INLINE static inline __attribute__((always_inline))
+#define BN_CHUNKS 8      /* batch chunks of the partial sums (fixed: thread-count independent bits) */
+#define BN_PAR_MIN 32768 /* elements below which we stay on one thread */
 
 size_t rc_bn_work_doubles(int c) { return (size_t)(2 * BN_CHUNKS + 3) * (size_t)c + 1; }
 
@@ -42,154 +43,115 @@ static geo make_geo(int n, int c, int hw, int layout) {
 
 static size_t blk_off(const geo *g, int b, int cb) { return ((size_t)b * g->cb + cb) * (size_t)g->hw * g->V; }
 
-/* ---- per-block reductions, specialised for V = 16 (vector lanes are channels) and V = 1 ---- */
+/* ---------------- per-channel constants of one block (lanes v < V) ---------------- */
 
-/* acc[v] += sum_s (p - m[v])^2 when sq, else sum_s p */
-RC_INLINE void red_x(const float *p, int hw, int V, int sq, const double *m, double *acc) {
-    enum { U = 4 };
-    double a[U][16];
-    for (int u = 0; u < U; u++)
-        for (int v = 0; v < V; v++) a[u][v] = 0.0;
-    int s = 0;
-    for (; s + U <= hw; s += U)
-        for (int u = 0; u < U; u++)
-            for (int v = 0; v < V; v++) {
-                double x = p[(size_t)(s + u) * V + v];
-                if (sq) {
-                    double d = x - m[v];
-                    a[u][v] += d * d;
-                } else {
-                    a[u][v] += x;
-                }
-            }
-    for (; s < hw; s++)
-        for (int v = 0; v < V; v++) {
-            double x = p[(size_t)s * V + v];
-            if (sq) {
-                double d = x - m[v];
-                a[0][v] += d * d;
-            } else {
-                a[0][v] += x;
-            }
-        }
-    for (int v = 0; v < V; v++) acc[v] += (a[0][v] + a[1][v]) + (a[2][v] + a[3][v]);
-}
+typedef struct {
+    float m[16], sc[16], sh[16];          /* forward: y = (x - m) * sc + sh */
+    float ka[16], kb[16], kc[16];         /* backward: dx = ka * g - kb * (x - m) - kc */
+    double md[16];                        /* mean in double (reductions) */
+} lanes;
 
-/* g = relu ? (y > 0 ? dy : 0) : dy; sg[v] += sum g, sgx[v] += sum g * (x - m[v]) */
-RC_INLINE void red_d(const float *x, const float *y, const float *dy, int hw, int V, int relu, const double *m,
-                     double *sg, double *sgx) {
-    enum { U = 2 };
-    double a[U][16], b[U][16];
-    for (int u = 0; u < U; u++)
-        for (int v = 0; v < V; v++) a[u][v] = b[u][v] = 0.0;
-    int s = 0;
-    for (; s + U <= hw; s += U)
-        for (int u = 0; u < U; u++)
-            for (int v = 0; v < V; v++) {
-                size_t j = (size_t)(s + u) * V + v;
-                float gf = relu ? (y[j] > 0.0f ? dy[j] : 0.0f) : dy[j];
-                a[u][v] += gf;
-                b[u][v] += (double)gf * ((double)x[j] - m[v]);
-            }
-    for (; s < hw; s++)
-        for (int v = 0; v < V; v++) {
-            size_t j = (size_t)s * V + v;
-            float gf = relu ? (y[j] > 0.0f ? dy[j] : 0.0f) : dy[j];
-            a[0][v] += gf;
-            b[0][v] += (double)gf * ((double)x[j] - m[v]);
-        }
-    for (int v = 0; v < V; v++) {
-        sg[v] += a[0][v] + a[1][v];
-        sgx[v] += b[0][v] + b[1][v];
+static void lanes_fwd(lanes *q, const geo *g, int cb, const float *gamma, const float *beta, const float *mean,
+                      const float *rstd) {
+    memset(q, 0, sizeof *q);
+    for (int v = 0; v < g->V; v++) {
+        int ch = cb * g->V + v;
+        q->m[v] = mean[ch];
+        q->md[v] = mean[ch];
+        q->sc[v] = (gamma ? gamma[ch] : 1.0f) * rstd[ch];
+        q->sh[v] = beta ? beta[ch] : 0.0f;
     }
 }
 
-/* ---- V = 16 reductions with GCC/Clang vector types: lanes 0-7 and 8-15 as two 8-double vectors ---- */
+/* The pre-activation, one expression shared by forward and backward (the recomputed relu mask must
+ * equal the forward's bit for bit). */
+static inline float bn_pre(float x, float m, float sc, float sh) { return (x - m) * sc + sh; }
+
+/* ---------------- V = 16 kernels on GCC/Clang vector types (lanes 0-7 and 8-15) ---------------- */
+
 typedef float v8f __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
 
-static inline v8d ld8(const float *p) {
+static inline v8f ldf(const float *p) {
     v8f f;
     memcpy(&f, p, sizeof f);
-    return __builtin_convertvector(f, v8d);
+    return f;
+}
+static inline void stf(float *p, v8f f) { memcpy(p, &f, sizeof f); }
+static inline v8d cvt(v8f f) { return __builtin_convertvector(f, v8d); }
+static inline v8f pre8(v8f x, v8f m, v8f sc, v8f sh) { return (x - m) * sc + sh; }
+/* f where mask (all ones) else +0 */
+static inline v8f sel8(v8i mask, v8f f) {
+    v8i i;
+    memcpy(&i, &f, sizeof i);
+    i &= mask;
+    memcpy(&f, &i, sizeof f);
+    return f;
 }
 
-/* g = relu ? (y > 0 ? dy : 0) : dy on 8 lanes, as a float vector (bitwise select keeps dy exact) */
-static inline v8f grad8(const float *y, const float *dy, int relu) {
-    v8f g;
-    memcpy(&g, dy, sizeof g);
-    if (relu) {
-        v8f yy, zero = {0};
-        memcpy(&yy, y, sizeof yy);
-        v8i mask = yy > zero;
-        v8i gi;
-        memcpy(&gi, &g, sizeof gi);
-        gi &= mask;
-        memcpy(&g, &gi, sizeof g);
-    }
-    return g;
-}
+enum { RED_SUM = 0, RED_SQDEV = 1, RED_SUMSQ = 2 };
 
-/* acc[0..16) += sum_s x (sq = 0) or sum_s (x - m)^2 (sq = 1) over one block of HW x 16 */
-static void red_x16(const float *p, int hw, int sq, const double *m, double *acc) {
-    v8d m0, m1, a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
-    memcpy(&m0, m, sizeof m0);
-    memcpy(&m1, m + 8, sizeof m1);
-    int s = 0;
-    for (; s + 2 <= hw; s += 2) {
-        v8d x0 = ld8(p + (size_t)s * 16), x1 = ld8(p + (size_t)s * 16 + 8);
-        v8d x2 = ld8(p + (size_t)s * 16 + 16), x3 = ld8(p + (size_t)s * 16 + 24);
-        if (sq) {
-            x0 -= m0;
-            x1 -= m1;
-            x2 -= m0;
-            x3 -= m1;
-            a0 += x0 * x0;
-            a1 += x1 * x1;
-            b0 += x2 * x2;
-            b1 += x3 * x3;
-        } else {
-            a0 += x0;
-            a1 += x1;
-            b0 += x2;
-            b1 += x3;
-        }
-    }
-    for (; s < hw; s++) {
-        v8d x0 = ld8(p + (size_t)s * 16), x1 = ld8(p + (size_t)s * 16 + 8);
-        if (sq) {
-            x0 -= m0;
-            x1 -= m1;
-            a0 += x0 * x0;
-            a1 += x1 * x1;
-        } else {
-            a0 += x0;
-            a1 += x1;
-        }
-    }
-    a0 += b0;
-    a1 += b1;
-    for (int v = 0; v < 8; v++) {
-        acc[v] += a0[v];
-        acc[v + 8] += a1[v];
-    }
-}
-
-/* sg += sum g, sgx += sum g * (x - m) over one block of HW x 16 */
-static void red_d16(const float *x, const float *y, const float *dy, int hw, int relu, const double *m, double *sg,
-                    double *sgx) {
-    v8d m0, m1, a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+/* a1 += sum x | sum (x - m)^2; a2 += sum x^2 (RED_SUMSQ) over one block of HW x 16 */
+static void red_x16(const float *p, int hw, int mode, const double *m, double *a1, double *a2) {
+    v8d m0, m1, s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
     memcpy(&m0, m, sizeof m0);
     memcpy(&m1, m + 8, sizeof m1);
     for (int s = 0; s < hw; s++) {
+        v8d x0 = cvt(ldf(p + (size_t)s * 16)), x1 = cvt(ldf(p + (size_t)s * 16 + 8));
+        if (mode == RED_SQDEV) {
+            x0 -= m0;
+            x1 -= m1;
+            s0 += x0 * x0;
+            s1 += x1 * x1;
+        } else {
+            s0 += x0;
+            s1 += x1;
+            if (mode == RED_SUMSQ) {
+                q0 += x0 * x0;
+                q1 += x1 * x1;
+            }
+        }
+    }
+    for (int v = 0; v < 8; v++) {
+        a1[v] += s0[v];
+        a1[v + 8] += s1[v];
+        a2[v] += q0[v];
+        a2[v + 8] += q1[v];
+    }
+}
+
+/* Masked gradient of 8 lanes: mode 0 none, 1 relu mask recomputed from x, 2 relu mask from y. The
+ * incoming gradient is dy (NULL: zero) plus gp (NULL: none), a fused global-average-pool's gradient. */
+static inline v8f grad8(int mode, const float *x, const float *y, const float *dy, const float *gp, const lanes *q,
+                        int h) {
+    v8f g = {0}, zero = {0};
+    if (dy) g = ldf(dy);
+    if (gp) g += ldf(gp + h);
+    if (mode == 1) return sel8(pre8(ldf(x), ldf(q->m + h), ldf(q->sc + h), ldf(q->sh + h)) > zero, g);
+    if (mode == 2) return sel8(ldf(y) > zero, g);
+    return g;
+}
+
+/* sg += sum g, sgx += sum g * (x - m) over one block; g also stored to gout when non-NULL */
+static void red_d16(const float *x, const float *y, const float *dy, const float *gp, float *gout, int hw, int mode,
+                    const lanes *q, double *sg, double *sgx) {
+    v8d m0, m1, a0 = {0}, a1 = {0}, b0 = {0}, b1 = {0};
+    memcpy(&m0, q->md, sizeof m0);
+    memcpy(&m1, q->md + 8, sizeof m1);
+    for (int s = 0; s < hw; s++) {
         size_t o = (size_t)s * 16;
-        v8d g0 = __builtin_convertvector(grad8(relu ? y + o : NULL, dy + o, relu), v8d);
-        v8d g1 = __builtin_convertvector(grad8(relu ? y + o + 8 : NULL, dy + o + 8, relu), v8d);
-        a0 += g0;
-        a1 += g1;
-        b0 += g0 * (ld8(x + o) - m0);
-        b1 += g1 * (ld8(x + o + 8) - m1);
+        v8f g0 = grad8(mode, x + o, y ? y + o : NULL, dy ? dy + o : NULL, gp, q, 0);
+        v8f g1 = grad8(mode, x + o + 8, y ? y + o + 8 : NULL, dy ? dy + o + 8 : NULL, gp, q, 8);
+        if (gout) {
+            stf(gout + o, g0);
+            stf(gout + o + 8, g1);
+        }
+        v8d d0 = cvt(g0), d1 = cvt(g1);
+        a0 += d0;
+        a1 += d1;
+        b0 += d0 * (cvt(ldf(x + o)) - m0);
+        b1 += d1 * (cvt(ldf(x + o + 8)) - m1);
     }
     for (int v = 0; v < 8; v++) {
         sg[v] += a0[v];
@@ -199,27 +161,135 @@ static void red_d16(const float *x, const float *y, const float *dy, int hw, int
     }
 }
 
-/* Partial sums over chunk k of the batch for channel block cb (into part[k * c + channel]). */
-static void chunk_x(const geo *g, const float *x, int k, int cb, int sq, const double *m, double *part) {
-    double acc[16] = {0};
+/* y = act((x - m) sc + sh + r) over one block; pool (non-NULL): the 16 lane means of y (double sums) */
+static void norm16(const float *x, const float *r, float *y, float *pool, int hw, int relu, const lanes *q) {
+    v8f m0 = ldf(q->m), m1 = ldf(q->m + 8), c0 = ldf(q->sc), c1 = ldf(q->sc + 8), h0 = ldf(q->sh),
+        h1 = ldf(q->sh + 8), zero = {0};
+    v8d p0 = {0}, p1 = {0};
+    for (int s = 0; s < hw; s++) {
+        size_t o = (size_t)s * 16;
+        v8f t0 = pre8(ldf(x + o), m0, c0, h0), t1 = pre8(ldf(x + o + 8), m1, c1, h1);
+        if (r) {
+            t0 += ldf(r + o);
+            t1 += ldf(r + o + 8);
+        }
+        if (relu) {
+            t0 = sel8(t0 > zero, t0);
+            t1 = sel8(t1 > zero, t1);
+        }
+        stf(y + o, t0);
+        stf(y + o + 8, t1);
+        if (pool) {
+            p0 += cvt(t0);
+            p1 += cvt(t1);
+        }
+    }
+    if (pool)
+        for (int v = 0; v < 8; v++) {
+            pool[v] = (float)(p0[v] / hw);
+            pool[v + 8] = (float)(p1[v] / hw);
+        }
+}
+
+/* dx (+)= ka g - kb (x - m) - kc, dr (+)= g, with g from gin when given, else recomputed */
+static void dx16(const float *x, const float *y, const float *dy, const float *gp, const float *gin, float *dx,
+                 int dx_acc, float *dr, int dr_acc, int hw, int mode, const lanes *q) {
+    for (int s = 0; s < hw; s++) {
+        size_t o = (size_t)s * 16;
+        for (int h = 0; h < 16; h += 8) {
+            v8f g = gin ? ldf(gin + o + h)
+                        : grad8(mode, x + o + h, y ? y + o + h : NULL, dy ? dy + o + h : NULL, gp, q, h);
+            if (dr) stf(dr + o + h, dr_acc ? ldf(dr + o + h) + g : g);
+            if (dx) {
+                v8f t = ldf(q->ka + h) * g - ldf(q->kb + h) * (ldf(x + o + h) - ldf(q->m + h)) - ldf(q->kc + h);
+                stf(dx + o + h, dx_acc ? ldf(dx + o + h) + t : t);
+            }
+        }
+    }
+}
+
+/* ---------------- V = 1 (plain layout) kernels: one channel per block ---------------- */
+
+static void red_x1(const float *p, int hw, int mode, double m, double *a1, double *a2) {
+    double s0 = 0, s1 = 0, q0 = 0, q1 = 0;
+    int s = 0;
+    for (; s + 2 <= hw; s += 2) {
+        double x0 = p[s], x1 = p[s + 1];
+        if (mode == RED_SQDEV) {
+            x0 -= m;
+            x1 -= m;
+            s0 += x0 * x0;
+            s1 += x1 * x1;
+        } else {
+            s0 += x0;
+            s1 += x1;
+            q0 += x0 * x0;
+            q1 += x1 * x1;
+        }
+    }
+    for (; s < hw; s++) {
+        double x0 = p[s];
+        if (mode == RED_SQDEV) {
+            x0 -= m;
+            s0 += x0 * x0;
+        } else {
+            s0 += x0;
+            q0 += x0 * x0;
+        }
+    }
+    *a1 += s0 + s1;
+    if (mode == RED_SUMSQ) *a2 += q0 + q1;
+}
+
+static inline float grad1(int mode, float x, float y, float dy, const lanes *q) { /* dy: incoming, summed */
+    if (mode == 1) return bn_pre(x, q->m[0], q->sc[0], q->sh[0]) > 0.0f ? dy : 0.0f;
+    if (mode == 2) return y > 0.0f ? dy : 0.0f;
+    return dy;
+}
+
+static void red_d1(const float *x, const float *y, const float *dy, const float *gp, float *gout, int hw, int mode,
+                   const lanes *q, double *sg, double *sgx) {
+    double a = 0, b = 0, m = q->md[0];
+    for (int s = 0; s < hw; s++) {
+        float d = dy ? dy[s] : 0.0f;
+        if (gp) d += gp[0];
+        float g = grad1(mode, x[s], y ? y[s] : 0.0f, d, q);
+        if (gout) gout[s] = g;
+        a += g;
+        b += (double)g * ((double)x[s] - m);
+    }
+    *sg += a;
+    *sgx += b;
+}
+
+/* ---------------- statistics ---------------- */
+
+/* Partial sums of chunk k, channel block cb: part[k * 2c + ch] (and + c for the second sum). */
+static void chunk_x(const geo *g, const float *x, int k, int cb, int mode, const double *m, double *part) {
+    double a1[16] = {0}, a2[16] = {0};
     int b0 = k * g->n / g->nch, b1 = (k + 1) * g->n / g->nch;
-    const double *mm = m ? m + (size_t)cb * g->V : acc; /* unused when !sq */
     for (int b = b0; b < b1; b++) {
         const float *p = x + blk_off(g, b, cb);
         if (g->V == 16)
-            red_x16(p, g->hw, sq, mm, acc);
+            red_x16(p, g->hw, mode, m + (size_t)cb * 16, a1, a2);
         else
-            red_x(p, g->hw, 1, sq, mm, acc);
+            red_x1(p, g->hw, mode, m[cb], a1, a2);
     }
-    memcpy(part + (size_t)k * g->c + (size_t)cb * g->V, acc, sizeof(double) * g->V);
+    size_t base = (size_t)k * 2 * g->c + (size_t)cb * g->V;
+    memcpy(part + base, a1, sizeof(double) * g->V);
+    memcpy(part + base + g->c, a2, sizeof(double) * g->V);
 }
 
-/* out[ch] = sum over chunks (fixed order) of part[k * c + ch] */
-static void reduce_chunks(const geo *g, const double *part, double *out) {
+/* out[ch] (+ c: second sums) = sum over chunks, fixed order */
+static void reduce_chunks(const geo *g, const double *part, double *out, int two) {
     for (int ch = 0; ch < g->c; ch++) {
-        double s = 0.0;
-        for (int k = 0; k < g->nch; k++) s += part[(size_t)k * g->c + ch];
+        double s = 0.0, q = 0.0;
+        for (int k = 0; k < g->nch; k++) {
+            s += part[(size_t)k * 2 * g->c + ch];
+            q += part[(size_t)k * 2 * g->c + g->c + ch];
+        }
         out[ch] = s;
+        if (two) out[g->c + ch] = q;
     }
 }
 
@@ -245,46 +315,47 @@ void rc_bn_stats(int n, int c, int hw, int layout, const float *x, float *mean, 
     }
     RC_ASSERT(mode == RC_BN_TRAIN && work);
     geo g = make_geo(n, c, hw, layout);
-    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * c, *m = s + c + 1;
+    /* work: part (2 * chunks * c), s (2c + 1), m (c) */
+    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * c, *m = s + 2 * (size_t)c + 1;
     int tasks = g.nch * g.cb, par = (long long)n * c * hw >= BN_PAR_MIN;
     (void)par;
+    const int sync = rc_bn_allreduce != NULL;
     RC_OMP(omp parallel for schedule(static) if(par))
-    for (int t = 0; t < tasks; t++) chunk_x(&g, x, t / g.cb, t % g.cb, 0, NULL, part);
-    reduce_chunks(&g, part, s);
-    s[c] = (double)n * hw;
-    if (rc_bn_allreduce) rc_bn_allreduce(s, c + 1);
-    double count = s[c];
-    for (int ch = 0; ch < c; ch++) m[ch] = s[ch] / count;
-    RC_OMP(omp parallel for schedule(static) if(par))
-    for (int t = 0; t < tasks; t++) chunk_x(&g, x, t / g.cb, t % g.cb, 1, m, part);
-    reduce_chunks(&g, part, s);
-    if (rc_bn_allreduce) rc_bn_allreduce(s, c);
+    for (int t = 0; t < tasks; t++) chunk_x(&g, x, t / g.cb, t % g.cb, sync ? RED_SUM : RED_SUMSQ, m, part);
+    reduce_chunks(&g, part, s, !sync);
+    double count = (double)n * hw;
+    if (sync) {
+        /* as rc_batchnorm_forward's synchronised path: global sums, then squared deviations */
+        s[c] = count;
+        rc_bn_allreduce(s, c + 1);
+        count = s[c];
+        for (int ch = 0; ch < c; ch++) m[ch] = s[ch] / count;
+        RC_OMP(omp parallel for schedule(static) if(par))
+        for (int t = 0; t < tasks; t++) chunk_x(&g, x, t / g.cb, t % g.cb, RED_SQDEV, m, part);
+        reduce_chunks(&g, part, s, 0);
+        rc_bn_allreduce(s, c);
+        for (int ch = 0; ch < c; ch++) s[c + ch] = s[ch] / count; /* variance */
+    } else {
+        for (int ch = 0; ch < c; ch++) {
+            m[ch] = s[ch] / count;
+            double var = s[c + ch] / count - m[ch] * m[ch];
+            s[c + ch] = var > 0.0 ? var : 0.0;
+        }
+    }
     for (int ch = 0; ch < c; ch++) {
-        double var = s[ch] / count;
+        double var = s[c + ch];
         mean[ch] = (float)m[ch];
         rstd[ch] = (float)(1.0 / sqrt(var + (double)eps));
         bn_running(m[ch], var, count, run_mean, run_var, ch, momentum);
     }
 }
 
-/* ---- forward ---- */
+/* ---------------- forward ---------------- */
 
-RC_INLINE void norm_block(const float *x, const float *r, float *y, int hw, int V, int relu, const float *mf,
-                          const float *sc, const float *sh) {
-    for (int s = 0; s < hw; s++)
-        for (int v = 0; v < V; v++) {
-            size_t j = (size_t)s * V + v;
-            float t = (x[j] - mf[v]) * sc[v] + sh[v];
-            if (r) t += r[j];
-            if (relu) t = t > 0.0f ? t : 0.0f;
-            y[j] = t;
-        }
-}
-
-// x, r: (N, C, HW) in layout -> y: same; mean, rstd: (C)
+// x, r: (N, C, HW) in layout -> y: same, pool: (N, C); mean, rstd: (C)
 void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,
-                      const float *beta, float *y, float *mean, float *rstd, float *run_mean, float *run_var,
-                      float momentum, float eps, int mode, int relu, double *work) {
+                      const float *beta, float *y, float *pool, float *mean, float *rstd, float *run_mean,
+                      float *run_var, float momentum, float eps, int mode, int relu, double *work) {
     rc_bn_stats(n, c, hw, layout, x, mean, rstd, run_mean, run_var, momentum, eps, mode, work);
     geo g = make_geo(n, c, hw, layout);
     long long blocks = (long long)n * g.cb;
@@ -292,124 +363,113 @@ void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const fl
     (void)par;
     RC_OMP(omp parallel for schedule(static) if(par))
     for (long long p = 0; p < blocks; p++) {
-        int cb = (int)(p % g.cb);
-        float mf[16] = {0}, sc[16] = {0}, sh[16] = {0};
-        for (int v = 0; v < g.V; v++) {
-            int ch = cb * g.V + v;
-            mf[v] = mean[ch];
-            sc[v] = (gamma ? gamma[ch] : 1.0f) * rstd[ch];
-            sh[v] = beta ? beta[ch] : 0.0f;
-        }
+        lanes q;
+        lanes_fwd(&q, &g, (int)(p % g.cb), gamma, beta, mean, rstd);
         size_t off = (size_t)p * hw * g.V;
-        const float *rr = r ? r + off : NULL;
+        const float *xx = x + off, *rr = r ? r + off : NULL;
+        float *yy = y + off;
+        float *pp = pool ? pool + (size_t)p * g.V : NULL; /* (b, cb) block -> pool[b * C + cb * V] */
         if (g.V == 16) {
-            if (relu)
-                norm_block(x + off, rr, y + off, hw, 16, 1, mf, sc, sh);
-            else
-                norm_block(x + off, rr, y + off, hw, 16, 0, mf, sc, sh);
+            norm16(xx, rr, yy, pp, hw, relu, &q);
         } else {
-            if (relu)
-                norm_block(x + off, rr, y + off, hw, 1, 1, mf, sc, sh);
-            else
-                norm_block(x + off, rr, y + off, hw, 1, 0, mf, sc, sh);
-        }
-    }
-}
-
-/* ---- backward ---- */
-
-static void chunk_d(const geo *g, const float *x, const float *y, const float *dy, int relu, const double *m, int k,
-                    int cb, double *part) {
-    double sg[16] = {0}, sgx[16] = {0};
-    int b0 = k * g->n / g->nch, b1 = (k + 1) * g->n / g->nch;
-    const double *mm = m + (size_t)cb * g->V;
-    for (int b = b0; b < b1; b++) {
-        size_t o = blk_off(g, b, cb);
-        const float *yy = y ? y + o : NULL;
-        if (g->V == 16) {
-            red_d16(x + o, yy, dy + o, g->hw, relu, mm, sg, sgx);
-        } else {
-            if (relu)
-                red_d(x + o, yy, dy + o, g->hw, 1, 1, mm, sg, sgx);
-            else
-                red_d(x + o, yy, dy + o, g->hw, 1, 0, mm, sg, sgx);
-        }
-    }
-    size_t base = (size_t)k * 2 * g->c + (size_t)cb * g->V;
-    memcpy(part + base, sg, sizeof(double) * g->V);
-    memcpy(part + base + g->c, sgx, sizeof(double) * g->V);
-}
-
-RC_INLINE void dx_block(const float *x, const float *y, const float *dy, float *dx, int dx_acc, float *dr, int dr_acc,
-                        int hw, int V, int relu, const float *mf, const float *ka, const float *kb, const float *kc) {
-    for (int s = 0; s < hw; s++)
-        for (int v = 0; v < V; v++) {
-            size_t j = (size_t)s * V + v;
-            float gf = relu ? (y[j] > 0.0f ? dy[j] : 0.0f) : dy[j];
-            if (dr) dr[j] = dr_acc ? dr[j] + gf : gf;
-            if (dx) {
-                float t = ka[v] * gf - kb[v] * (x[j] - mf[v]) - kc[v];
-                dx[j] = dx_acc ? dx[j] + t : t;
+            double ps = 0.0;
+            for (int s = 0; s < hw; s++) {
+                float t = bn_pre(xx[s], q.m[0], q.sc[0], q.sh[0]);
+                if (rr) t += rr[s];
+                if (relu) t = t > 0.0f ? t : 0.0f;
+                yy[s] = t;
+                ps += t;
             }
+            if (pp) pp[0] = (float)(ps / hw);
         }
+    }
 }
 
-// x, y, dy: (N, C, HW) -> dx, dr: (N, C, HW); dgamma, dbeta: (C) +=
+/* ---------------- backward ---------------- */
+
+/* The pooled output's gradient spread over block p = (b, cb): dpool[b * C + cb * V + v] / HW, as
+ * rc_gap_backward computes it. */
+static const float *pool_grad(const geo *g, const float *dpool, long long p, float *buf) {
+    if (!dpool) return NULL;
+    for (int v = 0; v < g->V; v++) buf[v] = (float)((double)dpool[(size_t)p * g->V + v] / g->hw);
+    return buf;
+}
+
+// x, y, dy: (N, C, HW), dpool: (N, C) -> dx, dr: (N, C, HW); dgamma, dbeta: (C) +=
 void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const float *y, const float *gamma,
-                       const float *mean, const float *rstd, const float *dy, float *dx, int dx_acc, float *dr,
-                       int dr_acc, float *dgamma, float *dbeta, int train, int relu, double *work) {
-    RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && mean && rstd && work && (!relu || y));
+                       const float *beta, const float *mean, const float *rstd, const float *dy, const float *dpool,
+                       float *dx, int dx_acc, float *dr, int dr_acc, float *dgamma, float *dbeta, int train, int relu,
+                       int residual, double *work) {
+    RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && mean && rstd && work && (!relu || !residual || y));
+    RC_ASSERT(dy || dpool);
     geo g = make_geo(n, c, hw, layout);
-    /* work: partial sums, then s (2c + 1 sums), then the channel means in double (the saved float
-     * values, as the reference backward uses) */
-    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * c, *mdbl = s + 2 * (size_t)c + 1;
-    for (int ch = 0; ch < c; ch++) mdbl[ch] = mean[ch];
+    /* relu mask: recomputed from x without a residual, read from y with one */
+    const int mode = !relu ? 0 : residual ? 2 : 1;
+    /* the masked gradient g is the residual's gradient: store it there and reuse it below */
+    float *gstore = dr && !dr_acc && mode == 2 ? dr : NULL;
+    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * c;
     int tasks = g.nch * g.cb, par = (long long)n * c * hw >= BN_PAR_MIN;
     (void)par;
     RC_OMP(omp parallel for schedule(static) if(par))
-    for (int t = 0; t < tasks; t++) chunk_d(&g, x, y, dy, relu, mdbl, t / g.cb, t % g.cb, part);
-    /* sums: s[0..c) sum g, s[c..2c) sum g * (x - mean), s[2c] count */
-    for (int ch = 0; ch < c; ch++) {
-        double a = 0.0, b = 0.0;
-        for (int k = 0; k < g.nch; k++) {
-            a += part[(size_t)k * 2 * c + ch];
-            b += part[(size_t)k * 2 * c + c + ch];
+    for (int t = 0; t < tasks; t++) {
+        int k = t / g.cb, cb = t % g.cb;
+        lanes q;
+        lanes_fwd(&q, &g, cb, gamma, beta, mean, rstd);
+        double sg[16] = {0}, sgx[16] = {0};
+        for (int b = k * n / g.nch; b < (k + 1) * n / g.nch; b++) {
+            size_t o = blk_off(&g, b, cb);
+            const float *yy = y ? y + o : NULL, *dd = dy ? dy + o : NULL;
+            float *go = gstore ? gstore + o : NULL, gpb[16];
+            const float *gp = pool_grad(&g, dpool, (long long)b * g.cb + cb, gpb);
+            if (g.V == 16)
+                red_d16(x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
+            else
+                red_d1(x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
         }
-        if (dgamma) dgamma[ch] += (float)(b * rstd[ch]);
-        if (dbeta) dbeta[ch] += (float)a;
-        s[ch] = a;
-        s[c + ch] = b;
+        size_t base = (size_t)k * 2 * c + (size_t)cb * g.V;
+        memcpy(part + base, sg, sizeof(double) * g.V);
+        memcpy(part + base + c, sgx, sizeof(double) * g.V);
+    }
+    /* s[0..c) sum g, s[c..2c) sum g * (x - mean), s[2c] count */
+    reduce_chunks(&g, part, s, 1);
+    for (int ch = 0; ch < c; ch++) {
+        if (dgamma) dgamma[ch] += (float)(s[c + ch] * rstd[ch]);
+        if (dbeta) dbeta[ch] += (float)s[ch];
     }
     s[2 * c] = (double)n * hw;
     if (train && rc_bn_allreduce) rc_bn_allreduce(s, 2 * c + 1);
     double count = s[2 * c];
-    if (!dx && !dr) return;
+    if (!dx && (!dr || gstore)) return;
     long long blocks = (long long)n * g.cb;
     RC_OMP(omp parallel for schedule(static) if(par))
     for (long long p = 0; p < blocks; p++) {
         int cb = (int)(p % g.cb);
-        float mf[16] = {0}, ka[16] = {0}, kb[16] = {0}, kc[16] = {0};
+        lanes q;
+        lanes_fwd(&q, &g, cb, gamma, beta, mean, rstd);
         for (int v = 0; v < g.V; v++) {
             int ch = cb * g.V + v;
             double rs = rstd[ch], gm = gamma ? gamma[ch] : 1.0;
-            mf[v] = mean[ch];
-            ka[v] = (float)(gm * rs);
-            kb[v] = train ? (float)(gm * rs * rs * (s[c + ch] * rs) / count) : 0.0f;
-            kc[v] = train ? (float)(gm * rs * s[ch] / count) : 0.0f;
+            q.ka[v] = (float)(gm * rs);
+            q.kb[v] = train ? (float)(gm * rs * rs * (s[c + ch] * rs) / count) : 0.0f;
+            q.kc[v] = train ? (float)(gm * rs * s[ch] / count) : 0.0f;
         }
         size_t off = (size_t)p * hw * g.V;
-        const float *yy = y ? y + off : NULL;
-        float *dxx = dx ? dx + off : NULL, *drr = dr ? dr + off : NULL;
+        const float *yy = y ? y + off : NULL, *gin = gstore ? gstore + off : NULL, *dd = dy ? dy + off : NULL;
+        float *dxx = dx ? dx + off : NULL, *drr = dr && !gstore ? dr + off : NULL, gpb[16];
+        const float *gp = pool_grad(&g, dpool, p, gpb);
         if (g.V == 16) {
-            if (relu)
-                dx_block(x + off, yy, dy + off, dxx, dx_acc, drr, dr_acc, hw, 16, 1, mf, ka, kb, kc);
-            else
-                dx_block(x + off, yy, dy + off, dxx, dx_acc, drr, dr_acc, hw, 16, 0, mf, ka, kb, kc);
+            dx16(x + off, yy, dd, gp, gin, dxx, dx_acc, drr, dr_acc, hw, mode, &q);
         } else {
-            if (relu)
-                dx_block(x + off, yy, dy + off, dxx, dx_acc, drr, dr_acc, hw, 1, 1, mf, ka, kb, kc);
-            else
-                dx_block(x + off, yy, dy + off, dxx, dx_acc, drr, dr_acc, hw, 1, 0, mf, ka, kb, kc);
+            for (int s2 = 0; s2 < hw; s2++) {
+                float d = dd ? dd[s2] : 0.0f;
+                if (gp) d += gp[0];
+                float gv = gin ? gin[s2] : grad1(mode, x[off + s2], yy ? yy[s2] : 0.0f, d, &q);
+                if (drr) drr[s2] = dr_acc ? drr[s2] + gv : gv;
+                if (dxx) {
+                    float t = q.ka[0] * gv - q.kb[0] * (x[off + s2] - q.m[0]) - q.kc[0];
+                    dxx[s2] = dx_acc ? dxx[s2] + t : t;
+                }
+            }
         }
     }
 }

@@ -24,6 +24,9 @@
  *     128->32 s1 321/195/114 vs 133/114/115; 32->64 s2 180/93/118 vs 119/59/92.
  * So the default, RC_CONV_POLICY_AUTO, gives blocked layouts to kernels > 1x1 and plain to 1x1. */
 enum { RC_CONV_POLICY_PLAIN = 0, RC_CONV_POLICY_BLOCKED = 1, RC_CONV_POLICY_AUTO = 2 };
+#ifndef RC_CONV_DNNL_DEFAULT_ALGO
+#define RC_CONV_DNNL_DEFAULT_ALGO RC_CONV_ALGO_AUTO
+#endif
 #ifndef RC_CONV_DNNL_DEFAULT_POLICY
 #define RC_CONV_DNNL_DEFAULT_POLICY RC_CONV_POLICY_AUTO
 #endif
@@ -67,6 +70,7 @@ typedef struct {
 typedef struct conv_entry {
     rc_conv_dims d;
     int pass, has_bias, nthr, blocked;
+    int wino_req, wino; /* Winograd asked (part of the key) / used */
     dnnl_primitive_desc_t hint; /* forward pd kept alive for backward pds (NULL for forward) */
     dnnl_primitive_desc_t pd;
     prim_t conv;
@@ -80,6 +84,28 @@ static dnnl_stream_t g_stream;
 static conv_entry *g_cache;
 static int g_count;
 static int g_policy = RC_CONV_DNNL_DEFAULT_POLICY;
+static int g_algo = -1; /* -1: not read yet (RECUR_CONV_ALGO), else RC_CONV_ALGO_* */
+
+int rc_conv2d_dnnl_set_algo(int algo) {
+    RC_ASSERT(algo >= RC_CONV_ALGO_DIRECT && algo <= RC_CONV_ALGO_AUTO);
+    int old = g_algo;
+    g_algo = algo;
+    return old;
+}
+
+/* Winograd (F(4x4, 3x3), oneDNN's jit_wino_4x3) for a pass: 3x3 stride-1 convs with channel counts that
+ * are multiples of 16, forward and backward-data only under AUTO (its backward-weights was slower than
+ * direct in our measurements, docs/PERFORMANCE.md). oneDNN may still refuse a shape: then direct. */
+static int want_wino(const rc_conv_dims *d, int pass) {
+    if (g_algo < 0) {
+        const char *e = getenv("RECUR_CONV_ALGO");
+        g_algo = !e ? RC_CONV_DNNL_DEFAULT_ALGO
+                    : !strcmp(e, "direct") ? RC_CONV_ALGO_DIRECT
+                    : !strcmp(e, "winograd") ? RC_CONV_ALGO_WINOGRAD : RC_CONV_ALGO_AUTO;
+    }
+    if (g_algo == RC_CONV_ALGO_DIRECT || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16) return 0;
+    return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS;
+}
 
 int rc_conv2d_dnnl_primitive_count(void) { return g_count; }
 
@@ -194,7 +220,8 @@ static int same_key(const conv_entry *e, const rc_conv_dims *d, int pass, int ha
     return e->d.n == d->n && e->d.c == d->c && e->d.h == d->h && e->d.w == d->w && e->d.k == d->k &&
            e->d.r == d->r && e->d.stride == d->stride && e->d.pad == d->pad && e->d.x_layout == d->x_layout &&
            e->d.y_layout == d->y_layout && e->pass == pass &&
-           e->has_bias == has_bias && e->nthr == nthr && e->blocked == use_blocked(d);
+           e->has_bias == has_bias && e->nthr == nthr && e->blocked == use_blocked(d) &&
+           e->wino_req == want_wino(d, pass);
 }
 
 static conv_entry *find_entry(const rc_conv_dims *d, int pass, int has_bias) {
@@ -202,6 +229,36 @@ static conv_entry *find_entry(const rc_conv_dims *d, int pass, int has_bias) {
     for (conv_entry *e = g_cache; e; e = e->next)
         if (same_key(e, d, pass, has_bias, nthr)) return e;
     return NULL;
+}
+
+/* The primitive descriptor of e's pass with algorithm alg (and, for backward, the forward one it is
+ * hinted by, kept in e->hint). Returns oneDNN's status instead of failing: Winograd may be refused. */
+static dnnl_status_t make_pds(conv_entry *e, dnnl_alg_kind_t alg, const dnnl_memory_desc_t *src,
+                              const dnnl_memory_desc_t *wei, const dnnl_memory_desc_t *bia,
+                              const dnnl_memory_desc_t *dst, const dnnl_dims_t strides, const dnnl_dims_t padding,
+                              const_dnnl_primitive_attr_t attr) {
+    dnnl_convolution_desc_t fwd_desc, bwd_desc;
+    dnnl_primitive_desc_t fwd_pd = NULL;
+    dnnl_status_t st = dnnl_convolution_forward_desc_init(&fwd_desc, dnnl_forward_training, alg, src, wei, bia, dst,
+                                                         strides, padding, padding);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&fwd_pd, &fwd_desc, attr, g_engine, NULL);
+    if (st != dnnl_success) return st;
+    if (e->pass == PASS_FWD) {
+        e->pd = fwd_pd;
+        return dnnl_success;
+    }
+    if (e->pass == PASS_BWD_DATA)
+        st = dnnl_convolution_backward_data_desc_init(&bwd_desc, alg, src, wei, dst, strides, padding, padding);
+    else
+        st = dnnl_convolution_backward_weights_desc_init(&bwd_desc, alg, src, wei, bia, dst, strides, padding,
+                                                         padding);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&e->pd, &bwd_desc, attr, g_engine, fwd_pd);
+    if (st != dnnl_success) {
+        dnnl_primitive_desc_destroy(fwd_pd);
+        return st;
+    }
+    e->hint = fwd_pd;
+    return dnnl_success;
 }
 
 /* Create (once) the primitive for a shape/pass. Called only on a cache miss. */
@@ -213,6 +270,7 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     e->has_bias = has_bias;
     e->nthr = current_threads();
     e->blocked = use_blocked(d);
+    e->wino_req = want_wino(d, pass);
 
     dnnl_dims_t src_dims = {d->n, d->c, d->h, d->w};
     dnnl_dims_t wei_dims = {d->k, d->c, d->r, d->r};
@@ -242,26 +300,14 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     const dnnl_memory_desc_t *bia = has_bias ? &bia_p : NULL;
 
     dnnl_primitive_attr_t attr = make_attr(0, d);
-    dnnl_convolution_desc_t fwd_desc;
-    DNNL_TRY(dnnl_convolution_forward_desc_init(&fwd_desc, dnnl_forward_training, dnnl_convolution_direct, &src_a,
-                                                &wei_a, bia, &dst_a, strides, padding, padding),
-             d);
-    dnnl_primitive_desc_t fwd_pd;
-    DNNL_TRY(dnnl_primitive_desc_create(&fwd_pd, &fwd_desc, attr, g_engine, NULL), d);
-    if (pass == PASS_FWD) {
-        e->pd = fwd_pd;
-    } else {
-        dnnl_convolution_desc_t bwd_desc;
-        if (pass == PASS_BWD_DATA)
-            DNNL_TRY(dnnl_convolution_backward_data_desc_init(&bwd_desc, dnnl_convolution_direct, &src_a, &wei_a,
-                                                              &dst_a, strides, padding, padding),
-                     d);
-        else
-            DNNL_TRY(dnnl_convolution_backward_weights_desc_init(&bwd_desc, dnnl_convolution_direct, &src_a,
-                                                                 &wei_a, bia, &dst_a, strides, padding, padding),
-                     d);
-        DNNL_TRY(dnnl_primitive_desc_create(&e->pd, &bwd_desc, attr, g_engine, fwd_pd), d);
-        e->hint = fwd_pd;
+    /* Winograd when asked and oneDNN implements it for this shape and ISA, else direct */
+    e->wino = e->wino_req;
+    for (;;) {
+        dnnl_alg_kind_t alg = e->wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
+        dnnl_status_t st = make_pds(e, alg, &src_a, &wei_a, bia, &dst_a, strides, padding, attr);
+        if (st == dnnl_success) break;
+        if (!e->wino) dnnl_fail("convolution primitive descriptor", st, d, __FILE__, __LINE__);
+        e->wino = 0;
     }
     dnnl_primitive_attr_destroy(attr);
     prim_create(&e->conv, e->pd, d);

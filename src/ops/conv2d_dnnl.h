@@ -22,6 +22,12 @@ void rc_conv2d_dnnl_release(void);
  * default: blocked for kernels larger than 1x1, plain for 1x1 (measured, see conv2d_dnnl.c).
  * The policy is part of the cache key. Exposed for tests and the benchmark; returns the previous one. */
 int rc_conv2d_dnnl_set_blocked(int policy);
+/* Convolution algorithm for later calls (part of the cache key): DIRECT; WINOGRAD (F(4x4,3x3) for every
+ * pass where oneDNN implements it: 3x3, stride 1, channels multiples of 16); AUTO: Winograd for forward
+ * and backward-data, direct for backward-weights. The default is RC_CONV_DNNL_DEFAULT_ALGO unless the
+ * environment sets RECUR_CONV_ALGO=direct|winograd|auto. Returns the previous one (-1: not yet read). */
+enum { RC_CONV_ALGO_DIRECT = 0, RC_CONV_ALGO_WINOGRAD = 1, RC_CONV_ALGO_AUTO = 2 };
+int rc_conv2d_dnnl_set_algo(int algo);
 /* Implementation name oneDNN chose for a pass (0 fwd, 1 bwd data, 2 bwd weights) of a cached
  * shape with the current policy/threads, or "" if not created yet. For benchmark output. */
 const char *rc_conv2d_dnnl_impl_name(const rc_conv_dims *d, int pass, int has_bias);

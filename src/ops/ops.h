@@ -139,16 +139,20 @@ size_t rc_bn_work_doubles(int c);
 void rc_bn_stats(int n, int c, int hw, int layout, const float *x, float *mean, float *rstd, float *run_mean,
                  float *run_var, float momentum, float eps, int mode, double *work);
 
-/* ---- fused batch norm + residual add + relu: y = act(gamma * (x - mean) * rstd + beta + r) ----
- * r (same shape) may be NULL; act is relu when relu = 1, else identity. Same statistics semantics as
- * rc_batchnorm_forward. Backward uses y for the relu mask (y > 0 exactly where the pre-activation is),
- * writes the residual's gradient dr (overwrite/accumulate per dr_acc; NULL skipped) and dx. */
+/* ---- fused batch norm + residual add + relu (+ global average pool of the result) ----
+ * y = act(gamma * (x - mean) * rstd + beta + r); r (same shape) may be NULL; act is relu when relu = 1,
+ * else identity; pool (N, C) (NULL: none) gets the mean of y over HW, as rc_gap_forward. Statistics as
+ * rc_batchnorm_forward (one pass of sums unless rc_bn_allreduce is set). Backward: the gradient reaching
+ * y is dy (NULL: none) plus dpool / HW (NULL: none); residual = 1 when the forward had r: the relu mask
+ * is then y > 0, else recomputed from x (y may be NULL); writes the residual's gradient dr (per dr_acc;
+ * NULL skipped) and dx (may alias dy). */
 void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,
-                      const float *beta, float *y, float *mean, float *rstd, float *run_mean, float *run_var,
-                      float momentum, float eps, int mode, int relu, double *work);
+                      const float *beta, float *y, float *pool, float *mean, float *rstd, float *run_mean,
+                      float *run_var, float momentum, float eps, int mode, int relu, double *work);
 void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const float *y, const float *gamma,
-                       const float *mean, const float *rstd, const float *dy, float *dx, int dx_acc, float *dr,
-                       int dr_acc, float *dgamma, float *dbeta, int train, int relu, double *work);
+                       const float *beta, const float *mean, const float *rstd, const float *dy, const float *dpool,
+                       float *dx, int dx_acc, float *dr, int dr_acc, float *dgamma, float *dbeta, int train, int relu,
+                       int residual, double *work);
 
 /* ---- fused ConvLSTM gates: a (N, 4C, HW) summed gate input, normalised per channel when mean is
  * non-NULL (batch norm with mean/rstd from rc_bn_stats; gamma/beta NULL = 1/0), gates i, f, o, g = channel quarters;

@@ -143,11 +143,16 @@ fail:
     return RC_ERR;
 }
 
-/* The text of a config file (canonical form of what it holds; no defaults applied yet). */
-static rc_status base_text(const char *path, char **text) {
+/* The text of a config file with the options' --set overrides (canonical form; no defaults applied). */
+static rc_status base_text(const char *path, const rc_exp_opts *o, char **text) {
     rc_ini *ini = NULL;
     *text = NULL;
     if (rc_ini_load(path, &ini)) return RC_ERR;
+    for (int i = 0; i < o->nsets; i++)
+        if (rc_ini_set(ini, o->sets[i])) {
+            rc_ini_free(ini);
+            return RC_ERR;
+        }
     size_t len;
     rc_status st = rc_ini_to_text(ini, text, &len);
     rc_ini_free(ini);
@@ -327,7 +332,7 @@ static void md_header(sbuf *md, const char *title, const char *base_cfg, const r
 
 rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     char areas[RC_MAX_AREAS][32];
     int na = 0;
     rc_status st = RC_ERR;
@@ -388,7 +393,7 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
         sb_printf(&md, " %.0f |\n", r->train_seconds);
         snprintf(titles[v], sizeof titles[v], "%s, loss %s (%zu params)", v / 2 ? "untied" : "tied", loss_w[v % 2],
                  r->nb.params);
-        p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS};
+        p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS, 0};
     }
     p.nseries = 4;
     char title[200];
@@ -465,7 +470,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         return rc_fail("tradeoff: --depth %d is out of range 1..%d (the fully feedforward split needs D areas)", depth,
                        RC_MAX_AREAS);
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     rc_status st = RC_ERR;
     split_run runs[MAX_SPLITS];
     int nrun = 0;
@@ -594,8 +599,8 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         p.logx = 1;
         p.key_pos = "bottom right";
         const double *xx[2] = {f == 0 ? px[0] : f == 1 ? ux[0] : fx[0], f == 0 ? px[1] : f == 1 ? ux[1] : fx[1]};
-        p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS};
-        p.series[1] = (rc_plot_series){t1, ns[1], xx[1], ay[1], labp[1], RC_PLOT_LINESPOINTS};
+        p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS, 0};
+        p.series[1] = (rc_plot_series){t1, ns[1], xx[1], ay[1], labp[1], RC_PLOT_LINESPOINTS, 1};
         p.nseries = ns[1] > 1 ? 2 : 1;
         st = figure(o, names[f], &p);
     }
@@ -611,7 +616,7 @@ done:
 
 rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     char areas[RC_MAX_AREAS][32];
     int na = 0;
     rc_status st = RC_ERR;
@@ -669,7 +674,7 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
             for (int t = 0; t < R; t++) sb_printf(&md, " %.2f |", 100 * (c ? r->coarse[t] : r->acc[t]));
             sb_printf(&md, "\n");
             snprintf(titles[2 * v + c], sizeof titles[0], "%s accuracy, loss %s", c ? "coarse" : "fine", loss_w[v]);
-            p.series[2 * v + c] = (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS};
+            p.series[2 * v + c] = (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS, 0};
         }
     }
     p.nseries = 4;
@@ -680,7 +685,7 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     p.xlabel = "iteration of the top area (readout)";
     p.ylabel = "test accuracy (%)";
     p.integer_x = 1;
-    p.key_pos = "center right";
+    p.key_pos = "bottom right";
     st = sb_save(&csv, o->out_dir, "coarse_fine.csv");
     if (!st) st = sb_save(&md, o->out_dir, "coarse_fine.md");
     if (!st) st = figure(o, "coarse_fine", &p);
@@ -701,7 +706,7 @@ static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc
         return RC_OK;
     }
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, &base)) return RC_ERR;
+    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     char areas[RC_MAX_AREAS][32];
     int na = 0;
     rc_status st = RC_ERR;
@@ -907,7 +912,7 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
     /* label only points that stand apart along x (the high thresholds crowd near full compute) */
     double last_x = -1e300, span = fxx[R - 1] - fxx[0] > 0 ? fxx[R - 1] - fxx[0] : 1;
     for (int k = 0; k < ne; k++) {
-        if (fabs(exx[k] - last_x) < 0.04 * span)
+        if (fabs(exx[k] - last_x) < 0.09 * span)
             ex_p[k] = "";
         else
             last_x = exx[k];
@@ -919,8 +924,8 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
     p.title = title;
     p.xlabel = "mean forward MFLOP per image";
     p.ylabel = "test accuracy (%)";
-    p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS};
-    p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS};
+    p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS, 0};
+    p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS, 0};
     p.nseries = 2;
     st = sb_save(&csv, o->out_dir, "early_exit.csv");
     if (!st) st = sb_save(&md, o->out_dir, "early_exit.md");
@@ -1008,7 +1013,7 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
     p.integer_x = max_iters <= 30;
     p.vline_x = T;
     p.vline_label = vl;
-    p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS};
+    p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0};
     p.nseries = 1;
     st = sb_save(&csv, o->out_dir, "more_iterations.csv");
     if (!st) st = sb_save(&md, o->out_dir, "more_iterations.md");

@@ -15,6 +15,8 @@ typedef struct {
     int eval_limit;      /* > 0: evaluate on the first N test images only (early-exit, more-iterations) */
     int quick;           /* a tiny run for tests: 4096 training images, 1 epoch, 1000 test images */
     int quiet;           /* no progress output from training */
+    const char *const *sets; /* nsets `SECTION.KEY=VALUE` overrides of the base config, applied before the */
+    int nsets;               /* experiment's own settings (for tradeoff: to the [area] template) */
 } rc_exp_opts;
 
 /* {tied, untied} x {loss final, loss every} on base_cfg (every area's tied key and model.loss are
