@@ -1,8 +1,9 @@
 /* conv_bench.c — conv2d throughput (GFLOP/s) of the oneDNN fast path for forward, backward-data and
- * backward-weights at N=128 on the trunk shapes, with 1 and 2 threads and four variants: plain NCHW
+ * backward-weights at N=128 on the trunk shapes, with 1 and 2 threads and five variants: plain NCHW
  * given to oneDNN; format_tag_any + reorders on every call (what a framework with NCHW tensors does);
- * activations kept in nChw16c (the graph's blocked plan, direct); and the same with the default
- * algorithm choice (Winograd for forward and backward-data), plus fast vs reference on a small case.
+ * activations kept in nChw16c (the graph's blocked plan, direct); the same with the default algorithm
+ * choice (Winograd for forward and backward-data) and with Winograd for every pass; plus fast vs
+ * reference on a small case.
  * Not a test. Build by hand from the repository root:
  *   make && gcc -std=c11 -O3 -march=native -fopenmp -Isrc -DRC_HAVE_DNNL bench/conv_bench.c build/librecur.a \
  *       -o build/conv_bench -lm -lz -ldnnl
@@ -103,17 +104,17 @@ int main(int argc, char **argv) {
     const int nshapes = (int)(sizeof g_shapes / sizeof g_shapes[0]);
     printf("conv2d GFLOP/s, N=128, best of %d (fwd FLOPs charged to every pass)\n", reps);
     printf("%-32s %3s %-10s %8s %8s %8s %8s\n", "shape", "thr", "variant", "fwd", "bwd_d", "bwd_w", "step");
-    static const char *vnames[4] = {"plain", "reorder", "nChw16c", "16c+auto"};
+    static const char *vnames[5] = {"plain", "reorder", "nChw16c", "16c+auto", "16c+wino"};
     for (int si = 0; si < nshapes; si++) {
         bufs B;
         bufs_init(&B, &g_shapes[si], &rng);
         for (int thr = 1; thr <= 2; thr++) {
             rc_set_threads(thr);
-            for (int v = 0; v < 4; v++) {
+            for (int v = 0; v < 5; v++) {
                 int blk = v >= 2 && B.d.c % 16 == 0 && B.d.k % 16 == 0;
                 if (v >= 2 && !blk) continue;
                 rc_conv2d_dnnl_set_blocked(v == 1 ? 1 : 0);
-                rc_conv2d_dnnl_set_algo(v == 3 ? RC_CONV_ALGO_AUTO : RC_CONV_ALGO_DIRECT);
+                rc_conv2d_dnnl_set_algo(v == 3 ? RC_CONV_ALGO_AUTO : v == 4 ? RC_CONV_ALGO_WINOGRAD : RC_CONV_ALGO_DIRECT);
                 B.d.x_layout = B.d.y_layout = blk ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
                 double g[4];
                 for (int p = 0; p < 4; p++) g[p] = gflops(&B, p, reps);

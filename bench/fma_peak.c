@@ -1,8 +1,7 @@
-/* fma_peak.c — the machine's fp32 FMA peak, the denominator of "% of peak" in docs/PERFORMANCE.md:
- * each OpenMP thread runs 12 independent chains of 16-float fused multiply-adds (GCC/Clang vector
- * types; with -march=native on AVX-512 one zmm FMA each) from registers, no memory traffic. Not a test.
- *   gcc -std=c11 -O3 -march=native -ffp-contract=fast -fopenmp bench/fma_peak.c -o build/fma_peak && build/fma_peak
- * Prints the best of 5 runs for 1 and 2 threads (FMA = 2 FLOPs). */
+/* fma_peak.c — the fp32 FMA peak behind "% of peak" in docs/PERFORMANCE.md: per OpenMP thread, 12
+ * independent chains of 16-float FMAs in registers; best of 5 for 1 and 2 threads. Not a test. Build:
+ *   gcc -std=c11 -O3 -march=native -ffp-contract=fast -fopenmp bench/fma_peak.c -o build/fma_peak
+ * (-ffp-contract=fast: without it C11 mode keeps a*b+c as two instructions). */
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>

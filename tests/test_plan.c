@@ -1,8 +1,7 @@
-/* test_plan.c — the execution plan (graph_plan.c) on whole models with 16/32-channel areas: the fast
- * plan (fused batch norm + add + relu and ConvLSTM gates, blocked nChw16c activations, shared arena)
- * against the reference plan (plain ops, no fusion, no sharing) in logits, loss, every gradient, running
- * statistics and eval logits; recomputation (train.recompute) and arena sharing bit-identical to the
- * stored run; and the arena actually shrinking. */
+/* test_plan.c — the execution plan (graph_plan.c) on whole 16/32-channel models: the fast plan (fusion,
+ * nChw16c, shared arena, rematerialisation; every conv algorithm) against the reference plan in logits,
+ * loss, gradients, running stats and eval logits; sharing, remat and train.recompute bit-identical to
+ * the stored run; and the arena actually shrinking. */
 #include <string.h>
 
 #include "core/rng.h"
@@ -16,6 +15,7 @@
 #include "train/optim.h"
 
 #define B 4
+#define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT)
 
 static const char *models[][2] = {
     {"residual2", "[model]\ninput = 1x12x12\nnorm = batch_per_iter\nloss = every\n"
@@ -52,7 +52,7 @@ static int build(const char *text, int fast, int opts, int recompute, rc_model *
     rc_plan_opts = opts;
     rc_status st = rc_model_build(&mc, B, 0, m);
     rc_ops_fast = 1;
-    rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE;
+    rc_plan_opts = ALL;
     if (st) {
         fprintf(stderr, "  build: %s\n", rc_error());
         return -1;
@@ -110,7 +110,7 @@ static void copy_params(rc_model *dst, const rc_model *src) {
 
 static void check_model(const char *name, const char *text) {
     rc_model ref, fast;
-    if (build(text, 0, 0, 0, &ref) || build(text, 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, 0, &fast)) {
+    if (build(text, 0, 0, 0, &ref) || build(text, 1, ALL, 0, &fast)) {
         CHECK(0, "%s: cannot build", name);
         return;
     }
@@ -176,7 +176,8 @@ static void test_conv_algorithms(void) {
 #endif
 }
 
-/* The same plan without sharing, and with recomputation every 1 and 2 steps: identical bits. */
+/* The same plan without sharing, with sharing with and without rematerialisation, and with recomputation
+ * every 1 and 2 steps: identical bits. */
 static void check_variants(const char *name, const char *text, int fast) {
     rc_model base;
     if (build(text, fast, RC_PLAN_FUSE | RC_PLAN_BLOCKED, 0, &base)) {
@@ -187,17 +188,17 @@ static void check_variants(const char *name, const char *text, int fast) {
     float *w0 = rc_xmalloc(base.g.param_floats * sizeof(float));
     memcpy(w0, base.g.pw, base.g.param_floats * sizeof(float));
     run_step(&base);
-    const int ks[] = {0, 1, 2};
-    for (int k = 0; k < 3; k++) {
+    const int ks[] = {0, 1, 2, 0, 1};
+    for (int k = 0; k < 5; k++) {
         rc_model m;
-        if (build(text, fast, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, ks[k], &m)) {
+        if (build(text, fast, k < 3 ? ALL : ALL & ~RC_PLAN_REMAT, ks[k], &m)) {
             CHECK(0, "%s: cannot build (recompute %d)", name, ks[k]);
             continue;
         }
         memcpy(m.g.pw, w0, base.g.param_floats * sizeof(float));
         run_step(&m);
         char what[128];
-        snprintf(what, sizeof what, "%s fast=%d shared, recompute=%d", name, fast, ks[k]);
+        snprintf(what, sizeof what, "%s fast=%d shared, remat=%d, recompute=%d", name, fast, k < 3, ks[k]);
         compare(what, &m, &base, 0.0);
         if (ks[k] > 0) {
             int replays = 0;
@@ -222,9 +223,9 @@ static void test_share_and_recompute_identical(void) {
 static void test_recompute_bounds_memory(void) {
     const char *text = "[model]\ninput = 1x12x12\nloss = every\n[area V1]\nchannels = 16\niterations = 16\n"
                        "tied = yes\ncell = residual\nbottomup = first\n[train]\nbatch = 4\n";
-    rc_model full, k4;
-    if (build(text, 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, 0, &full) ||
-        build(text, 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE, 4, &k4)) {
+    rc_model full, k4, nore;
+    if (build(text, 1, ALL, 0, &full) || build(text, 1, ALL, 4, &k4) ||
+        build(text, 1, ALL & ~RC_PLAN_REMAT, 0, &nore)) {
         CHECK(0, "cannot build");
         return;
     }
@@ -232,6 +233,10 @@ static void test_recompute_bounds_memory(void) {
     CHECK(k4.g.act_floats * 2 < full.g.act_floats, "recompute=4 arena %zu floats, full %zu", k4.g.act_floats,
           full.g.act_floats);
     CHECK(k4.g.nseg == 4, "recompute=4 over 16 steps: %d segments", k4.g.nseg);
+    /* rematerialising u = relu(BN(lat)) saves one of the residual cell's four stored tensors */
+    CHECK(full.g.act_floats * 5 < nore.g.act_floats * 4, "remat arena %zu floats, without %zu", full.g.act_floats,
+          nore.g.act_floats);
+    rc_model_free(&nore);
     rc_model_free(&full);
     rc_model_free(&k4);
 }

@@ -1,6 +1,6 @@
-/* graph.c — building the unrolled graph, the memory plan (one block per category), forward/backward
- * dispatch over the ops, FLOP counting and effective depth. Backward walks nodes in reverse; the plan
- * decides per node input whether its gradient is overwritten (first writer) or accumulated. */
+/* graph.c — building the unrolled graph, planning it (params here; fusion, layouts, liveness and
+ * recomputation in graph_plan.c), the forward/backward loops over the plan's exec nodes (graph_exec.c
+ * runs one) with profiling and the numerics check, FLOP counting and effective depth. */
 #define _POSIX_C_SOURCE 200809L /* sysconf (memory limit) */
 #include "graph.h"
 
@@ -466,6 +466,11 @@ void rc_graph_backward(rc_graph *g) {
         }
         for (int i = g->seg_start[s + 1] - 1; i >= g->seg_start[s]; i--) {
             const rc_op_type op = g->xnodes[i].op;
+            for (int p = g->xnodes[i].remat_head; p >= 0; p = g->xnodes[p].remat_link) {
+                double t0 = rc_prof.enabled ? rc_now() : 0;
+                rc_graph_exec_forward(g, p, RC_RUN_REPLAY); /* an output not kept: recomputed now */
+                if (rc_prof.enabled) rc_prof.replay_s[g->xnodes[p].op] += rc_now() - t0;
+            }
             double t0 = rc_prof.enabled ? rc_now() : 0;
             rc_graph_exec_backward(g, i);
             if (rc_numcheck.enabled && !rc_numcheck.tripped) numcheck_node(g, i, 1);

@@ -81,6 +81,8 @@ typedef struct {
     int active;             /* backward runs: some gradient reaches an output */
     int dout_ok, dout2_ok;  /* the output's / out2's gradient is written before this node's backward */
     int replay;             /* recomputed before its segment's backward (train.recompute) */
+    int remat;              /* output rematerialised just before its first backward use (RC_PLAN_REMAT) */
+    int remat_head, remat_link; /* nodes to rematerialise before this node's backward: a list */
 } rc_node;
 
 typedef struct {
@@ -114,8 +116,11 @@ typedef struct {
 } rc_graph;
 
 /* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast
- * (BLOCKED only with oneDNN). Tests clear bits to compare paths. */
-enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4 };
+ * (BLOCKED only with oneDNN); REMAT (with SHARE): the output of a batch norm + relu without residual is
+ * not kept for backward but recomputed from its input right before backward needs it (one cheap pass,
+ * a quarter of a residual cell's stored activations). Tests clear bits to compare paths; the environment
+ * variable RECUR_PLAN=nofuse,noblocked,noshare,noremat clears them too (for benchmarks). */
+enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4, RC_PLAN_REMAT = 8 };
 extern int rc_plan_opts;
 
 /* Builder: tag the nodes emitted next with an unroll step (recomputation segments follow tags). */

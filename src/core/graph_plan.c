@@ -7,7 +7,7 @@
 #include "graph.h"
 #include "ops/ops.h"
 
-int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE;
+int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT;
 
 /* ---------------------------------------------------------------- consumers of each tensor */
 
@@ -375,7 +375,7 @@ static size_t place(item *items, int n, int share) {
 
 /* Segments (train.recompute), run times of every exec node, and each tensor's and gradient's live
  * intervals; then offsets. Returns the arena size in floats. */
-static size_t make_memory(rc_graph *g, int share) {
+static size_t make_memory(rc_graph *g, int share, int remat) {
     const int n = g->nxnodes, nt = g->ntensors;
     /* segments: steps [sK, (s+1)K) */
     int *seg = rc_xmalloc((size_t)(n + 1) * sizeof(int));
@@ -413,13 +413,38 @@ static size_t make_memory(rc_graph *g, int share) {
     for (int i = 0; i < n; i++) {
         rc_node *x = &g->xnodes[i];
         x->replay = trans[x->out] || (x->out2 >= 0 && trans[x->out2]);
+        x->remat = 0;
+        x->remat_head = x->remat_link = -1;
     }
-    /* times: forward i; loss n; then per segment, last first: replays, then backward in reverse */
+    /* rematerialisation: a batch norm (+ relu) without residual, not otherwise replayed, whose output
+     * some backward reads, all its consumers in its segment and none replayed: recompute it right before
+     * the first backward that reads it (the consumer latest in forward order) */
+    for (int p = 0; remat && p < n; p++) {
+        rc_node *x = &g->xnodes[p];
+        const rc_tensor *y = &g->tensors[x->out];
+        if (x->op != RC_OP_BNACT || x->nin != 1 || x->replay || y->is_output || !x->active) continue;
+        int target = -1, ok = 1;
+        for (int k = cs.start[x->out]; k < cs.start[x->out + 1]; k++) {
+            int j = cs.list[k];
+            if (seg[j] != seg[p] || g->xnodes[j].replay) ok = 0;
+            if (bwd_reads(&g->xnodes[j], x->out)) target = RC_MAX(target, j);
+        }
+        if (!ok || target < 0) continue;
+        x->remat = 1;
+        x->remat_link = g->xnodes[target].remat_head;
+        g->xnodes[target].remat_head = p;
+    }
+    /* times: forward i; loss n; then per segment, last first: replays, then backward in reverse, each
+     * node's rematerialisations just before it (RM) */
     int *R = rc_xmalloc((size_t)(n + 1) * sizeof(int)), *B = rc_xmalloc((size_t)(n + 1) * sizeof(int));
+    int *RM = rc_xmalloc((size_t)(n + 1) * sizeof(int));
     int now = n + 1;
     for (int s = g->nseg - 1; s >= 0; s--) {
         for (int i = g->seg_start[s]; i < g->seg_start[s + 1]; i++) R[i] = g->xnodes[i].replay ? now++ : -1;
-        for (int i = g->seg_start[s + 1] - 1; i >= g->seg_start[s]; i--) B[i] = now++;
+        for (int i = g->seg_start[s + 1] - 1; i >= g->seg_start[s]; i--) {
+            for (int p = g->xnodes[i].remat_head; p >= 0; p = g->xnodes[p].remat_link) RM[p] = now++;
+            B[i] = now++;
+        }
     }
     /* items: values, then gradients */
     item *items = rc_xcalloc((size_t)2 * nt + 1, sizeof(item));
@@ -449,6 +474,21 @@ static size_t make_memory(rc_graph *g, int share) {
             it->niv = 1;
             it->iv[0][0] = -1;
             it->iv[0][1] = T_INF;
+        } else if (g->xnodes[p].remat) {
+            int bwd_end = RM[p]; /* its rematerialisation, then the backward reads */
+            for (int k = cs.start[t]; k < cs.start[t + 1]; k++)
+                if (bwd_reads(&g->xnodes[cs.list[k]], t)) bwd_end = RC_MAX(bwd_end, B[cs.list[k]]);
+            if (t == g->xnodes[p].out2) { /* the pooled output rides along: kept, rewritten */
+                it->niv = 1;
+                it->iv[0][0] = P;
+                it->iv[0][1] = RC_MAX(RC_MAX(fwd_end, after), RM[p]);
+            } else {
+                it->niv = 2;
+                it->iv[0][0] = P;
+                it->iv[0][1] = fwd_end;
+                it->iv[1][0] = RM[p];
+                it->iv[1][1] = bwd_end;
+            }
         } else if (trans[t]) {
             it->niv = 2;
             it->iv[0][0] = P;
@@ -491,6 +531,7 @@ static size_t make_memory(rc_graph *g, int share) {
     free(items);
     free(R);
     free(B);
+    free(RM);
     consumers_free(&cs);
     free(trans);
     free(prod);
@@ -509,18 +550,32 @@ static rc_conv_dims exec_conv_dims(const rc_graph *g, const rc_node *n) {
     return d;
 }
 
+/* rc_plan_opts less what RECUR_PLAN turns off ("nofuse,noblocked,noshare,noremat"; for measuring what
+ * each part of the plan buys, docs/PERFORMANCE.md) */
+static int plan_opts(void) {
+    int o = rc_plan_opts;
+    const char *e = getenv("RECUR_PLAN");
+    if (e) {
+        if (strstr(e, "nofuse")) o &= ~RC_PLAN_FUSE;
+        if (strstr(e, "noblocked")) o &= ~RC_PLAN_BLOCKED;
+        if (strstr(e, "noshare")) o &= ~RC_PLAN_SHARE;
+        if (strstr(e, "noremat")) o &= ~RC_PLAN_REMAT;
+    }
+    return o;
+}
+
 rc_status rc_graph_make_plan(rc_graph *g) {
-    int fast = rc_ops_fast != 0;
+    int fast = rc_ops_fast != 0, opts = plan_opts();
 #ifdef RC_HAVE_DNNL
-    int blocked = fast && (rc_plan_opts & RC_PLAN_BLOCKED);
+    int blocked = fast && (opts & RC_PLAN_BLOCKED);
 #else
     int blocked = 0;
 #endif
     g->fast = fast;
-    make_xnodes(g, fast, (rc_plan_opts & RC_PLAN_FUSE) != 0);
+    make_xnodes(g, fast, (opts & RC_PLAN_FUSE) != 0);
     make_layouts(g, blocked);
     make_grad_flags(g);
-    size_t af = make_memory(g, (rc_plan_opts & RC_PLAN_SHARE) != 0);
+    size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT));
     /* saved statistics, op scratch, batch-norm workspace */
     size_t sf = 0, scr = 0, wk = 0;
     for (int i = 0; i < g->nxnodes; i++) {

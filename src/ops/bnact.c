@@ -1,10 +1,7 @@
-/* bnact.c — batch norm fused with an optional residual add and ReLU, on plain NCHW or blocked nChw16c
- * activations: y = relu(BN(x) + r) in one pass after the statistics, and its backward in two passes.
- * Statistics: double sums over fixed batch chunks reduced in a fixed order (bits independent of the
- * thread count); one pass (sum, sum of squares) alone, or with rc_bn_allreduce (data-parallel) the two
- * passes and reductions rc_batchnorm_forward/backward make. The relu mask in backward is recomputed
- * from x (no residual) or read from y (residual), and the gradient through the residual doubles as the
- * masked gradient, so backward reads x and dy twice and writes dx (and dr) once. */
+/* bnact.c — batch norm fused with residual add, ReLU and global average pooling on plain or nChw16c
+ * activations: statistics in one pass of double sums over fixed batch chunks (two passes and
+ * rc_bn_allreduce when data-parallel), y = relu(BN(x) + r) in one more; backward in two passes, the relu
+ * mask recomputed from x (no residual) or read from y, the masked gradient stored as the residual's. */
 #include "ops.h"
 
 #include <math.h>
@@ -161,8 +158,8 @@ static void red_d16(const float *x, const float *y, const float *dy, const float
     }
 }
 
-/* y = act((x - m) sc + sh + r) over one block; pool (non-NULL): the 16 lane means of y (double sums) */
-static void norm16(const float *x, const float *r, float *y, float *pool, int hw, int relu, const lanes *q) {
+/* y = act((x - m) sc + sh + r) over HW x 16 floats; psum (non-NULL) += the 16 lane sums of y (double) */
+static void norm16(const float *x, const float *r, float *y, double *psum, int hw, int relu, const lanes *q) {
     v8f m0 = ldf(q->m), m1 = ldf(q->m + 8), c0 = ldf(q->sc), c1 = ldf(q->sc + 8), h0 = ldf(q->sh),
         h1 = ldf(q->sh + 8), zero = {0};
     v8d p0 = {0}, p1 = {0};
@@ -179,15 +176,15 @@ static void norm16(const float *x, const float *r, float *y, float *pool, int hw
         }
         stf(y + o, t0);
         stf(y + o + 8, t1);
-        if (pool) {
+        if (psum) {
             p0 += cvt(t0);
             p1 += cvt(t1);
         }
     }
-    if (pool)
+    if (psum)
         for (int v = 0; v < 8; v++) {
-            pool[v] = (float)(p0[v] / hw);
-            pool[v + 8] = (float)(p1[v] / hw);
+            psum[v] += p0[v];
+            psum[v + 8] += p1[v];
         }
 }
 
@@ -208,25 +205,35 @@ static void dx16(const float *x, const float *y, const float *dy, const float *g
     }
 }
 
-/* ---------------- V = 1 (plain layout) kernels: one channel per block ---------------- */
+/* ---------------- V = 1 (plain layout): one channel per block ----------------
+ * A channel's HW floats are run through the V = 16 kernels as (HW / 16) x 16 with the channel's constants
+ * in every lane, then the tail (HW % 16) in scalar code; lane sums are added in a fixed order. The relu
+ * mask of forward and backward is computed by the same code on the same elements, so it agrees. */
+
+static void lanes_bcast(lanes *q) {
+    for (int v = 1; v < 16; v++) {
+        q->m[v] = q->m[0];
+        q->sc[v] = q->sc[0];
+        q->sh[v] = q->sh[0];
+        q->ka[v] = q->ka[0];
+        q->kb[v] = q->kb[0];
+        q->kc[v] = q->kc[0];
+        q->md[v] = q->md[0];
+    }
+}
+
+static double lane_sum(const double *a) {
+    double s = 0.0;
+    for (int v = 0; v < 16; v++) s += a[v];
+    return s;
+}
 
 static void red_x1(const float *p, int hw, int mode, double m, double *a1, double *a2) {
-    double s0 = 0, s1 = 0, q0 = 0, q1 = 0;
-    int s = 0;
-    for (; s + 2 <= hw; s += 2) {
-        double x0 = p[s], x1 = p[s + 1];
-        if (mode == RED_SQDEV) {
-            x0 -= m;
-            x1 -= m;
-            s0 += x0 * x0;
-            s1 += x1 * x1;
-        } else {
-            s0 += x0;
-            s1 += x1;
-            q0 += x0 * x0;
-            q1 += x1 * x1;
-        }
-    }
+    double m16[16], s16[16] = {0}, q16[16] = {0};
+    for (int v = 0; v < 16; v++) m16[v] = m;
+    int h16 = hw / 16, s = h16 * 16;
+    red_x16(p, h16, mode, m16, s16, q16);
+    double s0 = lane_sum(s16), q0 = lane_sum(q16);
     for (; s < hw; s++) {
         double x0 = p[s];
         if (mode == RED_SQDEV) {
@@ -237,8 +244,8 @@ static void red_x1(const float *p, int hw, int mode, double m, double *a1, doubl
             q0 += x0 * x0;
         }
     }
-    *a1 += s0 + s1;
-    if (mode == RED_SUMSQ) *a2 += q0 + q1;
+    *a1 += s0;
+    if (mode == RED_SUMSQ) *a2 += q0;
 }
 
 static inline float grad1(int mode, float x, float y, float dy, const lanes *q) { /* dy: incoming, summed */
@@ -247,10 +254,14 @@ static inline float grad1(int mode, float x, float y, float dy, const lanes *q) 
     return dy;
 }
 
+/* q: lanes broadcast; gp: the channel's pooled gradient in all 16 lanes or NULL */
 static void red_d1(const float *x, const float *y, const float *dy, const float *gp, float *gout, int hw, int mode,
                    const lanes *q, double *sg, double *sgx) {
-    double a = 0, b = 0, m = q->md[0];
-    for (int s = 0; s < hw; s++) {
+    double a16[16] = {0}, b16[16] = {0};
+    int h16 = hw / 16, s = h16 * 16;
+    red_d16(x, y, dy, gp, gout, h16, mode, q, a16, b16);
+    double a = lane_sum(a16), b = lane_sum(b16), m = q->md[0];
+    for (; s < hw; s++) {
         float d = dy ? dy[s] : 0.0f;
         if (gp) d += gp[0];
         float g = grad1(mode, x[s], y ? y[s] : 0.0f, d, q);
@@ -369,18 +380,24 @@ void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const fl
         const float *xx = x + off, *rr = r ? r + off : NULL;
         float *yy = y + off;
         float *pp = pool ? pool + (size_t)p * g.V : NULL; /* (b, cb) block -> pool[b * C + cb * V] */
+        double ps[16] = {0};
         if (g.V == 16) {
-            norm16(xx, rr, yy, pp, hw, relu, &q);
+            norm16(xx, rr, yy, pp ? ps : NULL, hw, relu, &q);
+            if (pp)
+                for (int v = 0; v < 16; v++) pp[v] = (float)(ps[v] / hw);
         } else {
-            double ps = 0.0;
-            for (int s = 0; s < hw; s++) {
+            lanes_bcast(&q);
+            int h16 = hw / 16;
+            norm16(xx, rr, yy, ps, h16, relu, &q);
+            double tot = lane_sum(ps);
+            for (int s = h16 * 16; s < hw; s++) {
                 float t = bn_pre(xx[s], q.m[0], q.sc[0], q.sh[0]);
                 if (rr) t += rr[s];
                 if (relu) t = t > 0.0f ? t : 0.0f;
                 yy[s] = t;
-                ps += t;
+                tot += t;
             }
-            if (pp) pp[0] = (float)(ps / hw);
+            if (pp) pp[0] = (float)(tot / hw);
         }
     }
 }
@@ -421,6 +438,10 @@ void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const f
             const float *yy = y ? y + o : NULL, *dd = dy ? dy + o : NULL;
             float *go = gstore ? gstore + o : NULL, gpb[16];
             const float *gp = pool_grad(&g, dpool, (long long)b * g.cb + cb, gpb);
+            if (g.V == 1) {
+                lanes_bcast(&q);
+                for (int v = 1; v < 16 && gp; v++) gpb[v] = gpb[0];
+            }
             if (g.V == 16)
                 red_d16(x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
             else
@@ -460,7 +481,11 @@ void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const f
         if (g.V == 16) {
             dx16(x + off, yy, dd, gp, gin, dxx, dx_acc, drr, dr_acc, hw, mode, &q);
         } else {
-            for (int s2 = 0; s2 < hw; s2++) {
+            lanes_bcast(&q);
+            for (int v = 1; v < 16 && gp; v++) gpb[v] = gpb[0];
+            int h16 = hw / 16;
+            dx16(x + off, yy, dd, gp, gin, dxx, dx_acc, drr, dr_acc, h16, mode, &q);
+            for (int s2 = h16 * 16; s2 < hw; s2++) {
                 float d = dd ? dd[s2] : 0.0f;
                 if (gp) d += gp[0];
                 float gv = gin ? gin[s2] : grad1(mode, x[off + s2], yy ? yy[s2] : 0.0f, d, &q);

@@ -94,8 +94,9 @@ int rc_conv2d_dnnl_set_algo(int algo) {
 }
 
 /* Winograd (F(4x4, 3x3), oneDNN's jit_wino_4x3) for a pass: 3x3 stride-1 convs with channel counts that
- * are multiples of 16, forward and backward-data only under AUTO (its backward-weights was slower than
- * direct in our measurements, docs/PERFORMANCE.md). oneDNN may still refuse a shape: then direct. */
+ * are multiples of 16; under AUTO forward and backward-data always, backward-weights only when the conv
+ * widens 4x (the ConvLSTM gate conv), the one shape where bench/conv_bench.c measured it faster than
+ * direct (docs/PERFORMANCE.md). oneDNN may still refuse a shape: then direct. */
 static int want_wino(const rc_conv_dims *d, int pass) {
     if (g_algo < 0) {
         const char *e = getenv("RECUR_CONV_ALGO");
@@ -104,7 +105,7 @@ static int want_wino(const rc_conv_dims *d, int pass) {
                     : !strcmp(e, "winograd") ? RC_CONV_ALGO_WINOGRAD : RC_CONV_ALGO_AUTO;
     }
     if (g_algo == RC_CONV_ALGO_DIRECT || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16) return 0;
-    return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS;
+    return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS || d->k >= 4 * d->c;
 }
 
 int rc_conv2d_dnnl_primitive_count(void) { return g_count; }

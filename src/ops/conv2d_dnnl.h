@@ -24,7 +24,7 @@ void rc_conv2d_dnnl_release(void);
 int rc_conv2d_dnnl_set_blocked(int policy);
 /* Convolution algorithm for later calls (part of the cache key): DIRECT; WINOGRAD (F(4x4,3x3) for every
  * pass where oneDNN implements it: 3x3, stride 1, channels multiples of 16); AUTO: Winograd for forward
- * and backward-data, direct for backward-weights. The default is RC_CONV_DNNL_DEFAULT_ALGO unless the
+ * and backward-data, and for backward-weights only when K >= 4C (else direct). The default is RC_CONV_DNNL_DEFAULT_ALGO unless the
  * environment sets RECUR_CONV_ALGO=direct|winograd|auto. Returns the previous one (-1: not yet read). */
 enum { RC_CONV_ALGO_DIRECT = 0, RC_CONV_ALGO_WINOGRAD = 1, RC_CONV_ALGO_AUTO = 2 };
 int rc_conv2d_dnnl_set_algo(int algo);

@@ -1,5 +1,6 @@
 /* gap.c — global average pooling, x (N, C, HW) -> y (N, C), each mean summed in double; backward spreads
- * dy / HW over the plane. Fast path: (n, c) planes in parallel (same bits as serial). */
+ * dy / HW over the plane. Fast path: (n, c) planes in parallel (same bits as serial); the _l variants
+ * also take blocked nChw16c input (16 channel lanes summed side by side, the same double sums). */
 #include "ops.h"
 
 #include "core/common.h"

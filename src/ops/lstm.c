@@ -1,8 +1,7 @@
-/* lstm.c — the ConvLSTM gate arithmetic fused into one pass (docs/CONFIG.md's convlstm cell): batch norm
- * of the summed gate input applied on the fly, sigmoid/tanh gates, the cell update and the hidden state,
- * on plain or blocked activations. Backward recomputes the gates from the saved input, writes the gate
- * gradient and runs the batch-norm backward on it in place. exp/tanh are branch-free polynomials
- * (Cephes-style range reduction) so the loops vectorise; they are within a few ulps of libm. */
+/* lstm.c — the ConvLSTM cell of docs/CONFIG.md fused into one pass on plain or blocked activations:
+ * batch norm of the gate input on the fly, sigmoid/tanh gates, cell and hidden state; backward recomputes
+ * the gates, writes the gate gradient and runs batch-norm backward on it in place. exp/tanh are
+ * branch-free polynomials (Cephes-style range reduction) that vectorise, within a few ulps of libm. */
 #include "ops.h"
 
 #include <stdint.h>

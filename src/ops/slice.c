@@ -1,5 +1,6 @@
 /* slice.c — channel slice y = x[:, c0:c0+len] of an (N, C, HW) tensor, and its backward, which writes
- * dy into that channel range of dx and zeros (acc=0) or leaves (acc=1) the other channels. */
+ * dy into that channel range of dx and zeros (acc=0) or leaves (acc=1) the other channels. The _l
+ * variants accept blocked nChw16c tensors for 16-aligned ranges (the same memory offsets). */
 #include "ops.h"
 
 #include <string.h>

@@ -1,6 +1,7 @@
 /* upsample.c — nearest-neighbour resize of (N, C, H, W) to an explicit (Ho, Wo), source index
  * floor(dst * H / Ho) evaluated exactly as PyTorch's F.interpolate(mode='nearest') does on CPU.
- * Backward sums each output's gradient into its source cell. Fast path: planes in parallel. */
+ * Backward sums each output's gradient into its source cell. Fast path: planes in parallel; the _l
+ * variants also resize blocked nChw16c planes (16 channels moved together). */
 #include "ops.h"
 
 #include <math.h>
