@@ -47,6 +47,48 @@ rc_status rc_cli_double(const char *opt, const char *val, double min, double max
     return RC_OK;
 }
 
+int rc_cli_parse(const char *cmd, const char *help, int argc, char **argv, const rc_cli_opt *opts,
+                 const char **positional, const char **sets, int *nsets) {
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            fputs(help, stdout);
+            return 0;
+        }
+        const rc_cli_opt *o = NULL;
+        for (const rc_cli_opt *p = opts; p->name; p++)
+            if (!strcmp(a, p->name)) o = p;
+        if (!o) {
+            if (a[0] == '-') return rc_cli_usage_error(cmd, "unknown option '%s'", a);
+            if (*positional) return rc_cli_usage_error(cmd, "unexpected argument '%s'", a);
+            *positional = a;
+            continue;
+        }
+        switch (o->kind) {
+        case RC_ARG_FLAG:
+            *(int *)o->dst = 1;
+            continue;
+        case RC_ARG_INT:
+            if (rc_cli_int(a, v, (long)o->min, (long)o->max, (long *)o->dst)) return rc_cli_error(rc_error());
+            break;
+        case RC_ARG_DOUBLE:
+            if (rc_cli_double(a, v, o->min, o->max, (double *)o->dst)) return rc_cli_error(rc_error());
+            break;
+        case RC_ARG_STR:
+            if (!v) return rc_cli_usage_error(cmd, "%s needs a value", a);
+            *(const char **)o->dst = v;
+            break;
+        case RC_ARG_SET:
+            if (!v) return rc_cli_usage_error(cmd, "--set needs SECTION.KEY=VALUE");
+            if (*nsets >= RC_MAX_SETS) return rc_cli_usage_error(cmd, "too many --set options");
+            sets[(*nsets)++] = v;
+            break;
+        }
+        i++;
+    }
+    return -1;
+}
+
 void rc_cli_basename(const char *path, char *out, size_t n) {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;
@@ -56,7 +98,7 @@ void rc_cli_basename(const char *path, char *out, size_t n) {
     if (!out[0]) snprintf(out, n, "model");
 }
 
-rc_status rc_cli_load_config(const char *path, char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
+rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
                              rc_model_cfg *mc, rc_train_cfg *tc) {
     rc_ini *ini = NULL;
     *ini_out = NULL;

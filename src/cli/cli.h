@@ -27,9 +27,29 @@ int rc_cli_usage_error(const char *cmd, const char *fmt, ...)
 rc_status rc_cli_int(const char *opt, const char *val, long min, long max, long *out);
 rc_status rc_cli_double(const char *opt, const char *val, double min, double max, double *out);
 
+/* Table-driven option parsing. Each entry names an option and where its value goes:
+ *   RC_ARG_FLAG   int *dst set to 1            RC_ARG_INT    long *dst, checked against min..max
+ *   RC_ARG_DOUBLE double *dst, min..max        RC_ARG_STR    const char **dst = the next argument
+ *   RC_ARG_SET    --set SECTION.KEY=VALUE, appended to the caller's sets array (at most RC_MAX_SETS)
+ * The table ends with an entry whose name is NULL. */
+typedef enum { RC_ARG_FLAG, RC_ARG_INT, RC_ARG_DOUBLE, RC_ARG_STR, RC_ARG_SET } rc_cli_arg_kind;
+typedef struct {
+    const char *name;
+    rc_cli_arg_kind kind;
+    void *dst;
+    double min, max;
+} rc_cli_opt;
+
+/* Parse argv[1..argc-1] for subcommand cmd: --help/-h prints help; options per the table; the first
+ * non-option argument goes to *positional (one is allowed). Returns -1 when the command should go on,
+ * otherwise the exit status to return (0 after --help, 1 for a bad value, 2 for a usage error). sets may
+ * be NULL when the table has no RC_ARG_SET entry. */
+int rc_cli_parse(const char *cmd, const char *help, int argc, char **argv, const rc_cli_opt *opts,
+                 const char **positional, const char **sets, int *nsets);
+
 /* Load CONFIG, apply the --set assignments in order, read it (printing applied defaults unless quiet).
  * On success *ini_out owns the parsed config and *text_out the effective canonical text (malloc'd). */
-rc_status rc_cli_load_config(const char *path, char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
+rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
                              rc_model_cfg *mc, rc_train_cfg *tc);
 
 /* Resolve RUN_DIR or CKPT to a checkpoint path and read its config (effective text) into the structs. */

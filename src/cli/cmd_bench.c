@@ -21,39 +21,18 @@ static const char *help =
 
 int rc_cmd_bench(int argc, char **argv) {
     const char *config = NULL;
-    char *sets[RC_MAX_SETS];
+    const char *sets[RC_MAX_SETS];
     int nsets = 0, json = 0, profile = 0;
     long batch = 0, threads = 0, steps = 20;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--profile")) {
-            profile = 1;
-        } else if (!strcmp(a, "--set")) {
-            if (!v) return rc_cli_usage_error("bench", "--set needs SECTION.KEY=VALUE");
-            if (nsets >= RC_MAX_SETS) return rc_cli_usage_error("bench", "too many --set options");
-            sets[nsets++] = argv[++i];
-        } else if (!strcmp(a, "--batch")) {
-            if (rc_cli_int(a, v, 1, 65536, &batch)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (rc_cli_int(a, v, 1, 256, &threads)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--steps")) {
-            if (rc_cli_int(a, v, 1, 1000000, &steps)) return rc_cli_error(rc_error());
-            i++;
-        } else if (a[0] == '-') {
-            return rc_cli_usage_error("bench", "unknown option '%s'", a);
-        } else if (!config) {
-            config = a;
-        } else {
-            return rc_cli_usage_error("bench", "unexpected argument '%s'", a);
-        }
-    }
+    const rc_cli_opt opts[] = {{"--json", RC_ARG_FLAG, &json, 0, 0},
+                               {"--profile", RC_ARG_FLAG, &profile, 0, 0},
+                               {"--set", RC_ARG_SET, NULL, 0, 0},
+                               {"--batch", RC_ARG_INT, &batch, 1, 65536},
+                               {"--threads", RC_ARG_INT, &threads, 1, 256},
+                               {"--steps", RC_ARG_INT, &steps, 1, 1000000},
+                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
+    int rc = rc_cli_parse("bench", help, argc, argv, opts, &config, sets, &nsets);
+    if (rc >= 0) return rc;
     if (!config) return rc_cli_usage_error("bench", "missing CONFIG");
     rc_ini *ini = NULL;
     char *text = NULL;

@@ -48,39 +48,16 @@ int rc_cmd_eval(int argc, char **argv) {
     long iters = 0, limit = 0, batch = 256, threads = 0;
     double exit_p = 0;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--data")) {
-            if (!v) return rc_cli_usage_error("eval", "--data needs a value");
-            data = argv[++i];
-        } else if (!strcmp(a, "--iterations")) {
-            if (rc_cli_int(a, v, 1, RC_MAX_ITERS, &iters)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--exit-threshold")) {
-            if (rc_cli_double(a, v, 1e-9, 1.0, &exit_p)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--limit")) {
-            if (rc_cli_int(a, v, 1, 100000000, &limit)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--batch")) {
-            if (rc_cli_int(a, v, 1, 65536, &batch)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (rc_cli_int(a, v, 1, 256, &threads)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (a[0] == '-') {
-            return rc_cli_usage_error("eval", "unknown option '%s'", a);
-        } else if (!run) {
-            run = a;
-        } else {
-            return rc_cli_usage_error("eval", "unexpected argument '%s'", a);
-        }
-    }
+    const rc_cli_opt opts[] = {{"--data", RC_ARG_STR, &data, 0, 0},
+                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
+                               {"--exit-threshold", RC_ARG_DOUBLE, &exit_p, 1e-9, 1.0},
+                               {"--limit", RC_ARG_INT, &limit, 1, 100000000},
+                               {"--batch", RC_ARG_INT, &batch, 1, 65536},
+                               {"--threads", RC_ARG_INT, &threads, 1, 256},
+                               {"--json", RC_ARG_FLAG, &json, 0, 0},
+                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
+    int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL, NULL);
+    if (rc >= 0) return rc;
     if (!run) return rc_cli_usage_error("eval", "missing RUN_DIR or CKPT");
     if (threads > 0) rc_set_threads((int)threads);
     char ckpt[4200];

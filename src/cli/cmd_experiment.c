@@ -48,49 +48,21 @@ int rc_cmd_experiment(int argc, char **argv) {
     memset(&o, 0, sizeof o);
     const char *sets[RC_MAX_SETS];
     int nsets = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--out") || !strcmp(a, "--config") || !strcmp(a, "--data") || !strcmp(a, "--run")) {
-            if (!v) return rc_cli_usage_error("experiment", "%s needs a value", a);
-            if (!strcmp(a, "--out")) out = v;
-            if (!strcmp(a, "--config")) config = v;
-            if (!strcmp(a, "--data")) o.data = v;
-            if (!strcmp(a, "--run")) run = v;
-            i++;
-        } else if (!strcmp(a, "--set")) {
-            if (!v) return rc_cli_usage_error("experiment", "--set needs SECTION.KEY=VALUE");
-            if (nsets >= RC_MAX_SETS) return rc_cli_usage_error("experiment", "too many --set options");
-            sets[nsets++] = argv[++i];
-        } else if (!strcmp(a, "--depth")) {
-            if (rc_cli_int(a, v, 1, 16, &depth)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--iterations")) {
-            if (rc_cli_int(a, v, 1, 256, &iters)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--limit")) {
-            if (rc_cli_int(a, v, 1, 100000000, &limit)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--epochs")) {
-            if (rc_cli_int(a, v, 1, 10000, &epochs)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--threads")) {
-            if (rc_cli_int(a, v, 1, 256, &threads)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--quick")) {
-            o.quick = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            o.quiet = 1;
-        } else if (a[0] == '-') {
-            return rc_cli_usage_error("experiment", "unknown option '%s'", a);
-        } else if (!name) {
-            name = a;
-        } else {
-            return rc_cli_usage_error("experiment", "unexpected argument '%s'", a);
-        }
-    }
+    const rc_cli_opt opts[] = {{"--out", RC_ARG_STR, &out, 0, 0},
+                               {"--config", RC_ARG_STR, &config, 0, 0},
+                               {"--data", RC_ARG_STR, &o.data, 0, 0},
+                               {"--run", RC_ARG_STR, &run, 0, 0},
+                               {"--set", RC_ARG_SET, NULL, 0, 0},
+                               {"--depth", RC_ARG_INT, &depth, 1, 16},
+                               {"--iterations", RC_ARG_INT, &iters, 1, 256},
+                               {"--limit", RC_ARG_INT, &limit, 1, 100000000},
+                               {"--epochs", RC_ARG_INT, &epochs, 1, 10000},
+                               {"--threads", RC_ARG_INT, &threads, 1, 256},
+                               {"--quick", RC_ARG_FLAG, &o.quick, 0, 0},
+                               {"--quiet", RC_ARG_FLAG, &o.quiet, 0, 0},
+                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
+    int rc = rc_cli_parse("experiment", help, argc, argv, opts, &name, sets, &nsets);
+    if (rc >= 0) return rc;
     if (!name) return rc_cli_usage_error("experiment", "missing the experiment's NAME");
     static const char *known[] = {"table4", "tradeoff", "coarse-fine", "early-exit", "more-iterations", NULL};
     int which = -1;

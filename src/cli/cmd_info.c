@@ -19,32 +19,15 @@ typedef struct {
 
 int rc_cmd_info(int argc, char **argv) {
     const char *config = NULL;
-    char *sets[RC_MAX_SETS];
+    const char *sets[RC_MAX_SETS];
     int nsets = 0, json = 0;
     long iters = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--set")) {
-            if (i + 1 >= argc) return rc_cli_usage_error("info", "--set needs SECTION.KEY=VALUE");
-            if (nsets >= RC_MAX_SETS) return rc_cli_usage_error("info", "too many --set options");
-            sets[nsets++] = argv[++i];
-        } else if (!strcmp(a, "--iterations")) {
-            if (rc_cli_int(a, i + 1 < argc ? argv[i + 1] : NULL, 1, RC_MAX_ITERS, &iters))
-                return rc_cli_error(rc_error());
-            i++;
-        } else if (a[0] == '-') {
-            return rc_cli_usage_error("info", "unknown option '%s'", a);
-        } else if (!config) {
-            config = a;
-        } else {
-            return rc_cli_usage_error("info", "unexpected argument '%s'", a);
-        }
-    }
+    const rc_cli_opt opts[] = {{"--json", RC_ARG_FLAG, &json, 0, 0},
+                               {"--set", RC_ARG_SET, NULL, 0, 0},
+                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
+                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
+    int rc = rc_cli_parse("info", help, argc, argv, opts, &config, sets, &nsets);
+    if (rc >= 0) return rc;
     if (!config) return rc_cli_usage_error("info", "missing CONFIG");
     rc_ini *ini = NULL;
     char *text = NULL;

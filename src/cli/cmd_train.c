@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "dist/dist.h"
 #include "io/checkpoint.h"
+#include "io/files.h"
 #include "train/trainer.h"
 
 static const char *help =
@@ -38,44 +39,8 @@ static const char *help =
     "Data-parallel: 'mpirun -np N recur train ...' splits every global batch over N processes (or hosts);\n"
     "train.batch must be a multiple of N; see [model] bn_sync and docs/PERFORMANCE.md.\n";
 
-static rc_status mkdirs(const char *path) {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
-    struct stat sb;
-    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) return rc_fail("%s is not a directory", buf);
-    return RC_OK;
-}
-
-static char *read_small_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    char *buf = NULL;
-    size_t len = 0, cap = 0;
-    for (;;) {
-        if (len + 4096 + 1 > cap) {
-            cap = 2 * cap + 8192;
-            if (cap > (4u << 20)) break;
-            buf = rc_xrealloc(buf, cap);
-        }
-        size_t r = fread(buf + len, 1, 4096, f);
-        len += r;
-        if (r < 4096) break;
-    }
-    fclose(f);
-    if (!buf) return NULL;
-    buf[len] = 0;
-    return buf;
-}
-
 int rc_cmd_train(int argc, char **argv) {
-    char *sets[RC_MAX_SETS + 16];
+    const char *sets[RC_MAX_SETS + 16];
     int nsets = 0;
     char flagbuf[16][600];
     int nflag = 0;
@@ -160,7 +125,7 @@ int rc_cmd_train(int argc, char **argv) {
         if (rc_cli_open_run(resume, ckpt, sizeof ckpt, &text, &mc, &tc)) return rc_cli_error(rc_error());
         char cfgpath[4200];
         snprintf(cfgpath, sizeof cfgpath, "%s/config.cfg", resume);
-        char *ondisk = read_small_file(cfgpath);
+        char *ondisk = rc_read_text_file(cfgpath, (size_t)4 << 20, NULL);
         if (ondisk && strcmp(ondisk, text) != 0) {
             free(ondisk);
             free(text);
@@ -207,7 +172,7 @@ int rc_cmd_train(int argc, char **argv) {
         snprintf(outbuf, sizeof outbuf, "runs/%s-%s", mc.name, stamp);
         out = outbuf;
     }
-    if (mkdirs(out)) {
+    if (rc_mkdirs(out)) {
         free(text);
         return rc_cli_error(rc_error());
     }

@@ -19,6 +19,7 @@
 #include "io/plot.h"
 #include "models/model.h"
 #include "trainer.h"
+#include "io/files.h"
 
 #define QUICK_TRAIN_IMAGES 4096
 #define QUICK_TEST_IMAGES 1000
@@ -26,66 +27,14 @@
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
 
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} sbuf;
-
-static void sb_printf(sbuf *s, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-static void sb_printf(sbuf *s, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = s->cap - s->len;
-        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, room, fmt, ap);
-        va_end(ap);
-        RC_ASSERT(n >= 0);
-        if ((size_t)n < room) {
-            s->len += (size_t)n;
-            return;
-        }
-        s->cap = 2 * s->cap + (size_t)n + 256;
-        s->buf = rc_xrealloc(s->buf, s->cap);
-    }
-}
-
-static rc_status sb_save(const sbuf *s, const char *dir, const char *file) {
+static rc_status sb_save(const rc_strbuf *s, const char *dir, const char *file) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, file);
     return rc_write_file_atomic(path, s->buf ? s->buf : "", s->len);
 }
 
-rc_status rc_exp_mkdirs(const char *path) {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return rc_fail("path too long: %s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return rc_fail("cannot create %s: %s", buf, strerror(errno));
-    struct stat sb;
-    if (stat(buf, &sb) != 0 || !S_ISDIR(sb.st_mode)) return rc_fail("%s is not a directory", buf);
-    return RC_OK;
-}
-
 /* Whole file as a NUL-terminated string (NULL if it cannot be read). */
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    sbuf s = {0};
-    char chunk[4096];
-    size_t r;
-    while ((r = fread(chunk, 1, sizeof chunk, f)) > 0) sb_printf(&s, "%.*s", (int)r, chunk);
-    fclose(f);
-    if (!s.buf) sb_printf(&s, "%s", "");
-    return s.buf;
-}
+static char *slurp(const char *path) { return rc_read_text_file(path, (size_t)1 << 30, NULL); }
 
 static void say(const rc_exp_opts *o, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -277,7 +226,7 @@ static rc_status run_sub(const rc_exp_opts *o, const char *name, const char *tex
     if (numbers_of(mc, &r->nb)) return RC_ERR;
     char dir[4096], path[4200];
     snprintf(dir, sizeof dir, "%s/runs/%s", o->out_dir, name);
-    if (rc_exp_mkdirs(dir)) return RC_ERR;
+    if (rc_mkdirs(dir)) return RC_ERR;
     snprintf(path, sizeof path, "%s/model.ckpt", dir);
     int have_ckpt = access(path, F_OK) == 0;
     snprintf(path, sizeof path, "%s/config.cfg", dir);
@@ -322,8 +271,23 @@ static rc_status figure(const rc_exp_opts *o, const char *name, const rc_plot *p
     return RC_OK;
 }
 
-static void md_header(sbuf *md, const char *title, const char *base_cfg, const rc_exp_opts *o, const rc_train_cfg *tc) {
-    sb_printf(md, "# %s\n\nBase config `%s`; data `%s`; %d epoch%s of %s training images%s.\n\n", title,
+/* Common output: STEM.csv and STEM.md (atomically), then the figure when p is given; frees both buffers. */
+static rc_status save_outputs(const rc_exp_opts *o, const char *stem, rc_strbuf *csv, rc_strbuf *md, const rc_plot *p) {
+    char file[256];
+    snprintf(file, sizeof file, "%s.csv", stem);
+    rc_status st = sb_save(csv, o->out_dir, file);
+    snprintf(file, sizeof file, "%s.md", stem);
+    if (!st) st = sb_save(md, o->out_dir, file);
+    if (!st && p) st = figure(o, stem, p);
+    if (!st) say(o, "wrote %s/%s.csv and %s.md", o->out_dir, stem, stem);
+    free(csv->buf);
+    free(md->buf);
+    csv->buf = md->buf = NULL;
+    return st;
+}
+
+static void md_header(rc_strbuf *md, const char *title, const char *base_cfg, const rc_exp_opts *o, const rc_train_cfg *tc) {
+    rc_sb_printf(md, "# %s\n\nBase config `%s`; data `%s`; %d epoch%s of %s training images%s.\n\n", title,
               base_cfg ? base_cfg : "(run)", tc->data, tc->epochs, tc->epochs == 1 ? "" : "s",
               tc->limit > 0 ? "a subset of the" : "all", o->quick ? " (--quick: a smoke test, not a result)" : "");
 }
@@ -332,7 +296,7 @@ static void md_header(sbuf *md, const char *title, const char *base_cfg, const r
 
 rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
+    if (rc_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     char areas[RC_MAX_AREAS][32];
     int na = 0;
     rc_status st = RC_ERR;
@@ -364,33 +328,33 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
             goto done;
         }
     int R = res[0].R;
-    sbuf csv = {0}, md = {0};
-    sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy\n");
+    rc_strbuf csv = {0}, md = {0};
+    rc_sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy\n");
     md_header(&md, "Table 4 at matched effective depth: tying x loss schedule", base_cfg, o, &tc);
-    sb_printf(&md, "Test accuracy (%%) of the shared readout after every iteration of the top area. All four "
+    rc_sb_printf(&md, "Test accuracy (%%) of the shared readout after every iteration of the top area. All four "
                    "have the same unrolled graph (effective depth %d, %.2f MFLOP/image); `final` trains only the "
                    "last readout, `every` averages the loss over all %d.\n\n",
               res[0].nb.depth, res[0].nb.flops / 1e6, R);
-    sb_printf(&md, "| run | tied | loss | params |");
-    for (int t = 1; t <= R; t++) sb_printf(&md, " iter %d |", t);
-    sb_printf(&md, " train s |\n| --- | --- | --- | ---: |");
-    for (int t = 1; t <= R; t++) sb_printf(&md, " ---: |");
-    sb_printf(&md, " ---: |\n");
+    rc_sb_printf(&md, "| run | tied | loss | params |");
+    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " iter %d |", t);
+    rc_sb_printf(&md, " train s |\n| --- | --- | --- | ---: |");
+    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " ---: |");
+    rc_sb_printf(&md, " ---: |\n");
     double xs[RC_MAX_READOUTS], ys[4][RC_MAX_READOUTS];
     char titles[4][96];
     rc_plot p;
     memset(&p, 0, sizeof p);
     for (int v = 0; v < 4; v++) {
         const sub_result *r = &res[v];
-        sb_printf(&md, "| %s | %s | %s | %zu |", r->name, v / 2 ? "no" : "yes", loss_w[v % 2], r->nb.params);
+        rc_sb_printf(&md, "| %s | %s | %s | %zu |", r->name, v / 2 ? "no" : "yes", loss_w[v % 2], r->nb.params);
         for (int t = 0; t < R; t++) {
-            sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f\n", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
+            rc_sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f\n", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
                       r->nb.params, r->nb.flops / 1e6, r->nb.depth, r->train_seconds, t + 1, r->acc[t]);
-            sb_printf(&md, " %.2f |", 100 * r->acc[t]);
+            rc_sb_printf(&md, " %.2f |", 100 * r->acc[t]);
             xs[t] = t + 1;
             ys[v][t] = 100 * r->acc[t];
         }
-        sb_printf(&md, " %.0f |\n", r->train_seconds);
+        rc_sb_printf(&md, " %.0f |\n", r->train_seconds);
         snprintf(titles[v], sizeof titles[v], "%s, loss %s (%zu params)", v / 2 ? "untied" : "tied", loss_w[v % 2],
                  r->nb.params);
         p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS, 0};
@@ -403,12 +367,7 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     p.xlabel = "iteration of the top area (readout)";
     p.ylabel = "test accuracy (%)";
     p.integer_x = 1;
-    st = sb_save(&csv, o->out_dir, "table4.csv");
-    if (!st) st = sb_save(&md, o->out_dir, "table4.md");
-    if (!st) st = figure(o, "table4", &p);
-    if (!st) say(o, "wrote %s/table4.csv and table4.md", o->out_dir);
-    free(csv.buf);
-    free(md.buf);
+    st = save_outputs(o, "table4", &csv, &md, &p);
 done:
     free(base);
     return st;
@@ -422,7 +381,7 @@ static rc_status split_text(const char *base, int K, int T, int channels, char *
     rc_ini *ini = NULL;
     *out = NULL;
     if (rc_ini_parse(base, strlen(base), "tradeoff base config", &ini)) return RC_ERR;
-    sbuf s = {0};
+    rc_strbuf s = {0};
     int nareas = 0;
     for (int i = 0; i < rc_ini_section_count(ini); i++) {
         rc_ini_section *sec = rc_ini_section_at(ini, i);
@@ -430,9 +389,9 @@ static rc_status split_text(const char *base, int K, int T, int channels, char *
         nareas += is_area;
         for (int k = 0; k < (is_area ? K : 1); k++) {
             if (is_area)
-                sb_printf(&s, "[area A%d]\n", k + 1);
+                rc_sb_printf(&s, "[area A%d]\n", k + 1);
             else
-                sb_printf(&s, "%s\n", rc_ini_label(sec));
+                rc_sb_printf(&s, "%s\n", rc_ini_label(sec));
             for (int j = 0; j < rc_ini_key_count(sec); j++) {
                 const char *key, *val;
                 int line;
@@ -440,14 +399,14 @@ static rc_status split_text(const char *base, int K, int T, int channels, char *
                 if (is_area && (!strcmp(key, "iterations") || !strcmp(key, "tied") ||
                                 (k > 0 && !strcmp(key, "stride")) || (channels > 0 && !strcmp(key, "channels"))))
                     continue;
-                sb_printf(&s, "%s = %s\n", key, val);
+                rc_sb_printf(&s, "%s = %s\n", key, val);
             }
             if (is_area) {
-                sb_printf(&s, "iterations = %d\ntied = %s\n", T, T > 1 ? "yes" : "no");
-                if (k > 0) sb_printf(&s, "stride = 1\n");
-                if (channels > 0) sb_printf(&s, "channels = %d\n", channels);
+                rc_sb_printf(&s, "iterations = %d\ntied = %s\n", T, T > 1 ? "yes" : "no");
+                if (k > 0) rc_sb_printf(&s, "stride = 1\n");
+                if (channels > 0) rc_sb_printf(&s, "channels = %d\n", channels);
             }
-            sb_printf(&s, "\n");
+            rc_sb_printf(&s, "\n");
         }
     }
     rc_ini_free(ini);
@@ -470,7 +429,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         return rc_fail("tradeoff: --depth %d is out of range 1..%d (the fully feedforward split needs D areas)", depth,
                        RC_MAX_AREAS);
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
+    if (rc_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     rc_status st = RC_ERR;
     split_run runs[MAX_SPLITS];
     int nrun = 0;
@@ -537,17 +496,17 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
             nrun++;
         }
     }
-    sbuf csv = {0}, md = {0};
-    sb_printf(&csv, "run,areas_K,iterations_T,width_matched,channels,params,units_per_step,units_unrolled,mflops,"
+    rc_strbuf csv = {0}, md = {0};
+    rc_sb_printf(&csv, "run,areas_K,iterations_T,width_matched,channels,params,units_per_step,units_unrolled,mflops,"
                     "effective_depth,train_seconds,accuracy\n");
     md_header(&md, "Depth from recurrence vs depth from distinct layers", base_cfg, o, &tc);
-    sb_printf(&md, "Effective depth %d split into K areas of T = %d/K tied iterations (`KxT`; K = 1 fully recurrent, "
+    rc_sb_printf(&md, "Effective depth %d split into K areas of T = %d/K tied iterations (`KxT`; K = 1 fully recurrent, "
                    "K = %d fully feedforward), every split at width %d, plus width-matched twins (`KxT-cN`) whose "
                    "width N is raised until their params are closest to the fully feedforward split's (%zu). "
                    "Units: channels x H x W summed over areas (distinct neurons; x T for the unrolled count). "
                    "Accuracy: test, last readout.\n\n",
               depth, depth, depth, base_channels, target);
-    sb_printf(&md, "| run | K | T | width | params | units | units unrolled | MFLOP/image | depth | accuracy %% | "
+    rc_sb_printf(&md, "| run | K | T | width | params | units | units unrolled | MFLOP/image | depth | accuracy %% | "
                    "train s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     double px[2][MAX_SPLITS], ux[2][MAX_SPLITS], fx[2][MAX_SPLITS], ay[2][MAX_SPLITS];
     char lab[2][MAX_SPLITS][24];
@@ -557,10 +516,10 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         const split_run *s = &runs[i];
         const sub_result *r = &s->r;
         double acc = r->acc[r->R - 1];
-        sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f\n", r->name, s->K, s->T, s->matched ? "yes" : "no",
+        rc_sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f\n", r->name, s->K, s->T, s->matched ? "yes" : "no",
                   s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
                   r->train_seconds, acc);
-        sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d | %.2f | %.0f |\n", r->name, s->K, s->T,
+        rc_sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d | %.2f | %.0f |\n", r->name, s->K, s->T,
                   s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
                   100 * acc, r->train_seconds);
         /* series 0: base width (all splits, including K = D); series 1: width-matched twins and K = D */
@@ -586,8 +545,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
                                 "units (distinct neurons: channels x H x W summed over areas, log scale)",
                                 "forward MFLOP per image (log scale)"};
     static const char *what[3] = {"params", "units", "compute"};
-    st = sb_save(&csv, o->out_dir, "tradeoff.csv");
-    if (!st) st = sb_save(&md, o->out_dir, "tradeoff.md");
+    st = save_outputs(o, "tradeoff", &csv, &md, NULL);
     for (int f = 0; f < 3 && !st; f++) {
         rc_plot p;
         memset(&p, 0, sizeof p);
@@ -604,9 +562,6 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         p.nseries = ns[1] > 1 ? 2 : 1;
         st = figure(o, names[f], &p);
     }
-    if (!st) say(o, "wrote %s/tradeoff.csv and tradeoff.md", o->out_dir);
-    free(csv.buf);
-    free(md.buf);
 done:
     free(base);
     return st;
@@ -616,7 +571,7 @@ done:
 
 rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
+    if (rc_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     char areas[RC_MAX_AREAS][32];
     int na = 0;
     rc_status st = RC_ERR;
@@ -646,17 +601,17 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
         }
     }
     int R = res[0].R;
-    sbuf csv = {0}, md = {0};
-    sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy\n");
+    rc_strbuf csv = {0}, md = {0};
+    rc_sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy\n");
     md_header(&md, "Coarse to fine: accuracy at every iteration", base_cfg, o, &tc);
-    sb_printf(&md, "Fine (class) and coarse (taxonomy group) test accuracy (%%) of the readout after every "
+    rc_sb_printf(&md, "Fine (class) and coarse (taxonomy group) test accuracy (%%) of the readout after every "
                    "iteration. `coarse-to-fine` weights readout t's loss between the coarse term (early) and the "
                    "fine term (late); `every` uses the fine loss at every readout. Coarse prediction: the group "
                    "with the largest summed probability.\n\n| run | measure |");
-    for (int t = 1; t <= R; t++) sb_printf(&md, " iter %d |", t);
-    sb_printf(&md, "\n| --- | --- |");
-    for (int t = 1; t <= R; t++) sb_printf(&md, " ---: |");
-    sb_printf(&md, "\n");
+    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " iter %d |", t);
+    rc_sb_printf(&md, "\n| --- | --- |");
+    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " ---: |");
+    rc_sb_printf(&md, "\n");
     double xs[RC_MAX_READOUTS], ys[4][RC_MAX_READOUTS];
     char titles[4][96];
     rc_plot p;
@@ -664,15 +619,15 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     for (int v = 0; v < 2; v++) {
         const sub_result *r = &res[v];
         for (int t = 0; t < R; t++) {
-            sb_printf(&csv, "%s,%s,%d,%.4f,%.4f\n", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
+            rc_sb_printf(&csv, "%s,%s,%d,%.4f,%.4f\n", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
             xs[t] = t + 1;
             ys[2 * v][t] = 100 * r->acc[t];
             ys[2 * v + 1][t] = 100 * r->coarse[t];
         }
         for (int c = 0; c < 2; c++) {
-            sb_printf(&md, "| %s | %s |", r->name, c ? "coarse" : "fine");
-            for (int t = 0; t < R; t++) sb_printf(&md, " %.2f |", 100 * (c ? r->coarse[t] : r->acc[t]));
-            sb_printf(&md, "\n");
+            rc_sb_printf(&md, "| %s | %s |", r->name, c ? "coarse" : "fine");
+            for (int t = 0; t < R; t++) rc_sb_printf(&md, " %.2f |", 100 * (c ? r->coarse[t] : r->acc[t]));
+            rc_sb_printf(&md, "\n");
             snprintf(titles[2 * v + c], sizeof titles[0], "%s accuracy, loss %s", c ? "coarse" : "fine", loss_w[v]);
             p.series[2 * v + c] = (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS, 0};
         }
@@ -686,12 +641,7 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     p.ylabel = "test accuracy (%)";
     p.integer_x = 1;
     p.key_pos = "bottom right";
-    st = sb_save(&csv, o->out_dir, "coarse_fine.csv");
-    if (!st) st = sb_save(&md, o->out_dir, "coarse_fine.md");
-    if (!st) st = figure(o, "coarse_fine", &p);
-    if (!st) say(o, "wrote %s/coarse_fine.csv and coarse_fine.md", o->out_dir);
-    free(csv.buf);
-    free(md.buf);
+    st = save_outputs(o, "coarse_fine", &csv, &md, &p);
 done:
     free(base);
     return st;
@@ -706,7 +656,7 @@ static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc
         return RC_OK;
     }
     char *base = NULL;
-    if (rc_exp_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
+    if (rc_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
     char areas[RC_MAX_AREAS][32];
     int na = 0;
     rc_status st = RC_ERR;
@@ -808,7 +758,7 @@ static int eval_limit(const rc_exp_opts *o) {
 
 rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int iterations, const rc_exp_opts *o) {
     char dir[4096];
-    if (rc_exp_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
+    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
     if (o->threads > 0) rc_set_threads(o->threads);
     rc_model m;
     rc_train_cfg tc;
@@ -875,22 +825,22 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
         for (int i = 0; i < N; i++) corr += right[(size_t)i * R + t];
         fx_acc[t] = (double)corr / N;
     }
-    sbuf csv = {0}, md = {0};
-    sb_printf(&csv, "kind,threshold,iteration,accuracy,mean_iterations,mean_mflops\n");
+    rc_strbuf csv = {0}, md = {0};
+    rc_sb_printf(&csv, "kind,threshold,iteration,accuracy,mean_iterations,mean_mflops\n");
     for (int t = 0; t < R; t++)
-        sb_printf(&csv, "fixed,,%d,%.4f,%d,%.4f\n", t + 1, fx_acc[t], t + 1, rflops[t] / 1e6);
+        rc_sb_printf(&csv, "fixed,,%d,%.4f,%d,%.4f\n", t + 1, fx_acc[t], t + 1, rflops[t] / 1e6);
     for (int k = 0; k < NP; k++)
-        sb_printf(&csv, "exit,%.4f,,%.4f,%.4f,%.4f\n", P[k], ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
-    sb_printf(&md, "# Early exit by confidence\n\nRun `%s` (%s, %d readouts%s), %d test images of `%s`%s. An image "
+        rc_sb_printf(&csv, "exit,%.4f,,%.4f,%.4f,%.4f\n", P[k], ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
+    rc_sb_printf(&md, "# Early exit by confidence\n\nRun `%s` (%s, %d readouts%s), %d test images of `%s`%s. An image "
                    "leaves at the first readout whose top softmax probability is >= P (else at the last); compute "
                    "is the forward FLOPs that readout depends on, averaged over images.\n\n",
               dir, m.cfg.name, R, iterations > 0 ? ", unrolled with --iterations" : "", N, spec,
               o->quick ? " (--quick: a smoke test, not a result)" : "");
-    sb_printf(&md, "| exit rule | accuracy %% | mean iterations | mean MFLOP/image |\n| --- | ---: | ---: | ---: |\n");
+    rc_sb_printf(&md, "| exit rule | accuracy %% | mean iterations | mean MFLOP/image |\n| --- | ---: | ---: | ---: |\n");
     for (int t = 0; t < R; t++)
-        sb_printf(&md, "| always iteration %d | %.2f | %d | %.2f |\n", t + 1, 100 * fx_acc[t], t + 1, rflops[t] / 1e6);
+        rc_sb_printf(&md, "| always iteration %d | %.2f | %d | %.2f |\n", t + 1, 100 * fx_acc[t], t + 1, rflops[t] / 1e6);
     for (int k = 0; k < NP; k++)
-        sb_printf(&md, "| P >= %g | %.2f | %.2f | %.2f |\n", P[k], 100 * ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
+        rc_sb_printf(&md, "| P >= %g | %.2f | %.2f | %.2f |\n", P[k], 100 * ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
     double fxx[RC_MAX_READOUTS], fxy[RC_MAX_READOUTS], exx[NP], exy[NP];
     char fl_lab[RC_MAX_READOUTS][16], ex_lab[NP][16];
     const char *fl_p[RC_MAX_READOUTS], *ex_p[NP];
@@ -927,12 +877,7 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
     p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS, 0};
     p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS, 0};
     p.nseries = 2;
-    st = sb_save(&csv, o->out_dir, "early_exit.csv");
-    if (!st) st = sb_save(&md, o->out_dir, "early_exit.md");
-    if (!st) st = figure(o, "early_exit", &p);
-    if (!st) say(o, "wrote %s/early_exit.csv and early_exit.md", o->out_dir);
-    free(csv.buf);
-    free(md.buf);
+    st = save_outputs(o, "early_exit", &csv, &md, &p);
 done:
     free(conf);
     free(right);
@@ -946,7 +891,7 @@ done:
 
 rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o) {
     char dir[4096];
-    if (rc_exp_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
+    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
     if (o->threads > 0) rc_set_threads(o->threads);
     rc_model m;
     rc_train_cfg tc;
@@ -987,20 +932,20 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
         ys[it - 1] = 100 * acc[it - 1];
         say(o, "%s with %d iteration%s: %.2f%%", dir, it, it > 1 ? "s" : "", 100 * acc[it - 1]);
     }
-    sbuf csv = {0}, md = {0};
-    sb_printf(&csv, "iterations,beyond_trained,accuracy,coarse_accuracy,mflops\n");
-    sb_printf(&md, "# More iterations at test time\n\nRun `%s` (%s, trained with T = %d), %d test images of `%s`%s. "
+    rc_strbuf csv = {0}, md = {0};
+    rc_sb_printf(&csv, "iterations,beyond_trained,accuracy,coarse_accuracy,mflops\n");
+    rc_sb_printf(&md, "# More iterations at test time\n\nRun `%s` (%s, trained with T = %d), %d test images of `%s`%s. "
                    "Every tied area is unrolled T' steps (steps past T reuse step T's per-iteration batch norm); "
                    "accuracy of the last readout.\n\n| T' | accuracy %% |%s MFLOP/image |\n| ---: | ---: |%s ---: |\n",
               dir, mc.name, T, test.n, spec, o->quick ? " (--quick: a smoke test, not a result)" : "",
               has_coarse ? " coarse % |" : "", has_coarse ? " ---: |" : "");
     for (int i = 0; i < max_iters; i++) {
-        sb_printf(&csv, "%d,%s,%.4f,", i + 1, i + 1 > T ? "yes" : "no", acc[i]);
-        if (has_coarse) sb_printf(&csv, "%.4f", cacc[i]);
-        sb_printf(&csv, ",%.4f\n", mfl[i]);
-        sb_printf(&md, "| %d%s | %.2f |", i + 1, i + 1 == T ? " (trained)" : "", 100 * acc[i]);
-        if (has_coarse) sb_printf(&md, " %.2f |", 100 * cacc[i]);
-        sb_printf(&md, " %.2f |\n", mfl[i]);
+        rc_sb_printf(&csv, "%d,%s,%.4f,", i + 1, i + 1 > T ? "yes" : "no", acc[i]);
+        if (has_coarse) rc_sb_printf(&csv, "%.4f", cacc[i]);
+        rc_sb_printf(&csv, ",%.4f\n", mfl[i]);
+        rc_sb_printf(&md, "| %d%s | %.2f |", i + 1, i + 1 == T ? " (trained)" : "", 100 * acc[i]);
+        if (has_coarse) rc_sb_printf(&md, " %.2f |", 100 * cacc[i]);
+        rc_sb_printf(&md, " %.2f |\n", mfl[i]);
     }
     rc_plot p;
     memset(&p, 0, sizeof p);
@@ -1015,12 +960,7 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
     p.vline_label = vl;
     p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0};
     p.nseries = 1;
-    st = sb_save(&csv, o->out_dir, "more_iterations.csv");
-    if (!st) st = sb_save(&md, o->out_dir, "more_iterations.md");
-    if (!st) st = figure(o, "more_iterations", &p);
-    if (!st) say(o, "wrote %s/more_iterations.csv and more_iterations.md", o->out_dir);
-    free(csv.buf);
-    free(md.buf);
+    st = save_outputs(o, "more_iterations", &csv, &md, &p);
 done:
     free(acc);
     free(cacc);

@@ -47,7 +47,4 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
  * .{png,svg}. */
 rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o);
 
-/* Create a directory and its parents (like mkdir -p). */
-rc_status rc_exp_mkdirs(const char *path);
-
 #endif

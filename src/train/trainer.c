@@ -17,6 +17,7 @@
 #include "eval.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
+#include "io/files.h"
 #include "io/ini.h"
 #include "models/model.h"
 #include "optim.h"
@@ -45,93 +46,9 @@ void rc_train_install_signal_handlers(void) {
 
 int rc_train_stop_requested(void) { return stop_flag != 0; }
 
-rc_status rc_write_file_atomic(const char *path, const char *text, size_t len) {
-    size_t plen = strlen(path);
-    char *tmp = rc_xmalloc(plen + 8);
-    snprintf(tmp, plen + 8, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd < 0) {
-        rc_status st = rc_fail("cannot write %s: %s", tmp, strerror(errno));
-        free(tmp);
-        return st;
-    }
-    size_t done = 0;
-    while (done < len) {
-        ssize_t w = write(fd, text + done, len - done);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) {
-            int e = errno;
-            close(fd);
-            unlink(tmp);
-            rc_status st = rc_fail("cannot write %s: %s", path, strerror(w < 0 ? e : ENOSPC));
-            free(tmp);
-            return st;
-        }
-        done += (size_t)w;
-    }
-    if (fsync(fd) != 0 || close(fd) != 0) {
-        int e = errno;
-        unlink(tmp);
-        rc_status st = rc_fail("cannot write %s: %s", path, strerror(e));
-        free(tmp);
-        return st;
-    }
-    if (rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        rc_status st = rc_fail("cannot rename %s to %s: %s", tmp, path, strerror(e));
-        free(tmp);
-        return st;
-    }
-    free(tmp);
-    /* make the rename durable */
-    char *dir = rc_xmalloc(plen + 2);
-    snprintf(dir, plen + 2, "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = 0;
-    else
-        snprintf(dir, plen + 2, ".");
-    int dfd = open(dir, O_RDONLY);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
-    }
-    free(dir);
-    return RC_OK;
-}
-
 /* ---- train.csv: kept in memory, rewritten atomically after each epoch ---- */
-typedef struct {
-    char *buf;
-    size_t len, cap;
-} strbuf;
-
-static void sb_add(strbuf *s, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-#include <stdarg.h>
-static void sb_add(strbuf *s, const char *fmt, ...) {
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        size_t room = s->cap - s->len;
-        int n = vsnprintf(s->buf ? s->buf + s->len : NULL, room, fmt, ap);
-        va_end(ap);
-        RC_ASSERT(n >= 0);
-        if ((size_t)n < room) {
-            s->len += (size_t)n;
-            return;
-        }
-        s->cap = s->cap * 2 + (size_t)n + 256;
-        s->buf = rc_xrealloc(s->buf, s->cap);
-    }
-}
-
 /* Keep the header and the rows of epochs <= last_epoch from an existing train.csv. */
-static void csv_reload(strbuf *csv, const char *path, long last_epoch) {
+static void csv_reload(rc_strbuf *csv, const char *path, long last_epoch) {
     FILE *f = fopen(path, "r");
     if (!f) return;
     char line[16384];
@@ -142,7 +59,7 @@ static void csv_reload(strbuf *csv, const char *path, long last_epoch) {
             continue; /* header is regenerated */
         }
         long e = strtol(line, NULL, 10);
-        if (e >= 1 && e <= last_epoch && strchr(line, '\n')) sb_add(csv, "%s", line);
+        if (e >= 1 && e <= last_epoch && strchr(line, '\n')) rc_sb_printf(csv, "%s", line);
     }
     fclose(f);
 }
@@ -205,7 +122,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     int *perm = NULL, *labels = NULL;
     float *xglob = NULL; /* data-parallel: the whole global batch, of which this rank takes its slice */
     FILE *losslog = NULL;
-    strbuf csv = {0}, head = {0};
+    rc_strbuf csv = {0}, head = {0};
     char ckpt_path[4096], csv_path[4096];
     rc_train_result res_local;
     rc_train_result *res = result ? result : &res_local;
@@ -305,12 +222,12 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     int has_coarse = test.coarse_of != NULL && test.ncoarse > 0;
     /* CSV header */
     head.len = 0;
-    sb_add(&head, "epoch,global_step,lr,train_loss,train_acc,epoch_seconds,images_per_s");
-    for (int t = 1; t <= R; t++) sb_add(&head, ",test_acc_%d", t);
+    rc_sb_printf(&head, "epoch,global_step,lr,train_loss,train_acc,epoch_seconds,images_per_s");
+    for (int t = 1; t <= R; t++) rc_sb_printf(&head, ",test_acc_%d", t);
     if (has_coarse)
-        for (int t = 1; t <= R; t++) sb_add(&head, ",test_coarse_acc_%d", t);
-    if (val.n > 0) sb_add(&head, ",val_acc_%d", R);
-    sb_add(&head, "\n");
+        for (int t = 1; t <= R; t++) rc_sb_printf(&head, ",test_coarse_acc_%d", t);
+    if (val.n > 0) rc_sb_printf(&head, ",val_acc_%d", R);
+    rc_sb_printf(&head, "\n");
 
     perm = rc_xmalloc((size_t)train.n * sizeof(int));
     labels = rc_xmalloc((size_t)tc.batch * sizeof(int));
@@ -457,16 +374,16 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         if (rc_dist_evaluate(&m, &test, 0, &ev)) goto done;
         if (val.n > 0 && rc_dist_evaluate(&m, &val, 0, &evv)) goto done;
         double lr_now = rc_lr_at(&tc, meta.global_step > 0 ? meta.global_step - 1 : 0, spe);
-        sb_add(&csv, "%ld,%ld,%.6g,%.6f,%.6f,%.3f,%.1f", epoch + 1, meta.global_step, lr_now,
+        rc_sb_printf(&csv, "%ld,%ld,%.6g,%.6f,%.6f,%.3f,%.1f", epoch + 1, meta.global_step, lr_now,
                seen ? loss_sum / seen : 0.0, seen ? (double)correct_sum / seen : 0.0, ep_sec,
                ep_imgs / (ep_sec > 1e-9 ? ep_sec : 1e-9));
-        for (int t = 0; t < R; t++) sb_add(&csv, ",%.4f", rc_eval_accuracy(&ev, t));
+        for (int t = 0; t < R; t++) rc_sb_printf(&csv, ",%.4f", rc_eval_accuracy(&ev, t));
         if (has_coarse)
-            for (int t = 0; t < R; t++) sb_add(&csv, ",%.4f", rc_eval_coarse_accuracy(&ev, t));
-        if (val.n > 0) sb_add(&csv, ",%.4f", rc_eval_accuracy(&evv, R - 1));
-        sb_add(&csv, "\n");
-        strbuf all = {0};
-        sb_add(&all, "%s%s", head.buf, csv.buf ? csv.buf : "");
+            for (int t = 0; t < R; t++) rc_sb_printf(&csv, ",%.4f", rc_eval_coarse_accuracy(&ev, t));
+        if (val.n > 0) rc_sb_printf(&csv, ",%.4f", rc_eval_accuracy(&evv, R - 1));
+        rc_sb_printf(&csv, "\n");
+        rc_strbuf all = {0};
+        rc_sb_printf(&all, "%s%s", head.buf, csv.buf ? csv.buf : "");
         rc_status wst = rank == 0 ? rc_write_file_atomic(csv_path, all.buf, all.len) : RC_OK;
         free(all.buf);
         if (wst) goto done;

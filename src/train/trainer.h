@@ -38,7 +38,5 @@ void rc_train_install_signal_handlers(void);
 /* Nonzero once a stop was requested. */
 int rc_train_stop_requested(void);
 
-/* Write text to path atomically (tmp file in the same directory, fsync, rename, fsync directory). */
-rc_status rc_write_file_atomic(const char *path, const char *text, size_t len);
 
 #endif
