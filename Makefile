@@ -42,8 +42,22 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 
-.PHONY: all test test-unit test-cli test-mpi demo deps clean info-build fuzz fuzz-targets test-fuzz-replay test-reliability test-valgrind
-all: $(BUILD)/recur $(TESTS)
+.PHONY: bench-tools all test test-unit test-cli test-mpi demo deps clean info-build fuzz fuzz-targets test-fuzz-replay test-reliability test-valgrind
+all: $(BUILD)/recur $(TESTS) bench-tools
+
+# Benchmark programs (not tests; see docs/PERFORMANCE.md): bnact_bench and fma_peak always, conv_bench
+# with oneDNN. fma_peak needs -ffp-contract=fast (C11 mode would keep a*b+c as two instructions).
+BENCH_TOOLS := $(BUILD)/bnact_bench $(BUILD)/fma_peak $(if $(HAVE_DNNL),$(BUILD)/conv_bench)
+bench-tools: $(BENCH_TOOLS)
+
+$(BUILD)/bnact_bench $(BUILD)/conv_bench: $(BUILD)/%: bench/%.c $(BUILD)/librecur.a $(HDRS)
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LDFLAGS) $(LDLIBS)
+
+$(BUILD)/fma_peak: bench/fma_peak.c
+	@mkdir -p $(dir $@)
+	@echo "  LD    $@"
+	@$(CC) $(CFLAGS) -ffp-contract=fast -o $@ $< $(LDFLAGS)
 
 info-build:
 	@echo "recur build: CC=$(CC) oneDNN=$(if $(HAVE_DNNL),yes,no) MPI=$(if $(filter 1,$(MPI)),yes,no) SAN=$(or $(SAN),0)"

@@ -4,10 +4,8 @@
  * activations kept in nChw16c (the graph's blocked plan, direct); the same with the default algorithm
  * choice (Winograd for forward and backward-data) and with Winograd for every pass; plus fast vs
  * reference on a small case.
- * Not a test. Build by hand from the repository root:
- *   make && gcc -std=c11 -O3 -march=native -fopenmp -Isrc -DRC_HAVE_DNNL bench/conv_bench.c build/librecur.a \
- *       -o build/conv_bench -lm -lz -ldnnl
- *   ./build/conv_bench            (add --quick for fewer repetitions)
+ * Not a test. `make` builds it when oneDNN is installed:
+ *   build/conv_bench            (add --quick for fewer repetitions)
  * Every pass is charged the forward FLOPs (2*N*K*Ho*Wo*C*R*R); "step" = fwd + bwd data + bwd weights. */
 #include <stdio.h>
 #include <stdlib.h>

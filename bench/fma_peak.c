@@ -1,7 +1,7 @@
 /* fma_peak.c — the fp32 FMA peak behind "% of peak" in docs/PERFORMANCE.md: per OpenMP thread, 12
- * independent chains of 16-float FMAs in registers; best of 5 for 1 and 2 threads. Not a test. Build:
- *   gcc -std=c11 -O3 -march=native -ffp-contract=fast -fopenmp bench/fma_peak.c -o build/fma_peak
- * (-ffp-contract=fast: without it C11 mode keeps a*b+c as two instructions). */
+ * independent chains of 16-float FMAs in registers; best of 5 for 1 and 2 threads. Not a test. `make`
+ * builds it as build/fma_peak with -ffp-contract=fast (without it C11 mode keeps a*b+c as two
+ * instructions). */
 #include <omp.h>
 #include <stdio.h>
 #include <string.h>

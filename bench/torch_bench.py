@@ -4,6 +4,9 @@ config's optimizer, then N eval-mode forward passes under no_grad) and prints on
 same keys: train_images_per_s, infer_images_per_s, peak_rss_mb (this process's ru_maxrss).
 
 usage: /usr/bin/python3 bench/torch_bench.py CONFIG [--batch N] [--threads N] [--steps N] [--set S.K=V]
+                                              [--channels-last]
+--channels-last puts the model and the batch in PyTorch's NHWC memory format (the default is NCHW, what
+the twin uses); docs/PERFORMANCE.md compares both.
 """
 
 import argparse
@@ -27,6 +30,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--set", action="append", default=[], dest="sets")
+    ap.add_argument("--channels-last", action="store_true")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -38,6 +42,9 @@ def main():
     gen = torch.Generator().manual_seed(7)
     x = torch.randn(batch, c, h, w, generator=gen)
     y = torch.randint(0, cfg.model["classes"], (batch,), generator=gen)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     opt = twin.make_optimizer(model, cfg, lr=1e-4)
 
     for _ in range(3):
@@ -61,7 +68,7 @@ def main():
         "model": cfg.model["name"], "batch": batch, "threads": args.threads, "steps": args.steps,
         "train_images_per_s": round(args.steps * batch / t_train, 2),
         "infer_images_per_s": round(args.steps * batch / t_inf, 2),
-        "peak_rss_mb": round(rss_mb, 1),
+        "peak_rss_mb": round(rss_mb, 1), "channels_last": bool(args.channels_last),
     }))
 
 

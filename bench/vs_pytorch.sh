@@ -5,7 +5,7 @@
 # over rounds) of the per-round ratios recur/PyTorch for training and inference images/s, and of
 # PyTorch/recur for peak RSS. A benchmark, not a test. Usage (from the repository root):
 #   bench/vs_pytorch.sh [--rounds N] [--threads N] [--steps N] [--batch N] [--out FILE.jsonl] [CONFIG ...]
-# Default configs: bench/configs/*.cfg. Needs build/recur (make) and /usr/bin/python3 with torch.
+# Default configs: bench/configs/*.cfg. TORCH_ARGS (e.g. --channels-last) is passed to torch_bench.py. Needs build/recur (make) and /usr/bin/python3 with torch.
 set -eu
 rounds=5 threads=2 steps=10 batch=0 out=""
 while [ $# -gt 0 ]; do
@@ -34,7 +34,7 @@ while [ "$r" -le "$rounds" ]; do
     for cfg in "$@"; do
         name=$(basename "$cfg" .cfg)
         run_recur() { "$recur" bench "$cfg" $bargs --json | sed "s/^{/{\"side\": \"recur\", \"cfg\": \"$name\", \"round\": $r, /" >>"$tmp"; }
-        run_torch() { OMP_NUM_THREADS=$threads "$py" bench/torch_bench.py "$cfg" $bargs | sed "s/^{/{\"side\": \"torch\", \"cfg\": \"$name\", \"round\": $r, /" >>"$tmp"; }
+        run_torch() { OMP_NUM_THREADS=$threads "$py" bench/torch_bench.py "$cfg" $bargs ${TORCH_ARGS:-} | sed "s/^{/{\"side\": \"torch\", \"cfg\": \"$name\", \"round\": $r, /" >>"$tmp"; }
         if [ $((r % 2)) -eq 1 ]; then run_recur; run_torch; else run_torch; run_recur; fi
         echo "  round $r/$rounds $name done" >&2
     done
