@@ -163,6 +163,25 @@ bad "limits: RECUR_MAX_MEMORY_MB=0.1" "over the memory limit of 0.1 MB \(RECUR_M
     env RECUR_MAX_MEMORY_MB=0.1 "$R" train "$CFG" --out "$T/lim" --quiet
 bad "limits: RECUR_MAX_MEMORY_MB=lots" "RECUR_MAX_MEMORY_MB='lots' is not a positive number" \
     env RECUR_MAX_MEMORY_MB=lots "$R" info "$CFG"
+# the limit applies to the planned arena (liveness sharing, train.recompute), not to an unshared bound:
+# 64 tied steps need 74 MB at batch 8 without recomputation and 14 MB with recompute = 4
+cat >"$T/long.cfg" <<EOF
+[model]
+input = 1x28x28
+norm = batch_per_iter
+[area V1]
+channels = 16
+iterations = 64
+tied = yes
+cell = residual
+[train]
+batch = 8
+EOF
+bad "limits: 64 steps over RECUR_MAX_MEMORY_MB=40" "over the memory limit of 40 MB .*set train.recompute" \
+    env RECUR_MAX_MEMORY_MB=40 "$R" bench "$T/long.cfg" --steps 1 --threads 1
+env RECUR_MAX_MEMORY_MB=40 "$R" bench "$T/long.cfg" --steps 1 --threads 1 --set train.recompute=4 >"$T/out" 2>"$T/err" ||
+    { cat "$T/err"; fail "limits: 64 steps with recompute = 4 should fit in 40 MB"; }
+ok
 
 # ---- 2. malformed IDX files (recur train --data idx:DIR) -----------------------------------------
 # mkidx DIR: a copy of the good training split, with the test split; then the caller damages it

@@ -263,24 +263,6 @@ void rc_graph_mark_output(rc_graph *g, int t) {
 
 /* ---- memory limit: absurd configs are refused before anything is allocated ---------------------- */
 
-/* Bytes the plan below allocates, estimated in double so that no config can overflow it: 4 param
- * blocks (w, grad, m, v), activations and their gradients, batch-norm saves, conv scratch. (If the
- * plan starts sharing memory, keep this an upper bound or make it follow.) */
-static double plan_estimate(const rc_graph *g, double *param_bytes, double *act_bytes) {
-    double N = g->batch, p = 0, a = 0, s = 0, scr = 0;
-    for (int i = 0; i < g->nparams; i++) p += (double)g->params[i].numel + 15;
-    for (int i = 0; i < g->ntensors; i++) a += N * g->tensors[i].c * g->tensors[i].h * g->tensors[i].w + 15;
-    for (int i = 0; i < g->nnodes; i++) {
-        const rc_node *n = &g->nodes[i];
-        const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
-        if (n->op == RC_OP_BATCHNORM) s += 2.0 * y->c + 15;
-        if (n->op == RC_OP_CONV) scr = fmax(scr, fmax(N * x->c * x->h * x->w, (double)y->c * x->c * n->k * n->k + y->c));
-    }
-    *param_bytes = 16.0 * p;
-    *act_bytes = 8.0 * a;
-    return *param_bytes + *act_bytes + 4.0 * (s + scr);
-}
-
 /* The limit in bytes (0: none known): RECUR_MAX_MEMORY_MB (MB = 2^20 bytes) if set, else 3/4 of physical
  * memory. *why says which. Fails on a malformed RECUR_MAX_MEMORY_MB. */
 static rc_status plan_limit(double *limit, char *why, size_t n) {
@@ -304,28 +286,46 @@ static rc_status plan_limit(double *limit, char *why, size_t n) {
     return RC_OK;
 }
 
-static rc_status plan_check_memory(const rc_graph *g) {
-    double pb, ab, limit;
-    double need = plan_estimate(g, &pb, &ab);
+rc_status rc_graph_check_memory(const rc_graph *g, double param_bytes, double act_bytes, double other_bytes) {
+    double limit;
     char why[160] = "";
     if (plan_limit(&limit, why, sizeof why)) return RC_ERR;
+    double need = param_bytes + act_bytes + other_bytes;
+    if (limit > 0 && need > limit && act_bytes <= 0)
+        return rc_fail("the model's params, gradients and optimizer state need about %.6g MB, over the memory limit "
+                       "of %.6g MB (%s); lower the channels, the areas or the untied steps",
+                       need / 1048576.0, limit / 1048576.0, why);
     if (limit > 0 && need > limit)
         return rc_fail("the model needs about %.6g MB at batch %d (params, gradients and optimizer state %.6g MB; "
                        "activations and their gradients %.6g MB), over the memory limit of %.6g MB (%s); lower the "
-                       "batch, channels, iterations or input size",
-                       need / 1048576.0, g->batch, pb / 1048576.0, ab / 1048576.0, limit / 1048576.0, why);
+                       "batch, channels, iterations or input size%s",
+                       need / 1048576.0, g->batch, param_bytes / 1048576.0, act_bytes / 1048576.0, limit / 1048576.0,
+                       why, act_bytes > 0 && g->recompute <= 0 ? ", or set train.recompute for a long unroll" : "");
     return RC_OK;
 }
 
 rc_status rc_graph_plan(rc_graph *g) {
     RC_ASSERT(!g->planned);
-    if (plan_check_memory(g)) return RC_ERR;
     rc_flush_denormals();
-    /* params: one block per category */
+    /* params: one block per category; their size is checked against the memory limit first (in double:
+     * no config can overflow it), the activations' once the plan has sized the arena (graph_plan.c) */
     size_t pf = 0;
+    double pbytes = 0;
     for (int i = 0; i < g->nparams; i++) {
         g->params[i].off = pf;
         pf += (g->params[i].numel + 15) / 16 * 16;
+        pbytes += 16.0 * (double)((g->params[i].numel + 15) / 16 * 16);
+    }
+    if (rc_graph_check_memory(g, pbytes, 0, 0)) return RC_ERR;
+    /* unshared activations + gradients, an upper bound: beyond 2^60 bytes the plan's size_t offsets could
+     * overflow, so such a config stops here whatever the limit says */
+    double abytes = 0;
+    for (int i = 0; i < g->ntensors; i++)
+        abytes += 8.0 * ((double)g->batch * g->tensors[i].c * g->tensors[i].h * g->tensors[i].w + 15);
+    if (abytes > 0x1p60) {
+        if (rc_graph_check_memory(g, pbytes, abytes, 0)) return RC_ERR;
+        return rc_fail("the model needs up to %.6g MB of activations at batch %d, more than this build can plan; lower "
+                       "the batch, channels, iterations or input size", abytes / 1048576.0, g->batch);
     }
     g->param_floats = pf;
     g->pw = rc_aalloc_floats(pf);

@@ -135,6 +135,9 @@ rc_status rc_graph_make_plan(rc_graph *g);
 enum { RC_RUN_EVAL = 0, RC_RUN_TRAIN = 1, RC_RUN_REPLAY = 2 };
 void rc_graph_exec_forward(rc_graph *g, int i, int mode);
 void rc_graph_exec_backward(rc_graph *g, int i);
+/* Fails (with the sizes and the limit in the message) when params + activations + other bytes exceed the
+ * memory limit: RECUR_MAX_MEMORY_MB if set, else 3/4 of physical memory. Called before allocating. */
+rc_status rc_graph_check_memory(const rc_graph *g, double param_bytes, double act_bytes, double other_bytes);
 
 void rc_graph_init(rc_graph *g, int batch);
 void rc_graph_free(rc_graph *g);

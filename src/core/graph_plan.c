@@ -590,6 +590,9 @@ rc_status rc_graph_make_plan(rc_graph *g) {
             scr = RC_MAX(scr, rc_conv2d_scratch_floats(&d));
         }
     }
+    if (rc_graph_check_memory(g, 16.0 * (double)g->param_floats, 4.0 * (double)af,
+                              4.0 * ((double)sf + (double)scr) + 8.0 * (double)wk))
+        return RC_ERR;
     g->act_floats = af;
     g->save_floats = sf;
     g->scratch_floats = scr;
