@@ -36,7 +36,7 @@ static const bshape g_shapes[] = {
 
 typedef struct {
     rc_conv_dims d;
-    float *x, *w, *b, *y, *dy, *dx, *dw, *db, *scratch;
+    float *x, *w, *b, *y, *dy, *dx, *dw, *db;
 } bufs;
 
 static float *rnd(rc_rng *r, size_t n) {
@@ -56,12 +56,11 @@ static void bufs_init(bufs *B, const bshape *s, rc_rng *r) {
     size_t nw = (size_t)d->k * d->c * d->r * d->r;
     B->x = rnd(r, nx), B->dx = rnd(r, nx), B->w = rnd(r, nw), B->dw = rnd(r, nw);
     B->b = rnd(r, (size_t)d->k), B->db = rnd(r, (size_t)d->k), B->y = rnd(r, ny), B->dy = rnd(r, ny);
-    B->scratch = rnd(r, rc_conv2d_scratch_floats(d));
 }
 
 static void bufs_free(bufs *B) {
     rc_afree(B->x), rc_afree(B->dx), rc_afree(B->w), rc_afree(B->dw), rc_afree(B->b), rc_afree(B->db);
-    rc_afree(B->y), rc_afree(B->dy), rc_afree(B->scratch);
+    rc_afree(B->y), rc_afree(B->dy);
 }
 
 enum { P_FWD, P_BWD_DATA, P_BWD_WEIGHTS, P_STEP };
@@ -70,11 +69,11 @@ static void run_pass(bufs *B, int pass) {
     const rc_conv_dims *d = &B->d;
     switch (pass) {
     case P_FWD: rc_conv2d_forward(d, B->x, B->w, B->b, B->y); break;
-    case P_BWD_DATA: rc_conv2d_backward(d, B->x, B->w, B->dy, B->dx, 1, NULL, NULL, B->scratch); break;
-    case P_BWD_WEIGHTS: rc_conv2d_backward(d, B->x, B->w, B->dy, NULL, 0, B->dw, B->db, B->scratch); break;
+    case P_BWD_DATA: rc_conv2d_backward(d, B->x, B->w, B->dy, B->dx, 1, NULL, NULL); break;
+    case P_BWD_WEIGHTS: rc_conv2d_backward(d, B->x, B->w, B->dy, NULL, 0, B->dw, B->db); break;
     default:
         rc_conv2d_forward(d, B->x, B->w, B->b, B->y);
-        rc_conv2d_backward(d, B->x, B->w, B->dy, B->dx, 1, B->dw, B->db, B->scratch);
+        rc_conv2d_backward(d, B->x, B->w, B->dy, B->dx, 1, B->dw, B->db);
     }
 }
 

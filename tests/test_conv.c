@@ -141,7 +141,6 @@ static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
     float *y0 = zero_buf(ny), *y1 = zero_buf(ny);
     float *dx0 = zero_buf(nx), *dx1 = rand_buf(rng, nx);
     float *dw0 = zero_buf(nw), *dw1 = zero_buf(nw), *db0 = zero_buf(nk), *db1 = zero_buf(nk);
-    float *scratch = zero_buf(rc_conv2d_scratch_floats(&d));
     char m[260];
 
     rc_conv2d_forward_ref(&d, x, w, b, y0);
@@ -151,7 +150,7 @@ static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
 
     /* dx overwrite (dx1 holds garbage), dw/db accumulate from zero */
     rc_conv2d_backward_ref(&d, x, w, dy, dx0, 0, dw0, bias ? db0 : NULL);
-    rc_conv2d_backward(&d, x, w, dy, dx1, 0, dw1, bias ? db1 : NULL, scratch);
+    rc_conv2d_backward(&d, x, w, dy, dx1, 0, dw1, bias ? db1 : NULL);
     snprintf(m, sizeof m, "dx acc=0 %s", what);
     check_rel(dx1, dx0, nx, 1e-4, m);
     snprintf(m, sizeof m, "dw %s", what);
@@ -165,7 +164,7 @@ static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
     memcpy(dx0, base, nx * sizeof(float));
     memcpy(dx1, base, nx * sizeof(float));
     rc_conv2d_backward_ref(&d, x, w, dy, dx0, 1, NULL, NULL);
-    rc_conv2d_backward(&d, x, w, dy, dx1, 1, dw1, bias ? db1 : NULL, scratch);
+    rc_conv2d_backward(&d, x, w, dy, dx1, 1, dw1, bias ? db1 : NULL);
     snprintf(m, sizeof m, "dx acc=1 %s", what);
     check_rel(dx1, dx0, nx, 1e-4, m);
     for (size_t i = 0; i < nw; i++) dw0[i] *= 2.0f;
@@ -179,17 +178,17 @@ static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
 
     /* NULL dx: only weight gradients; NULL dw/db: only dx */
     float *dw2 = zero_buf(nw);
-    rc_conv2d_backward(&d, x, w, dy, NULL, 0, dw2, NULL, scratch);
+    rc_conv2d_backward(&d, x, w, dy, NULL, 0, dw2, NULL);
     for (size_t i = 0; i < nw; i++) dw0[i] *= 0.5f;
     snprintf(m, sizeof m, "dw (dx NULL) %s", what);
     check_rel(dw2, dw0, nw, 1e-4, m);
     memcpy(dx1, base, nx * sizeof(float));
-    rc_conv2d_backward(&d, x, w, dy, dx1, 1, NULL, NULL, scratch);
+    rc_conv2d_backward(&d, x, w, dy, dx1, 1, NULL, NULL);
     snprintf(m, sizeof m, "dx (dw NULL) %s", what);
     check_rel(dx1, dx0, nx, 1e-4, m);
 
     free(x), free(w), free(b), free(dy), free(base), free(y0), free(y1), free(dx0), free(dx1);
-    free(dw0), free(dw1), free(db0), free(db1), free(scratch), free(dw2);
+    free(dw0), free(dw1), free(db0), free(db1), free(dw2);
 }
 
 static const shape g_shapes[] = {
@@ -241,13 +240,12 @@ static void test_determinism(void) {
     rc_conv_dims_init(&d, RC_TEST_SMALL ? 2 : 8, 16, 28, 28, 32, 3, 1, 1);
     const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), nk = (size_t)d.k;
     float *x = rand_buf(&rng, nx), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, nk), *dy = rand_buf(&rng, ny);
-    float *scratch = zero_buf(rc_conv2d_scratch_floats(&d));
     float *out[2][4];
     for (int run = 0; run < 2; run++) {
         out[run][0] = zero_buf(ny), out[run][1] = zero_buf(nx), out[run][2] = zero_buf(nw);
         out[run][3] = zero_buf(nk);
         rc_conv2d_forward(&d, x, w, b, out[run][0]);
-        rc_conv2d_backward(&d, x, w, dy, out[run][1], 0, out[run][2], out[run][3], scratch);
+        rc_conv2d_backward(&d, x, w, dy, out[run][1], 0, out[run][2], out[run][3]);
     }
     CHECK(memcmp(out[0][0], out[1][0], ny * sizeof(float)) == 0, "forward differs between runs");
     CHECK(memcmp(out[0][1], out[1][1], nx * sizeof(float)) == 0, "dx differs between runs");
@@ -255,7 +253,7 @@ static void test_determinism(void) {
     CHECK(memcmp(out[0][3], out[1][3], nk * sizeof(float)) == 0, "db differs between runs");
     for (int run = 0; run < 2; run++)
         for (int j = 0; j < 4; j++) free(out[run][j]);
-    free(x), free(w), free(b), free(dy), free(scratch);
+    free(x), free(w), free(b), free(dy);
 }
 
 /* The same shape called many times creates its primitives once. */
@@ -271,16 +269,15 @@ static void test_primitive_reuse(void) {
     const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), nk = (size_t)d.k;
     float *x = rand_buf(&rng, nx), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, nk), *dy = rand_buf(&rng, ny);
     float *y = zero_buf(ny), *dx = zero_buf(nx), *dw = zero_buf(nw), *db = zero_buf(nk);
-    float *scratch = zero_buf(rc_conv2d_scratch_floats(&d));
     /* warm-up: both dx_acc values so lazily made accumulate reorders exist */
     rc_conv2d_forward(&d, x, w, b, y);
-    rc_conv2d_backward(&d, x, w, dy, dx, 0, dw, db, scratch);
-    rc_conv2d_backward(&d, x, w, dy, dx, 1, dw, db, scratch);
+    rc_conv2d_backward(&d, x, w, dy, dx, 0, dw, db);
+    rc_conv2d_backward(&d, x, w, dy, dx, 1, dw, db);
     const int after_first = rc_conv2d_dnnl_primitive_count();
     CHECK(after_first >= 3, "expected at least 3 primitives (fwd, bwd data, bwd weights), got %d", after_first);
     for (int t = 0; t < 20; t++) { /* a recurrent cell unrolled 20 times */
         rc_conv2d_forward(&d, x, w, b, y);
-        rc_conv2d_backward(&d, x, w, dy, dx, t % 2, dw, db, scratch);
+        rc_conv2d_backward(&d, x, w, dy, dx, t % 2, dw, db);
     }
     CHECK(rc_conv2d_dnnl_primitive_count() == after_first, "primitives grew from %d to %d on repeated calls",
           after_first, rc_conv2d_dnnl_primitive_count());
@@ -300,7 +297,7 @@ static void test_primitive_reuse(void) {
     rc_conv2d_forward(&d, x, w, b, y2);
     rc_conv2d_forward_ref(&d, x, w, b, y);
     check_rel(y2, y, ny, 1e-4, "forward after release");
-    free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(scratch), free(y2);
+    free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw), free(db), free(y2);
 #endif
 }
 

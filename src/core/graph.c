@@ -27,7 +27,6 @@ void rc_graph_free(rc_graph *g) {
     rc_afree(g->act);
     rc_afree(g->grad);
     rc_afree(g->save);
-    rc_afree(g->scratch);
     rc_afree(g->work);
     free(g->xnodes);
     free(g->seg_start);

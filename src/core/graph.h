@@ -95,11 +95,10 @@ typedef struct {
     int nnodes, cap_nodes;
     int input; /* tensor index of the image batch */
     /* memory plan: one allocation per category */
-    size_t param_floats, act_floats, save_floats, scratch_floats;
+    size_t param_floats, act_floats, save_floats;
     float *pw, *pg, *pm, *pv; /* params, grads, optimizer moments */
     float *act, *grad;        /* activations and their gradients */
     float *save;              /* per-node saved statistics (batch norm mean/rstd) */
-    float *scratch;           /* op scratch (fast-path accumulation) */
     int planned;
     /* execution plan (rc_graph_plan): nodes after fusion, in run order; with fast ops and oneDNN,
      * activations with C % 16 == 0 stay blocked (nChw16c) between ops. Activations and gradients share

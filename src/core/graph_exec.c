@@ -106,7 +106,7 @@ void rc_graph_exec_backward(rc_graph *g, int i) {
     case RC_OP_CONV: {
         rc_conv_dims d = node_conv_dims(g, n);
         rc_conv2d_backward(&d, x->x, pw(g, n->param[0]), y->dx, dx0, n->acc[0], pgr(g, n->param[0]),
-                           pgr(g, n->param[1]), g->scratch);
+                           pgr(g, n->param[1]));
         break;
     }
     case RC_OP_BATCHNORM:

@@ -541,15 +541,6 @@ static size_t make_memory(rc_graph *g, int share, int remat) {
 
 /* ---------------------------------------------------------------- the plan */
 
-static rc_conv_dims exec_conv_dims(const rc_graph *g, const rc_node *n) {
-    const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
-    rc_conv_dims d;
-    rc_conv_dims_init(&d, g->batch, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
-    d.x_layout = x->layout;
-    d.y_layout = y->layout;
-    return d;
-}
-
 /* rc_plan_opts less what RECUR_PLAN turns off ("nofuse,noblocked,noshare,noremat"; for measuring what
  * each part of the plan buys, docs/PERFORMANCE.md) */
 static int plan_opts(void) {
@@ -576,8 +567,9 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     make_layouts(g, blocked);
     make_grad_flags(g);
     size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT));
-    /* saved statistics, op scratch, batch-norm workspace */
-    size_t sf = 0, scr = 0, wk = 0;
+    /* saved statistics, batch-norm workspace (the oneDNN convolutions keep their own transient buffers,
+     * shared by all of them: conv2d_dnnl.c) */
+    size_t sf = 0, wk = 0;
     for (int i = 0; i < g->nxnodes; i++) {
         rc_node *n = &g->xnodes[i];
         if (n->op == RC_OP_BATCHNORM || n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn)) {
@@ -585,23 +577,18 @@ rc_status rc_graph_make_plan(rc_graph *g) {
             n->save_off = sf;
             sf += (2 * (size_t)c + 15) / 16 * 16;
             wk = RC_MAX(wk, rc_bn_work_doubles(c));
-        } else if (n->op == RC_OP_CONV) {
-            rc_conv_dims d = exec_conv_dims(g, n);
-            scr = RC_MAX(scr, rc_conv2d_scratch_floats(&d));
         }
     }
     if (rc_graph_check_memory(g, 16.0 * (double)g->param_floats, 4.0 * (double)af,
-                              4.0 * ((double)sf + (double)scr) + 8.0 * (double)wk))
+                              4.0 * (double)sf + 8.0 * (double)wk))
         return RC_ERR;
     g->act_floats = af;
     g->save_floats = sf;
-    g->scratch_floats = scr;
     g->work_doubles = wk;
     g->act = rc_aalloc_floats(af);
     g->save = rc_aalloc_floats(sf);
-    g->scratch = rc_aalloc_floats(scr);
     g->work = (double *)(void *)rc_aalloc_floats(2 * wk + 2);
-    if (!g->act || !g->save || !g->scratch || !g->work)
+    if (!g->act || !g->save || !g->work)
         return rc_fail("cannot allocate %.1f MB of activations and gradients for the model at batch %d",
                        4.0 * (double)af / 1e6, g->batch);
     for (int t = 0; t < g->ntensors; t++) {

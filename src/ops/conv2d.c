@@ -34,12 +34,6 @@ double rc_conv2d_flops(const rc_conv_dims *d) {
     return 2.0 * d->n * d->k * d->ho * d->wo * (double)d->c * d->r * d->r;
 }
 
-size_t rc_conv2d_scratch_floats(const rc_conv_dims *d) {
-    size_t dx = (size_t)d->n * d->c * d->h * d->w;
-    size_t dwb = (size_t)d->k * d->c * d->r * d->r + (size_t)d->k;
-    return dx > dwb ? dx : dwb;
-}
-
 /* Output indices o in [0, out) whose input index o*s - p + kidx lies in [0, in): [*lo, *hi). */
 static void valid_range(int in, int out, int s, int p, int kidx, int *lo, int *hi) {
     int a = p - kidx; /* need o*s >= a */
@@ -181,14 +175,13 @@ void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, co
 }
 
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
-                        int dx_acc, float *dw, float *db, float *scratch) {
+                        int dx_acc, float *dw, float *db) {
 #ifdef RC_HAVE_DNNL
     if (rc_ops_fast || blocked(d)) {
-        rc_conv2d_dnnl_backward(d, x, w, dy, dx, dx_acc, dw, db, scratch);
+        rc_conv2d_dnnl_backward(d, x, w, dy, dx, dx_acc, dw, db);
         return;
     }
 #endif
-    (void)scratch;
     rc_conv2d_backward_ref(d, x, w, dy, dx, dx_acc, dw, db);
 }
 

@@ -1,7 +1,8 @@
 /* conv2d_dnnl.c — the oneDNN fast path of conv2d: a lazily created CPU engine and stream, and a cache
  * of primitives keyed by (shape, pass, bias, threads, layout policy), each created once and reused on
- * every later call. Gradients are accumulated (dw/db always, dx when asked) either through caller
- * scratch plus an add, or through a reorder with a sum post-op when the primitive uses blocked layouts. */
+ * every later call. Gradients are accumulated (dw/db always, dx when asked) either through a transient
+ * buffer plus an add, or through a reorder with a sum post-op when the primitive uses another layout.
+ * Scratchpads and transient buffers are shared by all primitives (one in-order stream). */
 #ifdef RC_HAVE_DNNL
 
 #include "ops/conv2d_dnnl.h"
@@ -49,11 +50,11 @@ static void dnnl_fail(const char *what, dnnl_status_t st, const rc_conv_dims *d,
         if (st_ != dnnl_success) dnnl_fail(#call, st_, (d), __FILE__, __LINE__);   \
     } while (0)
 
-/* A primitive with its own user-mode scratchpad (allocated once, at creation). */
+/* A primitive with a user-mode scratchpad. Every primitive runs alone (one in-order CPU stream), so all
+ * share one scratchpad buffer, g_pad, sized for the largest: pad's handle is set to it at every run. */
 typedef struct {
     dnnl_primitive_t prim;
     dnnl_memory_t pad;
-    float *padbuf;
 } prim_t;
 
 /* One execution argument of a convolution primitive. */
@@ -62,7 +63,10 @@ typedef struct {
     int is_out;              /* written by the primitive */
     size_t nelem;            /* elements of the plain tensor */
     dnnl_memory_t user;      /* plain NCHW / OIHW / x layout; data handle set on every call */
-    dnnl_memory_t inner;     /* the primitive's layout (library-owned buffer); NULL if plain */
+    dnnl_memory_t inner;     /* the primitive's layout; NULL if plain. Its buffer is transient: a slice of
+                              * the shared pool g_pool at inner_off, set at every run */
+    size_t inner_off;        /* floats into the pool: the inner buffer, or for a plain output that may be
+                              * accumulated, where it is written before being added to the user's */
     prim_t to_inner;         /* input: user -> inner */
     prim_t from_inner[2];    /* output: inner -> user; [0] overwrite, [1] with sum post-op (lazy) */
 } conv_arg;
@@ -76,6 +80,7 @@ typedef struct conv_entry {
     prim_t conv;
     int nargs;
     conv_arg args[MAX_ARGS];
+    size_t pool_floats;  /* floats of g_pool this entry's inner buffers span */
     struct conv_entry *next;
 } conv_entry;
 
@@ -84,6 +89,20 @@ static dnnl_stream_t g_stream;
 static conv_entry *g_cache;
 static int g_count;
 static int g_policy = RC_CONV_DNNL_DEFAULT_POLICY;
+/* Transient buffers shared by every cached primitive (grown, never shrunk, freed by release): before,
+ * each primitive owned its scratchpad and its blocked copies of plain tensors, which for models whose
+ * channels are not multiples of 16 (plain activations, reordered at every conv) added up to more than
+ * the activation arena itself. */
+static float *g_pad, *g_pool;
+static size_t g_pad_cap, g_pool_cap;
+
+static void grow(float **buf, size_t *cap, size_t floats) {
+    if (floats <= *cap) return;
+    rc_afree(*buf);
+    *buf = rc_aalloc_floats(floats);
+    RC_ASSERT(*buf != NULL);
+    *cap = floats;
+}
 static int g_algo = -1; /* -1: not read yet (RECUR_CONV_ALGO), else RC_CONV_ALGO_* */
 
 int rc_conv2d_dnnl_set_algo(int algo) {
@@ -157,22 +176,21 @@ static void prim_create(prim_t *p, const_dnnl_primitive_desc_t pd, const rc_conv
     const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t bytes = md ? dnnl_memory_desc_get_size(md) : 0;
     if (bytes > 0) {
-        p->padbuf = rc_aalloc_floats(bytes / sizeof(float) + 1);
-        RC_ASSERT(p->padbuf != NULL);
-        DNNL_TRY(dnnl_memory_create(&p->pad, md, g_engine, p->padbuf), d);
+        grow(&g_pad, &g_pad_cap, bytes / sizeof(float) + 1);
+        DNNL_TRY(dnnl_memory_create(&p->pad, md, g_engine, DNNL_MEMORY_NONE), d);
     }
 }
 
 static void prim_destroy(prim_t *p) {
     if (p->prim) dnnl_primitive_destroy(p->prim);
     if (p->pad) dnnl_memory_destroy(p->pad);
-    rc_afree(p->padbuf);
     memset(p, 0, sizeof *p);
 }
 
 /* args must have room for one more entry (the scratchpad). */
 static void prim_exec(const prim_t *p, int nargs, dnnl_exec_arg_t *args, const rc_conv_dims *d) {
     if (p->pad) {
+        DNNL_TRY(dnnl_memory_set_data_handle(p->pad, g_pad), d);
         args[nargs].arg = DNNL_ARG_SCRATCHPAD;
         args[nargs].memory = p->pad;
         nargs++;
@@ -212,8 +230,17 @@ static void add_arg(conv_entry *e, int arg, int is_out, const dnnl_memory_desc_t
     const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(e->pd, dnnl_query_exec_arg_md, arg);
     RC_ASSERT(want != NULL);
     if (!dnnl_memory_desc_equal(plain_md, want)) {
-        DNNL_TRY(dnnl_memory_create(&a->inner, want, g_engine, DNNL_MEMORY_ALLOCATE), &e->d);
+        DNNL_TRY(dnnl_memory_create(&a->inner, want, g_engine, DNNL_MEMORY_NONE), &e->d);
+        if (e->pass == PASS_BWD_WEIGHTS && arg == DNNL_ARG_DIFF_DST) {
+            a->inner_off = 0; /* the region reserved at the pool's start (create_entry) */
+        } else {
+            a->inner_off = e->pool_floats;
+            e->pool_floats += (dnnl_memory_desc_get_size(want) / sizeof(float) + 15) / 16 * 16;
+        }
         if (!is_out) reorder_create(&a->to_inner, plain_md, want, 0, &e->d);
+    } else if (is_out && e->pass != PASS_FWD) { /* backward outputs accumulate */
+        a->inner_off = e->pool_floats;
+        e->pool_floats += (a->nelem + 15) / 16 * 16;
     }
 }
 
@@ -312,6 +339,14 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     }
     dnnl_primitive_attr_destroy(attr);
     prim_create(&e->conv, e->pd, d);
+    /* backward-data puts dy's blocked copy first in the pool (its first argument); backward-weights may
+     * read that copy (rc_conv2d_dnnl_backward), so its other buffers start after a region of that size,
+     * where its own copy of dy goes when it does not share backward-data's */
+    if (pass == PASS_BWD_WEIGHTS) {
+        const dnnl_memory_desc_t *want = dnnl_primitive_desc_query_md(e->pd, dnnl_query_exec_arg_md, DNNL_ARG_DIFF_DST);
+        if (want && !dnnl_memory_desc_equal(&dst_p, want))
+            e->pool_floats = (dnnl_memory_desc_get_size(want) / sizeof(float) + 15) / 16 * 16;
+    }
 
     switch (pass) {
     case PASS_FWD:
@@ -332,6 +367,7 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
         if (has_bias) add_arg(e, DNNL_ARG_DIFF_BIAS, 1, &bia_p);
         break;
     }
+    grow(&g_pool, &g_pool_cap, e->pool_floats);
     e->next = g_cache;
     g_cache = e;
     return e;
@@ -350,11 +386,10 @@ static void add_into(float *dst, const float *src, size_t n) {
 }
 
 /* Run one cached primitive. ptr[i] is the user pointer of args[i]; acc[i] = 1 asks an output to be
- * accumulated into ptr[i]. Blocked outputs accumulate through a reorder with a sum post-op; plain
- * outputs are written into scratch (at scratch_off[i]) and then added. ready (may be NULL): ready[i]
+ * accumulated into ptr[i]. Outputs in another layout accumulate through a reorder with a sum post-op;
+ * outputs in the user's layout are written into the pool and then added. ready (may be NULL): ready[i]
  * non-NULL is an input already in the primitive's layout (shared with another primitive), used as is. */
-static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, float *scratch, const size_t *scratch_off,
-                      const dnnl_memory_t *ready) {
+static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, const dnnl_memory_t *ready) {
     const rc_conv_dims *d = &e->d;
     dnnl_exec_arg_t args[MAX_ARGS + 1];
     for (int i = 0; i < e->nargs; i++) {
@@ -364,11 +399,9 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, flo
             args[i].memory = ready[i];
             continue;
         }
+        if (a->inner) DNNL_TRY(dnnl_memory_set_data_handle(a->inner, g_pool + a->inner_off), d);
         void *p = (void *)(uintptr_t)ptr[i]; /* oneDNN takes a non-const handle; inputs are only read */
-        if (a->is_out && acc[i] && !a->inner) {
-            RC_ASSERT(scratch != NULL);
-            p = scratch + scratch_off[i];
-        }
+        if (a->is_out && acc[i] && !a->inner) p = g_pool + a->inner_off;
         DNNL_TRY(dnnl_memory_set_data_handle(a->user, p), d);
         if (!a->is_out && a->inner) reorder_exec(&a->to_inner, a->user, a->inner, d);
         args[i].memory = a->inner ? a->inner : a->user;
@@ -383,7 +416,7 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, flo
                 reorder_create(&a->from_inner[s], memory_md(a->inner, d), memory_md(a->user, d), s, d);
             reorder_exec(&a->from_inner[s], a->inner, a->user, d);
         } else if (acc[i]) {
-            add_into((float *)(uintptr_t)ptr[i], scratch + scratch_off[i], a->nelem);
+            add_into((float *)(uintptr_t)ptr[i], g_pool + a->inner_off, a->nelem);
         }
     }
     DNNL_TRY(dnnl_stream_wait(g_stream), d);
@@ -393,40 +426,40 @@ void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *
     conv_entry *e = get_entry(d, PASS_FWD, b != NULL);
     const void *ptr[MAX_ARGS];
     int acc[MAX_ARGS] = {0};
-    size_t off[MAX_ARGS] = {0};
     int i = 0;
     ptr[i++] = x;
     ptr[i++] = w;
     if (b) ptr[i++] = b;
     ptr[i++] = y;
     RC_ASSERT(i == e->nargs);
-    entry_run(e, ptr, acc, NULL, off, NULL);
+    entry_run(e, ptr, acc, NULL);
 }
 
 void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
-                             int dx_acc, float *dw, float *db, float *scratch) {
+                             int dx_acc, float *dw, float *db) {
     /* dy in the backward-data primitive's layout, reused by backward-weights when it wants the same */
     dnnl_memory_t dy_inner = NULL;
+    /* both entries first: creating one may grow a pool, which must not happen between the two runs */
+    conv_entry *ed = dx ? get_entry(d, PASS_BWD_DATA, 0) : NULL;
+    conv_entry *ew = dw ? get_entry(d, PASS_BWD_WEIGHTS, db != NULL) : NULL;
     if (dx) {
-        conv_entry *e = get_entry(d, PASS_BWD_DATA, 0);
+        conv_entry *e = ed;
         const void *ptr[MAX_ARGS] = {dy, w, dx, NULL};
         int acc[MAX_ARGS] = {0, 0, dx_acc ? 1 : 0, 0};
-        size_t off[MAX_ARGS] = {0};
-        entry_run(e, ptr, acc, scratch, off, NULL);
-        RC_ASSERT(e->args[0].arg == DNNL_ARG_DIFF_DST);
+        entry_run(e, ptr, acc, NULL);
+        RC_ASSERT(e->args[0].arg == DNNL_ARG_DIFF_DST && (!e->args[0].inner || e->args[0].inner_off == 0));
         dy_inner = e->args[0].inner;
     }
     if (dw) {
-        conv_entry *e = get_entry(d, PASS_BWD_WEIGHTS, db != NULL);
+        conv_entry *e = ew;
         const void *ptr[MAX_ARGS] = {x, dy, dw, db};
         int acc[MAX_ARGS] = {0, 0, 1, 1};
-        size_t off[MAX_ARGS] = {0, 0, 0, (size_t)d->k * d->c * d->r * d->r};
         dnnl_memory_t ready[MAX_ARGS] = {NULL, NULL, NULL, NULL};
         RC_ASSERT(e->args[1].arg == DNNL_ARG_DIFF_DST);
         if (dy_inner && e->args[1].inner &&
             dnnl_memory_desc_equal(memory_md(dy_inner, d), memory_md(e->args[1].inner, d)))
             ready[1] = dy_inner;
-        entry_run(e, ptr, acc, scratch, off, ready);
+        entry_run(e, ptr, acc, ready);
     } else if (db) {
         /* bias gradient alone: db[k] += sum over n, spatial of dy (rare; plain loop) */
         RC_ASSERT(d->y_layout == RC_LAYOUT_NCHW);
@@ -470,6 +503,10 @@ void rc_conv2d_dnnl_release(void) {
     }
     g_cache = NULL;
     g_count = 0;
+    rc_afree(g_pad);
+    rc_afree(g_pool);
+    g_pad = g_pool = NULL;
+    g_pad_cap = g_pool_cap = 0;
     if (g_stream) dnnl_stream_destroy(g_stream);
     if (g_engine) dnnl_engine_destroy(g_engine);
     g_stream = NULL;

@@ -10,9 +10,9 @@
 /* x (N,C,H,W), w (K,C,R,R), b (K) or NULL -> y (N,K,Ho,Wo), overwritten. */
 void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
 /* dy (N,K,Ho,Wo) -> dx (N,C,H,W) overwritten/accumulated per dx_acc (NULL: skipped),
- * dw (K,C,R,R) += (NULL: skipped), db (K) += (NULL: skipped). scratch: rc_conv2d_scratch_floats(d). */
+ * dw (K,C,R,R) += (NULL: skipped), db (K) += (NULL: skipped). */
 void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
-                             int dx_acc, float *dw, float *db, float *scratch);
+                             int dx_acc, float *dw, float *db);
 /* Number of oneDNN primitives (convolutions and reorders) created since start or last release. */
 int rc_conv2d_dnnl_primitive_count(void);
 /* Destroy every cached primitive, memory object, buffer, the stream and the engine. */

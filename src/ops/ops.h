@@ -27,11 +27,9 @@ typedef struct {
 } rc_conv_dims;
 void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad);
 void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
-/* dx (N,C,H,W) overwritten or accumulated per dx_acc; dw (K,C,R,R) and db (K) accumulated.
- * scratch: at least rc_conv2d_scratch_floats(d) floats (used by the fast path for accumulation). */
+/* dx (N,C,H,W) overwritten or accumulated per dx_acc; dw (K,C,R,R) and db (K) accumulated. */
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
-                        int dx_acc, float *dw, float *db, float *scratch);
-size_t rc_conv2d_scratch_floats(const rc_conv_dims *d);
+                        int dx_acc, float *dw, float *db);
 void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
 void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                             int dx_acc, float *dw, float *db);
