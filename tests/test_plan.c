@@ -1,7 +1,10 @@
-/* test_plan.c — the execution plan (graph_plan.c) on whole 16/32-channel models: the fast plan (fusion,
- * nChw16c, shared arena, rematerialisation; every conv algorithm) against the reference plan in logits,
- * loss, gradients, running stats and eval logits; sharing, remat and train.recompute bit-identical to
- * the stored run; and the arena actually shrinking. */
+/* test_plan.c — the execution plan (graph_plan.c) on whole models: the fast plan (fusion, nChw16c with
+ * zero-padded channel blocks where C is not a multiple of 16, shared arena, rematerialisation; every conv
+ * algorithm) against the reference plan in logits, loss, gradients, running stats and eval logits, with
+ * the fast plan's arena filled with NaN first (a value read before it is written — a padding lane, a
+ * buffer assumed zero — poisons the comparison); sharing, remat and train.recompute bit-identical to the
+ * stored run; and the arena actually shrinking. */
+#include <math.h>
 #include <string.h>
 
 #include "core/rng.h"
@@ -35,6 +38,11 @@ static const char *models[][2] = {
                     "[area V1]\nchannels = 24\niterations = 2\ntied = yes\ncell = residual\n"
                     "[area V2]\nchannels = 8\niterations = 3\ntied = yes\ncell = convlstm\nstride = 2\n"
                     "[area V3]\nchannels = 16\niterations = 2\ntied = no\ncell = conv\n[train]\nbatch = 4\n"},
+    /* 24 and 40 channels: blocked with padding lanes, through conv, bn+act, add, upsample and pooling */
+    {"blt_padded", "[model]\ninput = 1x12x12\nunroll = lockstep\nnorm = batch_per_iter\nloss = every\n"
+                   "[area V1]\nchannels = 24\niterations = 3\ntied = yes\nlateral = yes\ntopdown = yes\n"
+                   "[area V2]\nchannels = 40\niterations = 3\ntied = yes\nstride = 2\nlateral = yes\n"
+                   "[train]\nbatch = 4\n"},
     {NULL, NULL}};
 
 static int build(const char *text, int fast, int opts, int recompute, rc_model *m) {
@@ -116,6 +124,7 @@ static void check_model(const char *name, const char *text) {
     }
     rc_graph_init_params(&ref.g, 9);
     copy_params(&fast, &ref);
+    for (size_t i = 0; i < fast.g.act_floats; i++) fast.g.act[i] = NAN;
     /* the fast plan must actually fuse and block (where the channels allow) */
     int fused = 0, blocked = 0;
     for (int i = 0; i < fast.g.nxnodes; i++) fused += fast.g.xnodes[i].op == RC_OP_BNACT || fast.g.xnodes[i].op == RC_OP_LSTM;

@@ -112,7 +112,7 @@ static rc_node node_proto(rc_op_type op) {
 
 static size_t tsize(const rc_graph *g, int t) {
     const rc_tensor *x = &g->tensors[t];
-    return (size_t)x->c * x->h * x->w;
+    return (size_t)rc_tensor_cslots(x) * x->h * x->w;
 }
 
 int rc_emit_conv(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r, int stride,

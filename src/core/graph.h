@@ -43,6 +43,12 @@ typedef struct {
     int dead;      /* fused away by the plan: never materialised (x = dx = NULL) */
 } rc_tensor;
 
+/* Channel slots a tensor occupies in memory: C, or C rounded up to 16 in the blocked layout, whose last
+ * block's lanes >= C are padding that every op keeps zero. */
+static inline int rc_tensor_cslots(const rc_tensor *x) {
+    return x->layout == RC_LAYOUT_BLK16 ? (x->c + 15) / 16 * 16 : x->c;
+}
+
 typedef enum {
     RC_OP_CONV = 0,
     RC_OP_BATCHNORM,

@@ -6,9 +6,10 @@
 
 static float *pw(rc_graph *g, int p) { return p >= 0 ? g->params[p].w : NULL; }
 static float *pgr(rc_graph *g, int p) { return p >= 0 ? g->params[p].g : NULL; }
+/* Floats per image, padding included (elementwise ops run over it: zeros stay zeros). */
 static size_t tsz(const rc_graph *g, int t) {
     const rc_tensor *x = &g->tensors[t];
-    return (size_t)x->c * x->h * x->w;
+    return (size_t)rc_tensor_cslots(x) * x->h * x->w;
 }
 /* The input image needs no gradient: NULL skips writing it. */
 static float *gin(rc_graph *g, int t) { return g->tensors[t].is_input ? NULL : g->tensors[t].dx; }

@@ -231,8 +231,7 @@ static int same_layout_all(rc_graph *g, const int *ts, int n) {
 static void make_layouts(rc_graph *g, int blocked) {
     for (int t = 0; t < g->ntensors; t++) {
         rc_tensor *x = &g->tensors[t];
-        x->layout = blocked && !x->is_input && !x->dead && x->c % 16 == 0 && x->h * x->w > 1 ? RC_LAYOUT_BLK16
-                                                                                              : RC_LAYOUT_NCHW;
+        x->layout = blocked && !x->is_input && !x->dead && x->h * x->w > 1 ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
     }
     if (!blocked) return;
     /* constraints to a fixpoint: a group of operands that must agree goes plain if any member is */
@@ -247,7 +246,8 @@ static void make_layouts(rc_graph *g, int blocked) {
             case RC_OP_SLICE:
                 ts[k++] = n->in[0];
                 ts[k++] = n->out;
-                if (n->k % 16 || n->stride % 16) ts[k++] = g->input; /* plain: forces both plain */
+                if (n->k % 16 || n->stride % 16 || g->tensors[n->in[0]].c % 16)
+                    ts[k++] = g->input; /* plain: forces both plain */
                 changed |= same_layout_all(g, ts, k);
                 break;
             case RC_OP_BNACT: /* out2 (the pooled readout input) is 1x1, plain */
@@ -265,6 +265,12 @@ static void make_layouts(rc_graph *g, int blocked) {
                 for (int j = 0; j < n->nin; j++) ts[k++] = n->in[j];
                 ts[k++] = n->out;
                 if (n->out2 >= 0) ts[k++] = n->out2;
+                /* channel counts that are not multiples of 16 are blocked with zero padding lanes only
+                 * where every op keeps the padding zero: not through the LSTM's channel slices, nor
+                 * through sigmoid (0 -> 0.5) */
+                if (n->op == RC_OP_LSTM || n->op == RC_OP_SIGMOID)
+                    for (int j = 0, m = k; j < m; j++)
+                        if (g->tensors[ts[j]].c % 16) ts[k++] = g->input;
                 changed |= same_layout_all(g, ts, k);
                 break;
             default: /* plain-only ops: batch norm (reference), concat, pools, linear */
@@ -454,7 +460,7 @@ static size_t make_memory(rc_graph *g, int share, int remat) {
         rc_tensor *x = &g->tensors[t];
         x->goff = RC_NO_GRAD;
         if (x->dead) continue;
-        size_t sz = ((size_t)g->batch * x->c * x->h * x->w + 15) / 16 * 16;
+        size_t sz = ((size_t)g->batch * rc_tensor_cslots(x) * x->h * x->w + 15) / 16 * 16;
         int p = prod[t];
         item *it = &items[ni];
         it->size = sz;

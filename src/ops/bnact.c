@@ -18,12 +18,13 @@
 #define BN_CHUNKS 8      /* batch chunks of the partial sums (fixed: thread-count independent bits) */
 #define BN_PAR_MIN 32768 /* elements below which we stay on one thread */
 
-size_t rc_bn_work_doubles(int c) { return (size_t)(2 * BN_CHUNKS + 3) * (size_t)c + 1; }
+size_t rc_bn_work_doubles(int c) { return (size_t)(2 * BN_CHUNKS + 3) * (size_t)((c + 15) / 16 * 16) + 1; }
 
 /* Geometry shared by both layouts: V lanes per channel block (16 blocked, 1 plain), CB = C / V blocks;
  * block (b, cb) holds HW * V floats, element (s, v) at s * V + v, channel cb * V + v. */
 typedef struct {
     int n, c, hw, V, cb, nch;
+    int cs; /* channel slots cb * V: c, or c rounded up to 16 when blocked (lanes >= c are padding, zero) */
 } geo;
 
 static geo make_geo(int n, int c, int hw, int layout) {
@@ -32,8 +33,8 @@ static geo make_geo(int n, int c, int hw, int layout) {
     g.c = c;
     g.hw = hw;
     g.V = layout == RC_LAYOUT_BLK16 ? 16 : 1;
-    RC_ASSERT(c % g.V == 0);
-    g.cb = c / g.V;
+    g.cb = (c + g.V - 1) / g.V;
+    g.cs = g.cb * g.V;
     g.nch = n < BN_CHUNKS ? n : BN_CHUNKS;
     return g;
 }
@@ -51,7 +52,7 @@ typedef struct {
 static void lanes_fwd(lanes *q, const geo *g, int cb, const float *gamma, const float *beta, const float *mean,
                       const float *rstd) {
     memset(q, 0, sizeof *q);
-    for (int v = 0; v < g->V; v++) {
+    for (int v = 0; v < g->V && cb * g->V + v < g->c; v++) { /* padding lanes stay 0: y = 0, dx = 0 */
         int ch = cb * g->V + v;
         q->m[v] = mean[ch];
         q->md[v] = mean[ch];
@@ -275,7 +276,7 @@ static void red_d1(const float *x, const float *y, const float *dy, const float 
 
 /* ---------------- statistics ---------------- */
 
-/* Partial sums of chunk k, channel block cb: part[k * 2c + ch] (and + c for the second sum). */
+/* Partial sums of chunk k, channel block cb: part[k * 2cs + ch] (and + cs for the second sum). */
 static void chunk_x(const geo *g, const float *x, int k, int cb, int mode, const double *m, double *part) {
     double a1[16] = {0}, a2[16] = {0};
     int b0 = k * g->n / g->nch, b1 = (k + 1) * g->n / g->nch;
@@ -286,9 +287,9 @@ static void chunk_x(const geo *g, const float *x, int k, int cb, int mode, const
         else
             red_x1(p, g->hw, mode, m[cb], a1, a2);
     }
-    size_t base = (size_t)k * 2 * g->c + (size_t)cb * g->V;
+    size_t base = (size_t)k * 2 * g->cs + (size_t)cb * g->V;
     memcpy(part + base, a1, sizeof(double) * g->V);
-    memcpy(part + base + g->c, a2, sizeof(double) * g->V);
+    memcpy(part + base + g->cs, a2, sizeof(double) * g->V);
 }
 
 /* out[ch] (+ c: second sums) = sum over chunks, fixed order */
@@ -296,8 +297,8 @@ static void reduce_chunks(const geo *g, const double *part, double *out, int two
     for (int ch = 0; ch < g->c; ch++) {
         double s = 0.0, q = 0.0;
         for (int k = 0; k < g->nch; k++) {
-            s += part[(size_t)k * 2 * g->c + ch];
-            q += part[(size_t)k * 2 * g->c + g->c + ch];
+            s += part[(size_t)k * 2 * g->cs + ch];
+            q += part[(size_t)k * 2 * g->cs + g->cs + ch];
         }
         out[ch] = s;
         if (two) out[g->c + ch] = q;
@@ -326,8 +327,9 @@ void rc_bn_stats(int n, int c, int hw, int layout, const float *x, float *mean, 
     }
     RC_ASSERT(mode == RC_BN_TRAIN && work);
     geo g = make_geo(n, c, hw, layout);
-    /* work: part (2 * chunks * c), s (2c + 1), m (c) */
-    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * c, *m = s + 2 * (size_t)c + 1;
+    /* work: part (2 * chunks * cs), s (2c + 1), m (cs: the padding lanes' means are 0) */
+    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * g.cs, *m = s + 2 * (size_t)c + 1;
+    for (int ch = c; ch < g.cs; ch++) m[ch] = 0.0;
     int tasks = g.nch * g.cb, par = (long long)n * c * hw >= BN_PAR_MIN;
     (void)par;
     const int sync = rc_bn_allreduce != NULL;
@@ -379,12 +381,13 @@ void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const fl
         size_t off = (size_t)p * hw * g.V;
         const float *xx = x + off, *rr = r ? r + off : NULL;
         float *yy = y + off;
-        float *pp = pool ? pool + (size_t)p * g.V : NULL; /* (b, cb) block -> pool[b * C + cb * V] */
+        const int c0 = (int)(p % g.cb) * g.V, lanes = c - c0 < g.V ? c - c0 : g.V; /* < V: padding */
+        float *pp = pool ? pool + (size_t)(p / g.cb) * c + c0 : NULL; /* (b, cb) block -> pool[b * C + cb * V] */
         double ps[16] = {0};
         if (g.V == 16) {
             norm16(xx, rr, yy, pp ? ps : NULL, hw, relu, &q);
             if (pp)
-                for (int v = 0; v < 16; v++) pp[v] = (float)(ps[v] / hw);
+                for (int v = 0; v < lanes; v++) pp[v] = (float)(ps[v] / hw);
         } else {
             lanes_bcast(&q);
             int h16 = hw / 16;
@@ -408,7 +411,9 @@ void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const fl
  * rc_gap_backward computes it. */
 static const float *pool_grad(const geo *g, const float *dpool, long long p, float *buf) {
     if (!dpool) return NULL;
-    for (int v = 0; v < g->V; v++) buf[v] = (float)((double)dpool[(size_t)p * g->V + v] / g->hw);
+    const int c0 = (int)(p % g->cb) * g->V;
+    const float *dp = dpool + (size_t)(p / g->cb) * g->c + c0;
+    for (int v = 0; v < g->V; v++) buf[v] = c0 + v < g->c ? (float)((double)dp[v] / g->hw) : 0.0f;
     return buf;
 }
 
@@ -424,7 +429,7 @@ void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const f
     const int mode = !relu ? 0 : residual ? 2 : 1;
     /* the masked gradient g is the residual's gradient: store it there and reuse it below */
     float *gstore = dr && !dr_acc && mode == 2 ? dr : NULL;
-    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * c;
+    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * g.cs;
     int tasks = g.nch * g.cb, par = (long long)n * c * hw >= BN_PAR_MIN;
     (void)par;
     RC_OMP(omp parallel for schedule(static) if(par))
@@ -447,9 +452,9 @@ void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const f
             else
                 red_d1(x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
         }
-        size_t base = (size_t)k * 2 * c + (size_t)cb * g.V;
+        size_t base = (size_t)k * 2 * g.cs + (size_t)cb * g.V;
         memcpy(part + base, sg, sizeof(double) * g.V);
-        memcpy(part + base + c, sgx, sizeof(double) * g.V);
+        memcpy(part + base + g.cs, sgx, sizeof(double) * g.V);
     }
     /* s[0..c) sum g, s[c..2c) sum g * (x - mean), s[2c] count */
     reduce_chunks(&g, part, s, 1);
@@ -467,7 +472,7 @@ void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const f
         int cb = (int)(p % g.cb);
         lanes q;
         lanes_fwd(&q, &g, cb, gamma, beta, mean, rstd);
-        for (int v = 0; v < g.V; v++) {
+        for (int v = 0; v < g.V && cb * g.V + v < c; v++) { /* padding lanes: 0, so dx = 0 there */
             int ch = cb * g.V + v;
             double rs = rstd[ch], gm = gamma ? gamma[ch] : 1.0;
             q.ka[v] = (float)(gm * rs);

@@ -77,8 +77,8 @@ void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layou
         rc_upsample_forward(n, c, h, w, ho, wo, x, y);
         return;
     }
-    RC_ASSERT(n >= 0 && c % 16 == 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    long long blocks = (long long)n * (c / 16);
+    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    long long blocks = (long long)n * ((c + 15) / 16); /* padding lanes carry zeros through */
     size_t in = (size_t)h * w * 16, out = (size_t)ho * wo * 16;
     int par = blocks * (long long)out >= UPS_PAR_MIN;
     (void)par;
@@ -104,9 +104,9 @@ void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layo
         rc_upsample_backward(n, c, h, w, ho, wo, dy, dx, dx_acc);
         return;
     }
-    RC_ASSERT(n >= 0 && c % 16 == 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
     if (!dx) return;
-    long long blocks = (long long)n * (c / 16);
+    long long blocks = (long long)n * ((c + 15) / 16);
     size_t in = (size_t)h * w * 16, out = (size_t)ho * wo * 16;
     int par = blocks * (long long)out >= UPS_PAR_MIN;
     (void)par;
