@@ -29,7 +29,7 @@ static double rel_err(const float *a, const float *b, size_t n) {
 
 /* into layout (a copy; plain stays plain) and back to plain */
 static float *to_l(const float *x, int n, int c, int hw, int layout) {
-    float *y = fbuf((size_t)n * c * hw);
+    float *y = fbuf((size_t)n * (layout == RC_LAYOUT_BLK16 ? (c + 15) / 16 * 16 : c) * hw);
     if (layout == RC_LAYOUT_BLK16)
         rc_layout_to_blk16(n, c, hw, x, y);
     else
@@ -67,14 +67,25 @@ static void identity_allreduce(double *s, int n) {
     (void)n;
 }
 
-static void check_bnact(int layout, int relu, int residual, int pool, int acc, int sync, int hw) {
-    const int n = 5, c = 32;
-    const size_t sz = (size_t)n * c * hw;
+/* Padding lanes (channels >= c of the last nChw16c block) of a blocked tensor are all zero. */
+static int padding_zero(const float *xl, int n, int c, int hw) {
+    const int cb = (c + 15) / 16;
+    for (int b = 0; b < n; b++)
+        for (int s = 0; s < hw; s++)
+            for (int v = c % 16; v < 16 && c % 16; v++)
+                if (xl[(((size_t)b * cb + cb - 1) * hw + s) * 16 + v] != 0.0f) return 0;
+    return 1;
+}
+
+static void check_bnact(int layout, int relu, int residual, int pool, int acc, int sync, int hw, int c) {
+    const int n = 5;
+    RC_ASSERT(c <= 48);
+    const size_t sz = (size_t)n * c * hw, szl = (size_t)n * (layout == RC_LAYOUT_BLK16 ? (c + 15) / 16 * 16 : c) * hw;
     char what[160];
-    snprintf(what, sizeof what, "bnact layout=%d relu=%d residual=%d pool=%d acc=%d sync=%d hw=%d", layout, relu,
-             residual, pool, acc, sync, hw);
+    snprintf(what, sizeof what, "bnact layout=%d relu=%d residual=%d pool=%d acc=%d sync=%d hw=%d c=%d", layout, relu,
+             residual, pool, acc, sync, hw, c);
     float *x = fbuf(sz), *r = fbuf(sz), *dy = fbuf(sz), *dpool = fbuf((size_t)n * c);
-    float gamma[32], beta[32], rm[32], rv[32], rm2[32], rv2[32];
+    float gamma[48], beta[48], rm[48], rv[48], rm2[48], rv2[48];
     fill(x, sz, 2.0f, 3.0f); /* an offset mean: tests the one-pass variance */
     fill(r, sz, 1.0f, 0.0f);
     fill(dy, sz, 1.0f, 0.0f);
@@ -87,7 +98,7 @@ static void check_bnact(int layout, int relu, int residual, int pool, int acc, i
     }
     /* reference: z = BN(x); s = z + r; y = relu(s); p = gap(y) */
     rc_ops_fast = 0;
-    float *z = fbuf(sz), *s = fbuf(sz), *y = fbuf(sz), *p = fbuf((size_t)n * c), mean[32], rstd[32];
+    float *z = fbuf(sz), *s = fbuf(sz), *y = fbuf(sz), *p = fbuf((size_t)n * c), mean[48], rstd[48];
     rc_batchnorm_forward(n, c, hw, x, gamma, beta, z, mean, rstd, rm, rv, 0.1f, 1e-5f, 1);
     if (residual)
         rc_add_forward(sz, z, r, s);
@@ -99,7 +110,7 @@ static void check_bnact(int layout, int relu, int residual, int pool, int acc, i
         memcpy(y, s, sz * sizeof(float));
     rc_gap_forward(n, c, hw, y, p);
     /* reference backward: dy_total = dy + gap'(dpool); ds = relu'(dy_total); dz = ds; dr = ds */
-    float *dyt = fbuf(sz), *ds = fbuf(sz), *dx = fbuf(sz), *dr = fbuf(sz), dg[32] = {0}, db[32] = {0};
+    float *dyt = fbuf(sz), *ds = fbuf(sz), *dx = fbuf(sz), *dr = fbuf(sz), dg[48] = {0}, db[48] = {0};
     memcpy(dyt, dy, sz * sizeof(float));
     if (pool) rc_gap_backward(n, c, hw, dpool, dyt, 1);
     if (relu)
@@ -118,29 +129,32 @@ static void check_bnact(int layout, int relu, int residual, int pool, int acc, i
     if (sync) rc_bn_allreduce = identity_allreduce;
     double *work = rc_xmalloc(rc_bn_work_doubles(c) * sizeof(double));
     float *xl = to_l(x, n, c, hw, layout), *rl = to_l(r, n, c, hw, layout), *dyl = to_l(dy, n, c, hw, layout);
-    float *yl = fbuf(sz), *pl = fbuf((size_t)n * c), fm[32], fr[32];
+    float *yl = fbuf(szl), *pl = fbuf((size_t)n * c), fm[48], fr[48];
     rc_bnact_forward(n, c, hw, layout, xl, residual ? rl : NULL, gamma, beta, yl, pool ? pl : NULL, fm, fr, rm2, rv2,
                      0.1f, 1e-5f, RC_BN_TRAIN, relu, work);
     float *yp = from_l(yl, n, c, hw, layout);
     CHECK(rel_err(yp, y, sz) < 1e-5, "%s: y rel err %.3g", what, rel_err(yp, y, sz));
+    if (layout == RC_LAYOUT_BLK16) CHECK(padding_zero(yl, n, c, hw), "%s: y padding lanes not zero", what);
     CHECK(rel_err(fm, mean, c) < 1e-5 && rel_err(fr, rstd, c) < 1e-5, "%s: mean/rstd", what);
     CHECK(rel_err(rm2, rm, c) < 1e-5 && rel_err(rv2, rv, c) < 1e-5, "%s: running stats", what);
     if (pool) CHECK(rel_err(pl, p, (size_t)n * c) < 1e-5, "%s: pooled rel err %.3g", what, rel_err(pl, p, (size_t)n * c));
     /* replay reproduces the same bits and leaves the running stats alone */
-    float *y2 = fbuf(sz), rm3[32], rv3[32];
+    float *y2 = fbuf(szl), rm3[48], rv3[48];
     memcpy(rm3, rm2, sizeof rm3);
     memcpy(rv3, rv2, sizeof rv3);
     rc_bnact_forward(n, c, hw, layout, xl, residual ? rl : NULL, gamma, beta, y2, NULL, fm, fr, rm2, rv2, 0.1f, 1e-5f,
                      RC_BN_REPLAY, relu, work);
-    CHECK(memcmp(y2, yl, sz * sizeof(float)) == 0, "%s: replay differs", what);
+    CHECK(memcmp(y2, yl, szl * sizeof(float)) == 0, "%s: replay differs", what);
     CHECK(memcmp(rm3, rm2, sizeof rm3) == 0 && memcmp(rv3, rv2, sizeof rv3) == 0, "%s: replay moved stats", what);
     /* backward */
-    float *dxl = to_l(dx0, n, c, hw, layout), *drl = to_l(dr0, n, c, hw, layout), fdg[32] = {0}, fdb[32] = {0};
+    float *dxl = to_l(dx0, n, c, hw, layout), *drl = to_l(dr0, n, c, hw, layout), fdg[48] = {0}, fdb[48] = {0};
     rc_bnact_backward(n, c, hw, layout, xl, yl, gamma, beta, fm, fr, dyl, pool ? dpool : NULL, dxl, acc,
                       residual ? drl : NULL, acc, fdg, fdb, 1, relu, residual, work);
     float *dxp = from_l(dxl, n, c, hw, layout), *drp = from_l(drl, n, c, hw, layout);
     CHECK(rel_err(dxp, dx, sz) < 1e-4, "%s: dx rel err %.3g", what, rel_err(dxp, dx, sz));
     if (residual) CHECK(rel_err(drp, dr, sz) < 1e-5, "%s: dr rel err %.3g", what, rel_err(drp, dr, sz));
+    if (layout == RC_LAYOUT_BLK16)
+        CHECK(padding_zero(dxl, n, c, hw) && padding_zero(drl, n, c, hw), "%s: gradient padding lanes not zero", what);
     CHECK(rel_err(fdg, dg, c) < 1e-4 && rel_err(fdb, db, c) < 1e-4, "%s: dgamma %.3g dbeta %.3g", what,
           rel_err(fdg, dg, c), rel_err(fdb, db, c));
     /* eval mode normalises with the running statistics */
@@ -161,11 +175,14 @@ static void check_bnact(int layout, int relu, int residual, int pool, int acc, i
 
 static void test_bnact(void) {
     /* hw = 9: plain channels are all tail; 35: two 16-float vectors and a tail of 3 */
-    for (int layout = 0; layout < 2; layout++)
-        for (int k = 0; k < 32; k++)
-            check_bnact(layout, k & 1, (k >> 1) & 1, (k >> 2) & 1, (k >> 3) & 1, 0, k & 16 ? 35 : 9);
-    check_bnact(RC_LAYOUT_BLK16, 1, 1, 1, 0, 1, 9); /* the synchronised statistics path */
-    check_bnact(RC_LAYOUT_NCHW, 1, 0, 0, 1, 1, 35);
+    /* c = 24: the blocked layout's last block is half padding */
+    for (int c = 24; c <= 32; c += 8)
+        for (int layout = 0; layout < 2; layout++)
+            for (int k = 0; k < 32; k++)
+                check_bnact(layout, k & 1, (k >> 1) & 1, (k >> 2) & 1, (k >> 3) & 1, 0, k & 16 ? 35 : 9, c);
+    check_bnact(RC_LAYOUT_BLK16, 1, 1, 1, 0, 1, 9, 32); /* the synchronised statistics path */
+    check_bnact(RC_LAYOUT_BLK16, 1, 1, 1, 0, 1, 9, 24);
+    check_bnact(RC_LAYOUT_NCHW, 1, 0, 0, 1, 1, 35, 32);
 }
 
 /* ---- fused ConvLSTM gates vs batchnorm + slice + sigmoid/tanh + mul/add ---- */
@@ -283,6 +300,45 @@ static void test_lstm(void) {
 
 /* ---- slice, gap, upsample on blocked data equal the plain ops ---- */
 
+/* gap, upsample and the layout conversions on a blocked tensor with padding lanes (C = 24) equal the
+ * plain ops, and keep the padding lanes zero */
+static void test_padded_channel_ops(void) {
+    const int n = 3, c = 24, cp = 32, h = 4, w = 5, hw = 20, ho = 7, wo = 9;
+    const size_t sz = (size_t)n * c * hw, so = (size_t)n * c * ho * wo;
+    float *x = fbuf(sz), *dy = fbuf(so), *ref = fbuf(so), *g0 = fbuf(sz);
+    float *out = fbuf((size_t)n * cp * ho * wo), *g1 = fbuf((size_t)n * cp * hw);
+    fill(x, sz, 1.0f, 0.0f);
+    fill(dy, so, 1.0f, 0.0f);
+    float *xb = to_l(x, n, c, hw, RC_LAYOUT_BLK16);
+    CHECK(padding_zero(xb, n, c, hw), "to_blk16 leaves the padding lanes zero");
+    float *p = from_l(xb, n, c, hw, RC_LAYOUT_BLK16);
+    CHECK(memcmp(p, x, sz * sizeof(float)) == 0, "padded plain -> blocked -> plain is not the identity");
+    free(p);
+    float pr[72], pb[72], dpool[72];
+    rc_gap_forward(n, c, hw, x, pr);
+    rc_gap_forward_l(n, c, hw, RC_LAYOUT_BLK16, xb, pb);
+    CHECK(memcmp(pr, pb, sizeof pr) == 0, "padded blocked gap forward");
+    fill(dpool, 72, 1.0f, 0.0f);
+    rc_gap_backward(n, c, hw, dpool, g0, 0);
+    rc_gap_backward_l(n, c, hw, RC_LAYOUT_BLK16, dpool, g1, 0);
+    p = from_l(g1, n, c, hw, RC_LAYOUT_BLK16);
+    CHECK(memcmp(p, g0, sz * sizeof(float)) == 0 && padding_zero(g1, n, c, hw), "padded blocked gap backward");
+    free(p);
+    rc_upsample_forward(n, c, h, w, ho, wo, x, ref);
+    rc_upsample_forward_l(n, c, h, w, ho, wo, RC_LAYOUT_BLK16, xb, out);
+    p = from_l(out, n, c, ho * wo, RC_LAYOUT_BLK16);
+    CHECK(memcmp(p, ref, so * sizeof(float)) == 0 && padding_zero(out, n, c, ho * wo), "padded blocked upsample forward");
+    free(p);
+    float *dyb = to_l(dy, n, c, ho * wo, RC_LAYOUT_BLK16);
+    rc_upsample_backward(n, c, h, w, ho, wo, dy, g0, 0);
+    rc_upsample_backward_l(n, c, h, w, ho, wo, RC_LAYOUT_BLK16, dyb, g1, 0);
+    p = from_l(g1, n, c, hw, RC_LAYOUT_BLK16);
+    CHECK(rel_err(p, g0, sz) < 1e-6 && padding_zero(g1, n, c, hw), "padded blocked upsample backward");
+    free(p);
+    float *all[] = {x, dy, ref, g0, out, g1, xb, dyb};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+}
+
 static void test_blocked_channel_ops(void) {
     const int n = 2, c = 48, h = 5, w = 7, hw = 35, ho = 11, wo = 13;
     const size_t sz = (size_t)n * c * hw, so = (size_t)n * c * ho * wo;
@@ -345,5 +401,6 @@ int main(void) {
     RUN_TEST(test_bnact);
     RUN_TEST(test_lstm);
     RUN_TEST(test_blocked_channel_ops);
+    RUN_TEST(test_padded_channel_ops);
     TEST_MAIN_END();
 }
