@@ -298,49 +298,64 @@ static void test_lstm(void) {
         for (int k = 0; k < 8; k++) check_lstm(layout, k & 1, (k >> 1) & 1, (k >> 2) & 1);
 }
 
-/* ---- slice, gap, upsample on blocked data equal the plain ops ---- */
+/* ---- slice, gap, upsample on blocked data (padded or not) equal the plain ops ---- */
 
-/* gap, upsample and the layout conversions on a blocked tensor with padding lanes (C = 24) equal the
- * plain ops, and keep the padding lanes zero */
-static void test_padded_channel_ops(void) {
-    const int n = 3, c = 24, cp = 32, h = 4, w = 5, hw = 20, ho = 7, wo = 9;
+/* gap, upsample and the layout conversions on blocked data equal the plain ops, for C a multiple of 16
+ * and for C = 24 (the last block half padding, which must stay zero) */
+static void check_channel_ops(int c) {
+    const int n = 2, h = 5, w = 7, hw = 35, ho = 11, wo = 13, cp = (c + 15) / 16 * 16;
     const size_t sz = (size_t)n * c * hw, so = (size_t)n * c * ho * wo;
-    float *x = fbuf(sz), *dy = fbuf(so), *ref = fbuf(so), *g0 = fbuf(sz);
-    float *out = fbuf((size_t)n * cp * ho * wo), *g1 = fbuf((size_t)n * cp * hw);
+    char what[64];
+    snprintf(what, sizeof what, "blocked ops, %d channels", c);
+    float *x = fbuf(sz), *dy = fbuf(so), *ref = fbuf(so), *g0 = fbuf(sz), *pr = fbuf((size_t)n * c),
+          *pb = fbuf((size_t)n * c), *dpool = fbuf((size_t)n * c);
+    float *out = fbuf((size_t)n * cp * ho * wo);
     fill(x, sz, 1.0f, 0.0f);
     fill(dy, so, 1.0f, 0.0f);
     float *xb = to_l(x, n, c, hw, RC_LAYOUT_BLK16);
-    CHECK(padding_zero(xb, n, c, hw), "to_blk16 leaves the padding lanes zero");
     float *p = from_l(xb, n, c, hw, RC_LAYOUT_BLK16);
-    CHECK(memcmp(p, x, sz * sizeof(float)) == 0, "padded plain -> blocked -> plain is not the identity");
+    CHECK(memcmp(p, x, sz * sizeof(float)) == 0 && padding_zero(xb, n, c, hw), "%s: plain -> blocked -> plain", what);
     free(p);
-    float pr[72], pb[72], dpool[72];
+    /* global average pool; backward overwriting and accumulating */
     rc_gap_forward(n, c, hw, x, pr);
     rc_gap_forward_l(n, c, hw, RC_LAYOUT_BLK16, xb, pb);
-    CHECK(memcmp(pr, pb, sizeof pr) == 0, "padded blocked gap forward");
-    fill(dpool, 72, 1.0f, 0.0f);
-    rc_gap_backward(n, c, hw, dpool, g0, 0);
-    rc_gap_backward_l(n, c, hw, RC_LAYOUT_BLK16, dpool, g1, 0);
-    p = from_l(g1, n, c, hw, RC_LAYOUT_BLK16);
-    CHECK(memcmp(p, g0, sz * sizeof(float)) == 0 && padding_zero(g1, n, c, hw), "padded blocked gap backward");
-    free(p);
+    CHECK(memcmp(pr, pb, (size_t)n * c * sizeof(float)) == 0, "%s: gap forward", what);
+    fill(dpool, (size_t)n * c, 1.0f, 0.0f);
+    for (int acc = 0; acc < 2; acc++) {
+        fill(g0, sz, 1.0f, 0.0f);
+        float *g1 = to_l(g0, n, c, hw, RC_LAYOUT_BLK16);
+        rc_gap_backward(n, c, hw, dpool, g0, acc);
+        rc_gap_backward_l(n, c, hw, RC_LAYOUT_BLK16, dpool, g1, acc);
+        p = from_l(g1, n, c, hw, RC_LAYOUT_BLK16);
+        CHECK(memcmp(p, g0, sz * sizeof(float)) == 0 && padding_zero(g1, n, c, hw), "%s: gap backward acc=%d", what,
+              acc);
+        free(p);
+        free(g1);
+    }
+    /* nearest upsampling 5x7 -> 11x13 */
     rc_upsample_forward(n, c, h, w, ho, wo, x, ref);
     rc_upsample_forward_l(n, c, h, w, ho, wo, RC_LAYOUT_BLK16, xb, out);
     p = from_l(out, n, c, ho * wo, RC_LAYOUT_BLK16);
-    CHECK(memcmp(p, ref, so * sizeof(float)) == 0 && padding_zero(out, n, c, ho * wo), "padded blocked upsample forward");
+    CHECK(memcmp(p, ref, so * sizeof(float)) == 0 && padding_zero(out, n, c, ho * wo), "%s: upsample forward", what);
     free(p);
-    float *dyb = to_l(dy, n, c, ho * wo, RC_LAYOUT_BLK16);
+    float *dyb = to_l(dy, n, c, ho * wo, RC_LAYOUT_BLK16), *g1 = fbuf((size_t)n * cp * hw);
     rc_upsample_backward(n, c, h, w, ho, wo, dy, g0, 0);
     rc_upsample_backward_l(n, c, h, w, ho, wo, RC_LAYOUT_BLK16, dyb, g1, 0);
     p = from_l(g1, n, c, hw, RC_LAYOUT_BLK16);
-    CHECK(rel_err(p, g0, sz) < 1e-6 && padding_zero(g1, n, c, hw), "padded blocked upsample backward");
+    CHECK(rel_err(p, g0, sz) < 1e-6 && padding_zero(g1, n, c, hw), "%s: upsample backward rel err %.3g", what,
+          rel_err(p, g0, sz));
     free(p);
-    float *all[] = {x, dy, ref, g0, out, g1, xb, dyb};
+    float *all[] = {x, dy, ref, g0, pr, pb, dpool, out, xb, dyb, g1};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
 }
 
-static void test_blocked_channel_ops(void) {
-    const int n = 2, c = 48, h = 5, w = 7, hw = 35, ho = 11, wo = 13;
+static void test_channel_ops(void) {
+    check_channel_ops(48);
+    check_channel_ops(24);
+}
+
+static void test_blocked_slice(void) {
+    const int n = 2, c = 48, hw = 35, ho = 11, wo = 13;
     const size_t sz = (size_t)n * c * hw, so = (size_t)n * c * ho * wo;
     float *x = fbuf(sz), *dy = fbuf(so), *ref = fbuf(so), *out = fbuf(so), *g0 = fbuf(sz), *g1 = fbuf(sz);
     fill(x, sz, 1.0f, 0.0f);
@@ -359,33 +374,6 @@ static void test_blocked_channel_ops(void) {
     CHECK(memcmp(p, g0, sz * sizeof(float)) == 0, "blocked slice backward");
     free(p);
     free(dyb);
-    /* global average pool */
-    float pr[96], pb[96], dpool[96];
-    rc_gap_forward(n, c, hw, x, pr);
-    rc_gap_forward_l(n, c, hw, RC_LAYOUT_BLK16, xb, pb);
-    CHECK(memcmp(pr, pb, sizeof pr) == 0, "blocked gap forward");
-    fill(dpool, 96, 1.0f, 0.0f);
-    fill(g0, sz, 1.0f, 0.0f);
-    float *g1b = to_l(g0, n, c, hw, RC_LAYOUT_BLK16);
-    rc_gap_backward(n, c, hw, dpool, g0, 1);
-    rc_gap_backward_l(n, c, hw, RC_LAYOUT_BLK16, dpool, g1b, 1);
-    p = from_l(g1b, n, c, hw, RC_LAYOUT_BLK16);
-    CHECK(memcmp(p, g0, sz * sizeof(float)) == 0, "blocked gap backward (accumulate)");
-    free(p);
-    free(g1b);
-    /* nearest upsampling 5x7 -> 11x13 */
-    rc_upsample_forward(n, c, h, w, ho, wo, x, ref);
-    rc_upsample_forward_l(n, c, h, w, ho, wo, RC_LAYOUT_BLK16, xb, out);
-    p = from_l(out, n, c, ho * wo, RC_LAYOUT_BLK16);
-    CHECK(memcmp(p, ref, so * sizeof(float)) == 0, "blocked upsample forward");
-    free(p);
-    dyb = to_l(dy, n, c, ho * wo, RC_LAYOUT_BLK16);
-    rc_upsample_backward(n, c, h, w, ho, wo, dy, g0, 0);
-    rc_upsample_backward_l(n, c, h, w, ho, wo, RC_LAYOUT_BLK16, dyb, g1, 0);
-    p = from_l(g1, n, c, hw, RC_LAYOUT_BLK16);
-    CHECK(rel_err(p, g0, sz) < 1e-6, "blocked upsample backward rel err %.3g", rel_err(p, g0, sz));
-    free(p);
-    free(dyb);
     free(x);
     free(dy);
     free(ref);
@@ -400,7 +388,7 @@ int main(void) {
     RUN_TEST(test_layout_roundtrip);
     RUN_TEST(test_bnact);
     RUN_TEST(test_lstm);
-    RUN_TEST(test_blocked_channel_ops);
-    RUN_TEST(test_padded_channel_ops);
+    RUN_TEST(test_blocked_slice);
+    RUN_TEST(test_channel_ops);
     TEST_MAIN_END();
 }
