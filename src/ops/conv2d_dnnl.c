@@ -55,14 +55,24 @@ static void dnnl_fail(const char *what, dnnl_status_t st, const rc_conv_dims *d,
 typedef struct {
     dnnl_primitive_t prim;
     dnnl_memory_t pad;
+    void *pad_ptr; /* where pad points now (re-pointed only when g_pad moved) */
 } prim_t;
+
+/* Memory objects over the user's tensors, one per pointer seen, so that a tensor's object is created once
+ * rather than re-pointed at every call: re-pointing a memory object whose layout has padding (nChw16c
+ * with C not a multiple of 16) makes oneDNN rewrite the whole padding area each time. */
+#define USER_VIEWS 64
 
 /* One execution argument of a convolution primitive. */
 typedef struct {
     int arg;                 /* DNNL_ARG_* */
     int is_out;              /* written by the primitive */
     size_t nelem;            /* elements of the plain tensor */
-    dnnl_memory_t user;      /* plain NCHW / OIHW / x layout; data handle set on every call */
+    dnnl_memory_t user;      /* the user's layout; re-pointed at every call once the views are full */
+    void *view_ptr[USER_VIEWS];
+    dnnl_memory_t view[USER_VIEWS]; /* user-layout memory objects created over view_ptr[k] */
+    int nviews;
+    void *inner_ptr;         /* where inner points now */
     dnnl_memory_t inner;     /* the primitive's layout; NULL if plain. Its buffer is transient: a slice of
                               * the shared pool g_pool at inner_off, set at every run */
     size_t inner_off;        /* floats into the pool: the inner buffer, or for a plain output that may be
@@ -188,9 +198,12 @@ static void prim_destroy(prim_t *p) {
 }
 
 /* args must have room for one more entry (the scratchpad). */
-static void prim_exec(const prim_t *p, int nargs, dnnl_exec_arg_t *args, const rc_conv_dims *d) {
+static void prim_exec(prim_t *p, int nargs, dnnl_exec_arg_t *args, const rc_conv_dims *d) {
     if (p->pad) {
-        DNNL_TRY(dnnl_memory_set_data_handle(p->pad, g_pad), d);
+        if (p->pad_ptr != g_pad) {
+            DNNL_TRY(dnnl_memory_set_data_handle(p->pad, g_pad), d);
+            p->pad_ptr = g_pad;
+        }
         args[nargs].arg = DNNL_ARG_SCRATCHPAD;
         args[nargs].memory = p->pad;
         nargs++;
@@ -208,7 +221,7 @@ static void reorder_create(prim_t *p, const dnnl_memory_desc_t *src, const dnnl_
     dnnl_primitive_attr_destroy(attr);
 }
 
-static void reorder_exec(const prim_t *p, dnnl_memory_t from, dnnl_memory_t to, const rc_conv_dims *d) {
+static void reorder_exec(prim_t *p, dnnl_memory_t from, dnnl_memory_t to, const rc_conv_dims *d) {
     dnnl_exec_arg_t a[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {0, NULL}};
     prim_exec(p, 2, a, d);
 }
@@ -385,6 +398,19 @@ static void add_into(float *dst, const float *src, size_t n) {
     for (long i = 0; i < nn; i++) dst[i] += src[i];
 }
 
+/* The memory object of argument a over user pointer p (see USER_VIEWS). */
+static dnnl_memory_t user_view(conv_arg *a, void *p, const rc_conv_dims *d) {
+    for (int k = 0; k < a->nviews; k++)
+        if (a->view_ptr[k] == p) return a->view[k];
+    if (a->nviews < USER_VIEWS) {
+        DNNL_TRY(dnnl_memory_create(&a->view[a->nviews], memory_md(a->user, d), g_engine, p), d);
+        a->view_ptr[a->nviews] = p;
+        return a->view[a->nviews++];
+    }
+    DNNL_TRY(dnnl_memory_set_data_handle(a->user, p), d);
+    return a->user;
+}
+
 /* Run one cached primitive. ptr[i] is the user pointer of args[i]; acc[i] = 1 asks an output to be
  * accumulated into ptr[i]. Outputs in another layout accumulate through a reorder with a sum post-op;
  * outputs in the user's layout are written into the pool and then added. ready (may be NULL): ready[i]
@@ -392,6 +418,7 @@ static void add_into(float *dst, const float *src, size_t n) {
 static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, const dnnl_memory_t *ready) {
     const rc_conv_dims *d = &e->d;
     dnnl_exec_arg_t args[MAX_ARGS + 1];
+    dnnl_memory_t user[MAX_ARGS] = {NULL};
     for (int i = 0; i < e->nargs; i++) {
         conv_arg *a = &e->args[i];
         args[i].arg = a->arg;
@@ -399,12 +426,15 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, con
             args[i].memory = ready[i];
             continue;
         }
-        if (a->inner) DNNL_TRY(dnnl_memory_set_data_handle(a->inner, g_pool + a->inner_off), d);
+        if (a->inner && a->inner_ptr != g_pool + a->inner_off) {
+            DNNL_TRY(dnnl_memory_set_data_handle(a->inner, g_pool + a->inner_off), d);
+            a->inner_ptr = g_pool + a->inner_off;
+        }
         void *p = (void *)(uintptr_t)ptr[i]; /* oneDNN takes a non-const handle; inputs are only read */
         if (a->is_out && acc[i] && !a->inner) p = g_pool + a->inner_off;
-        DNNL_TRY(dnnl_memory_set_data_handle(a->user, p), d);
-        if (!a->is_out && a->inner) reorder_exec(&a->to_inner, a->user, a->inner, d);
-        args[i].memory = a->inner ? a->inner : a->user;
+        user[i] = user_view(a, p, d);
+        if (!a->is_out && a->inner) reorder_exec(&a->to_inner, user[i], a->inner, d);
+        args[i].memory = a->inner ? a->inner : user[i];
     }
     prim_exec(&e->conv, e->nargs, args, d);
     for (int i = 0; i < e->nargs; i++) {
@@ -414,7 +444,7 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, con
             int s = acc[i] ? 1 : 0;
             if (!a->from_inner[s].prim)
                 reorder_create(&a->from_inner[s], memory_md(a->inner, d), memory_md(a->user, d), s, d);
-            reorder_exec(&a->from_inner[s], a->inner, a->user, d);
+            reorder_exec(&a->from_inner[s], a->inner, user[i], d);
         } else if (acc[i]) {
             add_into((float *)(uintptr_t)ptr[i], g_pool + a->inner_off, a->nelem);
         }
@@ -494,6 +524,7 @@ void rc_conv2d_dnnl_release(void) {
             prim_destroy(&a->from_inner[1]);
             if (a->inner) dnnl_memory_destroy(a->inner);
             if (a->user) dnnl_memory_destroy(a->user);
+            for (int k = 0; k < a->nviews; k++) dnnl_memory_destroy(a->view[k]);
         }
         prim_destroy(&e->conv);
         dnnl_primitive_desc_destroy(e->pd);
