@@ -4,6 +4,7 @@
 #define RC_TEST_H
 
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 static int rc_test_fails = 0;
@@ -36,5 +37,17 @@ static int rc_test_fails = 0;
     } while (0)
 
 #define TEST_MAIN_END() return rc_test_fails ? 1 : 0
+
+/* max |a - b| / max(max |b|, 1e-3): the relative error of a against the reference b (NaN anywhere in a
+ * counts as an infinite error). */
+static inline double rel_err(const float *a, const float *b, size_t n) {
+    double md = 0, mb = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= md)) md = d;
+        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
+    }
+    return md / (mb > 1e-3 ? mb : 1e-3);
+}
 
 #endif

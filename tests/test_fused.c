@@ -16,17 +16,6 @@ static void fill(float *p, size_t n, float scale, float shift) {
     for (size_t i = 0; i < n; i++) p[i] = shift + scale * rc_rng_normal(&g_rng);
 }
 
-/* max |a - b| / max(max |b|, 1e-3) */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return md / (mb > 1e-3 ? mb : 1e-3);
-}
-
 /* into layout (a copy; plain stays plain) and back to plain */
 static float *to_l(const float *x, int n, int c, int hw, int layout) {
     float *y = fbuf((size_t)n * (layout == RC_LAYOUT_BLK16 ? (c + 15) / 16 * 16 : c) * hw);

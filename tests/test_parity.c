@@ -21,17 +21,6 @@ static const char *models[] = {"ff_untied",  "tied_bnpi_every", "tied_bnpi_final
                                /* 16-channel areas: the fast path's blocked layout and fused ops */
                                "blocked_mix", "blocked_lstm", NULL};
 
-/* max |a - b| / max(max |b|, 1e-3): the relative error of a whole tensor */
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d; /* NaN propagates */
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return md / (mb > 1e-3 ? mb : 1e-3);
-}
-
 static int read_cfg(const rc_fixture *fx, const char *name, rc_model_cfg *mc, rc_train_cfg *tc) {
     size_t len = 0;
     const char *text = rc_fx_text(fx, "config", &len);

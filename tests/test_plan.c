@@ -83,16 +83,6 @@ static double run_step(rc_model *m) {
     return loss;
 }
 
-static double rel_err(const float *a, const float *b, size_t n) {
-    double md = 0, mb = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - (double)b[i]);
-        if (!(d <= md)) md = d;
-        if (fabs((double)b[i]) > mb) mb = fabs((double)b[i]);
-    }
-    return md / (mb > 1e-3 ? mb : 1e-3);
-}
-
 /* Compare two models of the same config: params' values (running stats) and gradients, readouts. */
 static void compare(const char *what, rc_model *a, rc_model *b, double tol) {
     rc_graph *ga = &a->g, *gb = &b->g;
