@@ -110,11 +110,6 @@ static rc_node node_proto(rc_op_type op) {
     return n;
 }
 
-static size_t tsize(const rc_graph *g, int t) {
-    const rc_tensor *x = &g->tensors[t];
-    return (size_t)rc_tensor_cslots(x) * x->h * x->w;
-}
-
 int rc_emit_conv(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r, int stride,
                  int pad) {
     const rc_tensor *in = &g->tensors[x];
@@ -402,12 +397,12 @@ static void numcheck_node(const rc_graph *g, int i, int backward) {
     size_t N = (size_t)g->batch;
     if (backward && !n->active) return;
     if (!backward) {
-        numcheck_scan(g, i, 0, "", g->tensors[n->out].x, N * tsize(g, n->out));
+        numcheck_scan(g, i, 0, "", g->tensors[n->out].x, N * rc_tensor_floats(&g->tensors[n->out]));
         return;
     }
     for (int j = 0; j < n->nin; j++) {
         const rc_tensor *t = &g->tensors[n->in[j]];
-        if (!t->is_input && numcheck_scan(g, i, 1, t->name, t->dx, N * tsize(g, n->in[j]))) return;
+        if (!t->is_input && numcheck_scan(g, i, 1, t->name, t->dx, N * rc_tensor_floats(t))) return;
     }
     for (int j = 0; j < 4; j++) {
         int p = n->param[j];

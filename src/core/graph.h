@@ -48,6 +48,8 @@ typedef struct {
 static inline int rc_tensor_cslots(const rc_tensor *x) {
     return x->layout == RC_LAYOUT_BLK16 ? (x->c + 15) / 16 * 16 : x->c;
 }
+/* Floats per image in memory, padding included (elementwise ops run over it: zeros stay zeros). */
+static inline size_t rc_tensor_floats(const rc_tensor *x) { return (size_t)rc_tensor_cslots(x) * x->h * x->w; }
 
 typedef enum {
     RC_OP_CONV = 0,
@@ -107,8 +109,9 @@ typedef struct {
     float *save;              /* per-node saved statistics (batch norm mean/rstd) */
     int planned;
     /* execution plan (rc_graph_plan): nodes after fusion, in run order; with fast ops and oneDNN,
-     * activations with C % 16 == 0 stay blocked (nChw16c) between ops. Activations and gradients share
-     * one arena (act; grad is unused) with offsets assigned by liveness. */
+     * activations stay blocked (nChw16c, the last block zero-padded when C % 16 != 0) between ops where
+     * every op touching them allows it. Activations and gradients share one arena (act; grad is unused)
+     * with offsets assigned by liveness. */
     rc_node *xnodes;
     int nxnodes;
     int fast;                 /* rc_ops_fast when planned */

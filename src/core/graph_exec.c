@@ -6,11 +6,6 @@
 
 static float *pw(rc_graph *g, int p) { return p >= 0 ? g->params[p].w : NULL; }
 static float *pgr(rc_graph *g, int p) { return p >= 0 ? g->params[p].g : NULL; }
-/* Floats per image, padding included (elementwise ops run over it: zeros stay zeros). */
-static size_t tsz(const rc_graph *g, int t) {
-    const rc_tensor *x = &g->tensors[t];
-    return (size_t)rc_tensor_cslots(x) * x->h * x->w;
-}
 /* The input image needs no gradient: NULL skips writing it. */
 static float *gin(rc_graph *g, int t) { return g->tensors[t].is_input ? NULL : g->tensors[t].dx; }
 
@@ -29,7 +24,7 @@ void rc_graph_exec_forward(rc_graph *g, int i, int mode) {
     const int bnmode = mode == RC_RUN_TRAIN ? RC_BN_TRAIN : mode == RC_RUN_EVAL ? RC_BN_EVAL : RC_BN_REPLAY;
     rc_tensor *y = &g->tensors[n->out];
     const rc_tensor *x = &g->tensors[n->in[0]];
-    const size_t numel = (size_t)N * tsz(g, n->out);
+    const size_t numel = (size_t)N * rc_tensor_floats(y);
     const int hw = x->h * x->w;
     float *mean = g->save + n->save_off;
     switch (n->op) {
@@ -99,7 +94,7 @@ void rc_graph_exec_backward(rc_graph *g, int i) {
     const int N = g->batch;
     rc_tensor *y = &g->tensors[n->out];
     const rc_tensor *x = &g->tensors[n->in[0]];
-    const size_t numel = (size_t)N * tsz(g, n->out);
+    const size_t numel = (size_t)N * rc_tensor_floats(y);
     const int hw = x->h * x->w;
     float *dx0 = gin(g, n->in[0]);
     const float *mean = g->save + n->save_off;

@@ -460,7 +460,7 @@ static size_t make_memory(rc_graph *g, int share, int remat) {
         rc_tensor *x = &g->tensors[t];
         x->goff = RC_NO_GRAD;
         if (x->dead) continue;
-        size_t sz = ((size_t)g->batch * rc_tensor_cslots(x) * x->h * x->w + 15) / 16 * 16;
+        size_t sz = ((size_t)g->batch * rc_tensor_floats(x) + 15) / 16 * 16;
         int p = prod[t];
         item *it = &items[ni];
         it->size = sz;
