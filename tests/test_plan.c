@@ -3,7 +3,8 @@
  * algorithm) against the reference plan in logits, loss, gradients, running stats and eval logits, with
  * the fast plan's arena filled with NaN first (a value read before it is written — a padding lane, a
  * buffer assumed zero — poisons the comparison); sharing, remat and train.recompute bit-identical to the
- * stored run; and the arena actually shrinking. */
+ * stored run; the chunked schedule (micro-batches of 2, 4 and 8 images) against the whole-batch one; and
+ * the arena actually shrinking. */
 #include <math.h>
 #include <string.h>
 
@@ -17,8 +18,9 @@
 #include "test.h"
 #include "train/optim.h"
 
-#define B 4
-#define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT)
+#define BMAX 16
+static int B = 4; /* the batch of build and run_step */
+#define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK)
 
 static const char *models[][2] = {
     {"residual2", "[model]\ninput = 1x12x12\nnorm = batch_per_iter\nloss = every\n"
@@ -75,7 +77,8 @@ static double run_step(rc_model *m) {
     rc_graph *g = &m->g;
     size_t nx = (size_t)B * m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
     for (size_t i = 0; i < nx; i++) g->tensors[m->input].x[i] = rc_rng_normal(&rng);
-    int labels[B] = {1, 7, 3, 0};
+    int labels[BMAX];
+    for (int i = 0; i < B; i++) labels[i] = (i * 7 + 1) % m->cfg.classes;
     rc_graph_forward(g, 1);
     double loss = rc_model_loss(m, labels, NULL, NULL, 1);
     rc_graph_zero_grads(g);
@@ -218,6 +221,57 @@ static void test_share_and_recompute_identical(void) {
     }
 }
 
+/* The chunked schedule (graph_sched.c) against whole-batch runs of the same fast plan, at batch 16 in 2, 4
+ * and 8 micro-batches, its arena filled with NaN first (a tensor whose memory another overwrote within a
+ * wave shows up): training step, running statistics, gradients, eval readouts. */
+static void test_chunked_vs_whole(void) {
+    B = 16;
+    for (int i = 0; models[i][0]; i++) {
+        rc_model whole;
+        if (build(models[i][1], 1, ALL & ~RC_PLAN_CHUNK, 0, &whole)) {
+            CHECK(0, "%s: cannot build", models[i][0]);
+            continue;
+        }
+        CHECK(whole.g.nchunk <= 1, "%s: chunked with RC_PLAN_CHUNK off", models[i][0]);
+        rc_graph_init_params(&whole.g, 5);
+        float *w0 = rc_xmalloc(whole.g.param_floats * sizeof(float));
+        memcpy(w0, whole.g.pw, whole.g.param_floats * sizeof(float));
+        double lw = run_step(&whole);
+        for (int m = 2; m <= 8; m *= 2) {
+            rc_model ch;
+            rc_sched_chunks = m;
+            int bad = build(models[i][1], 1, ALL, 0, &ch);
+            rc_sched_chunks = 0;
+            if (bad) {
+                CHECK(0, "%s: cannot build chunked", models[i][0]);
+                continue;
+            }
+            char what[128];
+            snprintf(what, sizeof what, "%s in %d micro-batches", models[i][0], m);
+            int cw[2] = {0, 0}; /* waves run in micro-batches, forward and backward */
+            for (int w = 0; w < ch.g.fsched.nw; w++) cw[0] += !ch.g.fsched.w[w].whole;
+            for (int w = 0; w < ch.g.bsched.nw; w++) cw[1] += !ch.g.bsched.w[w].whole;
+            CHECK(ch.g.nchunk == m && cw[0] > 0 && cw[1] > 0, "%s: %d chunks, %d/%d chunked waves", what, ch.g.nchunk,
+                  cw[0], cw[1]);
+            memcpy(ch.g.pw, w0, whole.g.param_floats * sizeof(float));
+            for (size_t k = 0; k < ch.g.act_floats; k++) ch.g.act[k] = NAN;
+            double lc = run_step(&ch);
+            CHECK_CLOSE(lc, lw, 1e-6, 1e-7, what);
+            compare(what, &ch, &whole, 1e-5);
+            rc_graph_forward(&ch.g, 0);
+            rc_graph_forward(&whole.g, 0);
+            snprintf(what, sizeof what, "%s in %d micro-batches, eval", models[i][0], m);
+            compare(what, &ch, &whole, 1e-5);
+            memcpy(whole.g.pw, w0, whole.g.param_floats * sizeof(float)); /* running stats back */
+            run_step(&whole);
+            rc_model_free(&ch);
+        }
+        free(w0);
+        rc_model_free(&whole);
+    }
+    B = 4;
+}
+
 /* A long tied unroll: recomputation keeps the arena bounded (far below storing every step). */
 static void test_recompute_bounds_memory(void) {
     const char *text = "[model]\ninput = 1x12x12\nloss = every\n[area V1]\nchannels = 16\niterations = 16\n"
@@ -245,5 +299,6 @@ int main(void) {
     RUN_TEST(test_conv_algorithms);
     RUN_TEST(test_share_and_recompute_identical);
     RUN_TEST(test_recompute_bounds_memory);
+    RUN_TEST(test_chunked_vs_whole);
     TEST_MAIN_END();
 }

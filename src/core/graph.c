@@ -28,8 +28,10 @@ void rc_graph_free(rc_graph *g) {
     rc_afree(g->grad);
     rc_afree(g->save);
     rc_afree(g->work);
+    rc_afree(g->sums);
     free(g->xnodes);
     free(g->seg_start);
+    rc_sched_free(g);
     memset(g, 0, sizeof *g);
 }
 
@@ -430,8 +432,60 @@ static double xnode_flops(const rc_graph *g, int i) {
     return f * g->batch;
 }
 
+/* One entry of the chunked schedule over images [b0, b1), timed into the profile. */
+static void run_entry(rc_graph *g, const rc_entry *e, int backward, int mode, int b0, int b1) {
+    const rc_op_type op = g->xnodes[e->node].op;
+    double t0 = rc_prof.enabled ? rc_now() : 0;
+    if (e->phase == RC_PH_REPLAY)
+        rc_graph_exec_forward_phase(g, e->node, RC_RUN_REPLAY, RC_PH_ALL, b0, b1);
+    else if (backward)
+        rc_graph_exec_backward_phase(g, e->node, e->phase, b0, b1);
+    else
+        rc_graph_exec_forward_phase(g, e->node, mode, e->phase, b0, b1);
+    if (!rc_prof.enabled) return;
+    double dt = rc_now() - t0;
+    if (e->phase == RC_PH_REPLAY) {
+        rc_prof.replay_s[op] += dt;
+        return;
+    }
+    const int once = b0 == 0 && (e->phase == RC_PH_ALL || e->phase == RC_PH_APPLY); /* count a node once */
+    if (backward) {
+        rc_prof.bwd_s[op] += dt;
+        if (once) rc_prof.bwd_calls[op]++;
+    } else {
+        rc_prof.fwd_s[op] += dt;
+        if (once) {
+            rc_prof.fwd_calls[op]++;
+            rc_prof.fwd_flops[op] += xnode_flops(g, e->node);
+        }
+    }
+}
+
+/* The chunked schedule: each wave over every micro-batch (or once over the batch), then the numerics
+ * check of the nodes the wave completed, in order. */
+static void run_sched(rc_graph *g, const rc_sched *s, int backward, int mode) {
+    for (int w = 0; w < s->nw; w++) {
+        const rc_wave *wv = &s->w[w];
+        const int nch = wv->whole ? 1 : g->nchunk;
+        for (int j = 0; j < nch; j++) {
+            int b0 = wv->whole ? 0 : g->chunk_b[j], b1 = wv->whole ? g->batch : g->chunk_b[j + 1];
+            for (int k = wv->first; k < wv->first + wv->count; k++) run_entry(g, &s->e[k], backward, mode, b0, b1);
+        }
+        if (rc_numcheck.enabled)
+            for (int k = wv->first; k < wv->first + wv->count && !rc_numcheck.tripped; k++)
+                if (s->e[k].phase == RC_PH_ALL || s->e[k].phase == RC_PH_APPLY) numcheck_node(g, s->e[k].node, backward);
+    }
+}
+
+/* chunked unless off, or batch-norm statistics are summed over ranks (they need the whole batch) */
+static int chunked(const rc_graph *g) { return g->nchunk > 1 && rc_bn_allreduce == NULL; }
+
 void rc_graph_forward(rc_graph *g, int train) {
     RC_ASSERT(g->planned);
+    if (chunked(g)) {
+        run_sched(g, &g->fsched, 0, train ? RC_RUN_TRAIN : RC_RUN_EVAL);
+        return;
+    }
     for (int i = 0; i < g->nxnodes; i++) {
         const rc_op_type op = g->xnodes[i].op;
         double t0 = rc_prof.enabled ? rc_now() : 0;
@@ -451,6 +505,11 @@ void rc_graph_zero_grads(rc_graph *g) { memset(g->pg, 0, g->param_floats * sizeo
  * first replays the forward of its nodes whose outputs were not kept, then runs backward in reverse. */
 void rc_graph_backward(rc_graph *g) {
     RC_ASSERT(g->planned);
+    if (chunked(g)) {
+        RC_ASSERT(g->nseg == 1);
+        run_sched(g, &g->bsched, 1, RC_RUN_TRAIN);
+        return;
+    }
     for (int s = g->nseg - 1; s >= 0; s--) {
         for (int i = g->seg_start[s]; i < g->seg_start[s + 1]; i++) {
             if (!g->xnodes[i].replay) continue;

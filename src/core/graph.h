@@ -79,6 +79,7 @@ typedef struct {
     int k, stride, pad;     /* conv kernel / pool window, stride, padding; slice: k = c0, stride = len */
     float eps, momentum;    /* batch norm */
     size_t save_off;        /* batch norm: offset of mean[C], rstd[C] in the save area */
+    size_t sums_off;        /* fused batch norm: offset of its backward's gradient sums (2C + 1) in sums */
     int acc[RC_MAX_IN];     /* backward: 1 = accumulate into in[i]'s gradient, 0 = overwrite (planned) */
     int is_conv_layer;      /* counts toward effective depth */
     int step;               /* unroll step tag (rc_graph_set_step) for recomputation segments */
@@ -92,6 +93,24 @@ typedef struct {
     int remat;              /* output rematerialised just before its first backward use (RC_PLAN_REMAT) */
     int remat_head, remat_link; /* nodes to rematerialise before this node's backward: a list */
 } rc_node;
+
+/* The chunked schedule (graph_sched.c): entries (an exec node and a phase of it) grouped into waves; a
+ * wave runs all its entries over one micro-batch, then the next micro-batch; a whole wave runs once over
+ * the batch. Phases: ALL the node's forward or backward; STATS the batch-norm partial sums (forward:
+ * statistics; backward: gradient sums); FINISH their reduction; APPLY the rest; REPLAY a
+ * rematerialisation (forward with saved statistics) inside backward. */
+enum { RC_PH_ALL = 0, RC_PH_STATS, RC_PH_FINISH, RC_PH_APPLY, RC_PH_REPLAY };
+typedef struct {
+    int node, phase, wave;
+} rc_entry;
+typedef struct {
+    int first, count, whole; /* entries [first, first + count) */
+} rc_wave;
+typedef struct {
+    rc_entry *e;
+    rc_wave *w;
+    int ne, nw;
+} rc_sched;
 
 typedef struct {
     int batch;
@@ -119,17 +138,25 @@ typedef struct {
     int recompute;            /* train.recompute K: keep every K-th step's state, recompute the rest (0 off) */
     int nseg, *seg_start;     /* recomputation segments of xnodes: [seg_start[s], seg_start[s+1]) */
     double *work;             /* batch-norm workspace (doubles) */
+    double *sums;             /* per fused batch norm: gradient sums from its backward's reduction to its
+                               * application, which other nodes' phases run between in the chunked schedule */
     size_t work_doubles;
     size_t act_floats_unshared; /* what the arena would be without liveness sharing (for reports) */
+    int nchunk;               /* micro-batches of the chunked schedule; <= 1: off (whole batch, node by node) */
+    int *chunk_b;             /* micro-batch j is images [chunk_b[j], chunk_b[j + 1]) */
+    rc_sched fsched, bsched;  /* forward, backward (nchunk > 1) */
 } rc_graph;
 
 /* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast
  * (BLOCKED only with oneDNN); REMAT (with SHARE): the output of a batch norm + relu without residual is
  * not kept for backward but recomputed from its input right before backward needs it (one cheap pass,
  * a quarter of a residual cell's stored activations). Tests clear bits to compare paths; the environment
- * variable RECUR_PLAN=nofuse,noblocked,noshare,noremat clears them too (for benchmarks). */
-enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4, RC_PLAN_REMAT = 8 };
+ * variable RECUR_PLAN=nofuse,noblocked,noshare,noremat,nochunk clears them too (for benchmarks). CHUNK
+ * (fast only, not with train.recompute): run forward and backward in micro-batches (graph_sched.c). */
+enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4, RC_PLAN_REMAT = 8, RC_PLAN_CHUNK = 16 };
 extern int rc_plan_opts;
+/* Micro-batches of the chunked schedule: 0 chooses (graph_sched.c); 1, 2, 4 or 8 forces (tests). */
+extern int rc_sched_chunks;
 
 /* Builder: tag the nodes emitted next with an unroll step (recomputation segments follow tags). */
 void rc_graph_set_step(rc_graph *g, int step);
@@ -143,6 +170,14 @@ rc_status rc_graph_make_plan(rc_graph *g);
 enum { RC_RUN_EVAL = 0, RC_RUN_TRAIN = 1, RC_RUN_REPLAY = 2 };
 void rc_graph_exec_forward(rc_graph *g, int i, int mode);
 void rc_graph_exec_backward(rc_graph *g, int i);
+/* One phase of exec node i over images [b0, b1) (RC_PH_FINISH: the whole batch, b0 b1 ignored). */
+void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0, int b1);
+void rc_graph_exec_backward_phase(rc_graph *g, int i, int phase, int b0, int b1);
+/* Internal (graph_sched.c): build the chunked schedule after rematerialisation is planned (allow = 0:
+ * off); the time map of the memory plan (lo[t], hi[t]: the span of the waves that run at time t). */
+void rc_sched_make(rc_graph *g, int allow);
+void rc_sched_free(rc_graph *g);
+void rc_sched_widen(const rc_graph *g, const int *B, const int *RM, int ntimes, int *lo, int *hi);
 /* Fails (with the sizes and the limit in the message) when params + activations + other bytes exceed the
  * memory limit: RECUR_MAX_MEMORY_MB if set, else 3/4 of physical memory. Called before allocating. */
 rc_status rc_graph_check_memory(const rc_graph *g, double param_bytes, double act_bytes, double other_bytes);

@@ -7,7 +7,7 @@
 #include "graph.h"
 #include "ops/ops.h"
 
-int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT;
+int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK;
 
 /* ---------------------------------------------------------------- consumers of each tensor */
 
@@ -381,7 +381,7 @@ static size_t place(item *items, int n, int share) {
 
 /* Segments (train.recompute), run times of every exec node, and each tensor's and gradient's live
  * intervals; then offsets. Returns the arena size in floats. */
-static size_t make_memory(rc_graph *g, int share, int remat) {
+static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
     const int n = g->nxnodes, nt = g->ntensors;
     /* segments: steps [sK, (s+1)K) */
     int *seg = rc_xmalloc((size_t)(n + 1) * sizeof(int));
@@ -452,6 +452,10 @@ static size_t make_memory(rc_graph *g, int share, int remat) {
             B[i] = now++;
         }
     }
+    /* the chunked schedule, and every time mapped to the span of the waves running then */
+    rc_sched_make(g, chunk);
+    int *LO = rc_xmalloc((size_t)(now + 1) * sizeof(int)), *HI = rc_xmalloc((size_t)(now + 1) * sizeof(int));
+    rc_sched_widen(g, B, RM, now, LO, HI);
     /* items: values, then gradients */
     item *items = rc_xcalloc((size_t)2 * nt + 1, sizeof(item));
     int ni = 0;
@@ -525,6 +529,14 @@ static size_t make_memory(rc_graph *g, int share, int remat) {
         gi->iv[0][1] = p >= 0 && g->xnodes[p].active ? RC_MAX(start, B[p]) : start;
         unshared += sz;
     }
+    for (int k = 0; k < ni; k++)
+        for (int v = 0; v < items[k].niv; v++) {
+            int *iv = items[k].iv[v];
+            if (iv[0] >= 0 && iv[0] < now) iv[0] = LO[iv[0]];
+            if (iv[1] >= 0 && iv[1] < now) iv[1] = HI[iv[1]];
+        }
+    free(LO);
+    free(HI);
     size_t total = place(items, ni, share);
     for (int k = 0; k < ni; k++) {
         rc_tensor *x = &g->tensors[items[k].tensor];
@@ -557,6 +569,7 @@ static int plan_opts(void) {
         if (strstr(e, "noblocked")) o &= ~RC_PLAN_BLOCKED;
         if (strstr(e, "noshare")) o &= ~RC_PLAN_SHARE;
         if (strstr(e, "noremat")) o &= ~RC_PLAN_REMAT;
+        if (strstr(e, "nochunk")) o &= ~RC_PLAN_CHUNK;
     }
     return o;
 }
@@ -572,10 +585,11 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     make_xnodes(g, fast, (opts & RC_PLAN_FUSE) != 0);
     make_layouts(g, blocked);
     make_grad_flags(g);
-    size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT));
+    size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT),
+                            (opts & RC_PLAN_CHUNK) != 0 && rc_bn_allreduce == NULL);
     /* saved statistics, batch-norm workspace (the oneDNN convolutions keep their own transient buffers,
      * shared by all of them: conv2d_dnnl.c) */
-    size_t sf = 0, wk = 0;
+    size_t sf = 0, wk = 0, sd = 0;
     for (int i = 0; i < g->nxnodes; i++) {
         rc_node *n = &g->xnodes[i];
         if (n->op == RC_OP_BATCHNORM || n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn)) {
@@ -584,9 +598,13 @@ rc_status rc_graph_make_plan(rc_graph *g) {
             sf += (2 * (size_t)c + 15) / 16 * 16;
             wk = RC_MAX(wk, rc_bn_work_doubles(c));
         }
+        if (n->op == RC_OP_BNACT) {
+            n->sums_off = sd;
+            sd += 2 * (size_t)g->tensors[n->in[0]].c + 1;
+        }
     }
     if (rc_graph_check_memory(g, 16.0 * (double)g->param_floats, 4.0 * (double)af,
-                              4.0 * (double)sf + 8.0 * (double)wk))
+                              4.0 * (double)sf + 8.0 * (double)(wk + sd)))
         return RC_ERR;
     g->act_floats = af;
     g->save_floats = sf;
@@ -594,7 +612,8 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     g->act = rc_aalloc_floats(af);
     g->save = rc_aalloc_floats(sf);
     g->work = (double *)(void *)rc_aalloc_floats(2 * wk + 2);
-    if (!g->act || !g->save || !g->work)
+    g->sums = (double *)(void *)rc_aalloc_floats(2 * sd + 2);
+    if (!g->act || !g->save || !g->work || !g->sums)
         return rc_fail("cannot allocate %.1f MB of activations and gradients for the model at batch %d",
                        4.0 * (double)af / 1e6, g->batch);
     for (int t = 0; t < g->ntensors; t++) {

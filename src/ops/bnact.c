@@ -92,9 +92,11 @@ enum { RED_SUM = 0, RED_SQDEV = 1, RED_SUMSQ = 2 };
 
 /* a1 += sum x | sum (x - m)^2; a2 += sum x^2 (RED_SUMSQ) over one block of HW x 16 */
 static void red_x16(const float *p, int hw, int mode, const double *m, double *a1, double *a2) {
-    v8d m0, m1, s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
-    memcpy(&m0, m, sizeof m0);
-    memcpy(&m1, m + 8, sizeof m1);
+    v8d m0 = {0}, m1 = {0}, s0 = {0}, s1 = {0}, q0 = {0}, q1 = {0};
+    if (mode == RED_SQDEV) {
+        memcpy(&m0, m, sizeof m0);
+        memcpy(&m1, m + 8, sizeof m1);
+    }
     for (int s = 0; s < hw; s++) {
         v8d x0 = cvt(ldf(p + (size_t)s * 16)), x1 = cvt(ldf(p + (size_t)s * 16 + 8));
         if (mode == RED_SQDEV) {
@@ -313,6 +315,61 @@ static void bn_running(double m, double var, double count, float *run_mean, floa
     }
 }
 
+/* The fixed batch chunk that starts at image b (b must be a chunk boundary, or n). */
+static int chunk_at(const geo *g, int b) {
+    int k = (int)(((long long)b * g->nch + g->n - 1) / g->n);
+    RC_ASSERT(k >= 0 && k <= g->nch && (long long)k * g->n / g->nch == b && "micro-batch off a chunk boundary");
+    return k;
+}
+
+int rc_bn_chunk_start(int n, int k) {
+    int nch = n < BN_CHUNKS ? n : BN_CHUNKS;
+    return (int)((long long)k * n / nch);
+}
+
+static void stats_part(const geo *g, const float *x, int b0, int b1, int mode, const double *m, double *part) {
+    int k0 = chunk_at(g, b0), k1 = chunk_at(g, b1);
+    int tasks = (k1 - k0) * g->cb, par = (long long)(b1 - b0) * g->c * g->hw >= BN_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (int t = 0; t < tasks; t++) chunk_x(g, x, k0 + t / g->cb, t % g->cb, mode, m, part);
+}
+
+/* work: part (2 * chunks * cs), s (2c + 1), m (cs: the padding lanes' means are 0) */
+static double *work_m(const geo *g, double *work) { return work + (size_t)2 * BN_CHUNKS * g->cs + 2 * (size_t)g->c + 1; }
+
+void rc_bn_stats_part(int n, int c, int hw, int layout, const float *x, int b0, int b1, double *work) {
+    RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && x && work && 0 <= b0 && b0 < b1 && b1 <= n && !rc_bn_allreduce);
+    geo g = make_geo(n, c, hw, layout);
+    stats_part(&g, x, b0, b1, RED_SUMSQ, work_m(&g, work), work);
+}
+
+/* mean, rstd and the running statistics from the variance s[c + ch] and the mean m[ch] */
+static void stats_store(const geo *g, const double *s, const double *m, double count, float *mean, float *rstd,
+                        float *run_mean, float *run_var, float momentum, float eps) {
+    for (int ch = 0; ch < g->c; ch++) {
+        double var = s[g->c + ch];
+        mean[ch] = (float)m[ch];
+        rstd[ch] = (float)(1.0 / sqrt(var + (double)eps));
+        bn_running(m[ch], var, count, run_mean, run_var, ch, momentum);
+    }
+}
+
+void rc_bn_stats_finish(int n, int c, int hw, int layout, float *mean, float *rstd, float *run_mean, float *run_var,
+                        float momentum, float eps, double *work) {
+    RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && mean && rstd && work && !rc_bn_allreduce);
+    geo g = make_geo(n, c, hw, layout);
+    double *s = work + (size_t)2 * BN_CHUNKS * g.cs, *m = work_m(&g, work);
+    reduce_chunks(&g, work, s, 1);
+    double count = (double)n * hw;
+    for (int ch = 0; ch < c; ch++) {
+        m[ch] = s[ch] / count;
+        double var = s[c + ch] / count - m[ch] * m[ch];
+        s[c + ch] = var > 0.0 ? var : 0.0;
+    }
+    stats_store(&g, s, m, count, mean, rstd, run_mean, run_var, momentum, eps);
+}
+
 void rc_bn_stats(int n, int c, int hw, int layout, const float *x, float *mean, float *rstd, float *run_mean,
                  float *run_var, float momentum, float eps, int mode, double *work) {
     RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && mean && rstd);
@@ -326,56 +383,41 @@ void rc_bn_stats(int n, int c, int hw, int layout, const float *x, float *mean, 
         return;
     }
     RC_ASSERT(mode == RC_BN_TRAIN && work);
+    if (!rc_bn_allreduce) { /* one pass of sums, chunk by chunk (rc_bn_stats_part over the whole batch) */
+        rc_bn_stats_part(n, c, hw, layout, x, 0, n, work);
+        rc_bn_stats_finish(n, c, hw, layout, mean, rstd, run_mean, run_var, momentum, eps, work);
+        return;
+    }
+    /* data-parallel, as rc_batchnorm_forward's synchronised path: global sums, then squared deviations */
     geo g = make_geo(n, c, hw, layout);
-    /* work: part (2 * chunks * cs), s (2c + 1), m (cs: the padding lanes' means are 0) */
-    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * g.cs, *m = s + 2 * (size_t)c + 1;
+    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * g.cs, *m = work_m(&g, work);
     for (int ch = c; ch < g.cs; ch++) m[ch] = 0.0;
-    int tasks = g.nch * g.cb, par = (long long)n * c * hw >= BN_PAR_MIN;
-    (void)par;
-    const int sync = rc_bn_allreduce != NULL;
-    RC_OMP(omp parallel for schedule(static) if(par))
-    for (int t = 0; t < tasks; t++) chunk_x(&g, x, t / g.cb, t % g.cb, sync ? RED_SUM : RED_SUMSQ, m, part);
-    reduce_chunks(&g, part, s, !sync);
+    stats_part(&g, x, 0, n, RED_SUM, m, part);
+    reduce_chunks(&g, part, s, 0);
     double count = (double)n * hw;
-    if (sync) {
-        /* as rc_batchnorm_forward's synchronised path: global sums, then squared deviations */
-        s[c] = count;
-        rc_bn_allreduce(s, c + 1);
-        count = s[c];
-        for (int ch = 0; ch < c; ch++) m[ch] = s[ch] / count;
-        RC_OMP(omp parallel for schedule(static) if(par))
-        for (int t = 0; t < tasks; t++) chunk_x(&g, x, t / g.cb, t % g.cb, RED_SQDEV, m, part);
-        reduce_chunks(&g, part, s, 0);
-        rc_bn_allreduce(s, c);
-        for (int ch = 0; ch < c; ch++) s[c + ch] = s[ch] / count; /* variance */
-    } else {
-        for (int ch = 0; ch < c; ch++) {
-            m[ch] = s[ch] / count;
-            double var = s[c + ch] / count - m[ch] * m[ch];
-            s[c + ch] = var > 0.0 ? var : 0.0;
-        }
-    }
-    for (int ch = 0; ch < c; ch++) {
-        double var = s[c + ch];
-        mean[ch] = (float)m[ch];
-        rstd[ch] = (float)(1.0 / sqrt(var + (double)eps));
-        bn_running(m[ch], var, count, run_mean, run_var, ch, momentum);
-    }
+    s[c] = count;
+    rc_bn_allreduce(s, c + 1);
+    count = s[c];
+    for (int ch = 0; ch < c; ch++) m[ch] = s[ch] / count;
+    stats_part(&g, x, 0, n, RED_SQDEV, m, part);
+    reduce_chunks(&g, part, s, 0);
+    rc_bn_allreduce(s, c);
+    for (int ch = 0; ch < c; ch++) s[c + ch] = s[ch] / count; /* variance */
+    stats_store(&g, s, m, count, mean, rstd, run_mean, run_var, momentum, eps);
 }
 
 /* ---------------- forward ---------------- */
 
-// x, r: (N, C, HW) in layout -> y: same, pool: (N, C); mean, rstd: (C)
-void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,
-                      const float *beta, float *y, float *pool, float *mean, float *rstd, float *run_mean,
-                      float *run_var, float momentum, float eps, int mode, int relu, double *work) {
-    rc_bn_stats(n, c, hw, layout, x, mean, rstd, run_mean, run_var, momentum, eps, mode, work);
+void rc_bnact_forward_range(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,
+                            const float *beta, float *y, float *pool, const float *mean, const float *rstd, int relu,
+                            int b0, int b1) {
+    RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && 0 <= b0 && b0 <= b1 && b1 <= n && mean && rstd);
     geo g = make_geo(n, c, hw, layout);
-    long long blocks = (long long)n * g.cb;
-    int par = (long long)n * c * hw >= BN_PAR_MIN;
+    long long p0 = (long long)b0 * g.cb, p1 = (long long)b1 * g.cb;
+    int par = (long long)(b1 - b0) * c * hw >= BN_PAR_MIN;
     (void)par;
     RC_OMP(omp parallel for schedule(static) if(par))
-    for (long long p = 0; p < blocks; p++) {
+    for (long long p = p0; p < p1; p++) {
         lanes q;
         lanes_fwd(&q, &g, (int)(p % g.cb), gamma, beta, mean, rstd);
         size_t off = (size_t)p * hw * g.V;
@@ -405,6 +447,14 @@ void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const fl
     }
 }
 
+// x, r: (N, C, HW) in layout -> y: same, pool: (N, C); mean, rstd: (C)
+void rc_bnact_forward(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,
+                      const float *beta, float *y, float *pool, float *mean, float *rstd, float *run_mean,
+                      float *run_var, float momentum, float eps, int mode, int relu, double *work) {
+    rc_bn_stats(n, c, hw, layout, x, mean, rstd, run_mean, run_var, momentum, eps, mode, work);
+    rc_bnact_forward_range(n, c, hw, layout, x, r, gamma, beta, y, pool, mean, rstd, relu, 0, n);
+}
+
 /* ---------------- backward ---------------- */
 
 /* The pooled output's gradient spread over block p = (b, cb): dpool[b * C + cb * V + v] / HW, as
@@ -417,89 +467,124 @@ static const float *pool_grad(const geo *g, const float *dpool, long long p, flo
     return buf;
 }
 
-// x, y, dy: (N, C, HW), dpool: (N, C) -> dx, dr: (N, C, HW); dgamma, dbeta: (C) +=
-void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const float *y, const float *gamma,
-                       const float *beta, const float *mean, const float *rstd, const float *dy, const float *dpool,
-                       float *dx, int dx_acc, float *dr, int dr_acc, float *dgamma, float *dbeta, int train, int relu,
-                       int residual, double *work) {
-    RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && mean && rstd && work && (!relu || !residual || y));
-    RC_ASSERT(dy || dpool);
-    geo g = make_geo(n, c, hw, layout);
-    /* relu mask: recomputed from x without a residual, read from y with one */
-    const int mode = !relu ? 0 : residual ? 2 : 1;
-    /* the masked gradient g is the residual's gradient: store it there and reuse it below */
-    float *gstore = dr && !dr_acc && mode == 2 ? dr : NULL;
-    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * g.cs;
-    int tasks = g.nch * g.cb, par = (long long)n * c * hw >= BN_PAR_MIN;
+/* relu mask: recomputed from x without a residual, read from y with one */
+static int grad_mode(const rc_bnact_grad *a) { return !a->relu ? 0 : a->residual ? 2 : 1; }
+/* the masked gradient g is the residual's gradient: stored there by the reduction, reused by apply */
+static float *grad_store(const rc_bnact_grad *a) {
+    return a->dr && !a->dr_acc && grad_mode(a) == 2 ? a->dr : NULL;
+}
+
+void rc_bnact_backward_reduce(const rc_bnact_grad *a, int b0, int b1) {
+    RC_ASSERT(a->n >= 1 && a->c >= 1 && a->hw >= 1 && a->mean && a->rstd && a->work);
+    RC_ASSERT((!a->relu || !a->residual || a->y) && (a->dy || a->dpool) && 0 <= b0 && b0 < b1 && b1 <= a->n);
+    geo g = make_geo(a->n, a->c, a->hw, a->layout);
+    const int mode = grad_mode(a), hw = a->hw;
+    float *gstore = grad_store(a);
+    double *part = a->work;
+    int k0 = chunk_at(&g, b0), k1 = chunk_at(&g, b1);
+    int tasks = (k1 - k0) * g.cb, par = (long long)(b1 - b0) * a->c * hw >= BN_PAR_MIN;
     (void)par;
     RC_OMP(omp parallel for schedule(static) if(par))
     for (int t = 0; t < tasks; t++) {
-        int k = t / g.cb, cb = t % g.cb;
+        int k = k0 + t / g.cb, cb = t % g.cb;
         lanes q;
-        lanes_fwd(&q, &g, cb, gamma, beta, mean, rstd);
+        lanes_fwd(&q, &g, cb, a->gamma, a->beta, a->mean, a->rstd);
         double sg[16] = {0}, sgx[16] = {0};
-        for (int b = k * n / g.nch; b < (k + 1) * n / g.nch; b++) {
+        for (int b = k * g.n / g.nch; b < (k + 1) * g.n / g.nch; b++) {
             size_t o = blk_off(&g, b, cb);
-            const float *yy = y ? y + o : NULL, *dd = dy ? dy + o : NULL;
+            const float *yy = a->y ? a->y + o : NULL, *dd = a->dy ? a->dy + o : NULL;
             float *go = gstore ? gstore + o : NULL, gpb[16];
-            const float *gp = pool_grad(&g, dpool, (long long)b * g.cb + cb, gpb);
+            const float *gp = pool_grad(&g, a->dpool, (long long)b * g.cb + cb, gpb);
             if (g.V == 1) {
                 lanes_bcast(&q);
                 for (int v = 1; v < 16 && gp; v++) gpb[v] = gpb[0];
             }
             if (g.V == 16)
-                red_d16(x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
+                red_d16(a->x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
             else
-                red_d1(x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
+                red_d1(a->x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
         }
         size_t base = (size_t)k * 2 * g.cs + (size_t)cb * g.V;
         memcpy(part + base, sg, sizeof(double) * g.V);
         memcpy(part + base + g.cs, sgx, sizeof(double) * g.V);
     }
+}
+
+/* where _finish leaves the sums for _apply */
+static double *grad_sums(const rc_bnact_grad *a, const geo *g) {
+    return a->sums ? a->sums : a->work + (size_t)2 * BN_CHUNKS * g->cs;
+}
+
+void rc_bnact_backward_finish(const rc_bnact_grad *a) {
+    geo g = make_geo(a->n, a->c, a->hw, a->layout);
+    const int c = a->c;
+    double *s = grad_sums(a, &g);
     /* s[0..c) sum g, s[c..2c) sum g * (x - mean), s[2c] count */
-    reduce_chunks(&g, part, s, 1);
+    reduce_chunks(&g, a->work, s, 1);
     for (int ch = 0; ch < c; ch++) {
-        if (dgamma) dgamma[ch] += (float)(s[c + ch] * rstd[ch]);
-        if (dbeta) dbeta[ch] += (float)s[ch];
+        if (a->dgamma) a->dgamma[ch] += (float)(s[c + ch] * a->rstd[ch]);
+        if (a->dbeta) a->dbeta[ch] += (float)s[ch];
     }
-    s[2 * c] = (double)n * hw;
-    if (train && rc_bn_allreduce) rc_bn_allreduce(s, 2 * c + 1);
-    double count = s[2 * c];
-    if (!dx && (!dr || gstore)) return;
-    long long blocks = (long long)n * g.cb;
+    s[2 * c] = (double)a->n * a->hw;
+    if (a->train && rc_bn_allreduce) rc_bn_allreduce(s, 2 * c + 1);
+}
+
+void rc_bnact_backward_apply(const rc_bnact_grad *a, int b0, int b1) {
+    RC_ASSERT(0 <= b0 && b0 <= b1 && b1 <= a->n);
+    float *gstore = grad_store(a);
+    if (!a->dx && (!a->dr || gstore)) return;
+    geo g = make_geo(a->n, a->c, a->hw, a->layout);
+    const int c = a->c, hw = a->hw, mode = grad_mode(a), train = a->train;
+    const double *s = grad_sums(a, &g), count = s[2 * c];
+    const float *x = a->x;
+    int par = (long long)(b1 - b0) * c * hw >= BN_PAR_MIN;
+    (void)par;
     RC_OMP(omp parallel for schedule(static) if(par))
-    for (long long p = 0; p < blocks; p++) {
+    for (long long p = (long long)b0 * g.cb; p < (long long)b1 * g.cb; p++) {
         int cb = (int)(p % g.cb);
         lanes q;
-        lanes_fwd(&q, &g, cb, gamma, beta, mean, rstd);
+        lanes_fwd(&q, &g, cb, a->gamma, a->beta, a->mean, a->rstd);
         for (int v = 0; v < g.V && cb * g.V + v < c; v++) { /* padding lanes: 0, so dx = 0 there */
             int ch = cb * g.V + v;
-            double rs = rstd[ch], gm = gamma ? gamma[ch] : 1.0;
+            double rs = a->rstd[ch], gm = a->gamma ? a->gamma[ch] : 1.0;
             q.ka[v] = (float)(gm * rs);
             q.kb[v] = train ? (float)(gm * rs * rs * (s[c + ch] * rs) / count) : 0.0f;
             q.kc[v] = train ? (float)(gm * rs * s[ch] / count) : 0.0f;
         }
         size_t off = (size_t)p * hw * g.V;
-        const float *yy = y ? y + off : NULL, *gin = gstore ? gstore + off : NULL, *dd = dy ? dy + off : NULL;
-        float *dxx = dx ? dx + off : NULL, *drr = dr && !gstore ? dr + off : NULL, gpb[16];
-        const float *gp = pool_grad(&g, dpool, p, gpb);
+        const float *yy = a->y ? a->y + off : NULL, *gin = gstore ? gstore + off : NULL;
+        const float *dd = a->dy ? a->dy + off : NULL;
+        float *dxx = a->dx ? a->dx + off : NULL, *drr = a->dr && !gstore ? a->dr + off : NULL, gpb[16];
+        const float *gp = pool_grad(&g, a->dpool, p, gpb);
         if (g.V == 16) {
-            dx16(x + off, yy, dd, gp, gin, dxx, dx_acc, drr, dr_acc, hw, mode, &q);
+            dx16(x + off, yy, dd, gp, gin, dxx, a->dx_acc, drr, a->dr_acc, hw, mode, &q);
         } else {
             lanes_bcast(&q);
             for (int v = 1; v < 16 && gp; v++) gpb[v] = gpb[0];
             int h16 = hw / 16;
-            dx16(x + off, yy, dd, gp, gin, dxx, dx_acc, drr, dr_acc, h16, mode, &q);
+            dx16(x + off, yy, dd, gp, gin, dxx, a->dx_acc, drr, a->dr_acc, h16, mode, &q);
             for (int s2 = h16 * 16; s2 < hw; s2++) {
                 float d = dd ? dd[s2] : 0.0f;
                 if (gp) d += gp[0];
                 float gv = gin ? gin[s2] : grad1(mode, x[off + s2], yy ? yy[s2] : 0.0f, d, &q);
-                if (drr) drr[s2] = dr_acc ? drr[s2] + gv : gv;
+                if (drr) drr[s2] = a->dr_acc ? drr[s2] + gv : gv;
                 if (dxx) {
                     float t = q.ka[0] * gv - q.kb[0] * (x[off + s2] - q.m[0]) - q.kc[0];
-                    dxx[s2] = dx_acc ? dxx[s2] + t : t;
+                    dxx[s2] = a->dx_acc ? dxx[s2] + t : t;
                 }
             }
         }
     }
+}
+
+// x, y, dy: (N, C, HW), dpool: (N, C) -> dx, dr: (N, C, HW); dgamma, dbeta: (C) +=
+void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const float *y, const float *gamma,
+                       const float *beta, const float *mean, const float *rstd, const float *dy, const float *dpool,
+                       float *dx, int dx_acc, float *dr, int dr_acc, float *dgamma, float *dbeta, int train, int relu,
+                       int residual, double *work) {
+    rc_bnact_grad a = {n,     c,      hw,     layout, x,      y,      gamma, beta,  mean,     rstd, dy,
+                       dpool, dx,     dx_acc, dr,     dr_acc, dgamma, dbeta, train, relu, residual, work, NULL};
+    rc_bnact_backward_reduce(&a, 0, n);
+    rc_bnact_backward_finish(&a);
+    rc_bnact_backward_apply(&a, 0, n);
 }

@@ -60,8 +60,9 @@ typedef struct {
 
 /* Memory objects over the user's tensors, one per pointer seen, so that a tensor's object is created once
  * rather than re-pointed at every call: re-pointing a memory object whose layout has padding (nChw16c
- * with C not a multiple of 16) makes oneDNN rewrite the whole padding area each time. */
-#define USER_VIEWS 64
+ * with C not a multiple of 16) makes oneDNN rewrite the whole padding area each time. The chunked schedule
+ * (graph_sched.c) gives each tensor one pointer per micro-batch. */
+#define USER_VIEWS 256
 
 /* One execution argument of a convolution primitive. */
 typedef struct {

@@ -152,6 +152,37 @@ void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const f
                        float *dx, int dx_acc, float *dr, int dr_acc, float *dgamma, float *dbeta, int train, int relu,
                        int residual, double *work);
 
+/* Micro-batch phases of the fused batch norm (the graph's chunked schedule, graph_exec.c). Images
+ * [b0, b1) must start and end on the fixed batch chunks of the statistics (rc_bn_chunk_start(n, k),
+ * k = 0..min(n, 8)): the partial sums of each chunk are kept in work and reduced by _finish in the same
+ * order as the one-call functions, so the results are bit-identical to them. Pointers are the whole
+ * batch's; not with rc_bn_allreduce. Forward: rc_bn_stats_part over every range, rc_bn_stats_finish,
+ * then rc_bnact_forward_range (also usable alone, with saved mean/rstd). Backward: _reduce over every
+ * range, _finish (the parameter gradients), then _apply over every range; between _finish and the last
+ * _apply, other nodes' phases may use the same work only when sums is set (then nothing else may). */
+int rc_bn_chunk_start(int n, int k);
+void rc_bn_stats_part(int n, int c, int hw, int layout, const float *x, int b0, int b1, double *work);
+void rc_bn_stats_finish(int n, int c, int hw, int layout, float *mean, float *rstd, float *run_mean, float *run_var,
+                        float momentum, float eps, double *work);
+void rc_bnact_forward_range(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,
+                            const float *beta, float *y, float *pool, const float *mean, const float *rstd, int relu,
+                            int b0, int b1);
+typedef struct { /* the arguments of rc_bnact_backward */
+    int n, c, hw, layout;
+    const float *x, *y, *gamma, *beta, *mean, *rstd, *dy, *dpool;
+    float *dx;
+    int dx_acc;
+    float *dr;
+    int dr_acc;
+    float *dgamma, *dbeta;
+    int train, relu, residual;
+    double *work;
+    double *sums; /* 2c + 1 doubles from _finish to _apply, NULL: in work (other phases may not run between) */
+} rc_bnact_grad;
+void rc_bnact_backward_reduce(const rc_bnact_grad *a, int b0, int b1);
+void rc_bnact_backward_finish(const rc_bnact_grad *a);
+void rc_bnact_backward_apply(const rc_bnact_grad *a, int b0, int b1);
+
 /* ---- fused ConvLSTM gates: a (N, 4C, HW) summed gate input, normalised per channel when mean is
  * non-NULL (batch norm with mean/rstd from rc_bn_stats; gamma/beta NULL = 1/0), gates i, f, o, g = channel quarters;
  * c = sigmoid(f) * c_prev + sigmoid(i) * tanh(g) (c_prev NULL: zero), h = sigmoid(o) * tanh(c).

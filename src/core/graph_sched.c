@@ -1,0 +1,165 @@
+/* graph_sched.c — the chunked schedule: forward and backward run as waves of exec nodes, each wave over
+ * the batch in micro-batches (a micro-batch runs every node of the wave before the next one starts), so
+ * that what one node writes is still in cache when the next reads it. A oneDNN Winograd convolution of
+ * 32 channels at 28x28 runs about 1.5x faster on a batch whose input and output are in the last-level
+ * cache than on one that streams from memory (bench/conv_bench.c, docs/PERFORMANCE.md).
+ *
+ * Only batch norm in training couples the images of a batch: its statistics (forward) and its gradient
+ * sums (backward). A fused batch norm therefore splits into phases: the partial sums of each
+ * micro-batch at the end of one wave (right after the node that wrote its input), the reduction between
+ * waves (whole batch, per channel), the normalisation at the start of the next wave. Micro-batches are
+ * unions of the fixed batch chunks of the statistics (ops.h), so the statistics are bit-identical to
+ * an unchunked run's. Nodes with no micro-batch form (reference batch norm, the ConvLSTM backward) run
+ * alone over the whole batch. The memory plan widens every live interval to the waves it touches
+ * (rc_sched_widen), since inside a wave all micro-batches of all its nodes' tensors are in flight. */
+#include "graph.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define CHUNK_BYTES (5u << 19) /* a micro-batch's largest tensor stays at or under 2.5 MB */
+
+typedef struct {
+    rc_sched *s;
+    int cap_e, cap_w, open; /* open: the last wave takes more entries */
+} builder;
+
+static void push_entry(builder *b, int node, int phase) {
+    rc_sched *s = b->s;
+    if (!b->open) {
+        if (s->nw == b->cap_w) {
+            b->cap_w = b->cap_w ? 2 * b->cap_w : 16;
+            s->w = rc_xrealloc(s->w, (size_t)b->cap_w * sizeof *s->w);
+        }
+        s->w[s->nw].first = s->ne;
+        s->w[s->nw].count = 0;
+        s->w[s->nw].whole = 0;
+        s->nw++;
+        b->open = 1;
+    }
+    if (s->ne == b->cap_e) {
+        b->cap_e = b->cap_e ? 2 * b->cap_e : 64;
+        s->e = rc_xrealloc(s->e, (size_t)b->cap_e * sizeof *s->e);
+    }
+    s->e[s->ne].node = node;
+    s->e[s->ne].phase = phase;
+    s->e[s->ne].wave = s->nw - 1;
+    s->ne++;
+    s->w[s->nw - 1].count++;
+}
+
+/* a wave of its own over the whole batch */
+static void push_whole(builder *b, int node, int phase) {
+    b->open = 0;
+    push_entry(b, node, phase);
+    b->s->w[b->s->nw - 1].whole = 1;
+    b->open = 0;
+}
+
+/* batch-norm statistics inside the node (forward): split into STATS | FINISH | APPLY */
+static int fwd_split(const rc_node *n) { return n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn); }
+static int fwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM; }
+static int bwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM && n->op != RC_OP_LSTM; }
+
+static void build_forward(const rc_graph *g, rc_sched *s) {
+    builder b = {s, 0, 0, 0};
+    for (int i = 0; i < g->nxnodes; i++) {
+        const rc_node *n = &g->xnodes[i];
+        if (fwd_split(n)) {
+            push_entry(&b, i, RC_PH_STATS);
+            push_whole(&b, i, RC_PH_FINISH);
+            push_entry(&b, i, RC_PH_APPLY);
+        } else if (fwd_chunkable(n)) {
+            push_entry(&b, i, RC_PH_ALL);
+        } else {
+            push_whole(&b, i, RC_PH_ALL);
+        }
+    }
+}
+
+static void build_backward(const rc_graph *g, rc_sched *s) {
+    builder b = {s, 0, 0, 0};
+    for (int i = g->nxnodes - 1; i >= 0; i--) {
+        const rc_node *n = &g->xnodes[i];
+        for (int p = n->remat_head; p >= 0; p = g->xnodes[p].remat_link) push_entry(&b, p, RC_PH_REPLAY);
+        if (!n->active) continue;
+        if (n->op == RC_OP_BNACT) {
+            push_entry(&b, i, RC_PH_STATS); /* the gradient sums */
+            push_whole(&b, i, RC_PH_FINISH);
+            push_entry(&b, i, RC_PH_APPLY);
+        } else if (bwd_chunkable(n)) {
+            push_entry(&b, i, RC_PH_ALL);
+        } else {
+            push_whole(&b, i, RC_PH_ALL);
+        }
+    }
+}
+
+int rc_sched_chunks = 0;
+
+/* Micro-batches: 1 (off) unless the plan is fast, not recomputed, the batch has the 8 fixed chunks of the
+ * statistics, and some tensor of the batch exceeds CHUNK_BYTES; then 2, 4 or 8, the fewest that bring
+ * the largest tensor's micro-batch under it. rc_sched_chunks (tests) or RECUR_CHUNKS (benchmarks) = m
+ * forces m (1, 2, 4 or 8) where chunking is possible. */
+static int choose_chunks(const rc_graph *g, int allow) {
+    if (!allow || !g->fast || g->recompute > 0 || g->batch < 8) return 1;
+    size_t big = 0;
+    for (int t = 0; t < g->ntensors; t++)
+        if (!g->tensors[t].dead) big = RC_MAX(big, rc_tensor_floats(&g->tensors[t]) * sizeof(float));
+    const char *e = getenv("RECUR_CHUNKS");
+    int m = rc_sched_chunks ? rc_sched_chunks : e && *e ? atoi(e) : 0;
+    if (m == 1 || m == 2 || m == 4 || m == 8) return m;
+    m = 1;
+    while (m < 8 && (double)big * g->batch / m > (double)CHUNK_BYTES) m *= 2;
+    return m;
+}
+
+void rc_sched_make(rc_graph *g, int allow) {
+    rc_sched_free(g);
+    g->nchunk = choose_chunks(g, allow);
+    if (g->nchunk == 1) return;
+    g->chunk_b = rc_xmalloc((size_t)(g->nchunk + 1) * sizeof(int));
+    for (int j = 0; j <= g->nchunk; j++) g->chunk_b[j] = rc_bn_chunk_start(g->batch, j * 8 / g->nchunk);
+    build_forward(g, &g->fsched);
+    build_backward(g, &g->bsched);
+}
+
+void rc_sched_free(rc_graph *g) {
+    free(g->fsched.e);
+    free(g->fsched.w);
+    free(g->bsched.e);
+    free(g->bsched.w);
+    free(g->chunk_b);
+    memset(&g->fsched, 0, sizeof g->fsched);
+    memset(&g->bsched, 0, sizeof g->bsched);
+    g->chunk_b = NULL;
+    g->nchunk = 1;
+}
+
+/* Times as make_memory's: forward node i at i, backward node i at B[i], the rematerialisation of node p
+ * at RM[p]; entries run in time order. Every time inside a chunked wave's span [first, last time of its
+ * entries] maps to the whole span. */
+static void widen_sched(const rc_sched *s, int backward, const int *B, const int *RM, int ntimes, int *lo, int *hi) {
+    for (int w = 0; w < s->nw; w++) {
+        if (s->w[w].whole) continue;
+        int t0 = 0x3fffffff, t1 = -1;
+        for (int k = s->w[w].first; k < s->w[w].first + s->w[w].count; k++) {
+            const rc_entry *e = &s->e[k];
+            int t = !backward ? e->node : e->phase == RC_PH_REPLAY ? RM[e->node] : B[e->node];
+            t0 = RC_MIN(t0, t);
+            t1 = RC_MAX(t1, t);
+        }
+        RC_ASSERT(t0 >= 0 && t1 < ntimes);
+        for (int t = t0; t <= t1; t++) {
+            lo[t] = RC_MIN(lo[t], t0);
+            hi[t] = RC_MAX(hi[t], t1);
+        }
+    }
+}
+
+void rc_sched_widen(const rc_graph *g, const int *B, const int *RM, int ntimes, int *lo, int *hi) {
+    for (int t = 0; t < ntimes; t++) lo[t] = hi[t] = t;
+    if (g->nchunk <= 1) return;
+    widen_sched(&g->fsched, 0, B, RM, ntimes, lo, hi);
+    widen_sched(&g->bsched, 1, B, RM, ntimes, lo, hi);
+}
