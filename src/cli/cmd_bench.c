@@ -98,9 +98,9 @@ int rc_cmd_bench(int argc, char **argv) {
     if (json) {
         printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
                "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
-               "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d}\n",
+               "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d, \"micro_batches\": %d}\n",
                mc.name, batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb,
-               arena_mb, mc.recompute);
+               arena_mb, mc.recompute, g->nchunk > 1 ? g->nchunk : 1);
     } else {
         printf("%s: batch %ld, %d threads, %.1f MFLOP/image forward\n", mc.name, batch, rc_get_threads(),
                fwd_flops / 1e6);
@@ -111,6 +111,9 @@ int rc_cmd_bench(int argc, char **argv) {
                "and gradients (%.1f MB unshared)",
                g->nnodes, g->nxnodes, nfused, nblocked, nlive, arena_mb, unshared_mb);
         if (mc.recompute > 0) printf(", recompute every %d steps (%d segments)", mc.recompute, g->nseg);
+        if (g->nchunk > 1)
+            printf(", run in %d micro-batches of %d images (%d + %d waves)", g->nchunk, g->chunk_b[1],
+                   g->fsched.nw, g->bsched.nw);
         printf("\n");
     }
     if (profile) {
