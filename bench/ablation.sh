@@ -1,6 +1,6 @@
 #!/bin/sh
 # ablation.sh — what each part of recur's fast path buys on one model: `recur bench` with the whole plan,
-# then with one part turned off at a time (RECUR_PLAN=noremat|noshare|nofuse|noblocked, the direct
+# then with one part turned off at a time (RECUR_PLAN=nochunk|noremat|noshare|nofuse|noblocked, the direct
 # convolution algorithm instead of Winograd, and the reference ops), variants alternating within each
 # round; prints per variant the medians over rounds of train/infer images/s (and their ratio to the full
 # plan measured in the same round), arena and peak RSS. A benchmark, not a test. Usage:
@@ -24,7 +24,7 @@ trap 'rm -f "$tmp"' EXIT
 echo "# ablation.sh: $cfg, $rounds rounds, $threads threads, $steps steps, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 r=1
 while [ "$r" -le "$rounds" ]; do
-    for v in full noremat noshare nofuse noblocked direct; do
+    for v in full nochunk noremat noshare nofuse noblocked direct; do
         case $v in
         full) env="" ;;
         direct) env="RECUR_CONV_ALGO=direct" ;;
@@ -40,7 +40,8 @@ done
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 full = {d["round"]: d for d in runs if d["variant"] == "full"}
-names = {"full": "whole plan", "noremat": "no rematerialisation", "noshare": "no arena sharing (and no remat)",
+names = {"full": "whole plan", "nochunk": "whole batch at a time (no micro-batches)",
+         "noremat": "no rematerialisation", "noshare": "no arena sharing (and no remat)",
          "nofuse": "no fusion", "noblocked": "plain NCHW activations (reorders every conv)",
          "direct": "direct conv only (no Winograd)"}
 print("| variant | train img/s | vs whole plan | infer img/s | vs whole plan | arena MB | peak RSS MB |")
