@@ -222,7 +222,7 @@ static void test_share_and_recompute_identical(void) {
 }
 
 /* The chunked schedule (graph_sched.c) against whole-batch runs of the same fast plan, at batch 16 in 2, 4
- * and 8 micro-batches, its arena filled with NaN first (a tensor whose memory another overwrote within a
+ * and 8 micro-batches, every wave chunked and every other one, its arena filled with NaN first (a tensor whose memory another overwrote within a
  * wave shows up): training step, running statistics, gradients, eval readouts. */
 static void test_chunked_vs_whole(void) {
     B = 16;
@@ -237,17 +237,20 @@ static void test_chunked_vs_whole(void) {
         float *w0 = rc_xmalloc(whole.g.param_floats * sizeof(float));
         memcpy(w0, whole.g.pw, whole.g.param_floats * sizeof(float));
         double lw = run_step(&whole);
-        for (int m = 2; m <= 8; m *= 2) {
+        for (int v = 0; v < 6; v++) {
+            const int m = 2 << (v % 3); /* 2, 4, 8 micro-batches; every wave chunked, then every other */
             rc_model ch;
             rc_sched_chunks = m;
+            rc_sched_waves = v < 3 ? RC_SCHED_ALL : RC_SCHED_ALTERNATE;
             int bad = build(models[i][1], 1, ALL, 0, &ch);
             rc_sched_chunks = 0;
+            rc_sched_waves = RC_SCHED_AUTO;
             if (bad) {
                 CHECK(0, "%s: cannot build chunked", models[i][0]);
                 continue;
             }
             char what[128];
-            snprintf(what, sizeof what, "%s in %d micro-batches", models[i][0], m);
+            snprintf(what, sizeof what, "%s in %d micro-batches (%s)", models[i][0], m, v < 3 ? "all waves" : "every other wave");
             int cw[2] = {0, 0}; /* waves run in micro-batches, forward and backward */
             for (int w = 0; w < ch.g.fsched.nw; w++) cw[0] += !ch.g.fsched.w[w].whole;
             for (int w = 0; w < ch.g.bsched.nw; w++) cw[1] += !ch.g.bsched.w[w].whole;
@@ -260,7 +263,7 @@ static void test_chunked_vs_whole(void) {
             compare(what, &ch, &whole, 1e-5);
             rc_graph_forward(&ch.g, 0);
             rc_graph_forward(&whole.g, 0);
-            snprintf(what, sizeof what, "%s in %d micro-batches, eval", models[i][0], m);
+            snprintf(what, sizeof what, "%s in %d micro-batches (%s), eval", models[i][0], m, v < 3 ? "all waves" : "every other wave");
             compare(what, &ch, &whole, 1e-5);
             memcpy(whole.g.pw, w0, whole.g.param_floats * sizeof(float)); /* running stats back */
             run_step(&whole);
@@ -270,6 +273,40 @@ static void test_chunked_vs_whole(void) {
         rc_model_free(&whole);
     }
     B = 4;
+}
+
+/* Where micro-batches pay (graph_sched.c): a 32-channel 28x28 residual area at batch 128 runs its waves in
+ * 8 micro-batches, all but the one whose convolution reads the image; a lockstep BLT area, whose
+ * convolutions read the previous step's states, none of its forward waves; train.recompute none. */
+static void test_auto_waves(void) {
+#ifdef RC_HAVE_DNNL
+    const char *res = "[model]\ninput = 1x28x28\nnorm = batch_per_iter\n[area V1]\nchannels = 32\n"
+                      "iterations = 3\ntied = yes\ncell = residual\nbottomup = first\n";
+    const char *blt = "[model]\ninput = 1x28x28\nunroll = lockstep\nnorm = batch_per_iter\n[area V1]\n"
+                      "channels = 32\niterations = 3\ntied = yes\nlateral = yes\ntopdown = yes\n[area V2]\n"
+                      "channels = 32\niterations = 3\ntied = yes\nstride = 2\nlateral = yes\n";
+    rc_model a, b, c;
+    B = 128;
+    int bad = build(res, 1, ALL, 0, &a) || build(blt, 1, ALL, 0, &b) || build(res, 1, ALL, 2, &c);
+    B = 4;
+    if (bad) {
+        CHECK(0, "cannot build");
+        return;
+    }
+    int n[2][2] = {{0, 0}, {0, 0}}; /* [model][fwd, bwd]: chunked waves */
+    for (int w = 0; w < a.g.fsched.nw; w++) n[0][0] += !a.g.fsched.w[w].whole;
+    for (int w = 0; w < a.g.bsched.nw; w++) n[0][1] += !a.g.bsched.w[w].whole;
+    for (int w = 0; w < b.g.fsched.nw; w++) n[1][0] += !b.g.fsched.w[w].whole;
+    int conv_fwd = 0; /* waves holding a convolution: each forward wave starts one */
+    for (int k = 0; k < a.g.fsched.ne; k++) conv_fwd += a.g.xnodes[a.g.fsched.e[k].node].op == RC_OP_CONV;
+    CHECK(a.g.nchunk == 8 && n[0][0] == conv_fwd - 1 && n[0][1] >= conv_fwd - 1,
+          "residual: %d micro-batches, %d/%d chunked waves for %d convolutions", a.g.nchunk, n[0][0], n[0][1], conv_fwd);
+    CHECK(b.g.nchunk == 8 && n[1][0] <= 1, "lockstep BLT: %d forward waves chunked", n[1][0]);
+    CHECK(c.g.nchunk <= 1, "recompute: %d micro-batches", c.g.nchunk);
+    rc_model_free(&a);
+    rc_model_free(&b);
+    rc_model_free(&c);
+#endif
 }
 
 /* A long tied unroll: recomputation keeps the arena bounded (far below storing every step). */
@@ -300,5 +337,6 @@ int main(void) {
     RUN_TEST(test_share_and_recompute_identical);
     RUN_TEST(test_recompute_bounds_memory);
     RUN_TEST(test_chunked_vs_whole);
+    RUN_TEST(test_auto_waves);
     TEST_MAIN_END();
 }

@@ -101,7 +101,7 @@ typedef struct {
  * rematerialisation (forward with saved statistics) inside backward. */
 enum { RC_PH_ALL = 0, RC_PH_STATS, RC_PH_FINISH, RC_PH_APPLY, RC_PH_REPLAY };
 typedef struct {
-    int node, phase, wave;
+    int node, phase;
 } rc_entry;
 typedef struct {
     int first, count, whole; /* entries [first, first + count) */
@@ -155,8 +155,12 @@ typedef struct {
  * (fast only, not with train.recompute): run forward and backward in micro-batches (graph_sched.c). */
 enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4, RC_PLAN_REMAT = 8, RC_PLAN_CHUNK = 16 };
 extern int rc_plan_opts;
-/* Micro-batches of the chunked schedule: 0 chooses (graph_sched.c); 1, 2, 4 or 8 forces (tests). */
+/* Micro-batches of the chunked schedule: 0 chooses (graph_sched.c); 1, 2, 4 or 8 forces (tests). Which
+ * waves run in micro-batches: AUTO those where it pays (graph_sched.c), ALL every one that can, ALTERNATE
+ * every other one (tests: mixed schedules on small models). */
 extern int rc_sched_chunks;
+enum { RC_SCHED_AUTO = 0, RC_SCHED_ALL = 1, RC_SCHED_ALTERNATE = 2 };
+extern int rc_sched_waves;
 
 /* Builder: tag the nodes emitted next with an unroll step (recomputation segments follow tags). */
 void rc_graph_set_step(rc_graph *g, int step);

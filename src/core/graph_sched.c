@@ -1,7 +1,7 @@
 /* graph_sched.c — the chunked schedule: forward and backward run as waves of exec nodes, each wave over
  * the batch in micro-batches (a micro-batch runs every node of the wave before the next one starts), so
  * that what one node writes is still in cache when the next reads it. A oneDNN Winograd convolution of
- * 32 channels at 28x28 runs about 1.5x faster on a batch whose input and output are in the last-level
+ * 32 channels at 28x28 runs about 1.4x faster on a batch whose input and output are in the last-level
  * cache than on one that streams from memory (bench/conv_bench.c, docs/PERFORMANCE.md).
  *
  * Only batch norm in training couples the images of a batch: its statistics (forward) and its gradient
@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define CHUNK_BYTES (5u << 19) /* a micro-batch's largest tensor stays at or under 2.5 MB */
+#define HOT_BYTES (8u << 20)    /* a whole-batch tensor above this streams from memory (32 MB L3 here) */
 
 typedef struct {
     rc_sched *s;
@@ -43,7 +44,6 @@ static void push_entry(builder *b, int node, int phase) {
     }
     s->e[s->ne].node = node;
     s->e[s->ne].phase = phase;
-    s->e[s->ne].wave = s->nw - 1;
     s->ne++;
     s->w[s->nw - 1].count++;
 }
@@ -97,6 +97,55 @@ static void build_backward(const rc_graph *g, rc_sched *s) {
 
 int rc_sched_chunks = 0;
 
+/* Micro-batches pay where a convolution reads what an earlier node of its wave wrote (forward: its input;
+ * backward: its output's gradient): then that node's micro-batch is still in cache. A convolution whose
+ * input an earlier wave wrote (a lockstep unroll's previous states), or whose whole-batch input is small
+ * enough to stay in cache anyway, only gets smaller calls. So a wave runs in micro-batches when the
+ * convolutions it feeds this way outweigh (in FLOPs) the others; otherwise it runs once over the whole
+ * batch, phases and all. Only a batch norm (fused), a ConvLSTM cell or a convolution counts as the
+ * feeding node: an elementwise node between a whole-batch wave and a convolution (the ConvLSTM's gate
+ * input add in backward) only moves the read from memory, and counting it chunked the backward of
+ * configs/convlstm.cfg for about 3% more speed and 66 MB more arena (docs/PERFORMANCE.md). */
+static int writes(const rc_graph *g, const rc_entry *e, int t, int backward) {
+    const rc_node *n = &g->xnodes[e->node];
+    if (n->op != RC_OP_BNACT && n->op != RC_OP_LSTM && n->op != RC_OP_CONV) return 0; /* see above */
+    if (!backward) return (e->phase == RC_PH_ALL || e->phase == RC_PH_APPLY) && (n->out == t || n->out2 == t);
+    if (e->phase == RC_PH_REPLAY || e->phase == RC_PH_FINISH) return 0;
+    for (int j = 0; j < n->nin; j++)
+        if (n->in[j] == t) return 1; /* its backward writes t's gradient */
+    return 0;
+}
+
+int rc_sched_waves = RC_SCHED_AUTO;
+
+static void pick_whole(const rc_graph *g, rc_sched *s, int backward) {
+    int alt = 0;
+    for (int w = 0; w < s->nw; w++) {
+        rc_wave *wv = &s->w[w];
+        if (wv->whole || rc_sched_waves == RC_SCHED_ALL) continue;
+        if (rc_sched_waves == RC_SCHED_ALTERNATE) {
+            wv->whole = alt;
+            alt = !alt;
+            continue;
+        }
+        double hot = 0, cold = 0;
+        for (int k = wv->first; k < wv->first + wv->count; k++) {
+            const rc_node *n = &g->xnodes[s->e[k].node];
+            if (n->op != RC_OP_CONV || s->e[k].phase != RC_PH_ALL) continue;
+            int t = backward ? n->out : n->in[0], fed = 0;
+            for (int j = wv->first; j < k && !fed; j++) fed = writes(g, &s->e[j], t, backward);
+            /* a batch of the tensor it reads that fits a quarter of the cache stays there anyway */
+            int big = (double)g->batch * rc_tensor_floats(&g->tensors[t]) * sizeof(float) > (double)HOT_BYTES;
+            double f = rc_graph_node_flops(g, n->first);
+            if (fed && big)
+                hot += f;
+            else
+                cold += f;
+        }
+        wv->whole = !(hot > cold);
+    }
+}
+
 /* Micro-batches: 1 (off) unless the plan is fast, not recomputed, the batch has the 8 fixed chunks of the
  * statistics, and some tensor of the batch exceeds CHUNK_BYTES; then 2, 4 or 8, the fewest that bring
  * the largest tensor's micro-batch under it. rc_sched_chunks (tests) or RECUR_CHUNKS (benchmarks) = m
@@ -122,6 +171,8 @@ void rc_sched_make(rc_graph *g, int allow) {
     for (int j = 0; j <= g->nchunk; j++) g->chunk_b[j] = rc_bn_chunk_start(g->batch, j * 8 / g->nchunk);
     build_forward(g, &g->fsched);
     build_backward(g, &g->bsched);
+    pick_whole(g, &g->fsched, 0);
+    pick_whole(g, &g->bsched, 1);
 }
 
 void rc_sched_free(rc_graph *g) {
