@@ -111,9 +111,12 @@ int rc_cmd_bench(int argc, char **argv) {
                "and gradients (%.1f MB unshared)",
                g->nnodes, g->nxnodes, nfused, nblocked, nlive, arena_mb, unshared_mb);
         if (mc.recompute > 0) printf(", recompute every %d steps (%d segments)", mc.recompute, g->nseg);
-        if (g->nchunk > 1)
-            printf(", run in %d micro-batches of %d images (%d + %d waves)", g->nchunk, g->chunk_b[1],
-                   g->fsched.nw, g->bsched.nw);
+        if (g->nchunk > 1) {
+            int cf = 0, cb = 0; /* waves run in micro-batches, forward and backward */
+            for (int w = 0; w < g->fsched.nw; w++) cf += !g->fsched.w[w].whole;
+            for (int w = 0; w < g->bsched.nw; w++) cb += !g->bsched.w[w].whole;
+            printf(", %d + %d waves in %d micro-batches of %d images", cf, cb, g->nchunk, g->chunk_b[1]);
+        }
         printf("\n");
     }
     if (profile) {

@@ -61,37 +61,32 @@ static int fwd_split(const rc_node *n) { return n->op == RC_OP_BNACT || (n->op =
 static int fwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM; }
 static int bwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM && n->op != RC_OP_LSTM; }
 
-static void build_forward(const rc_graph *g, rc_sched *s) {
-    builder b = {s, 0, 0, 0};
-    for (int i = 0; i < g->nxnodes; i++) {
-        const rc_node *n = &g->xnodes[i];
-        if (fwd_split(n)) {
-            push_entry(&b, i, RC_PH_STATS);
-            push_whole(&b, i, RC_PH_FINISH);
-            push_entry(&b, i, RC_PH_APPLY);
-        } else if (fwd_chunkable(n)) {
-            push_entry(&b, i, RC_PH_ALL);
-        } else {
-            push_whole(&b, i, RC_PH_ALL);
-        }
+/* Node i: split into STATS | FINISH (a whole wave) | APPLY, or one entry of the open wave, or a wave of its
+ * own over the whole batch. */
+static void push_node(builder *b, int i, int split, int chunkable) {
+    if (split) {
+        push_entry(b, i, RC_PH_STATS);
+        push_whole(b, i, RC_PH_FINISH);
+        push_entry(b, i, RC_PH_APPLY);
+    } else if (chunkable) {
+        push_entry(b, i, RC_PH_ALL);
+    } else {
+        push_whole(b, i, RC_PH_ALL);
     }
 }
 
+static void build_forward(const rc_graph *g, rc_sched *s) {
+    builder b = {s, 0, 0, 0};
+    for (int i = 0; i < g->nxnodes; i++) push_node(&b, i, fwd_split(&g->xnodes[i]), fwd_chunkable(&g->xnodes[i]));
+}
+
+/* a fused batch norm's backward splits at its gradient sums (STATS) */
 static void build_backward(const rc_graph *g, rc_sched *s) {
     builder b = {s, 0, 0, 0};
     for (int i = g->nxnodes - 1; i >= 0; i--) {
         const rc_node *n = &g->xnodes[i];
         for (int p = n->remat_head; p >= 0; p = g->xnodes[p].remat_link) push_entry(&b, p, RC_PH_REPLAY);
-        if (!n->active) continue;
-        if (n->op == RC_OP_BNACT) {
-            push_entry(&b, i, RC_PH_STATS); /* the gradient sums */
-            push_whole(&b, i, RC_PH_FINISH);
-            push_entry(&b, i, RC_PH_APPLY);
-        } else if (bwd_chunkable(n)) {
-            push_entry(&b, i, RC_PH_ALL);
-        } else {
-            push_whole(&b, i, RC_PH_ALL);
-        }
+        if (n->active) push_node(&b, i, n->op == RC_OP_BNACT, bwd_chunkable(n));
     }
 }
 
