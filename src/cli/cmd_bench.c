@@ -115,7 +115,12 @@ int rc_cmd_bench(int argc, char **argv) {
             int cf = 0, cb = 0; /* waves run in micro-batches, forward and backward */
             for (int w = 0; w < g->fsched.nw; w++) cf += !g->fsched.w[w].whole;
             for (int w = 0; w < g->bsched.nw; w++) cb += !g->bsched.w[w].whole;
-            printf(", %d + %d waves in %d micro-batches of %d images", cf, cb, g->nchunk, g->chunk_b[1]);
+            int lo = g->batch / g->nchunk, hi = (g->batch + g->nchunk - 1) / g->nchunk;
+            printf(", %d + %d waves in %d micro-batches of ", cf, cb, g->nchunk);
+            if (lo == hi)
+                printf("%d images", lo);
+            else
+                printf("%d-%d images", lo, hi);
         }
         printf("\n");
     }
