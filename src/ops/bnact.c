@@ -5,6 +5,7 @@
 #include "ops.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core/common.h"
@@ -88,6 +89,13 @@ static inline v8f sel8(v8i mask, v8f f) {
     return f;
 }
 
+/* Software prefetch PF_BYTES ahead in the streaming loops below: on data that is not in cache the
+ * hardware prefetcher alone left the statistics pass at about 17 GB/s (2 threads, 12.8 MB); 2 KB ahead
+ * it ran about twice as fast (docs/PERFORMANCE.md). The address is formed in integers: it may lie past
+ * the array, which a prefetch never faults on. */
+#define PF_BYTES 2048
+static inline void pf(const float *p) { __builtin_prefetch((const void *)((uintptr_t)p + PF_BYTES)); }
+
 enum { RED_SUM = 0, RED_SQDEV = 1, RED_SUMSQ = 2 };
 
 /* a1 += sum x | sum (x - m)^2; a2 += sum x^2 (RED_SUMSQ) over one block of HW x 16 */
@@ -98,6 +106,7 @@ static void red_x16(const float *p, int hw, int mode, const double *m, double *a
         memcpy(&m1, m + 8, sizeof m1);
     }
     for (int s = 0; s < hw; s++) {
+        pf(p + (size_t)s * 16);
         v8d x0 = cvt(ldf(p + (size_t)s * 16)), x1 = cvt(ldf(p + (size_t)s * 16 + 8));
         if (mode == RED_SQDEV) {
             x0 -= m0;
@@ -141,6 +150,9 @@ static void red_d16(const float *x, const float *y, const float *dy, const float
     memcpy(&m1, q->md + 8, sizeof m1);
     for (int s = 0; s < hw; s++) {
         size_t o = (size_t)s * 16;
+        pf(x + o);
+        if (y) pf(y + o);
+        if (dy) pf(dy + o);
         v8f g0 = grad8(mode, x + o, y ? y + o : NULL, dy ? dy + o : NULL, gp, q, 0);
         v8f g1 = grad8(mode, x + o + 8, y ? y + o + 8 : NULL, dy ? dy + o + 8 : NULL, gp, q, 8);
         if (gout) {
@@ -168,6 +180,8 @@ static void norm16(const float *x, const float *r, float *y, double *psum, int h
     v8d p0 = {0}, p1 = {0};
     for (int s = 0; s < hw; s++) {
         size_t o = (size_t)s * 16;
+        pf(x + o);
+        if (r) pf(r + o);
         v8f t0 = pre8(ldf(x + o), m0, c0, h0), t1 = pre8(ldf(x + o + 8), m1, c1, h1);
         if (r) {
             t0 += ldf(r + o);
@@ -196,6 +210,10 @@ static void dx16(const float *x, const float *y, const float *dy, const float *g
                  int dx_acc, float *dr, int dr_acc, int hw, int mode, const lanes *q) {
     for (int s = 0; s < hw; s++) {
         size_t o = (size_t)s * 16;
+        pf(x + o);
+        if (gin) pf(gin + o);
+        if (!gin && y) pf(y + o);
+        if (!gin && dy) pf(dy + o);
         for (int h = 0; h < 16; h += 8) {
             v8f g = gin ? ldf(gin + o + h)
                         : grad8(mode, x + o + h, y ? y + o + h : NULL, dy ? dy + o + h : NULL, gp, q, h);
