@@ -251,9 +251,7 @@ static void test_chunked_vs_whole(void) {
             }
             char what[128];
             snprintf(what, sizeof what, "%s in %d micro-batches (%s)", models[i][0], m, v < 3 ? "all waves" : "every other wave");
-            int cw[2] = {0, 0}; /* waves run in micro-batches, forward and backward */
-            for (int w = 0; w < ch.g.fsched.nw; w++) cw[0] += !ch.g.fsched.w[w].whole;
-            for (int w = 0; w < ch.g.bsched.nw; w++) cw[1] += !ch.g.bsched.w[w].whole;
+            int cw[2] = {rc_sched_chunked(&ch.g.fsched), rc_sched_chunked(&ch.g.bsched)};
             CHECK(ch.g.nchunk == m && cw[0] > 0 && cw[1] > 0, "%s: %d chunks, %d/%d chunked waves", what, ch.g.nchunk,
                   cw[0], cw[1]);
             memcpy(ch.g.pw, w0, whole.g.param_floats * sizeof(float));
@@ -293,10 +291,9 @@ static void test_auto_waves(void) {
         CHECK(0, "cannot build");
         return;
     }
-    int n[2][2] = {{0, 0}, {0, 0}}; /* [model][fwd, bwd]: chunked waves */
-    for (int w = 0; w < a.g.fsched.nw; w++) n[0][0] += !a.g.fsched.w[w].whole;
-    for (int w = 0; w < a.g.bsched.nw; w++) n[0][1] += !a.g.bsched.w[w].whole;
-    for (int w = 0; w < b.g.fsched.nw; w++) n[1][0] += !b.g.fsched.w[w].whole;
+    /* [model][fwd, bwd]: chunked waves */
+    int n[2][2] = {{rc_sched_chunked(&a.g.fsched), rc_sched_chunked(&a.g.bsched)},
+                   {rc_sched_chunked(&b.g.fsched), rc_sched_chunked(&b.g.bsched)}};
     int conv_fwd = 0; /* waves holding a convolution: each forward wave starts one */
     for (int k = 0; k < a.g.fsched.ne; k++) conv_fwd += a.g.xnodes[a.g.fsched.e[k].node].op == RC_OP_CONV;
     CHECK(a.g.nchunk == 8 && n[0][0] == conv_fwd - 1 && n[0][1] >= conv_fwd - 1,

@@ -112,11 +112,9 @@ int rc_cmd_bench(int argc, char **argv) {
                g->nnodes, g->nxnodes, nfused, nblocked, nlive, arena_mb, unshared_mb);
         if (mc.recompute > 0) printf(", recompute every %d steps (%d segments)", mc.recompute, g->nseg);
         if (g->nchunk > 1) {
-            int cf = 0, cb = 0; /* waves run in micro-batches, forward and backward */
-            for (int w = 0; w < g->fsched.nw; w++) cf += !g->fsched.w[w].whole;
-            for (int w = 0; w < g->bsched.nw; w++) cb += !g->bsched.w[w].whole;
             int lo = g->batch / g->nchunk, hi = (g->batch + g->nchunk - 1) / g->nchunk;
-            printf(", %d + %d waves in %d micro-batches of ", cf, cb, g->nchunk);
+            printf(", %d + %d waves in %d micro-batches of ", rc_sched_chunked(&g->fsched),
+                   rc_sched_chunked(&g->bsched), g->nchunk);
             if (lo == hi)
                 printf("%d images", lo);
             else

@@ -181,6 +181,8 @@ void rc_graph_exec_backward_phase(rc_graph *g, int i, int phase, int b0, int b1)
  * off); the time map of the memory plan (lo[t], hi[t]: the span of the waves that run at time t). */
 void rc_sched_make(rc_graph *g, int allow);
 void rc_sched_free(rc_graph *g);
+/* Waves of s that run in micro-batches. */
+int rc_sched_chunked(const rc_sched *s);
 void rc_sched_widen(const rc_graph *g, const int *B, const int *RM, int ntimes, int *lo, int *hi);
 /* Fails (with the sizes and the limit in the message) when params + activations + other bytes exceed the
  * memory limit: RECUR_MAX_MEMORY_MB if set, else 3/4 of physical memory. Called before allocating. */

@@ -168,10 +168,14 @@ void rc_sched_make(rc_graph *g, int allow) {
     build_backward(g, &g->bsched);
     pick_whole(g, &g->fsched, 0);
     pick_whole(g, &g->bsched, 1);
-    int chunked = 0;
-    for (int w = 0; w < g->fsched.nw; w++) chunked += !g->fsched.w[w].whole;
-    for (int w = 0; w < g->bsched.nw; w++) chunked += !g->bsched.w[w].whole;
-    if (!chunked) rc_sched_free(g); /* nothing gains: the plain node-by-node loops, nothing widened */
+    if (!rc_sched_chunked(&g->fsched) && !rc_sched_chunked(&g->bsched))
+        rc_sched_free(g); /* nothing gains: the plain node-by-node loops, nothing widened */
+}
+
+int rc_sched_chunked(const rc_sched *s) {
+    int n = 0;
+    for (int w = 0; w < s->nw; w++) n += !s->w[w].whole;
+    return n;
 }
 
 void rc_sched_free(rc_graph *g) {
