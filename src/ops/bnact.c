@@ -40,6 +40,9 @@ static geo make_geo(int n, int c, int hw, int layout) {
     return g;
 }
 
+/* First image of fixed batch chunk k (k = nch: the batch size). */
+static int chunk_begin(const geo *g, int k) { return (int)((long long)k * g->n / g->nch); }
+
 static size_t blk_off(const geo *g, int b, int cb) { return ((size_t)b * g->cb + cb) * (size_t)g->hw * g->V; }
 
 /* ---------------- per-channel constants of one block (lanes v < V) ---------------- */
@@ -297,9 +300,15 @@ static void red_d1(const float *x, const float *y, const float *dy, const float 
 /* ---------------- statistics ---------------- */
 
 /* Partial sums of chunk k, channel block cb: part[k * 2cs + ch] (and + cs for the second sum). */
+static void part_store(const geo *g, double *part, int k, int cb, const double *a1, const double *a2) {
+    size_t base = (size_t)k * 2 * g->cs + (size_t)cb * g->V;
+    memcpy(part + base, a1, sizeof(double) * g->V);
+    memcpy(part + base + g->cs, a2, sizeof(double) * g->V);
+}
+
 static void chunk_x(const geo *g, const float *x, int k, int cb, int mode, const double *m, double *part) {
     double a1[16] = {0}, a2[16] = {0};
-    int b0 = k * g->n / g->nch, b1 = (k + 1) * g->n / g->nch;
+    int b0 = chunk_begin(g, k), b1 = chunk_begin(g, k + 1);
     for (int b = b0; b < b1; b++) {
         const float *p = x + blk_off(g, b, cb);
         if (g->V == 16)
@@ -307,9 +316,7 @@ static void chunk_x(const geo *g, const float *x, int k, int cb, int mode, const
         else
             red_x1(p, g->hw, mode, m[cb], a1, a2);
     }
-    size_t base = (size_t)k * 2 * g->cs + (size_t)cb * g->V;
-    memcpy(part + base, a1, sizeof(double) * g->V);
-    memcpy(part + base + g->cs, a2, sizeof(double) * g->V);
+    part_store(g, part, k, cb, a1, a2);
 }
 
 /* out[ch] (+ c: second sums) = sum over chunks, fixed order */
@@ -336,13 +343,13 @@ static void bn_running(double m, double var, double count, float *run_mean, floa
 /* The fixed batch chunk that starts at image b (b must be a chunk boundary, or n). */
 static int chunk_at(const geo *g, int b) {
     int k = (int)(((long long)b * g->nch + g->n - 1) / g->n);
-    RC_ASSERT(k >= 0 && k <= g->nch && (long long)k * g->n / g->nch == b && "micro-batch off a chunk boundary");
+    RC_ASSERT(k >= 0 && k <= g->nch && chunk_begin(g, k) == b && "micro-batch off a chunk boundary");
     return k;
 }
 
 int rc_bn_chunk_start(int n, int k) {
-    int nch = n < BN_CHUNKS ? n : BN_CHUNKS;
-    return (int)((long long)k * n / nch);
+    geo g = make_geo(n, 1, 1, RC_LAYOUT_NCHW);
+    return chunk_begin(&g, k);
 }
 
 static void stats_part(const geo *g, const float *x, int b0, int b1, int mode, const double *m, double *part) {
@@ -354,7 +361,8 @@ static void stats_part(const geo *g, const float *x, int b0, int b1, int mode, c
 }
 
 /* work: part (2 * chunks * cs), s (2c + 1), m (cs: the padding lanes' means are 0) */
-static double *work_m(const geo *g, double *work) { return work + (size_t)2 * BN_CHUNKS * g->cs + 2 * (size_t)g->c + 1; }
+static double *work_s(const geo *g, double *work) { return work + (size_t)2 * BN_CHUNKS * g->cs; }
+static double *work_m(const geo *g, double *work) { return work_s(g, work) + 2 * (size_t)g->c + 1; }
 
 void rc_bn_stats_part(int n, int c, int hw, int layout, const float *x, int b0, int b1, double *work) {
     RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && x && work && 0 <= b0 && b0 < b1 && b1 <= n && !rc_bn_allreduce);
@@ -377,7 +385,7 @@ void rc_bn_stats_finish(int n, int c, int hw, int layout, float *mean, float *rs
                         float momentum, float eps, double *work) {
     RC_ASSERT(n >= 1 && c >= 1 && hw >= 1 && mean && rstd && work && !rc_bn_allreduce);
     geo g = make_geo(n, c, hw, layout);
-    double *s = work + (size_t)2 * BN_CHUNKS * g.cs, *m = work_m(&g, work);
+    double *s = work_s(&g, work), *m = work_m(&g, work);
     reduce_chunks(&g, work, s, 1);
     double count = (double)n * hw;
     for (int ch = 0; ch < c; ch++) {
@@ -408,7 +416,7 @@ void rc_bn_stats(int n, int c, int hw, int layout, const float *x, float *mean, 
     }
     /* data-parallel, as rc_batchnorm_forward's synchronised path: global sums, then squared deviations */
     geo g = make_geo(n, c, hw, layout);
-    double *part = work, *s = work + (size_t)2 * BN_CHUNKS * g.cs, *m = work_m(&g, work);
+    double *part = work, *s = work_s(&g, work), *m = work_m(&g, work);
     for (int ch = c; ch < g.cs; ch++) m[ch] = 0.0;
     stats_part(&g, x, 0, n, RED_SUM, m, part);
     reduce_chunks(&g, part, s, 0);
@@ -508,7 +516,7 @@ void rc_bnact_backward_reduce(const rc_bnact_grad *a, int b0, int b1) {
         lanes q;
         lanes_fwd(&q, &g, cb, a->gamma, a->beta, a->mean, a->rstd);
         double sg[16] = {0}, sgx[16] = {0};
-        for (int b = k * g.n / g.nch; b < (k + 1) * g.n / g.nch; b++) {
+        for (int b = chunk_begin(&g, k); b < chunk_begin(&g, k + 1); b++) {
             size_t o = blk_off(&g, b, cb);
             const float *yy = a->y ? a->y + o : NULL, *dd = a->dy ? a->dy + o : NULL;
             float *go = gstore ? gstore + o : NULL, gpb[16];
@@ -522,15 +530,13 @@ void rc_bnact_backward_reduce(const rc_bnact_grad *a, int b0, int b1) {
             else
                 red_d1(a->x + o, yy, dd, gp, go, hw, mode, &q, sg, sgx);
         }
-        size_t base = (size_t)k * 2 * g.cs + (size_t)cb * g.V;
-        memcpy(part + base, sg, sizeof(double) * g.V);
-        memcpy(part + base + g.cs, sgx, sizeof(double) * g.V);
+        part_store(&g, part, k, cb, sg, sgx);
     }
 }
 
 /* where _finish leaves the sums for _apply */
 static double *grad_sums(const rc_bnact_grad *a, const geo *g) {
-    return a->sums ? a->sums : a->work + (size_t)2 * BN_CHUNKS * g->cs;
+    return a->sums ? a->sums : work_s(g, a->work);
 }
 
 void rc_bnact_backward_finish(const rc_bnact_grad *a) {
