@@ -25,7 +25,15 @@ static rc_conv_dims node_conv_dims(const rc_graph *g, const rc_node *n, int nb) 
     return d;
 }
 
-/* The statistics phases of a batch norm inside node n (BNACT, or LSTM with bn) on input x. */
+/* The statistics of the batch norm inside node n (BNACT, or LSTM with bn) on input x, per bnmode, in one
+ * call over the whole batch. */
+static void bn_stats_whole(rc_graph *g, const rc_node *n, const rc_tensor *x, int bnmode) {
+    float *mean = g->save + n->save_off;
+    rc_bn_stats(g->batch, x->c, x->h * x->w, x->layout, x->x, mean, mean + x->c, pw(g, n->param[2]),
+                pw(g, n->param[3]), n->momentum, n->eps, bnmode, g->work);
+}
+
+/* The same in phases: STATS (partial sums of images [b0, b1)) and FINISH. */
 static void fwd_stats(rc_graph *g, const rc_node *n, const rc_tensor *x, int bnmode, int phase, int b0, int b1) {
     const int N = g->batch, hw = x->h * x->w;
     float *mean = g->save + n->save_off;
@@ -35,8 +43,7 @@ static void fwd_stats(rc_graph *g, const rc_node *n, const rc_tensor *x, int bnm
         rc_bn_stats_finish(N, x->c, hw, x->layout, mean, mean + x->c, pw(g, n->param[2]), pw(g, n->param[3]),
                            n->momentum, n->eps, g->work);
     } else {
-        rc_bn_stats(N, x->c, hw, x->layout, x->x, mean, mean + x->c, pw(g, n->param[2]), pw(g, n->param[3]),
-                    n->momentum, n->eps, bnmode, g->work);
+        bn_stats_whole(g, n, x, bnmode);
     }
 }
 
@@ -74,8 +81,7 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
         /* whole: statistics, then the rest; APPLY (or REPLAY): the rest, with the statistics already made */
         if (phase == RC_PH_ALL) {
             RC_ASSERT(whole || bnmode == RC_BN_REPLAY);
-            rc_bn_stats(g->batch, x->c, hw, x->layout, x->x, mean, mean + x->c, pw(g, n->param[2]),
-                        pw(g, n->param[3]), n->momentum, n->eps, bnmode, g->work);
+            bn_stats_whole(g, n, x, bnmode);
         }
         rc_bnact_forward_range(g->batch, x->c, hw, x->layout, x->x, x1 >= 0 ? g->tensors[x1].x : NULL,
                                pw(g, n->param[0]), pw(g, n->param[1]), y->x,
@@ -85,8 +91,7 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
     case RC_OP_LSTM: {
         if (n->bn && phase == RC_PH_ALL) {
             RC_ASSERT(whole || bnmode == RC_BN_REPLAY);
-            rc_bn_stats(g->batch, x->c, hw, x->layout, x->x, mean, mean + x->c, pw(g, n->param[2]),
-                        pw(g, n->param[3]), n->momentum, n->eps, bnmode, g->work);
+            bn_stats_whole(g, n, x, bnmode);
         }
         rc_lstm_forward(N, y->c, hw, x->layout, X(g, xi, b0), x1 >= 0 ? X(g, x1, b0) : NULL, pw(g, n->param[0]),
                         pw(g, n->param[1]), n->bn ? mean : NULL, n->bn ? mean + x->c : NULL, X(g, n->out2, b0),
