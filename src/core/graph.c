@@ -432,9 +432,24 @@ static double xnode_flops(const rc_graph *g, int i) {
     return f * g->batch;
 }
 
+enum { PROF_FWD, PROF_BWD, PROF_REPLAY };
+/* Seconds dt of exec node i into the profile; count = 1: one more call of the node (forward: its FLOPs). */
+static void prof_add(const rc_graph *g, int i, int kind, double dt, int count) {
+    const rc_op_type op = g->xnodes[i].op;
+    if (kind == PROF_REPLAY) {
+        rc_prof.replay_s[op] += dt;
+    } else if (kind == PROF_BWD) {
+        rc_prof.bwd_s[op] += dt;
+        rc_prof.bwd_calls[op] += count;
+    } else {
+        rc_prof.fwd_s[op] += dt;
+        rc_prof.fwd_calls[op] += count;
+        if (count) rc_prof.fwd_flops[op] += xnode_flops(g, i);
+    }
+}
+
 /* One entry of the chunked schedule over images [b0, b1), timed into the profile. */
 static void run_entry(rc_graph *g, const rc_entry *e, int backward, int mode, int b0, int b1) {
-    const rc_op_type op = g->xnodes[e->node].op;
     double t0 = rc_prof.enabled ? rc_now() : 0;
     if (e->phase == RC_PH_REPLAY)
         rc_graph_exec_forward_phase(g, e->node, RC_RUN_REPLAY, RC_PH_ALL, b0, b1);
@@ -443,22 +458,9 @@ static void run_entry(rc_graph *g, const rc_entry *e, int backward, int mode, in
     else
         rc_graph_exec_forward_phase(g, e->node, mode, e->phase, b0, b1);
     if (!rc_prof.enabled) return;
-    double dt = rc_now() - t0;
-    if (e->phase == RC_PH_REPLAY) {
-        rc_prof.replay_s[op] += dt;
-        return;
-    }
     const int once = b0 == 0 && (e->phase == RC_PH_ALL || e->phase == RC_PH_APPLY); /* count a node once */
-    if (backward) {
-        rc_prof.bwd_s[op] += dt;
-        if (once) rc_prof.bwd_calls[op]++;
-    } else {
-        rc_prof.fwd_s[op] += dt;
-        if (once) {
-            rc_prof.fwd_calls[op]++;
-            rc_prof.fwd_flops[op] += xnode_flops(g, e->node);
-        }
-    }
+    prof_add(g, e->node, e->phase == RC_PH_REPLAY ? PROF_REPLAY : backward ? PROF_BWD : PROF_FWD, rc_now() - t0,
+             once);
 }
 
 /* The chunked schedule: each wave over every micro-batch (or once over the batch), then the numerics
@@ -487,15 +489,10 @@ void rc_graph_forward(rc_graph *g, int train) {
         return;
     }
     for (int i = 0; i < g->nxnodes; i++) {
-        const rc_op_type op = g->xnodes[i].op;
         double t0 = rc_prof.enabled ? rc_now() : 0;
         rc_graph_exec_forward(g, i, train ? RC_RUN_TRAIN : RC_RUN_EVAL);
         if (rc_numcheck.enabled && !rc_numcheck.tripped) numcheck_node(g, i, 0);
-        if (rc_prof.enabled) {
-            rc_prof.fwd_s[op] += rc_now() - t0;
-            rc_prof.fwd_calls[op]++;
-            rc_prof.fwd_flops[op] += xnode_flops(g, i);
-        }
+        if (rc_prof.enabled) prof_add(g, i, PROF_FWD, rc_now() - t0, 1);
     }
 }
 
@@ -515,22 +512,18 @@ void rc_graph_backward(rc_graph *g) {
             if (!g->xnodes[i].replay) continue;
             double t0 = rc_prof.enabled ? rc_now() : 0;
             rc_graph_exec_forward(g, i, RC_RUN_REPLAY);
-            if (rc_prof.enabled) rc_prof.replay_s[g->xnodes[i].op] += rc_now() - t0;
+            if (rc_prof.enabled) prof_add(g, i, PROF_REPLAY, rc_now() - t0, 0);
         }
         for (int i = g->seg_start[s + 1] - 1; i >= g->seg_start[s]; i--) {
-            const rc_op_type op = g->xnodes[i].op;
             for (int p = g->xnodes[i].remat_head; p >= 0; p = g->xnodes[p].remat_link) {
                 double t0 = rc_prof.enabled ? rc_now() : 0;
                 rc_graph_exec_forward(g, p, RC_RUN_REPLAY); /* an output not kept: recomputed now */
-                if (rc_prof.enabled) rc_prof.replay_s[g->xnodes[p].op] += rc_now() - t0;
+                if (rc_prof.enabled) prof_add(g, p, PROF_REPLAY, rc_now() - t0, 0);
             }
             double t0 = rc_prof.enabled ? rc_now() : 0;
             rc_graph_exec_backward(g, i);
             if (rc_numcheck.enabled && !rc_numcheck.tripped) numcheck_node(g, i, 1);
-            if (rc_prof.enabled) {
-                rc_prof.bwd_s[op] += rc_now() - t0;
-                rc_prof.bwd_calls[op]++;
-            }
+            if (rc_prof.enabled) prof_add(g, i, PROF_BWD, rc_now() - t0, 1);
         }
     }
 }
