@@ -7,7 +7,9 @@
  *   build/bnact_bench [THREADS]
  * Bytes counted are the minimum each call must move: stats reads x; forward reads x twice (statistics,
  * then normalisation), reads r and writes y; backward with a residual reads x, y, dy, writes g (the
- * residual's gradient), then reads x, g and writes dx; without one it reads x, dy twice and writes dx. */
+ * residual's gradient), then reads x, g and writes dx; without one it reads x, dy twice and writes dx.
+ * The last row times the statistics on data that is not in cache: one call on each of COLD_SETS tensors in
+ * turn (more than the L3 holds), the mean of REPS rounds — what the prefetch in bnact.c is for. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -15,6 +17,7 @@
 #include "ops/ops.h"
 
 #define REPS 30
+#define COLD_SETS 6
 
 static double best_of(double *best, double t) { return *best = t < *best ? t : *best; }
 
@@ -70,6 +73,21 @@ int main(int argc, char **argv) {
         best_of(&b_bwdr, t5 - t4);
         best_of(&b_bwd, t6 - t5);
     }
+    /* statistics on tensors not in cache */
+    float *cold[COLD_SETS];
+    for (int k = 0; k < COLD_SETS; k++) {
+        cold[k] = rc_xmalloc(N * 4);
+        for (size_t i = 0; i < N; i++) cold[k][i] = x[(i + (size_t)k * 977) % N];
+    }
+    double t_cold = 0;
+    for (int it = 0; it < REPS; it++)
+        for (int k = 0; k < COLD_SETS; k++) {
+            double t0 = rc_now();
+            rc_bn_stats(n, c, hw, RC_LAYOUT_BLK16, cold[k], mean, rstd, rmean, rvar, 0.1f, 1e-5f, RC_BN_TRAIN, work);
+            t_cold += rc_now() - t0;
+        }
+    t_cold /= REPS * COLD_SETS;
+    for (int k = 0; k < COLD_SETS; k++) free(cold[k]);
     const double mb = (double)N * 4 / 1e6;
     printf("bnact_bench: N=%d C=%d %dx%d nChw16c (%.1f MB a tensor), %d thread%s, best of %d\n", n, c, 28, 28, mb,
            threads, threads == 1 ? "" : "s", REPS);
@@ -81,6 +99,7 @@ int main(int argc, char **argv) {
     ROW("bn+add+relu+pool forward", b_fwd, 4);
     ROW("bn+relu backward, residual", b_bwdr, 7);
     ROW("bn+relu backward, no residual", b_bwd, 5);
+    ROW("bn statistics, not in cache (mean)", t_cold, 1);
     free(x);
     free(r);
     free(y);
