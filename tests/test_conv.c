@@ -301,6 +301,45 @@ static void test_primitive_reuse(void) {
 #endif
 }
 
+/* The Winograd weight gradient (conv2d_wgrad.c) on blocked tensors against the reference, on shapes with
+ * odd sizes (partial tiles), N = 1, 1x1 images, and 1 and 2 threads; it accumulates onto dw. */
+static void test_wgrad_wino(void) {
+    static const shape shapes[] = {
+        {2, 16, 28, 28, 32, 3, 1, 1}, {3, 32, 14, 14, 64, 3, 1, 1}, {1, 16, 7, 9, 16, 3, 1, 1},
+        {2, 48, 5, 6, 16, 3, 1, 1},   {1, 16, 1, 1, 16, 3, 1, 1},   {2, 32, 13, 30, 128, 3, 1, 1},
+        {2, 64, 3, 2, 32, 3, 1, 1},
+    };
+    rc_rng rng;
+    rc_rng_seed(&rng, 11);
+    const int old = rc_get_threads();
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *sh = &shapes[i];
+        rc_conv_dims d;
+        rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
+        CHECK(!rc_conv2d_wgrad_wino_ok(&d), "plain layouts must not qualify");
+        const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d);
+        float *x = rand_buf(&rng, nx), *dy = rand_buf(&rng, ny), *base = rand_buf(&rng, nw);
+        float *xb = zero_buf(nx), *dyb = zero_buf(ny), *dw0 = zero_buf(nw), *dw1 = zero_buf(nw);
+        rc_layout_to_blk16(d.n, d.c, d.h * d.w, x, xb);
+        rc_layout_to_blk16(d.n, d.k, d.h * d.w, dy, dyb);
+        memcpy(dw0, base, nw * sizeof(float));
+        rc_conv2d_backward_ref(&d, x, NULL, dy, NULL, 0, dw0, NULL);
+        rc_conv_dims db = d;
+        db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
+        CHECK(rc_conv2d_wgrad_wino_ok(&db), "shape %zu must qualify", i);
+        for (int t = 1; t <= 2; t++) {
+            rc_set_threads(t);
+            memcpy(dw1, base, nw * sizeof(float));
+            rc_conv2d_wgrad_wino(&db, xb, dyb, dw1);
+            char m[160];
+            snprintf(m, sizeof m, "wgrad N=%d C=%d %dx%d K=%d, %d threads", d.n, d.c, d.h, d.w, d.k, t);
+            check_rel(dw1, dw0, nw, 2e-6, m);
+        }
+        free(x), free(dy), free(base), free(xb), free(dyb), free(dw0), free(dw1);
+    }
+    rc_set_threads(old);
+}
+
 /* Changing the thread count still gives correct results (a separate primitive per thread count). */
 static void test_threads(void) {
     rc_rng rng;
@@ -329,6 +368,8 @@ int main(void) {
     RUN_TEST(test_determinism);
     RUN_TEST(test_primitive_reuse);
     RUN_TEST(test_threads);
+    RUN_TEST(test_wgrad_wino);
     rc_conv2d_release();
+    rc_conv2d_wgrad_release();
     TEST_MAIN_END();
 }

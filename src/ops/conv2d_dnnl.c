@@ -138,6 +138,26 @@ static int want_wino(const rc_conv_dims *d, int pass) {
     return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS || d->k >= 4 * d->c;
 }
 
+/* Backward-weights by recur's own Winograd kernel (conv2d_wgrad.c) instead of oneDNN: -1 not read yet
+ * (RECUR_WGRAD=onednn turns it off), 0 off, 1 on where the shape qualifies, the algorithm is AUTO and
+ * there is no bias gradient. */
+static int g_wgrad = -1;
+
+int rc_conv2d_dnnl_set_wgrad(int own) {
+    int old = g_wgrad;
+    g_wgrad = own ? 1 : 0;
+    return old;
+}
+
+static int use_own_wgrad(const rc_conv_dims *d, int has_bias) {
+    if (g_wgrad < 0) {
+        const char *e = getenv("RECUR_WGRAD");
+        g_wgrad = !(e && !strcmp(e, "onednn"));
+    }
+    (void)want_wino(d, PASS_BWD_WEIGHTS); /* reads RECUR_CONV_ALGO once */
+    return g_wgrad && g_algo == RC_CONV_ALGO_AUTO && !has_bias && rc_conv2d_wgrad_wino_ok(d);
+}
+
 int rc_conv2d_dnnl_primitive_count(void) { return g_count; }
 
 int rc_conv2d_dnnl_set_blocked(int policy) {
@@ -472,7 +492,8 @@ void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float 
     dnnl_memory_t dy_inner = NULL;
     /* both entries first: creating one may grow a pool, which must not happen between the two runs */
     conv_entry *ed = dx ? get_entry(d, PASS_BWD_DATA, 0) : NULL;
-    conv_entry *ew = dw ? get_entry(d, PASS_BWD_WEIGHTS, db != NULL) : NULL;
+    const int own_w = dw && use_own_wgrad(d, db != NULL);
+    conv_entry *ew = dw && !own_w ? get_entry(d, PASS_BWD_WEIGHTS, db != NULL) : NULL;
     if (dx) {
         conv_entry *e = ed;
         const void *ptr[MAX_ARGS] = {dy, w, dx, NULL};
@@ -481,7 +502,9 @@ void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float 
         RC_ASSERT(e->args[0].arg == DNNL_ARG_DIFF_DST && (!e->args[0].inner || e->args[0].inner_off == 0));
         dy_inner = e->args[0].inner;
     }
-    if (dw) {
+    if (own_w) {
+        rc_conv2d_wgrad_wino(d, x, dy, dw);
+    } else if (dw) {
         conv_entry *e = ew;
         const void *ptr[MAX_ARGS] = {x, dy, dw, db};
         int acc[MAX_ARGS] = {0, 0, 1, 1};
@@ -539,6 +562,7 @@ void rc_conv2d_dnnl_release(void) {
     rc_afree(g_pool);
     g_pad = g_pool = NULL;
     g_pad_cap = g_pool_cap = 0;
+    rc_conv2d_wgrad_release();
     if (g_stream) dnnl_stream_destroy(g_stream);
     if (g_engine) dnnl_engine_destroy(g_engine);
     g_stream = NULL;

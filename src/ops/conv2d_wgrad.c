@@ -1,0 +1,300 @@
+/* conv2d_wgrad.c — the weight gradient of a 3x3, stride-1, pad-1 convolution on blocked (nChw16c)
+ * activations by Winograd's minimal filtering: the backward-weights pass of the fast path.
+ *
+ * dw[k][c][p][q] = sum over n, h, w of dy[n][k][h][w] * x[n][c][h+p-1][w+q-1] is, per image, a
+ * correlation of x with dy whose "output" is the 3x3 kernel. Cut dy into 2x2 tiles; a tile at (2a, 2b)
+ * sees the 4x4 patch of x starting at (2a-1, 2b-1), and its share of dw is F(3x3, 2x2), the transposed
+ * twin of the forward F(2x2, 3x3) (same input transform, filter and output transforms swapped):
+ *     dw_tile = G^T [ (A dy_tile A^T) (.) (B^T x_patch B) ] G
+ *     A  = [1 0; 1 1; 1 -1; 0 -1]                      (4x2, dy's transform)
+ *     B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]    (4x4, x's transform)
+ *     G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]          (3x4, the output transform)
+ * The output transform is linear, so the 16 element-wise products are summed over all tiles first:
+ * per transform point xi (16 of them) a matrix product M[xi] (K x C) += U[xi] (K x tiles) V[xi]^T, with
+ * U, V the transformed dy and x. That is 16 multiply-adds per tile and (k, c) where the direct
+ * convolution does 36 (2.25x fewer); the transforms use only adds and halves, so the result is as
+ * accurate as the direct sum (tests/test_conv.c compares it with the reference).
+ *
+ * Work: items of (image, band of tile rows) split statically over the threads; each thread transforms
+ * one item's tiles into buffers that stay in its L2 cache and accumulates its own M (16 K C floats);
+ * then the threads sum their M's in a fixed order and apply the output transform, so the result depends
+ * on the thread count but not on timing. Vector code: AVX-512 intrinsics, or a portable 16-lane struct
+ * on other machines (same algorithm, for tests). Measured against oneDNN 2.6's direct kernel with
+ * `build/conv_bench` (docs/PERFORMANCE.md). */
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+#include "core/common.h"
+#include "ops/ops.h"
+
+/* ---- 16-lane float vectors ---- */
+#ifdef __AVX512F__
+typedef __m512 vf;
+static inline vf vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float *p, vf a) { _mm512_storeu_ps(p, a); }
+static inline vf vzero(void) { return _mm512_setzero_ps(); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vbcast(const float *p) { return _mm512_set1_ps(*p); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+#else
+typedef struct {
+    float f[16];
+} vf;
+static inline vf vload(const float *p) {
+    vf r;
+    memcpy(r.f, p, sizeof r.f);
+    return r;
+}
+static inline void vstore(float *p, vf a) { memcpy(p, a.f, sizeof a.f); }
+static inline vf vzero(void) {
+    vf r;
+    memset(&r, 0, sizeof r);
+    return r;
+}
+static inline vf vadd(vf a, vf b) {
+    for (int i = 0; i < 16; i++) a.f[i] += b.f[i];
+    return a;
+}
+static inline vf vsub(vf a, vf b) {
+    for (int i = 0; i < 16; i++) a.f[i] -= b.f[i];
+    return a;
+}
+static inline vf vbcast(const float *p) {
+    vf r;
+    for (int i = 0; i < 16; i++) r.f[i] = *p;
+    return r;
+}
+static inline vf vfma(vf a, vf b, vf c) {
+    for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * b.f[i];
+    return c;
+}
+#endif
+
+#define NXI 16         /* transform points (4x4) */
+#define TILE_TARGET 32 /* tiles per work item: U and V of an item stay in L2 */
+
+int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d) {
+    return d->r == 3 && d->stride == 1 && d->pad == 1 && d->x_layout == RC_LAYOUT_BLK16 &&
+           d->y_layout == RC_LAYOUT_BLK16 && d->c % 16 == 0 && d->k % 16 == 0;
+}
+
+/* Per-thread buffers (grown, never shrunk; one call at a time, like the oneDNN path's pool). */
+static float *g_buf;
+static size_t g_cap;
+
+void rc_conv2d_wgrad_release(void) {
+    rc_afree(g_buf);
+    g_buf = NULL;
+    g_cap = 0;
+}
+
+/* The tiling of one image: th x tw tiles of 2x2 outputs, in bands of br tile rows (tcap tiles). */
+typedef struct {
+    int th, tw, br, nband, tcap;
+} tiling;
+
+static tiling make_tiling(const rc_conv_dims *d) {
+    tiling t;
+    t.th = (d->h + 1) / 2;
+    t.tw = (d->w + 1) / 2;
+    t.br = (TILE_TARGET + t.tw - 1) / t.tw;
+    if (t.br > t.th) t.br = t.th;
+    t.nband = (t.th + t.br - 1) / t.br;
+    t.tcap = t.br * t.tw;
+    return t;
+}
+
+/* V[xi][t][c] = (B^T x_patch B)[xi] for the tiles of rows [a0, a1) of image xn (nChw16c). */
+static void transform_x(const rc_conv_dims *d, const tiling *tl, const float *xn, int a0, int a1, float *V) {
+    const int C = d->c, H = d->h, W = d->w;
+    const size_t hw = (size_t)H * W, sxi = (size_t)tl->tcap * C;
+    for (int cb = 0; cb < C / 16; cb++) {
+        const float *xc = xn + (size_t)cb * hw * 16;
+        float *vc = V + (size_t)cb * 16;
+        int t = 0;
+        for (int a = a0; a < a1; a++) {
+            for (int b = 0; b < tl->tw; b++, t++) {
+                vf p[4][4], e[4][4];
+                for (int i = 0; i < 4; i++) {
+                    const int h = 2 * a - 1 + i;
+                    for (int j = 0; j < 4; j++) {
+                        const int w = 2 * b - 1 + j;
+                        p[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? vload(xc + ((size_t)h * W + w) * 16)
+                                                                       : vzero();
+                    }
+                }
+                for (int j = 0; j < 4; j++) { /* B^T on the rows */
+                    e[0][j] = vsub(p[0][j], p[2][j]);
+                    e[1][j] = vadd(p[1][j], p[2][j]);
+                    e[2][j] = vsub(p[2][j], p[1][j]);
+                    e[3][j] = vsub(p[1][j], p[3][j]);
+                }
+                float *o = vc + (size_t)t * C;
+                for (int i = 0; i < 4; i++) { /* B on the columns */
+                    vstore(o + (size_t)(4 * i + 0) * sxi, vsub(e[i][0], e[i][2]));
+                    vstore(o + (size_t)(4 * i + 1) * sxi, vadd(e[i][1], e[i][2]));
+                    vstore(o + (size_t)(4 * i + 2) * sxi, vsub(e[i][2], e[i][1]));
+                    vstore(o + (size_t)(4 * i + 3) * sxi, vsub(e[i][1], e[i][3]));
+                }
+            }
+        }
+    }
+}
+
+/* U[xi][t][k] = (A dy_tile A^T)[xi] for the tiles of rows [a0, a1) of image dyn (nKhw16k). */
+static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *dyn, int a0, int a1, float *U) {
+    const int K = d->k, H = d->h, W = d->w;
+    const size_t hw = (size_t)H * W, sxi = (size_t)tl->tcap * K;
+    for (int kb = 0; kb < K / 16; kb++) {
+        const float *yk = dyn + (size_t)kb * hw * 16;
+        float *uk = U + (size_t)kb * 16;
+        int t = 0;
+        for (int a = a0; a < a1; a++) {
+            for (int b = 0; b < tl->tw; b++, t++) {
+                vf p[2][2], e[4][2];
+                for (int i = 0; i < 2; i++) {
+                    const int h = 2 * a + i;
+                    for (int j = 0; j < 2; j++) {
+                        const int w = 2 * b + j;
+                        p[i][j] = (h < H && w < W) ? vload(yk + ((size_t)h * W + w) * 16) : vzero();
+                    }
+                }
+                for (int j = 0; j < 2; j++) { /* A on the rows */
+                    e[0][j] = p[0][j];
+                    e[1][j] = vadd(p[0][j], p[1][j]);
+                    e[2][j] = vsub(p[0][j], p[1][j]);
+                    e[3][j] = vsub(vzero(), p[1][j]);
+                }
+                float *o = uk + (size_t)t * K;
+                for (int i = 0; i < 4; i++) { /* A^T on the columns */
+                    vstore(o + (size_t)(4 * i + 0) * sxi, e[i][0]);
+                    vstore(o + (size_t)(4 * i + 1) * sxi, vadd(e[i][0], e[i][1]));
+                    vstore(o + (size_t)(4 * i + 2) * sxi, vsub(e[i][0], e[i][1]));
+                    vstore(o + (size_t)(4 * i + 3) * sxi, vsub(vzero(), e[i][1]));
+                }
+            }
+        }
+    }
+}
+
+/* M[kk][c0 + 16 j] += sum over t < T of U[t][kk] V[t][c0 + 16 j], kk < 8, j < NV: the micro-kernel, 8 NV
+ * accumulators held in registers over the tiles. */
+#define KB 8
+#define DEFINE_KERNEL(NV)                                                                              \
+    static void kernel_##NV(int T, const float *U, size_t ldu, const float *V, size_t ldv, float *M,   \
+                            size_t ldm) {                                                              \
+        vf acc[KB][NV];                                                                                \
+        for (int kk = 0; kk < KB; kk++)                                                                \
+            for (int j = 0; j < NV; j++) acc[kk][j] = vload(M + kk * ldm + 16 * j);                    \
+        for (int t = 0; t < T; t++) {                                                                  \
+            vf v[NV];                                                                                  \
+            for (int j = 0; j < NV; j++) v[j] = vload(V + t * ldv + 16 * j);                           \
+            const float *u = U + t * ldu;                                                              \
+            for (int kk = 0; kk < KB; kk++) {                                                          \
+                const vf s = vbcast(u + kk);                                                           \
+                for (int j = 0; j < NV; j++) acc[kk][j] = vfma(s, v[j], acc[kk][j]);                   \
+            }                                                                                          \
+        }                                                                                              \
+        for (int kk = 0; kk < KB; kk++)                                                                \
+            for (int j = 0; j < NV; j++) vstore(M + kk * ldm + 16 * j, acc[kk][j]);                    \
+    }
+DEFINE_KERNEL(1)
+DEFINE_KERNEL(2)
+
+/* M[xi] (K x C) += U[xi] V[xi]^T over T tiles, for all 16 xi. */
+static void accumulate(int K, int C, int T, size_t tcap, const float *U, const float *V, float *M) {
+    for (int xi = 0; xi < NXI; xi++) {
+        const float *u = U + (size_t)xi * tcap * K, *v = V + (size_t)xi * tcap * C;
+        float *m = M + (size_t)xi * K * C;
+        for (int k0 = 0; k0 < K; k0 += KB) {
+            int c0 = 0;
+            for (; c0 + 32 <= C; c0 += 32) kernel_2(T, u + k0, (size_t)K, v + c0, (size_t)C, m + (size_t)k0 * C + c0, (size_t)C);
+            for (; c0 < C; c0 += 16) kernel_1(T, u + k0, (size_t)K, v + c0, (size_t)C, m + (size_t)k0 * C + c0, (size_t)C);
+        }
+    }
+}
+
+/* dw[k] (C, 3, 3) += G^T M[k] G for each c, M summed over the nt threads' buffers (per floats apart) in
+ * thread order. m[4 i + j]: i the vertical transform point, j the horizontal. */
+static void output_transform(int k, int K, int C, int nt, const float *buf, size_t per, float *dw) {
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        float m[NXI][16];
+        memset(m, 0, sizeof m);
+        for (int th = 0; th < nt; th++)
+            for (int xi = 0; xi < NXI; xi++) {
+                const float *mt = buf + (size_t)th * per + ((size_t)xi * K + k) * C + c0;
+                for (int l = 0; l < 16; l++) m[xi][l] += mt[l];
+            }
+        for (int l = 0; l < 16; l++) {
+            float t[3][4], o[3][3];
+            for (int j = 0; j < 4; j++) { /* G^T on the rows */
+                const float s = 0.5f * (m[4 + j][l] + m[8 + j][l]);
+                t[0][j] = m[j][l] + s;
+                t[1][j] = 0.5f * (m[4 + j][l] - m[8 + j][l]);
+                t[2][j] = s + m[12 + j][l];
+            }
+            for (int p = 0; p < 3; p++) { /* G on the columns */
+                const float s = 0.5f * (t[p][1] + t[p][2]);
+                o[p][0] = t[p][0] + s;
+                o[p][1] = 0.5f * (t[p][1] - t[p][2]);
+                o[p][2] = s + t[p][3];
+            }
+            float *w = dw + ((size_t)k * C + c0 + l) * 9;
+            for (int p = 0; p < 3; p++)
+                for (int q = 0; q < 3; q++) w[3 * p + q] += o[p][q];
+        }
+    }
+}
+
+/* One call: dw += the weight gradient of d over x and dy (both nChw16c). */
+void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy, float *dw) {
+    RC_ASSERT(rc_conv2d_wgrad_wino_ok(d));
+    const int K = d->k, C = d->c;
+    const tiling tl = make_tiling(d);
+#ifdef _OPENMP
+    const int nthr = omp_get_max_threads();
+#else
+    const int nthr = 1;
+#endif
+    const size_t mfl = (size_t)NXI * K * C;
+    const size_t per = (mfl + (size_t)NXI * tl.tcap * (K + C) + 15) / 16 * 16;
+    if ((size_t)nthr * per > g_cap) {
+        rc_afree(g_buf);
+        g_buf = rc_aalloc_floats((size_t)nthr * per);
+        RC_ASSERT(g_buf != NULL);
+        g_cap = (size_t)nthr * per;
+    }
+    float *const buf = g_buf;
+    const long nitems = (long)d->n * tl.nband;
+    const size_t x_img = (size_t)C * d->h * d->w, y_img = (size_t)K * d->h * d->w;
+    int nt_used = 1;
+#pragma omp parallel num_threads(nthr)
+    {
+#ifdef _OPENMP
+        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
+#else
+        const int tid = 0, nt = 1;
+#endif
+#pragma omp single
+        nt_used = nt;
+        float *M = buf + (size_t)tid * per, *U = M + mfl, *V = U + (size_t)NXI * tl.tcap * K;
+        memset(M, 0, mfl * sizeof *M);
+        const long i0 = nitems * tid / nt, i1 = nitems * (tid + 1) / nt;
+        for (long it = i0; it < i1; it++) {
+            const int n = (int)(it / tl.nband), band = (int)(it % tl.nband);
+            const int a0 = band * tl.br, a1 = a0 + tl.br < tl.th ? a0 + tl.br : tl.th;
+            transform_x(d, &tl, x + (size_t)n * x_img, a0, a1, V);
+            transform_dy(d, &tl, dy + (size_t)n * y_img, a0, a1, U);
+            accumulate(K, C, (a1 - a0) * tl.tw, (size_t)tl.tcap, U, V, M);
+        }
+#pragma omp barrier
+#pragma omp for schedule(static)
+        for (int k = 0; k < K; k++) output_transform(k, K, C, nt_used, buf, per, dw);
+    }
+}
