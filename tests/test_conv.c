@@ -301,8 +301,9 @@ static void test_primitive_reuse(void) {
 #endif
 }
 
-/* The Winograd weight gradient (conv2d_wgrad.c) on blocked tensors against the reference, on shapes with
- * odd sizes (partial tiles), N = 1, 1x1 images, and 1 and 2 threads; it accumulates onto dw. */
+/* The Winograd weight gradient (conv2d_wgrad.c) on blocked tensors against the reference, with 2x2 and
+ * 4x4 tiles, on shapes with odd sizes (partial tiles), N = 1, 1x1 images, and 1 and 2 threads; it
+ * accumulates onto dw. */
 static void test_wgrad_wino(void) {
     static const shape shapes[] = {
         {2, 16, 28, 28, 32, 3, 1, 1}, {3, 32, 14, 14, 64, 3, 1, 1}, {1, 16, 7, 9, 16, 3, 1, 1},
@@ -327,14 +328,18 @@ static void test_wgrad_wino(void) {
         rc_conv_dims db = d;
         db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
         CHECK(rc_conv2d_wgrad_wino_ok(&db), "shape %zu must qualify", i);
-        for (int t = 1; t <= 2; t++) {
-            rc_set_threads(t);
-            memcpy(dw1, base, nw * sizeof(float));
-            rc_conv2d_wgrad_wino(&db, xb, dyb, dw1);
-            char m[160];
-            snprintf(m, sizeof m, "wgrad N=%d C=%d %dx%d K=%d, %d threads", d.n, d.c, d.h, d.w, d.k, t);
-            check_rel(dw1, dw0, nw, 2e-6, m);
-        }
+        for (int tile = 2; tile <= 4; tile += 2)
+            for (int t = 1; t <= 2; t++) {
+                rc_set_threads(t);
+                const int old_tile = rc_conv2d_wgrad_set_tile(tile);
+                memcpy(dw1, base, nw * sizeof(float));
+                rc_conv2d_wgrad_wino(&db, xb, dyb, dw1);
+                rc_conv2d_wgrad_set_tile(old_tile);
+                char m[160];
+                snprintf(m, sizeof m, "wgrad %dx%d tiles, N=%d C=%d %dx%d K=%d, %d threads", tile, tile, d.n, d.c,
+                         d.h, d.w, d.k, t);
+                check_rel(dw1, dw0, nw, tile == 2 ? 2e-6 : 1e-5, m);
+            }
         free(x), free(dy), free(base), free(xb), free(dyb), free(dw0), free(dw1);
     }
     rc_set_threads(old);

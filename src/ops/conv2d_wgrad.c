@@ -13,10 +13,13 @@
  * per transform point xi (16 of them) a matrix product M[xi] (K x C) += U[xi] (K x tiles) V[xi]^T, with
  * U, V the transformed dy and x. That is 16 multiply-adds per tile and (k, c) where the direct
  * convolution does 36 (2.25x fewer); the transforms use only adds and halves, so the result is as
- * accurate as the direct sum (tests/test_conv.c compares it with the reference).
+ * accurate as the direct sum. With 4x4 tiles of dy and 6x6 patches of x, F(3x3, 4x4) (the twin of
+ * F(4x4, 3x3), points 0, +-1, +-2, infinity) needs 36 multiply-adds per 16 outputs where the direct sum
+ * does 144 (4x fewer), with transforms whose coefficients reach 1/24 (errors about 1e-6 of the largest
+ * gradient). make_tiling picks the tile; tests/test_conv.c compares both with the reference.
  *
  * Work: items of (image, band of tile rows) split statically over the threads; each thread transforms
- * one item's tiles into buffers that stay in its L2 cache and accumulates its own M (16 K C floats);
+ * one item's tiles into buffers that stay in its L2 cache and accumulates its own M (16 or 36 K C floats);
  * then the threads sum their M's in a fixed order and apply the output transform, so the result depends
  * on the thread count but not on timing. Vector code: AVX-512 intrinsics, or a portable 16-lane struct
  * on other machines (same algorithm, for tests). Measured against oneDNN 2.6's direct kernel with
@@ -42,6 +45,7 @@ static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
 static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 static inline vf vbcast(const float *p) { return _mm512_set1_ps(*p); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vfmac(vf a, float s, vf c) { return _mm512_fmadd_ps(a, _mm512_set1_ps(s), c); }
 #else
 typedef struct {
     float f[16];
@@ -74,10 +78,13 @@ static inline vf vfma(vf a, vf b, vf c) {
     for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * b.f[i];
     return c;
 }
+static inline vf vfmac(vf a, float s, vf c) {
+    for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * s;
+    return c;
+}
 #endif
 
-#define NXI 16         /* transform points (4x4) */
-#define TILE_TARGET 32 /* tiles per work item: U and V of an item stay in L2 */
+#define MAX_NXI 36 /* transform points: (m + 2)^2 for tiles of m x m outputs, m = 2 or 4 */
 
 int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d) {
     return d->r == 3 && d->stride == 1 && d->pad == 1 && d->x_layout == RC_LAYOUT_BLK16 &&
@@ -87,6 +94,7 @@ int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d) {
 /* Per-thread buffers (grown, never shrunk; one call at a time, like the oneDNN path's pool). */
 static float *g_buf;
 static size_t g_cap;
+static int g_tile = -1; /* -1: automatic; else forced m (RECUR_WGRAD_TILE or rc_conv2d_wgrad_set_tile) */
 
 void rc_conv2d_wgrad_release(void) {
     rc_afree(g_buf);
@@ -94,25 +102,84 @@ void rc_conv2d_wgrad_release(void) {
     g_cap = 0;
 }
 
-/* The tiling of one image: th x tw tiles of 2x2 outputs, in bands of br tile rows (tcap tiles). */
+int rc_conv2d_wgrad_set_tile(int m) {
+    RC_ASSERT(m == 0 || m == 2 || m == 4);
+    int old = g_tile;
+    g_tile = m ? m : -1;
+    return old < 0 ? 0 : old;
+}
+
+/* The tiling of one image: th x tw tiles of m x m outputs (alpha = m + 2 inputs, nxi = alpha^2 points),
+ * in bands of br tile rows (at most tcap tiles). */
 typedef struct {
-    int th, tw, br, nband, tcap;
+    int m, alpha, nxi, th, tw, br, nband, tcap;
 } tiling;
 
+/* m = 4 (F(3x3, 4x4): 36 points per 16 outputs, 2.25 multiplies per output and (k, c)) does 44% fewer
+ * multiplies than m = 2 (16 per 4 outputs), and is the automatic choice when the image is a multiple of
+ * 4 both ways: 28x28, 32->32 channels, 1020 vs 790 GFLOP/s (in direct-convolution FLOPs, 2 threads,
+ * N=16). Elsewhere m = 2: on 14x14 (64 channels) 4x4 tiles waste 31% on the border and the 36 K C
+ * accumulators per thread outgrow L2, 540 vs 773 GFLOP/s. */
 static tiling make_tiling(const rc_conv_dims *d) {
     tiling t;
-    t.th = (d->h + 1) / 2;
-    t.tw = (d->w + 1) / 2;
-    t.br = (TILE_TARGET + t.tw - 1) / t.tw;
+    if (g_tile < 0) {
+        const char *e = getenv("RECUR_WGRAD_TILE");
+        g_tile = e && !strcmp(e, "2") ? 2 : e && !strcmp(e, "4") ? 4 : 0;
+    }
+    t.m = g_tile ? g_tile : d->h % 4 == 0 && d->w % 4 == 0 ? 4 : 2;
+    t.alpha = t.m + 2;
+    t.nxi = t.alpha * t.alpha;
+    t.th = (d->h + t.m - 1) / t.m;
+    t.tw = (d->w + t.m - 1) / t.m;
+    const int target = t.m == 2 ? 32 : 16; /* tiles per work item: its U and V stay in L2 */
+    t.br = (target + t.tw - 1) / t.tw;
     if (t.br > t.th) t.br = t.th;
     t.nband = (t.th + t.br - 1) / t.br;
     t.tcap = t.br * t.tw;
     return t;
 }
 
-/* V[xi][t][c] = (B^T x_patch B)[xi] for the tiles of rows [a0, a1) of image xn (nChw16c). */
-static void transform_x(const rc_conv_dims *d, const tiling *tl, const float *xn, int a0, int a1, float *V) {
-    const int C = d->c, H = d->h, W = d->w;
+/* 1-D transforms. B^T of F(2x2, 3x3) on 4 inputs; A of F(2x2, 3x3) (dy's) on 2. */
+static inline void bt4(const vf *p, vf *o) {
+    o[0] = vsub(p[0], p[2]);
+    o[1] = vadd(p[1], p[2]);
+    o[2] = vsub(p[2], p[1]);
+    o[3] = vsub(p[1], p[3]);
+}
+static inline void a2(const vf *p, vf *o) {
+    o[0] = p[0];
+    o[1] = vadd(p[0], p[1]);
+    o[2] = vsub(p[0], p[1]);
+    o[3] = vsub(vzero(), p[1]);
+}
+/* B^T of F(4x4, 3x3) (points 0, 1, -1, 2, -2, infinity) on 6 inputs; its A on 4. */
+static inline void bt6(const vf *p, vf *o) {
+    const vf t1 = vfmac(p[2], -4.0f, p[4]), t2 = vfmac(p[1], -4.0f, p[3]);
+    const vf t3 = vsub(p[4], p[2]), t4 = vfmac(vsub(p[3], p[1]), 2.0f, vzero());
+    o[0] = vfmac(p[0], 4.0f, vfmac(p[2], -5.0f, p[4]));
+    o[1] = vadd(t1, t2);
+    o[2] = vsub(t1, t2);
+    o[3] = vadd(t3, t4);
+    o[4] = vsub(t3, t4);
+    o[5] = vfmac(p[1], 4.0f, vfmac(p[3], -5.0f, p[5]));
+}
+static inline void a4(const vf *p, vf *o) {
+    const vf s0 = vadd(p[0], p[2]), s1 = vadd(p[1], p[3]);
+    const vf r0 = vfmac(p[2], 4.0f, p[0]), r1 = vfmac(p[3], 8.0f, vfmac(p[1], 2.0f, vzero()));
+    o[0] = p[0];
+    o[1] = vadd(s0, s1);
+    o[2] = vsub(s0, s1);
+    o[3] = vadd(r0, r1);
+    o[4] = vsub(r0, r1);
+    o[5] = p[3];
+}
+
+/* V[xi][t][c] = (B^T x_patch B)[xi] for the tiles of rows [a0, a1) of image xn (nChw16c): the patch of
+ * tile (a, b) starts at (m a - 1, m b - 1), zero outside the image. */
+static inline __attribute__((always_inline)) void transform_x_m(const rc_conv_dims *d, const tiling *tl,
+                                                                 const float *xn, int a0, int a1, float *V,
+                                                                 const int m) {
+    const int C = d->c, H = d->h, W = d->w, al = m + 2;
     const size_t hw = (size_t)H * W, sxi = (size_t)tl->tcap * C;
     for (int cb = 0; cb < C / 16; cb++) {
         const float *xc = xn + (size_t)cb * hw * 16;
@@ -120,36 +187,36 @@ static void transform_x(const rc_conv_dims *d, const tiling *tl, const float *xn
         int t = 0;
         for (int a = a0; a < a1; a++) {
             for (int b = 0; b < tl->tw; b++, t++) {
-                vf p[4][4], e[4][4];
-                for (int i = 0; i < 4; i++) {
-                    const int h = 2 * a - 1 + i;
-                    for (int j = 0; j < 4; j++) {
-                        const int w = 2 * b - 1 + j;
+                vf p[6][6], e[6][6], col[6], r[6];
+                for (int i = 0; i < al; i++) {
+                    const int h = m * a - 1 + i;
+                    for (int j = 0; j < al; j++) {
+                        const int w = m * b - 1 + j;
                         p[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? vload(xc + ((size_t)h * W + w) * 16)
                                                                        : vzero();
                     }
                 }
-                for (int j = 0; j < 4; j++) { /* B^T on the rows */
-                    e[0][j] = vsub(p[0][j], p[2][j]);
-                    e[1][j] = vadd(p[1][j], p[2][j]);
-                    e[2][j] = vsub(p[2][j], p[1][j]);
-                    e[3][j] = vsub(p[1][j], p[3][j]);
+                for (int j = 0; j < al; j++) { /* B^T on the rows */
+                    for (int i = 0; i < al; i++) col[i] = p[i][j];
+                    if (m == 2) bt4(col, r); else bt6(col, r);
+                    for (int i = 0; i < al; i++) e[i][j] = r[i];
                 }
                 float *o = vc + (size_t)t * C;
-                for (int i = 0; i < 4; i++) { /* B on the columns */
-                    vstore(o + (size_t)(4 * i + 0) * sxi, vsub(e[i][0], e[i][2]));
-                    vstore(o + (size_t)(4 * i + 1) * sxi, vadd(e[i][1], e[i][2]));
-                    vstore(o + (size_t)(4 * i + 2) * sxi, vsub(e[i][2], e[i][1]));
-                    vstore(o + (size_t)(4 * i + 3) * sxi, vsub(e[i][1], e[i][3]));
+                for (int i = 0; i < al; i++) { /* B on the columns */
+                    if (m == 2) bt4(e[i], r); else bt6(e[i], r);
+                    for (int j = 0; j < al; j++) vstore(o + (size_t)(al * i + j) * sxi, r[j]);
                 }
             }
         }
     }
 }
 
-/* U[xi][t][k] = (A dy_tile A^T)[xi] for the tiles of rows [a0, a1) of image dyn (nKhw16k). */
-static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *dyn, int a0, int a1, float *U) {
-    const int K = d->k, H = d->h, W = d->w;
+/* U[xi][t][k] = (A dy_tile A^T)[xi] for the tiles of rows [a0, a1) of image dyn (nKhw16k), zero
+ * outside the image. */
+static inline __attribute__((always_inline)) void transform_dy_m(const rc_conv_dims *d, const tiling *tl,
+                                                                  const float *dyn, int a0, int a1, float *U,
+                                                                  const int m) {
+    const int K = d->k, H = d->h, W = d->w, al = m + 2;
     const size_t hw = (size_t)H * W, sxi = (size_t)tl->tcap * K;
     for (int kb = 0; kb < K / 16; kb++) {
         const float *yk = dyn + (size_t)kb * hw * 16;
@@ -157,30 +224,41 @@ static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *d
         int t = 0;
         for (int a = a0; a < a1; a++) {
             for (int b = 0; b < tl->tw; b++, t++) {
-                vf p[2][2], e[4][2];
-                for (int i = 0; i < 2; i++) {
-                    const int h = 2 * a + i;
-                    for (int j = 0; j < 2; j++) {
-                        const int w = 2 * b + j;
+                vf p[4][4], e[6][4], col[4], r[6];
+                for (int i = 0; i < m; i++) {
+                    const int h = m * a + i;
+                    for (int j = 0; j < m; j++) {
+                        const int w = m * b + j;
                         p[i][j] = (h < H && w < W) ? vload(yk + ((size_t)h * W + w) * 16) : vzero();
                     }
                 }
-                for (int j = 0; j < 2; j++) { /* A on the rows */
-                    e[0][j] = p[0][j];
-                    e[1][j] = vadd(p[0][j], p[1][j]);
-                    e[2][j] = vsub(p[0][j], p[1][j]);
-                    e[3][j] = vsub(vzero(), p[1][j]);
+                for (int j = 0; j < m; j++) { /* A on the rows */
+                    for (int i = 0; i < m; i++) col[i] = p[i][j];
+                    if (m == 2) a2(col, r); else a4(col, r);
+                    for (int i = 0; i < al; i++) e[i][j] = r[i];
                 }
                 float *o = uk + (size_t)t * K;
-                for (int i = 0; i < 4; i++) { /* A^T on the columns */
-                    vstore(o + (size_t)(4 * i + 0) * sxi, e[i][0]);
-                    vstore(o + (size_t)(4 * i + 1) * sxi, vadd(e[i][0], e[i][1]));
-                    vstore(o + (size_t)(4 * i + 2) * sxi, vsub(e[i][0], e[i][1]));
-                    vstore(o + (size_t)(4 * i + 3) * sxi, vsub(vzero(), e[i][1]));
+                for (int i = 0; i < al; i++) { /* A^T on the columns */
+                    if (m == 2) a2(e[i], r); else a4(e[i], r);
+                    for (int j = 0; j < al; j++) vstore(o + (size_t)(al * i + j) * sxi, r[j]);
                 }
             }
         }
     }
+}
+
+/* The transforms compiled once per tile size, so that their small arrays live in registers. */
+static void transform_x(const rc_conv_dims *d, const tiling *tl, const float *xn, int a0, int a1, float *V) {
+    if (tl->m == 2)
+        transform_x_m(d, tl, xn, a0, a1, V, 2);
+    else
+        transform_x_m(d, tl, xn, a0, a1, V, 4);
+}
+static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *dyn, int a0, int a1, float *U) {
+    if (tl->m == 2)
+        transform_dy_m(d, tl, dyn, a0, a1, U, 2);
+    else
+        transform_dy_m(d, tl, dyn, a0, a1, U, 4);
 }
 
 /* M[kk][c0 + 16 j] += sum over t < T of U[t][kk] V[t][c0 + 16 j], kk < 8, j < NV: the micro-kernel, 8 NV
@@ -207,47 +285,61 @@ static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *d
 DEFINE_KERNEL(1)
 DEFINE_KERNEL(2)
 
-/* M[xi] (K x C) += U[xi] V[xi]^T over T tiles, for all 16 xi. */
-static void accumulate(int K, int C, int T, size_t tcap, const float *U, const float *V, float *M) {
-    for (int xi = 0; xi < NXI; xi++) {
+/* M[xi] (K x C) += U[xi] V[xi]^T over T tiles, for every transform point xi. */
+static void accumulate(int nxi, int K, int C, int T, size_t tcap, const float *U, const float *V, float *M) {
+    for (int xi = 0; xi < nxi; xi++) {
         const float *u = U + (size_t)xi * tcap * K, *v = V + (size_t)xi * tcap * C;
-        float *m = M + (size_t)xi * K * C;
+        float *mx = M + (size_t)xi * K * C;
         for (int k0 = 0; k0 < K; k0 += KB) {
             int c0 = 0;
-            for (; c0 + 32 <= C; c0 += 32) kernel_2(T, u + k0, (size_t)K, v + c0, (size_t)C, m + (size_t)k0 * C + c0, (size_t)C);
-            for (; c0 < C; c0 += 16) kernel_1(T, u + k0, (size_t)K, v + c0, (size_t)C, m + (size_t)k0 * C + c0, (size_t)C);
+            for (; c0 + 32 <= C; c0 += 32)
+                kernel_2(T, u + k0, (size_t)K, v + c0, (size_t)C, mx + (size_t)k0 * C + c0, (size_t)C);
+            for (; c0 < C; c0 += 16)
+                kernel_1(T, u + k0, (size_t)K, v + c0, (size_t)C, mx + (size_t)k0 * C + c0, (size_t)C);
         }
     }
 }
 
+/* G^T of F(2x2, 3x3) on 4 values and of F(4x4, 3x3) on 6: 3 kernel taps. */
+static inline void gt4(const float *m, float *o) {
+    const float s = 0.5f * (m[1] + m[2]);
+    o[0] = m[0] + s;
+    o[1] = 0.5f * (m[1] - m[2]);
+    o[2] = s + m[3];
+}
+static inline void gt6(const float *m, float *o) {
+    const float a = m[1] + m[2], b = m[1] - m[2], c = m[3] + m[4], e = m[3] - m[4];
+    const float r6 = 1.0f / 6.0f;
+    o[0] = 0.25f * m[0] + (0.25f * c - a) * r6;
+    o[1] = (0.5f * e - b) * r6;
+    o[2] = (c - a) * r6 + m[5];
+}
+
 /* dw[k] (C, 3, 3) += G^T M[k] G for each c, M summed over the nt threads' buffers (per floats apart) in
- * thread order. m[4 i + j]: i the vertical transform point, j the horizontal. */
-static void output_transform(int k, int K, int C, int nt, const float *buf, size_t per, float *dw) {
+ * thread order. M[xi = alpha i + j]: i the vertical transform point, j the horizontal. */
+static void output_transform(const tiling *tl, int k, int K, int C, int nt, const float *buf, size_t per,
+                             float *dw) {
+    const int al = tl->alpha, nxi = tl->nxi;
     for (int c0 = 0; c0 < C; c0 += 16) {
-        float m[NXI][16];
+        float m[MAX_NXI][16];
         memset(m, 0, sizeof m);
         for (int th = 0; th < nt; th++)
-            for (int xi = 0; xi < NXI; xi++) {
+            for (int xi = 0; xi < nxi; xi++) {
                 const float *mt = buf + (size_t)th * per + ((size_t)xi * K + k) * C + c0;
                 for (int l = 0; l < 16; l++) m[xi][l] += mt[l];
             }
         for (int l = 0; l < 16; l++) {
-            float t[3][4], o[3][3];
-            for (int j = 0; j < 4; j++) { /* G^T on the rows */
-                const float s = 0.5f * (m[4 + j][l] + m[8 + j][l]);
-                t[0][j] = m[j][l] + s;
-                t[1][j] = 0.5f * (m[4 + j][l] - m[8 + j][l]);
-                t[2][j] = s + m[12 + j][l];
-            }
-            for (int p = 0; p < 3; p++) { /* G on the columns */
-                const float s = 0.5f * (t[p][1] + t[p][2]);
-                o[p][0] = t[p][0] + s;
-                o[p][1] = 0.5f * (t[p][1] - t[p][2]);
-                o[p][2] = s + t[p][3];
+            float col[6], r[3], t[3][6];
+            for (int j = 0; j < al; j++) { /* G^T on the rows */
+                for (int i = 0; i < al; i++) col[i] = m[al * i + j][l];
+                if (al == 4) gt4(col, r); else gt6(col, r);
+                for (int p = 0; p < 3; p++) t[p][j] = r[p];
             }
             float *w = dw + ((size_t)k * C + c0 + l) * 9;
-            for (int p = 0; p < 3; p++)
-                for (int q = 0; q < 3; q++) w[3 * p + q] += o[p][q];
+            for (int p = 0; p < 3; p++) { /* G on the columns */
+                if (al == 4) gt4(t[p], r); else gt6(t[p], r);
+                for (int q = 0; q < 3; q++) w[3 * p + q] += r[q];
+            }
         }
     }
 }
@@ -262,8 +354,8 @@ void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy
 #else
     const int nthr = 1;
 #endif
-    const size_t mfl = (size_t)NXI * K * C;
-    const size_t per = (mfl + (size_t)NXI * tl.tcap * (K + C) + 15) / 16 * 16;
+    const size_t mfl = (size_t)tl.nxi * K * C;
+    const size_t per = (mfl + (size_t)tl.nxi * tl.tcap * (K + C) + 15) / 16 * 16;
     if ((size_t)nthr * per > g_cap) {
         rc_afree(g_buf);
         g_buf = rc_aalloc_floats((size_t)nthr * per);
@@ -283,7 +375,7 @@ void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy
 #endif
 #pragma omp single
         nt_used = nt;
-        float *M = buf + (size_t)tid * per, *U = M + mfl, *V = U + (size_t)NXI * tl.tcap * K;
+        float *M = buf + (size_t)tid * per, *U = M + mfl, *V = U + (size_t)tl.nxi * tl.tcap * K;
         memset(M, 0, mfl * sizeof *M);
         const long i0 = nitems * tid / nt, i1 = nitems * (tid + 1) / nt;
         for (long it = i0; it < i1; it++) {
@@ -291,10 +383,10 @@ void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy
             const int a0 = band * tl.br, a1 = a0 + tl.br < tl.th ? a0 + tl.br : tl.th;
             transform_x(d, &tl, x + (size_t)n * x_img, a0, a1, V);
             transform_dy(d, &tl, dy + (size_t)n * y_img, a0, a1, U);
-            accumulate(K, C, (a1 - a0) * tl.tw, (size_t)tl.tcap, U, V, M);
+            accumulate(tl.nxi, K, C, (a1 - a0) * tl.tw, (size_t)tl.tcap, U, V, M);
         }
 #pragma omp barrier
 #pragma omp for schedule(static)
-        for (int k = 0; k < K; k++) output_transform(k, K, C, nt_used, buf, per, dw);
+        for (int k = 0; k < K; k++) output_transform(&tl, k, K, C, nt_used, buf, per, dw);
     }
 }

@@ -126,12 +126,15 @@ enum { RC_LAYOUT_NCHW = 0, RC_LAYOUT_BLK16 = 1 };
 /* plain (N, C, HW) <-> blocked (N, C/16, HW, 16) */
 void rc_layout_to_blk16(int n, int c, int hw, const float *x, float *y);
 void rc_layout_from_blk16(int n, int c, int hw, const float *x, float *y);
-/* Weight gradient of a 3x3, stride-1, pad-1 convolution on nChw16c x and dy by Winograd's F(3x3, 2x2)
- * (conv2d_wgrad.c): dw (K, C, 3, 3) += the gradient. _ok says whether a shape qualifies (both layouts
+/* Weight gradient of a 3x3, stride-1, pad-1 convolution on nChw16c x and dy by Winograd's F(3x3, 2x2) or
+ * F(3x3, 4x4) (conv2d_wgrad.c): dw (K, C, 3, 3) += the gradient. _ok says whether a shape qualifies (both layouts
  * blocked, C and K multiples of 16); _release frees its buffers. The fast path's backward-weights. */
 int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d);
 void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy, float *dw);
 void rc_conv2d_wgrad_release(void);
+/* Tile of the Winograd weight gradient for later calls: 2 (F(3x3, 2x2)), 4 (F(3x3, 4x4)) or 0 (automatic,
+ * the default unless RECUR_WGRAD_TILE=2|4). Returns the previous setting (0: automatic). */
+int rc_conv2d_wgrad_set_tile(int m);
 
 /* Batch-norm statistics modes: TRAIN computes batch mean/rstd (summed over ranks through
  * rc_bn_allreduce when set) and updates the running stats; EVAL takes them from the running stats;
