@@ -28,63 +28,12 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#ifdef __AVX512F__
-#include <immintrin.h>
-#endif
 
 #include "core/common.h"
 #include "ops/ops.h"
 
-/* ---- 16-lane float vectors ---- */
-#ifdef __AVX512F__
-typedef __m512 vf;
-static inline vf vload(const float *p) { return _mm512_loadu_ps(p); }
-static inline void vstore(float *p, vf a) { _mm512_storeu_ps(p, a); }
-static inline vf vzero(void) { return _mm512_setzero_ps(); }
-static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
-static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
-static inline vf vbcast(const float *p) { return _mm512_set1_ps(*p); }
-static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
-static inline vf vfmac(vf a, float s, vf c) { return _mm512_fmadd_ps(a, _mm512_set1_ps(s), c); }
-#else
-typedef struct {
-    float f[16];
-} vf;
-static inline vf vload(const float *p) {
-    vf r;
-    memcpy(r.f, p, sizeof r.f);
-    return r;
-}
-static inline void vstore(float *p, vf a) { memcpy(p, a.f, sizeof a.f); }
-static inline vf vzero(void) {
-    vf r;
-    memset(&r, 0, sizeof r);
-    return r;
-}
-static inline vf vadd(vf a, vf b) {
-    for (int i = 0; i < 16; i++) a.f[i] += b.f[i];
-    return a;
-}
-static inline vf vsub(vf a, vf b) {
-    for (int i = 0; i < 16; i++) a.f[i] -= b.f[i];
-    return a;
-}
-static inline vf vbcast(const float *p) {
-    vf r;
-    for (int i = 0; i < 16; i++) r.f[i] = *p;
-    return r;
-}
-static inline vf vfma(vf a, vf b, vf c) {
-    for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * b.f[i];
-    return c;
-}
-static inline vf vfmac(vf a, float s, vf c) {
-    for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * s;
-    return c;
-}
-#endif
+#include "ops/wino.h"
 
-#define MAX_NXI 36 /* transform points: (m + 2)^2 for tiles of m x m outputs, m = 2 or 4 */
 
 int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d) {
     return d->r == 3 && d->stride == 1 && d->pad == 1 && d->x_layout == RC_LAYOUT_BLK16 &&
@@ -139,29 +88,12 @@ static tiling make_tiling(const rc_conv_dims *d) {
     return t;
 }
 
-/* 1-D transforms. B^T of F(2x2, 3x3) on 4 inputs; A of F(2x2, 3x3) (dy's) on 2. */
-static inline void bt4(const vf *p, vf *o) {
-    o[0] = vsub(p[0], p[2]);
-    o[1] = vadd(p[1], p[2]);
-    o[2] = vsub(p[2], p[1]);
-    o[3] = vsub(p[1], p[3]);
-}
+/* 1-D transforms of dy: A of F(2x2, 3x3) on 2 inputs, A of F(4x4, 3x3) on 4. */
 static inline void a2(const vf *p, vf *o) {
     o[0] = p[0];
     o[1] = vadd(p[0], p[1]);
     o[2] = vsub(p[0], p[1]);
     o[3] = vsub(vzero(), p[1]);
-}
-/* B^T of F(4x4, 3x3) (points 0, 1, -1, 2, -2, infinity) on 6 inputs; its A on 4. */
-static inline void bt6(const vf *p, vf *o) {
-    const vf t1 = vfmac(p[2], -4.0f, p[4]), t2 = vfmac(p[1], -4.0f, p[3]);
-    const vf t3 = vsub(p[4], p[2]), t4 = vfmac(vsub(p[3], p[1]), 2.0f, vzero());
-    o[0] = vfmac(p[0], 4.0f, vfmac(p[2], -5.0f, p[4]));
-    o[1] = vadd(t1, t2);
-    o[2] = vsub(t1, t2);
-    o[3] = vadd(t3, t4);
-    o[4] = vsub(t3, t4);
-    o[5] = vfmac(p[1], 4.0f, vfmac(p[3], -5.0f, p[5]));
 }
 static inline void a4(const vf *p, vf *o) {
     const vf s0 = vadd(p[0], p[2]), s1 = vadd(p[1], p[3]);
@@ -172,43 +104,6 @@ static inline void a4(const vf *p, vf *o) {
     o[3] = vadd(r0, r1);
     o[4] = vsub(r0, r1);
     o[5] = p[3];
-}
-
-/* V[xi][t][c] = (B^T x_patch B)[xi] for the tiles of rows [a0, a1) of image xn (nChw16c): the patch of
- * tile (a, b) starts at (m a - 1, m b - 1), zero outside the image. */
-static inline __attribute__((always_inline)) void transform_x_m(const rc_conv_dims *d, const tiling *tl,
-                                                                 const float *xn, int a0, int a1, float *V,
-                                                                 const int m) {
-    const int C = d->c, H = d->h, W = d->w, al = m + 2;
-    const size_t hw = (size_t)H * W, sxi = (size_t)tl->tcap * C;
-    for (int cb = 0; cb < C / 16; cb++) {
-        const float *xc = xn + (size_t)cb * hw * 16;
-        float *vc = V + (size_t)cb * 16;
-        int t = 0;
-        for (int a = a0; a < a1; a++) {
-            for (int b = 0; b < tl->tw; b++, t++) {
-                vf p[6][6], e[6][6], col[6], r[6];
-                for (int i = 0; i < al; i++) {
-                    const int h = m * a - 1 + i;
-                    for (int j = 0; j < al; j++) {
-                        const int w = m * b - 1 + j;
-                        p[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? vload(xc + ((size_t)h * W + w) * 16)
-                                                                       : vzero();
-                    }
-                }
-                for (int j = 0; j < al; j++) { /* B^T on the rows */
-                    for (int i = 0; i < al; i++) col[i] = p[i][j];
-                    if (m == 2) bt4(col, r); else bt6(col, r);
-                    for (int i = 0; i < al; i++) e[i][j] = r[i];
-                }
-                float *o = vc + (size_t)t * C;
-                for (int i = 0; i < al; i++) { /* B on the columns */
-                    if (m == 2) bt4(e[i], r); else bt6(e[i], r);
-                    for (int j = 0; j < al; j++) vstore(o + (size_t)(al * i + j) * sxi, r[j]);
-                }
-            }
-        }
-    }
 }
 
 /* U[xi][t][k] = (A dy_tile A^T)[xi] for the tiles of rows [a0, a1) of image dyn (nKhw16k), zero
@@ -247,12 +142,14 @@ static inline __attribute__((always_inline)) void transform_dy_m(const rc_conv_d
     }
 }
 
-/* The transforms compiled once per tile size, so that their small arrays live in registers. */
+/* The transforms compiled once per tile size, so that their small arrays live in registers. V[xi][t][c]
+ * = (B^T x_patch B)[xi], the patch of tile (a, b) at (m a - 1, m b - 1). */
 static void transform_x(const rc_conv_dims *d, const tiling *tl, const float *xn, int a0, int a1, float *V) {
+    const size_t sxi = (size_t)tl->tcap * d->c;
     if (tl->m == 2)
-        transform_x_m(d, tl, xn, a0, a1, V, 2);
+        wino_transform_in(d->c, d->h, d->w, tl->tw, xn, a0, a1, V, sxi, 2);
     else
-        transform_x_m(d, tl, xn, a0, a1, V, 4);
+        wino_transform_in(d->c, d->h, d->w, tl->tw, xn, a0, a1, V, sxi, 4);
 }
 static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *dyn, int a0, int a1, float *U) {
     if (tl->m == 2)
@@ -261,41 +158,20 @@ static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *d
         transform_dy_m(d, tl, dyn, a0, a1, U, 4);
 }
 
-/* M[kk][c0 + 16 j] += sum over t < T of U[t][kk] V[t][c0 + 16 j], kk < 8, j < NV: the micro-kernel, 8 NV
- * accumulators held in registers over the tiles. */
-#define KB 8
-#define DEFINE_KERNEL(NV)                                                                              \
-    static void kernel_##NV(int T, const float *U, size_t ldu, const float *V, size_t ldv, float *M,   \
-                            size_t ldm) {                                                              \
-        vf acc[KB][NV];                                                                                \
-        for (int kk = 0; kk < KB; kk++)                                                                \
-            for (int j = 0; j < NV; j++) acc[kk][j] = vload(M + kk * ldm + 16 * j);                    \
-        for (int t = 0; t < T; t++) {                                                                  \
-            vf v[NV];                                                                                  \
-            for (int j = 0; j < NV; j++) v[j] = vload(V + t * ldv + 16 * j);                           \
-            const float *u = U + t * ldu;                                                              \
-            for (int kk = 0; kk < KB; kk++) {                                                          \
-                const vf s = vbcast(u + kk);                                                           \
-                for (int j = 0; j < NV; j++) acc[kk][j] = vfma(s, v[j], acc[kk][j]);                   \
-            }                                                                                          \
-        }                                                                                              \
-        for (int kk = 0; kk < KB; kk++)                                                                \
-            for (int j = 0; j < NV; j++) vstore(M + kk * ldm + 16 * j, acc[kk][j]);                    \
-    }
-DEFINE_KERNEL(1)
-DEFINE_KERNEL(2)
+WINO_DEFINE_KERNEL(8, 1)
+WINO_DEFINE_KERNEL(8, 2)
 
 /* M[xi] (K x C) += U[xi] V[xi]^T over T tiles, for every transform point xi. */
 static void accumulate(int nxi, int K, int C, int T, size_t tcap, const float *U, const float *V, float *M) {
     for (int xi = 0; xi < nxi; xi++) {
         const float *u = U + (size_t)xi * tcap * K, *v = V + (size_t)xi * tcap * C;
         float *mx = M + (size_t)xi * K * C;
-        for (int k0 = 0; k0 < K; k0 += KB) {
+        for (int k0 = 0; k0 < K; k0 += 8) { /* rows k0..k0+7 of M[xi]; reduction over the tiles */
             int c0 = 0;
             for (; c0 + 32 <= C; c0 += 32)
-                kernel_2(T, u + k0, (size_t)K, v + c0, (size_t)C, mx + (size_t)k0 * C + c0, (size_t)C);
+                wino_kernel_8_2(T, u + k0, (size_t)K, 1, v + c0, (size_t)C, mx + (size_t)k0 * C + c0, (size_t)C, 1);
             for (; c0 < C; c0 += 16)
-                kernel_1(T, u + k0, (size_t)K, v + c0, (size_t)C, mx + (size_t)k0 * C + c0, (size_t)C);
+                wino_kernel_8_1(T, u + k0, (size_t)K, 1, v + c0, (size_t)C, mx + (size_t)k0 * C + c0, (size_t)C, 1);
         }
     }
 }
@@ -321,7 +197,7 @@ static void output_transform(const tiling *tl, int k, int K, int C, int nt, cons
                              float *dw) {
     const int al = tl->alpha, nxi = tl->nxi;
     for (int c0 = 0; c0 < C; c0 += 16) {
-        float m[MAX_NXI][16];
+        float m[WINO_MAX_NXI][16];
         memset(m, 0, sizeof m);
         for (int th = 0; th < nt; th++)
             for (int xi = 0; xi < nxi; xi++) {

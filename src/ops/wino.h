@@ -1,0 +1,144 @@
+/* wino.h — what the two Winograd convolution files share (conv2d_wino.c: forward and backward-data;
+ * conv2d_wgrad.c: backward-weights): 16-lane float vectors (AVX-512, or a portable struct elsewhere),
+ * the input transform B^T d B of 3x3 Winograd for 2x2 and 4x4 output tiles over nChw16c activations,
+ * and the register-blocked matrix-product micro-kernels. Internal to src/ops. */
+#ifndef RC_WINO_H
+#define RC_WINO_H
+
+#include <stddef.h>
+#include <string.h>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+
+/* ---- 16-lane float vectors ---- */
+#ifdef __AVX512F__
+typedef __m512 vf;
+static inline vf vload(const float *p) { return _mm512_loadu_ps(p); }
+static inline void vstore(float *p, vf a) { _mm512_storeu_ps(p, a); }
+static inline vf vzero(void) { return _mm512_setzero_ps(); }
+static inline vf vadd(vf a, vf b) { return _mm512_add_ps(a, b); }
+static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+static inline vf vbcast(const float *p) { return _mm512_set1_ps(*p); }
+static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
+static inline vf vfmac(vf a, float s, vf c) { return _mm512_fmadd_ps(a, _mm512_set1_ps(s), c); }
+#else
+typedef struct {
+    float f[16];
+} vf;
+static inline vf vload(const float *p) {
+    vf r;
+    memcpy(r.f, p, sizeof r.f);
+    return r;
+}
+static inline void vstore(float *p, vf a) { memcpy(p, a.f, sizeof a.f); }
+static inline vf vzero(void) {
+    vf r;
+    memset(&r, 0, sizeof r);
+    return r;
+}
+static inline vf vadd(vf a, vf b) {
+    for (int i = 0; i < 16; i++) a.f[i] += b.f[i];
+    return a;
+}
+static inline vf vsub(vf a, vf b) {
+    for (int i = 0; i < 16; i++) a.f[i] -= b.f[i];
+    return a;
+}
+static inline vf vbcast(const float *p) {
+    vf r;
+    for (int i = 0; i < 16; i++) r.f[i] = *p;
+    return r;
+}
+static inline vf vfma(vf a, vf b, vf c) {
+    for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * b.f[i];
+    return c;
+}
+static inline vf vfmac(vf a, float s, vf c) {
+    for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * s;
+    return c;
+}
+#endif
+
+#define WINO_MAX_NXI 36 /* transform points: (m + 2)^2 for tiles of m x m outputs, m = 2 or 4 */
+
+/* B^T of F(2x2, 3x3) on 4 inputs; of F(4x4, 3x3) (points 0, 1, -1, 2, -2, infinity) on 6. */
+static inline void wino_bt4(const vf *p, vf *o) {
+    o[0] = vsub(p[0], p[2]);
+    o[1] = vadd(p[1], p[2]);
+    o[2] = vsub(p[2], p[1]);
+    o[3] = vsub(p[1], p[3]);
+}
+static inline void wino_bt6(const vf *p, vf *o) {
+    const vf t1 = vfmac(p[2], -4.0f, p[4]), t2 = vfmac(p[1], -4.0f, p[3]);
+    const vf t3 = vsub(p[4], p[2]), t4 = vfmac(vsub(p[3], p[1]), 2.0f, vzero());
+    o[0] = vfmac(p[0], 4.0f, vfmac(p[2], -5.0f, p[4]));
+    o[1] = vadd(t1, t2);
+    o[2] = vsub(t1, t2);
+    o[3] = vadd(t3, t4);
+    o[4] = vsub(t3, t4);
+    o[5] = vfmac(p[1], 4.0f, vfmac(p[3], -5.0f, p[5]));
+}
+
+/* V[xi][t][c] (xi stride sxi floats, tile stride C) = (B^T d B)[xi], d the (m+2)x(m+2) patch of image xn
+ * (C channels, nChw16c, H x W) at (m a - 1, m b - 1), zero outside the image, for the tiles of rows
+ * [a0, a1) (tw per row). Inline with a constant m so that its arrays live in registers. */
+static inline __attribute__((always_inline)) void wino_transform_in(int C, int H, int W, int tw, const float *xn,
+                                                                    int a0, int a1, float *V, size_t sxi,
+                                                                    const int m) {
+    const int al = m + 2;
+    const size_t hw = (size_t)H * W;
+    for (int cb = 0; cb < C / 16; cb++) {
+        const float *xc = xn + (size_t)cb * hw * 16;
+        float *vc = V + (size_t)cb * 16;
+        int t = 0;
+        for (int a = a0; a < a1; a++) {
+            for (int b = 0; b < tw; b++, t++) {
+                vf p[6][6], e[6][6], col[6], r[6];
+                for (int i = 0; i < al; i++) {
+                    const int h = m * a - 1 + i;
+                    for (int j = 0; j < al; j++) {
+                        const int w = m * b - 1 + j;
+                        p[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? vload(xc + ((size_t)h * W + w) * 16)
+                                                                       : vzero();
+                    }
+                }
+                for (int j = 0; j < al; j++) { /* B^T on the rows */
+                    for (int i = 0; i < al; i++) col[i] = p[i][j];
+                    if (m == 2) wino_bt4(col, r); else wino_bt6(col, r);
+                    for (int i = 0; i < al; i++) e[i][j] = r[i];
+                }
+                float *o = vc + (size_t)t * C;
+                for (int i = 0; i < al; i++) { /* B on the columns */
+                    if (m == 2) wino_bt4(e[i], r); else wino_bt6(e[i], r);
+                    for (int j = 0; j < al; j++) vstore(o + (size_t)(al * i + j) * sxi, r[j]);
+                }
+            }
+        }
+    }
+}
+
+/* The micro-kernels: Out[r][16 j] (+)= sum over red < nred of A[red sa + r sr] B[red ldb + 16 j], for
+ * r < R rows and j < NV vectors, R NV accumulators held in registers (load = 0: start from zero). */
+#define WINO_DEFINE_KERNEL(R, NV)                                                                           \
+    static void wino_kernel_##R##_##NV(int nred, const float *A, size_t sa, size_t sr, const float *B,     \
+                                       size_t ldb, float *Out, size_t ldo, int load) {                     \
+        vf acc[R][NV];                                                                                      \
+        const float *ar[R];                                                                                 \
+        for (int r = 0; r < R; r++) {                                                                       \
+            ar[r] = A + r * sr;                                                                             \
+            for (int j = 0; j < NV; j++) acc[r][j] = load ? vload(Out + r * ldo + 16 * j) : vzero();       \
+        }                                                                                                   \
+        for (int red = 0; red < nred; red++) {                                                              \
+            vf v[NV];                                                                                       \
+            for (int j = 0; j < NV; j++) v[j] = vload(B + red * ldb + 16 * j);                              \
+            for (int r = 0; r < R; r++) {                                                                   \
+                const vf s = vbcast(ar[r] + red * sa);                                                      \
+                for (int j = 0; j < NV; j++) acc[r][j] = vfma(s, v[j], acc[r][j]);                          \
+            }                                                                                               \
+        }                                                                                                   \
+        for (int r = 0; r < R; r++)                                                                         \
+            for (int j = 0; j < NV; j++) vstore(Out + r * ldo + 16 * j, acc[r][j]);                         \
+    }
+
+#endif
