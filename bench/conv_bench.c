@@ -7,7 +7,7 @@
  * Not a test. `make` builds it when oneDNN is installed:
  *   build/conv_bench            (add --quick for fewer repetitions)
  *   build/conv_bench --cache    (only: whole-batch calls on streamed data vs micro-batch calls in cache)
- *   build/conv_bench --wgrad [THREADS]  (only: backward-weights, oneDNN vs recur's Winograd kernel)
+ *   build/conv_bench --own [THREADS]  (only: each pass, oneDNN vs recur's Winograd kernels)
  * Every pass is charged the forward FLOPs (2*N*K*Ho*Wo*C*R*R); "step" = fwd + bwd data + bwd weights. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -132,46 +132,54 @@ static void cache_effect(const bshape *s0, rc_rng *rng, int reps) {
     rc_conv2d_release();
 }
 
-/* Backward-weights only, blocked layouts, no bias: oneDNN's kernel (the algorithm AUTO picks for the
- * shape) against recur's Winograd kernel (conv2d_wgrad.c), alternating calls, over N=128 in one call and
- * in 8 calls of N=16 (the chunked schedule's micro-batches). Prints GFLOP/s (direct FLOPs) and the ratio. */
-static void wgrad_compare(const bshape *s0, rc_rng *rng, int reps) {
+/* Each pass, blocked layouts, no bias: oneDNN's kernel (the algorithm AUTO picks: Winograd for forward and
+ * backward-data, direct for backward-weights unless K >= 4C) against recur's Winograd kernels
+ * (conv2d_wino.c, conv2d_wgrad.c), alternating, over N=128 in one call and in 8 calls of N=16 (the
+ * chunked schedule's micro-batches). Prints GFLOP/s (direct-convolution FLOPs) and the ratio. */
+static void own_compare(const bshape *s0, rc_rng *rng, int reps) {
+    const char *names[3] = {"fwd  ", "bwd_d", "bwd_w"};
     for (int mb = 1; mb <= 8; mb *= 8) {
         bshape sm = *s0;
         sm.n = s0->n / mb;
         bufs B;
         bufs_init(&B, &sm, rng);
         B.d.x_layout = B.d.y_layout = RC_LAYOUT_BLK16;
-        double best[2] = {1e30, 1e30};
-        for (int i = 0; i < reps + 1; i++)
-            for (int own = 0; own < 2; own++) {
-                rc_conv2d_dnnl_set_wgrad(own);
-                double t0 = rc_now();
-                for (int j = 0; j < mb; j++) rc_conv2d_backward(&B.d, B.x, B.w, B.dy, NULL, 0, B.dw, NULL);
-                double t = rc_now() - t0;
-                if (i > 0 && t < best[own]) best[own] = t; /* i = 0: warm-up, primitive creation */
-            }
-        const double f = rc_conv2d_flops(&B.d) * mb * 1e-9;
-        printf("%-32s %s  oneDNN %6.1f  recur Winograd %6.1f GFLOP/s  (%.2fx)   [oneDNN: %s]\n", s0->name,
-               mb == 1 ? "N=128 x1" : "N=16 x8 ", f / best[0], f / best[1], best[0] / best[1],
-               rc_conv2d_dnnl_impl_name(&B.d, 2, 0));
-        fflush(stdout);
+        for (int p = 0; p < 3; p++) {
+            double best[2] = {1e30, 1e30};
+            for (int i = 0; i < reps + 1; i++)
+                for (int own = 0; own < 2; own++) {
+                    rc_conv2d_dnnl_set_own(own ? RC_CONV_OWN_ALL : 0);
+                    double t0 = rc_now();
+                    for (int j = 0; j < mb; j++) {
+                        if (p == 0) rc_conv2d_forward(&B.d, B.x, B.w, NULL, B.y);
+                        else if (p == 1) rc_conv2d_backward(&B.d, B.x, B.w, B.dy, B.dx, 0, NULL, NULL);
+                        else rc_conv2d_backward(&B.d, B.x, B.w, B.dy, NULL, 0, B.dw, NULL);
+                    }
+                    double t = rc_now() - t0;
+                    if (i > 0 && t < best[own]) best[own] = t; /* i = 0: warm-up, primitive creation */
+                }
+            const double f = rc_conv2d_flops(&B.d) * mb * 1e-9;
+            printf("%-32s %s %s  oneDNN %6.1f  recur %6.1f GFLOP/s  (%.2fx)  [oneDNN: %s]\n", s0->name,
+                   mb == 1 ? "N=128 x1" : "N=16 x8 ", names[p], f / best[0], f / best[1], best[0] / best[1],
+                   rc_conv2d_dnnl_impl_name(&B.d, p, 0));
+            fflush(stdout);
+        }
         bufs_free(&B);
     }
-    rc_conv2d_dnnl_set_wgrad(1);
+    rc_conv2d_dnnl_set_own(RC_CONV_OWN_ALL);
 }
 
 int main(int argc, char **argv) {
     int reps = (argc > 1 && strcmp(argv[1], "--quick") == 0) ? 3 : 10;
-    if (argc > 1 && strcmp(argv[1], "--wgrad") == 0) { /* only backward-weights: oneDNN vs recur's Winograd */
+    if (argc > 1 && strcmp(argv[1], "--own") == 0) { /* only: each pass, oneDNN vs recur's Winograd kernels */
         rc_rng rng;
         rc_rng_seed(&rng, 7);
         rc_ops_fast = 1;
         rc_set_threads(argc > 2 ? atoi(argv[2]) : 2);
-        printf("backward-weights, blocked layouts, %d threads, best of 10\n", rc_get_threads());
-        wgrad_compare(&g_shapes[0], &rng, 10);
-        wgrad_compare(&g_shapes[1], &rng, 10);
-        wgrad_compare(&g_shapes[5], &rng, 10);
+        printf("blocked layouts, %d threads, best of 10\n", rc_get_threads());
+        own_compare(&g_shapes[0], &rng, 10);
+        own_compare(&g_shapes[1], &rng, 10);
+        own_compare(&g_shapes[5], &rng, 10);
         rc_conv2d_release();
         return 0;
     }

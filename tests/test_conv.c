@@ -345,6 +345,69 @@ static void test_wgrad_wino(void) {
     rc_set_threads(old);
 }
 
+/* The Winograd forward and backward-data (conv2d_wino.c) on blocked tensors against the reference, with
+ * 2x2 and 4x4 tiles, with and without bias, dx overwritten and accumulated, 1 and 2 threads; and its
+ * transformed-weight cache: weights changed in place between calls are seen. */
+static void test_wino_conv(void) {
+    static const shape shapes[] = {
+        {2, 16, 28, 28, 32, 3, 1, 1}, {3, 32, 14, 14, 64, 3, 1, 1}, {1, 16, 7, 9, 16, 3, 1, 1},
+        {2, 48, 5, 6, 16, 3, 1, 1},   {1, 16, 1, 1, 16, 3, 1, 1},   {2, 32, 13, 30, 128, 3, 1, 1},
+        {2, 64, 3, 2, 32, 3, 1, 1},   {1, 16, 17, 19, 48, 3, 1, 1},
+    };
+    rc_rng rng;
+    rc_rng_seed(&rng, 12);
+    const int old = rc_get_threads();
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+        const shape *sh = &shapes[i];
+        rc_conv_dims d;
+        rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
+        CHECK(!rc_conv2d_wino_ok(&d), "plain layouts must not qualify");
+        const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), hw = (size_t)d.h * d.w;
+        float *x = rand_buf(&rng, nx), *dy = rand_buf(&rng, ny), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, d.k);
+        float *base = rand_buf(&rng, nx), *xb = zero_buf(nx), *dyb = zero_buf(ny), *yb = zero_buf(ny);
+        float *y0 = zero_buf(ny), *y1 = zero_buf(ny), *dx0 = zero_buf(nx), *dx1 = zero_buf(nx), *dxb = zero_buf(nx);
+        rc_layout_to_blk16(d.n, d.c, (int)hw, x, xb);
+        rc_layout_to_blk16(d.n, d.k, (int)hw, dy, dyb);
+        rc_conv_dims db = d;
+        db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
+        CHECK(rc_conv2d_wino_ok(&db), "shape %zu must qualify", i);
+        for (int tile = 2; tile <= 4; tile += 2)
+            for (int t = 1; t <= 2; t++) {
+                rc_set_threads(t);
+                const int old_tile = rc_conv2d_wino_set_tile(tile);
+                const int bias = (int)((i + (size_t)t) % 2), acc = t == 2;
+                char m[200];
+                snprintf(m, sizeof m, "%dx%d tiles, N=%d C=%d %dx%d K=%d, %d threads, bias %d, acc %d", tile, tile,
+                         d.n, d.c, d.h, d.w, d.k, t, bias, acc);
+                rc_conv2d_forward_ref(&d, x, w, bias ? b : NULL, y0);
+                rc_conv2d_wino_forward(&db, xb, w, bias ? b : NULL, yb);
+                rc_layout_from_blk16(d.n, d.k, (int)hw, yb, y1);
+                char what[240];
+                snprintf(what, sizeof what, "wino forward %s", m);
+                check_rel(y1, y0, ny, tile == 2 ? 2e-6 : 1e-5, what);
+                memcpy(dx0, base, nx * sizeof(float));
+                rc_conv2d_backward_ref(&d, x, w, dy, dx0, acc, NULL, NULL);
+                rc_layout_to_blk16(d.n, d.c, (int)hw, base, dxb);
+                rc_conv2d_wino_backward_data(&db, w, dyb, dxb, acc);
+                rc_layout_from_blk16(d.n, d.c, (int)hw, dxb, dx1);
+                snprintf(what, sizeof what, "wino backward-data %s", m);
+                check_rel(dx1, dx0, nx, tile == 2 ? 2e-6 : 1e-5, what);
+                /* the same weight tensor, changed in place: the cache must not serve the old transform */
+                for (size_t j = 0; j < nw; j += 7) w[j] = -w[j];
+                rc_conv2d_forward_ref(&d, x, w, NULL, y0);
+                rc_conv2d_wino_forward(&db, xb, w, NULL, yb);
+                rc_layout_from_blk16(d.n, d.k, (int)hw, yb, y1);
+                snprintf(what, sizeof what, "wino forward after a weight change %s", m);
+                check_rel(y1, y0, ny, tile == 2 ? 2e-6 : 1e-5, what);
+                rc_conv2d_wino_set_tile(old_tile);
+            }
+        free(x), free(dy), free(w), free(b), free(base), free(xb), free(dyb), free(yb);
+        free(y0), free(y1), free(dx0), free(dx1), free(dxb);
+    }
+    rc_set_threads(old);
+    rc_conv2d_wino_release();
+}
+
 /* Changing the thread count still gives correct results (a separate primitive per thread count). */
 static void test_threads(void) {
     rc_rng rng;
@@ -374,6 +437,7 @@ int main(void) {
     RUN_TEST(test_primitive_reuse);
     RUN_TEST(test_threads);
     RUN_TEST(test_wgrad_wino);
+    RUN_TEST(test_wino_conv);
     rc_conv2d_release();
     rc_conv2d_wgrad_release();
     TEST_MAIN_END();

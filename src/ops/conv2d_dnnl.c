@@ -138,24 +138,26 @@ static int want_wino(const rc_conv_dims *d, int pass) {
     return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS || d->k >= 4 * d->c;
 }
 
-/* Backward-weights by recur's own Winograd kernel (conv2d_wgrad.c) instead of oneDNN: -1 not read yet
- * (RECUR_WGRAD=onednn turns it off), 0 off, 1 on where the shape qualifies, the algorithm is AUTO and
- * there is no bias gradient. */
-static int g_wgrad = -1;
+/* Passes run by recur's own Winograd kernels (conv2d_wino.c, conv2d_wgrad.c) instead of oneDNN, a mask of
+ * RC_CONV_OWN_*: -1 not read yet (RECUR_WINO=onednn turns them all off), else the mask. They run where
+ * the shape qualifies (3x3, stride 1, pad 1, blocked layouts, channels multiples of 16), the algorithm
+ * is AUTO and, for backward-weights, there is no bias gradient. */
+static int g_own = -1;
 
-int rc_conv2d_dnnl_set_wgrad(int own) {
-    int old = g_wgrad;
-    g_wgrad = own ? 1 : 0;
+int rc_conv2d_dnnl_set_own(int passes) {
+    RC_ASSERT(passes >= 0 && passes <= RC_CONV_OWN_ALL);
+    int old = g_own;
+    g_own = passes;
     return old;
 }
 
-static int use_own_wgrad(const rc_conv_dims *d, int has_bias) {
-    if (g_wgrad < 0) {
-        const char *e = getenv("RECUR_WGRAD");
-        g_wgrad = !(e && !strcmp(e, "onednn"));
+static int use_own(const rc_conv_dims *d, int pass_bit) {
+    if (g_own < 0) {
+        const char *e = getenv("RECUR_WINO");
+        g_own = e && !strcmp(e, "onednn") ? 0 : RC_CONV_OWN_ALL;
     }
-    (void)want_wino(d, PASS_BWD_WEIGHTS); /* reads RECUR_CONV_ALGO once */
-    return g_wgrad && g_algo == RC_CONV_ALGO_AUTO && !has_bias && rc_conv2d_wgrad_wino_ok(d);
+    (void)want_wino(d, PASS_FWD); /* reads RECUR_CONV_ALGO once */
+    return (g_own & pass_bit) && g_algo == RC_CONV_ALGO_AUTO && rc_conv2d_wino_ok(d);
 }
 
 int rc_conv2d_dnnl_primitive_count(void) { return g_count; }
@@ -474,6 +476,10 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, con
 }
 
 void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
+    if (use_own(d, RC_CONV_OWN_FWD)) {
+        rc_conv2d_wino_forward(d, x, w, b, y);
+        return;
+    }
     conv_entry *e = get_entry(d, PASS_FWD, b != NULL);
     const void *ptr[MAX_ARGS];
     int acc[MAX_ARGS] = {0};
@@ -491,10 +497,13 @@ void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float 
     /* dy in the backward-data primitive's layout, reused by backward-weights when it wants the same */
     dnnl_memory_t dy_inner = NULL;
     /* both entries first: creating one may grow a pool, which must not happen between the two runs */
-    conv_entry *ed = dx ? get_entry(d, PASS_BWD_DATA, 0) : NULL;
-    const int own_w = dw && use_own_wgrad(d, db != NULL);
+    const int own_w = dw && !db && use_own(d, RC_CONV_OWN_BWD_WEIGHTS);
+    const int own_d = dx && use_own(d, RC_CONV_OWN_BWD_DATA);
+    conv_entry *ed = dx && !own_d ? get_entry(d, PASS_BWD_DATA, 0) : NULL;
     conv_entry *ew = dw && !own_w ? get_entry(d, PASS_BWD_WEIGHTS, db != NULL) : NULL;
-    if (dx) {
+    if (own_d) {
+        rc_conv2d_wino_backward_data(d, w, dy, dx, dx_acc);
+    } else if (dx) {
         conv_entry *e = ed;
         const void *ptr[MAX_ARGS] = {dy, w, dx, NULL};
         int acc[MAX_ARGS] = {0, 0, dx_acc ? 1 : 0, 0};
@@ -563,6 +572,7 @@ void rc_conv2d_dnnl_release(void) {
     g_pad = g_pool = NULL;
     g_pad_cap = g_pool_cap = 0;
     rc_conv2d_wgrad_release();
+    rc_conv2d_wino_release();
     if (g_stream) dnnl_stream_destroy(g_stream);
     if (g_engine) dnnl_engine_destroy(g_engine);
     g_stream = NULL;

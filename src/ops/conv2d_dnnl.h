@@ -28,10 +28,11 @@ int rc_conv2d_dnnl_set_blocked(int policy);
  * environment sets RECUR_CONV_ALGO=direct|winograd|auto. Returns the previous one (-1: not yet read). */
 enum { RC_CONV_ALGO_DIRECT = 0, RC_CONV_ALGO_WINOGRAD = 1, RC_CONV_ALGO_AUTO = 2 };
 int rc_conv2d_dnnl_set_algo(int algo);
-/* Backward-weights of qualifying shapes (rc_conv2d_wgrad_wino_ok, no bias, algorithm AUTO) by recur's
- * Winograd kernel (own = 1, the default unless RECUR_WGRAD=onednn) or by oneDNN (own = 0). Returns the
- * previous setting (-1: not yet read). */
-int rc_conv2d_dnnl_set_wgrad(int own);
+/* Passes (a mask) that recur's own Winograd kernels run instead of oneDNN where the shape qualifies
+ * (rc_conv2d_wino_ok; backward-weights also needs no bias gradient) and the algorithm is AUTO. Default all,
+ * none if RECUR_WINO=onednn. Returns the previous mask (-1: not yet read). */
+enum { RC_CONV_OWN_FWD = 1, RC_CONV_OWN_BWD_DATA = 2, RC_CONV_OWN_BWD_WEIGHTS = 4, RC_CONV_OWN_ALL = 7 };
+int rc_conv2d_dnnl_set_own(int passes);
 /* Implementation name oneDNN chose for a pass (0 fwd, 1 bwd data, 2 bwd weights) of a cached
  * shape with the current policy/threads, or "" if not created yet. For benchmark output. */
 const char *rc_conv2d_dnnl_impl_name(const rc_conv_dims *d, int pass, int has_bias);

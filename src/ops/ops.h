@@ -135,6 +135,15 @@ void rc_conv2d_wgrad_release(void);
 /* Tile of the Winograd weight gradient for later calls: 2 (F(3x3, 2x2)), 4 (F(3x3, 4x4)) or 0 (automatic,
  * the default unless RECUR_WGRAD_TILE=2|4). Returns the previous setting (0: automatic). */
 int rc_conv2d_wgrad_set_tile(int m);
+/* Forward and backward-data of the same convolutions (3x3, stride 1, pad 1, nChw16c, C and K multiples of
+ * 16) by Winograd F(4x4, 3x3) or F(2x2, 3x3) (conv2d_wino.c): y = conv(x) (+ b), overwritten; dx = or +=
+ * (dx_acc) the data gradient. _set_tile: 2, 4 or 0 (automatic, the default unless RECUR_WINO_TILE=2|4),
+ * returns the previous setting. _release frees its buffers and transformed-weight cache. */
+int rc_conv2d_wino_ok(const rc_conv_dims *d);
+void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const float *dy, float *dx, int dx_acc);
+int rc_conv2d_wino_set_tile(int m);
+void rc_conv2d_wino_release(void);
 
 /* Batch-norm statistics modes: TRAIN computes batch mean/rstd (summed over ranks through
  * rc_bn_allreduce when set) and updates the running stats; EVAL takes them from the running stats;
