@@ -95,12 +95,19 @@ static inline __attribute__((always_inline)) void wino_transform_in(int C, int H
         for (int a = a0; a < a1; a++) {
             for (int b = 0; b < tw; b++, t++) {
                 vf p[6][6], e[6][6], col[6], r[6];
-                for (int i = 0; i < al; i++) {
-                    const int h = m * a - 1 + i;
-                    for (int j = 0; j < al; j++) {
-                        const int w = m * b - 1 + j;
-                        p[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? vload(xc + ((size_t)h * W + w) * 16)
-                                                                       : vzero();
+                const int h0 = m * a - 1, w0 = m * b - 1;
+                if (h0 >= 0 && h0 + al <= H && w0 >= 0 && w0 + al <= W) { /* inside: no checks */
+                    const float *q = xc + ((size_t)h0 * W + w0) * 16;
+                    for (int i = 0; i < al; i++)
+                        for (int j = 0; j < al; j++) p[i][j] = vload(q + ((size_t)i * W + j) * 16);
+                } else {
+                    for (int i = 0; i < al; i++) {
+                        const int h = h0 + i;
+                        for (int j = 0; j < al; j++) {
+                            const int w = w0 + j;
+                            p[i][j] = (h >= 0 && h < H && w >= 0 && w < W) ? vload(xc + ((size_t)h * W + w) * 16)
+                                                                           : vzero();
+                        }
                     }
                 }
                 for (int j = 0; j < al; j++) { /* B^T on the rows */
