@@ -88,7 +88,7 @@ int rc_cmd_bench(int argc, char **argv) {
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     double train_ips = (double)(steps * batch) / t_train, inf_ips = (double)(steps * batch) / t_inf;
     int nfused = 0, nblocked = 0, nlive = 0;
-    for (int i = 0; i < g->nxnodes; i++) nfused += g->xnodes[i].op == RC_OP_BNACT || g->xnodes[i].op == RC_OP_LSTM;
+    for (int i = 0; i < g->nxnodes; i++) nfused += g->xnodes[i].last > g->xnodes[i].first; /* absorbed a node */
     for (int t = 0; t < g->ntensors; t++) {
         nlive += !g->tensors[t].dead;
         nblocked += !g->tensors[t].dead && g->tensors[t].layout == RC_LAYOUT_BLK16;

@@ -68,7 +68,10 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
     switch (n->op) {
     case RC_OP_CONV: {
         rc_conv_dims d = node_conv_dims(g, n, N);
-        rc_conv2d_forward(&d, X(g, xi, b0), pw(g, n->param[0]), pw(g, n->param[1]), X(g, o, b0));
+        if (x1 >= 0) /* fused with the add after it */
+            rc_conv2d_forward_add(&d, X(g, xi, b0), pw(g, n->param[0]), pw(g, n->param[1]), X(g, x1, b0), X(g, o, b0));
+        else
+            rc_conv2d_forward(&d, X(g, xi, b0), pw(g, n->param[0]), pw(g, n->param[1]), X(g, o, b0));
         break;
     }
     case RC_OP_BATCHNORM: /* reference path; a replay recomputes the same statistics, running stats untouched */
@@ -192,6 +195,7 @@ void rc_graph_exec_backward_phase(rc_graph *g, int i, int phase, int b0, int b1)
         rc_conv_dims d = node_conv_dims(g, n, N);
         rc_conv2d_backward(&d, X(g, xi, b0), pw(g, n->param[0]), dy, dx0, n->acc[0], pgr(g, n->param[0]),
                            pgr(g, n->param[1]));
+        if (x1 >= 0) rc_add_backward(numel, dy, NULL, 0, gin(g, x1, b0), n->acc[1]); /* the fused add's */
         break;
     }
     case RC_OP_BATCHNORM:

@@ -185,6 +185,23 @@ static int match_bnact(rc_graph *g, const consumers *cs, int i, int fuse, rc_nod
     return last;
 }
 
+/* A convolution whose output only feeds the add right after it (the summed input of a ConvLSTM's gates, or
+ * of a cell with several inputs): one node y = conv(x) + r, in[1] = r, the convolution's own output dead.
+ * Saves the add's pass over y (and in backward one copy of the gradient). Returns the add, or -1. */
+static int match_conv_add(rc_graph *g, const consumers *cs, int i, rc_node *x) {
+    const rc_node *nd = g->nodes, *cv = &nd[i];
+    const int y = cv->out, j = cons1(cs, y);
+    if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[y].is_output) return -1;
+    const int r = other_input(&nd[j], y);
+    if (r < 0 || r == y || r == cv->in[0]) return -1;
+    *x = *cv;
+    x->in[1] = r;
+    x->nin = 2;
+    x->out = nd[j].out;
+    g->tensors[y].dead = 1;
+    return j;
+}
+
 static void make_xnodes(rc_graph *g, int fast, int fuse) {
     consumers cs;
     consumers_make(g->nodes, g->nnodes, g->ntensors, &cs);
@@ -198,6 +215,7 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
         if (last < 0 && fast && fuse && n->op == RC_OP_SLICE && n->k == 0)
             last = match_lstm(g, &cs, i, -1, n->in[0], &x);
         if (last < 0 && fast && n->op == RC_OP_BATCHNORM) last = match_bnact(g, &cs, i, fuse, &x);
+        if (last < 0 && fast && fuse && n->op == RC_OP_CONV) last = match_conv_add(g, &cs, i, &x);
         if (last < 0) {
             x = *n;
             last = i;
@@ -241,7 +259,13 @@ static void make_layouts(rc_graph *g, int blocked) {
             const rc_node *n = &g->xnodes[i];
             int ts[RC_MAX_IN + 2], k = 0;
             switch (n->op) {
-            case RC_OP_CONV:
+            case RC_OP_CONV: /* any combination; a fused add's input as the output */
+                if (n->nin > 1) {
+                    ts[k++] = n->in[1];
+                    ts[k++] = n->out;
+                    changed |= same_layout_all(g, ts, k);
+                }
+                break;
             case RC_OP_GAP: break; /* any combination (GAP's output is 1x1, plain) */
             case RC_OP_SLICE:
                 ts[k++] = n->in[0];

@@ -174,6 +174,19 @@ void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, co
     rc_conv2d_forward_ref(d, x, w, b, y);
 }
 
+void rc_conv2d_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
+                           float *y) {
+#ifdef RC_HAVE_DNNL
+    if (rc_ops_fast || blocked(d)) {
+        rc_conv2d_dnnl_forward_add(d, x, w, b, r, y);
+        return;
+    }
+#endif
+    rc_conv2d_forward_ref(d, x, w, b, y);
+    const size_t n = (size_t)d->n * d->k * d->ho * d->wo;
+    for (size_t i = 0; i < n; i++) y[i] += r[i];
+}
+
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                         int dx_acc, float *dw, float *db) {
 #ifdef RC_HAVE_DNNL

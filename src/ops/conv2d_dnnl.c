@@ -476,8 +476,13 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, con
 }
 
 void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
+    rc_conv2d_dnnl_forward_add(d, x, w, b, NULL, y);
+}
+
+void rc_conv2d_dnnl_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b,
+                                const float *r, float *y) {
     if (use_own(d, RC_CONV_OWN_FWD)) {
-        rc_conv2d_wino_forward(d, x, w, b, y);
+        rc_conv2d_wino_forward(d, x, w, b, r, y);
         return;
     }
     conv_entry *e = get_entry(d, PASS_FWD, b != NULL);
@@ -490,6 +495,10 @@ void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *
     ptr[i++] = y;
     RC_ASSERT(i == e->nargs);
     entry_run(e, ptr, acc, NULL);
+    if (r) { /* a blocked y with K not a multiple of 16 has zero padding lanes, in r too */
+        const size_t k = d->y_layout == RC_LAYOUT_BLK16 ? (size_t)(d->k + 15) / 16 * 16 : (size_t)d->k;
+        add_into(y, r, (size_t)d->n * k * d->ho * d->wo);
+    }
 }
 
 void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,

@@ -9,6 +9,9 @@
 #ifdef RC_HAVE_DNNL
 /* x (N,C,H,W), w (K,C,R,R), b (K) or NULL -> y (N,K,Ho,Wo), overwritten. */
 void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+/* The same, plus r (NULL or shaped and laid out as y): y = conv(x) (+ b) + r. */
+void rc_conv2d_dnnl_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b,
+                                const float *r, float *y);
 /* dy (N,K,Ho,Wo) -> dx (N,C,H,W) overwritten/accumulated per dx_acc (NULL: skipped),
  * dw (K,C,R,R) += (NULL: skipped), db (K) += (NULL: skipped). */
 void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,

@@ -173,36 +173,38 @@ static inline void at6(const vf *s, vf *o) {
     o[3] = vadd(vfmac(e, 8.0f, b), s[5]);
 }
 
-/* out (nChw16c, kout channels, H x W) = or += A^T M A (+ bias) for the tiles of rows [a0, a1), M[xi][t][k]
- * (xi stride sxi). */
+/* out (nChw16c, kout channels, H x W) = or += A^T M A (+ bias) (+ r, same layout as out) for the tiles of
+ * rows [a0, a1), M[xi][t][k] (xi stride sxi). */
 static inline __attribute__((always_inline)) void transform_out_m(int kout, int H, int W, int tw, const float *M,
-                                                                  size_t sxi, const float *bias, int acc,
-                                                                  int a0, int a1, float *out, const int m) {
+                                                                  size_t sxi, const float *bias, const float *r,
+                                                                  int acc, int a0, int a1, float *out, const int m) {
     const int al = m + 2;
     const size_t hw = (size_t)H * W;
     for (int kb = 0; kb < kout / 16; kb++) {
         float *ok = out + (size_t)kb * hw * 16;
+        const float *rk = r ? r + (size_t)kb * hw * 16 : NULL;
         const vf bv = bias ? vload(bias + 16 * kb) : vzero();
         int t = 0;
         for (int a = a0; a < a1; a++) {
             for (int b = 0; b < tw; b++, t++) {
                 const float *mt = M + (size_t)t * kout + 16 * kb;
-                vf e[4][6], col[6], r[4];
+                vf e[4][6], col[6], o[4];
                 for (int j = 0; j < al; j++) { /* A^T on the rows */
                     for (int i = 0; i < al; i++) col[i] = vload(mt + (size_t)(al * i + j) * sxi);
-                    if (m == 2) at4(col, r); else at6(col, r);
-                    for (int i = 0; i < m; i++) e[i][j] = r[i];
+                    if (m == 2) at4(col, o); else at6(col, o);
+                    for (int i = 0; i < m; i++) e[i][j] = o[i];
                 }
                 for (int i = 0; i < m; i++) { /* A on the columns */
                     const int h = m * a + i;
-                    if (m == 2) at4(e[i], r); else at6(e[i], r);
+                    if (m == 2) at4(e[i], o); else at6(e[i], o);
                     if (h >= H) continue;
                     for (int j = 0; j < m; j++) {
                         const int w = m * b + j;
                         if (w >= W) continue;
-                        float *po = ok + ((size_t)h * W + w) * 16;
-                        const vf v = vadd(r[j], bv);
-                        vstore(po, acc ? vadd(vload(po), v) : v);
+                        const size_t off = ((size_t)h * W + w) * 16;
+                        vf v = vadd(o[j], bv);
+                        if (rk) v = vadd(v, vload(rk + off));
+                        vstore(ok + off, acc ? vadd(vload(ok + off), v) : v);
                     }
                 }
             }
@@ -256,9 +258,9 @@ static void multiply(int nxi, int cin, int kout, int T, size_t tcap, const float
     }
 }
 
-/* out (n, kout, H, W) = or += conv3x3(in (n, cin, H, W)) with transformed weights wt (+ bias). */
+/* out (n, kout, H, W) = or += conv3x3(in (n, cin, H, W)) with transformed weights wt (+ bias) (+ r). */
 static void conv(int n, int cin, int kout, int H, int W, int m, const float *in, const float *wt, const float *bias,
-                 int acc, float *out) {
+                 const float *r, int acc, float *out) {
     const int al = m + 2, nxi = al * al;
     const int th = (H + m - 1) / m, tw = (W + m - 1) / m;
     int br = (48 + tw - 1) / tw; /* about 48 tiles per item */
@@ -293,27 +295,29 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
             const int a0 = band * br, a1 = a0 + br < th ? a0 + br : th, T = (a1 - a0) * tw;
             const float *xin = in + (size_t)img * in_img;
             float *yo = out + (size_t)img * out_img;
+            const float *ro = r ? r + (size_t)img * out_img : NULL;
             if (m == 2) {
                 wino_transform_in(cin, H, W, tw, xin, a0, a1, V, (size_t)tcap * cin, 2);
                 multiply(nxi, cin, kout, T, (size_t)tcap, V, wt, M);
-                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, acc, a0, a1, yo, 2);
+                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, acc, a0, a1, yo, 2);
             } else {
                 wino_transform_in(cin, H, W, tw, xin, a0, a1, V, (size_t)tcap * cin, 4);
                 multiply(nxi, cin, kout, T, (size_t)tcap, V, wt, M);
-                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, acc, a0, a1, yo, 4);
+                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, acc, a0, a1, yo, 4);
             }
         }
     }
 }
 
-void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
+void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
+                            float *y) {
     RC_ASSERT(rc_conv2d_wino_ok(d));
     const int m = pick_tile(d->h, d->w);
-    conv(d->n, d->c, d->k, d->h, d->w, m, x, get_wt(d->k, d->c, 0, m, w), b, 0, y);
+    conv(d->n, d->c, d->k, d->h, d->w, m, x, get_wt(d->k, d->c, 0, m, w), b, r, 0, y);
 }
 
 void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const float *dy, float *dx, int dx_acc) {
     RC_ASSERT(rc_conv2d_wino_ok(d));
     const int m = pick_tile(d->h, d->w);
-    conv(d->n, d->k, d->c, d->h, d->w, m, dy, get_wt(d->c, d->k, 1, m, w), NULL, dx_acc, dx);
+    conv(d->n, d->k, d->c, d->h, d->w, m, dy, get_wt(d->c, d->k, 1, m, w), NULL, NULL, dx_acc, dx);
 }

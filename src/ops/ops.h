@@ -27,6 +27,9 @@ typedef struct {
 } rc_conv_dims;
 void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad);
 void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+/* y = conv(x) (+ b) + r, r shaped and laid out as y (a convolution fused with the add that follows it). */
+void rc_conv2d_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
+                           float *y);
 /* dx (N,C,H,W) overwritten or accumulated per dx_acc; dw (K,C,R,R) and db (K) accumulated. */
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                         int dx_acc, float *dw, float *db);
@@ -136,11 +139,12 @@ void rc_conv2d_wgrad_release(void);
  * the default unless RECUR_WGRAD_TILE=2|4). Returns the previous setting (0: automatic). */
 int rc_conv2d_wgrad_set_tile(int m);
 /* Forward and backward-data of the same convolutions (3x3, stride 1, pad 1, nChw16c, C and K multiples of
- * 16) by Winograd F(4x4, 3x3) or F(2x2, 3x3) (conv2d_wino.c): y = conv(x) (+ b), overwritten; dx = or +=
- * (dx_acc) the data gradient. _set_tile: 2, 4 or 0 (automatic, the default unless RECUR_WINO_TILE=2|4),
+ * 16) by Winograd F(4x4, 3x3) or F(2x2, 3x3) (conv2d_wino.c): y = conv(x) (+ b) (+ r, NULL or a tensor
+ * shaped as y), overwritten; dx = or += (dx_acc) the data gradient. _set_tile: 2, 4 or 0 (automatic, the default unless RECUR_WINO_TILE=2|4),
  * returns the previous setting. _release frees its buffers and transformed-weight cache. */
 int rc_conv2d_wino_ok(const rc_conv_dims *d);
-void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
+                            float *y);
 void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const float *dy, float *dx, int dx_acc);
 int rc_conv2d_wino_set_tile(int m);
 void rc_conv2d_wino_release(void);
