@@ -4,6 +4,7 @@
  * branch-free polynomials (Cephes-style range reduction) that vectorise, within a few ulps of libm. */
 #include "ops.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -33,15 +34,15 @@ RC_INLINE float vexp(float x) {
     x = x < -87.0f ? -87.0f : x;
     x = x > 88.0f ? 88.0f : x;
     float k = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = x - k * 0.693359375f;
-    r = r - k * -2.12194440e-4f;
+    float r = fmaf(k, -0.693359375f, x); /* fmaf: one rounding, and an FMA instruction once vectorised */
+    r = fmaf(k, 2.12194440e-4f, r);
     float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p * r, r, r) + 1.0f;
     fbits s;
     s.i = ((int32_t)k + 127) << 23;
     return p * s.f;
@@ -56,10 +57,11 @@ RC_INLINE float vtanh(float x) {
     float big = (1.0f - e) / (1.0f + e);
     big = x < 0.0f ? -big : big;
     float s = x * x;
-    float small = ((((-5.70498872745e-3f * s + 2.06390887954e-2f) * s - 5.37397155531e-2f) * s + 1.33314422036e-1f) * s -
-                   3.33332819422e-1f) *
-                      s * x +
-                  x;
+    float small = fmaf(-5.70498872745e-3f, s, 2.06390887954e-2f);
+    small = fmaf(small, s, -5.37397155531e-2f);
+    small = fmaf(small, s, 1.33314422036e-1f);
+    small = fmaf(small, s, -3.33332819422e-1f);
+    small = fmaf(small * s, x, x);
     return ax < 0.625f ? small : big;
 }
 
@@ -88,12 +90,12 @@ static void block_norm(gate_norm *q, int c, int cb, int V, const float *gamma, c
 /* One element: gate inputs z (normalised in place when bn), previous cell cp (has_cp), -> cell, h. */
 RC_INLINE void fwd_elem(float zi, float zf, float zo, float zg, float cpj, int has_cp, float *cell, float *h) {
     float c = vsigmoid(zi) * vtanh(zg);
-    if (has_cp) c = vsigmoid(zf) * cpj + c;
+    if (has_cp) c = fmaf(vsigmoid(zf), cpj, c);
     *cell = c;
     *h = vsigmoid(zo) * vtanh(c);
 }
 
-#define NORM(z, k, v) (bn ? ((z) - q->m[k][v]) * q->sc[k][v] + q->sh[k][v] : (z))
+#define NORM(z, k, v) (bn ? fmaf((z) - q->m[k][v], q->sc[k][v], q->sh[k][v]) : (z))
 
 /* Blocked block: HW positions x 16 channel lanes; lanes are the vector. */
 RC_INLINE void fwd_block16(const float *a, size_t gs, const float *cp, float *cell, float *h, int hw, int bn,
