@@ -29,6 +29,8 @@ void rc_graph_free(rc_graph *g) {
     rc_afree(g->save);
     rc_afree(g->work);
     rc_afree(g->sums);
+    free(g->fold);
+    rc_afree(g->eval_arena);
     free(g->xnodes);
     free(g->seg_start);
     rc_sched_free(g);
@@ -482,8 +484,32 @@ static void run_sched(rc_graph *g, const rc_sched *s, int backward, int mode) {
 /* chunked unless off, or batch-norm statistics are summed over ranks (they need the whole batch) */
 static int chunked(const rc_graph *g) { return g->nchunk > 1 && rc_bn_allreduce == NULL; }
 
+/* The eval pipeline (graph_plan.c make_eval_memory): the batch-norm statistics from the running ones, once;
+ * then each micro-batch through every node. */
+static void run_eval(rc_graph *g) {
+    for (int i = 0; i < g->nxnodes; i++) {
+        const rc_node *n = &g->xnodes[i];
+        if (n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn))
+            rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, RC_PH_FINISH, 0, g->batch);
+    }
+    g->eval_on = 1;
+    for (int j = 0; j < g->nchunk; j++)
+        for (int i = 0; i < g->nxnodes; i++) {
+            const rc_node *n = &g->xnodes[i];
+            const int ph = n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn) ? RC_PH_APPLY : RC_PH_ALL;
+            double t0 = rc_prof.enabled ? rc_now() : 0;
+            rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, ph, g->chunk_b[j], g->chunk_b[j + 1]);
+            if (rc_prof.enabled) prof_add(g, i, PROF_FWD, rc_now() - t0, j == 0);
+        }
+    g->eval_on = 0;
+}
+
 void rc_graph_forward(rc_graph *g, int train) {
     RC_ASSERT(g->planned);
+    if (!train && g->eval_arena && chunked(g) && !rc_numcheck.enabled) {
+        run_eval(g);
+        return;
+    }
     if (chunked(g)) {
         run_sched(g, &g->fsched, 0, train ? RC_RUN_TRAIN : RC_RUN_EVAL);
         return;

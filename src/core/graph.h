@@ -41,6 +41,7 @@ typedef struct {
     int is_output; /* a readout: its dx is written by the loss */
     int layout;    /* RC_LAYOUT_NCHW or RC_LAYOUT_BLK16 (ops.h), decided by the plan */
     int dead;      /* fused away by the plan: never materialised (x = dx = NULL) */
+    float *ev;     /* its slot of one micro-batch in the eval pipeline's arena; NULL: x (graph_plan.c) */
 } rc_tensor;
 
 /* Channel slots a tensor occupies in memory: C, or C rounded up to 16 in the blocked layout, whose last
@@ -92,6 +93,8 @@ typedef struct {
     int replay;             /* recomputed before its segment's backward (train.recompute) */
     int remat;              /* output rematerialised just before its first backward use (RC_PLAN_REMAT) */
     int remat_head, remat_link; /* nodes to rematerialise before this node's backward: a list */
+    int efuse;              /* CONV: the BNACT right after it that it runs itself in eval mode, -1 none */
+    int eabs;               /* BNACT: the CONV that runs it in eval mode (efuse), -1 none */
 } rc_node;
 
 /* The chunked schedule (graph_sched.c): entries (an exec node and a phase of it) grouped into waves; a
@@ -145,6 +148,11 @@ typedef struct {
     int nchunk;               /* micro-batches of the chunked schedule; <= 1: off (whole batch, node by node) */
     int *chunk_b;             /* micro-batch j is images [chunk_b[j], chunk_b[j + 1]) */
     rc_sched fsched, bsched;  /* forward, backward (nchunk > 1) */
+    float *fold;              /* eval mode: a convolution's weights and bias with its batch norm folded in */
+    size_t fold_cap;
+    float *eval_arena;        /* the eval pipeline's activations (one micro-batch each; NULL: no pipeline) */
+    size_t eval_floats;
+    int eval_on;              /* the eval pipeline is running: tensors with a slot (ev) live there */
 } rc_graph;
 
 /* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast

@@ -3,6 +3,9 @@
  * graph_sched.c): the dispatch from nodes to ops, with each tensor's layout, the fused ops, the planned
  * overwrite/accumulate flags, and the saved batch-norm statistics. */
 #include "graph.h"
+
+#include <math.h>
+
 #include "ops/ops.h"
 
 static float *pw(rc_graph *g, int p) { return p >= 0 ? g->params[p].w : NULL; }
@@ -11,7 +14,10 @@ static float *pgr(rc_graph *g, int p) { return p >= 0 ? g->params[p].g : NULL; }
 static float *at(const rc_graph *g, float *p, int t, int b0) {
     return p ? p + (size_t)b0 * rc_tensor_floats(&g->tensors[t]) : NULL;
 }
-static float *X(rc_graph *g, int t, int b0) { return at(g, g->tensors[t].x, t, b0); }
+static float *X(rc_graph *g, int t, int b0) {
+    const rc_tensor *x = &g->tensors[t];
+    return g->eval_on && x->ev ? x->ev : at(g, x->x, t, b0); /* the eval pipeline's slot, or images from b0 */
+}
 static float *DX(rc_graph *g, int t, int b0) { return at(g, g->tensors[t].dx, t, b0); }
 /* The input image needs no gradient: NULL skips writing it. */
 static float *gin(rc_graph *g, int t, int b0) { return g->tensors[t].is_input ? NULL : DX(g, t, b0); }
@@ -47,6 +53,41 @@ static void fwd_stats(rc_graph *g, const rc_node *n, const rc_tensor *x, int bnm
     }
 }
 
+/* Eval pipeline: does conv node c run its batch norm (c->efuse) itself now? (The plan marks the pair; the
+ * Winograd forward must be the one running: a shape that qualifies, recur's kernels switched on.) */
+static int eval_fused(const rc_graph *g, const rc_node *c, int mode) {
+    if (mode != RC_RUN_EVAL || c->efuse < 0 || !g->eval_on) return 0;
+    rc_conv_dims d = node_conv_dims(g, c, g->batch);
+    return rc_conv2d_forward_is_wino(&d);
+}
+
+/* Conv node c with its batch norm b folded in (eval): w' = w sc, b' = (b - mean) sc + beta with sc = gamma
+ * rstd from the running statistics (as rc_bn_stats computes them in eval), then the residual and relu in
+ * the epilogue, written straight into b's output; b's pooled readout (out2) after. */
+static void conv_bn_eval(rc_graph *g, const rc_node *c, int b0, int b1) {
+    const rc_node *b = &g->xnodes[c->efuse];
+    const int N = b1 - b0, K = g->tensors[c->out].c;
+    rc_conv_dims d = node_conv_dims(g, c, N);
+    const size_t per_k = (size_t)d.c * d.r * d.r;
+    if (g->fold_cap < per_k * K + K) {
+        free(g->fold);
+        g->fold_cap = per_k * K + K;
+        g->fold = rc_xmalloc(g->fold_cap * sizeof(float));
+    }
+    const float *w = pw(g, c->param[0]), *bias = pw(g, c->param[1]), *gamma = pw(g, b->param[0]);
+    const float *beta = pw(g, b->param[1]), *rm = pw(g, b->param[2]), *rv = pw(g, b->param[3]);
+    float *wf = g->fold, *bf = g->fold + per_k * K;
+    for (int k = 0; k < K; k++) {
+        const float sc = (gamma ? gamma[k] : 1.0f) * (float)(1.0 / sqrt((double)rv[k] + (double)b->eps));
+        for (size_t j = 0; j < per_k; j++) wf[k * per_k + j] = w[k * per_k + j] * sc;
+        bf[k] = ((bias ? bias[k] : 0.0f) - rm[k]) * sc + (beta ? beta[k] : 0.0f);
+    }
+    const rc_tensor *y = &g->tensors[b->out];
+    rc_conv2d_wino_forward_ep(&d, X(g, c->in[0], b0), wf, w, bf, b->nin > 1 ? X(g, b->in[1], b0) : NULL, b->relu,
+                              X(g, b->out, b0));
+    if (b->out2 >= 0) rc_gap_forward_l(N, y->c, y->h * y->w, y->layout, X(g, b->out, b0), X(g, b->out2, b0));
+}
+
 void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0, int b1) {
     rc_node *n = &g->xnodes[i];
     const int train = mode != RC_RUN_EVAL;
@@ -60,6 +101,7 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
     const size_t numel = (size_t)N * rc_tensor_floats(y);
     const int hw = x->h * x->w;
     float *mean = g->save + n->save_off;
+    if (n->op == RC_OP_BNACT && n->eabs >= 0 && eval_fused(g, &g->xnodes[n->eabs], mode)) return; /* ran */
     if (phase == RC_PH_STATS || phase == RC_PH_FINISH) {
         RC_ASSERT(n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn));
         fwd_stats(g, n, x, bnmode, phase, b0, b1);
@@ -67,6 +109,10 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
     }
     switch (n->op) {
     case RC_OP_CONV: {
+        if (eval_fused(g, n, mode)) {
+            conv_bn_eval(g, n, b0, b1);
+            break;
+        }
         rc_conv_dims d = node_conv_dims(g, n, N);
         if (x1 >= 0) /* fused with the add after it */
             rc_conv2d_forward_add(&d, X(g, xi, b0), pw(g, n->param[0]), pw(g, n->param[1]), X(g, x1, b0), X(g, o, b0));
@@ -86,9 +132,9 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
             RC_ASSERT(whole || bnmode == RC_BN_REPLAY);
             bn_stats_whole(g, n, x, bnmode);
         }
-        rc_bnact_forward_range(g->batch, x->c, hw, x->layout, x->x, x1 >= 0 ? g->tensors[x1].x : NULL,
-                               pw(g, n->param[0]), pw(g, n->param[1]), y->x,
-                               n->out2 >= 0 ? g->tensors[n->out2].x : NULL, mean, mean + x->c, n->relu, b0, b1);
+        rc_bnact_forward_range(N, x->c, hw, x->layout, X(g, xi, b0), x1 >= 0 ? X(g, x1, b0) : NULL,
+                               pw(g, n->param[0]), pw(g, n->param[1]), X(g, o, b0),
+                               n->out2 >= 0 ? X(g, n->out2, b0) : NULL, mean, mean + x->c, n->relu, 0, N);
         break;
     }
     case RC_OP_LSTM: {

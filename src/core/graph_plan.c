@@ -221,11 +221,30 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
             last = i;
         }
         if (x.op != RC_OP_LSTM && x.op != RC_OP_BNACT) x.out2 = -1;
+        x.efuse = x.eabs = -1;
         x.first = i;
         x.last = last;
         x.step = n->step;
         g->xnodes[g->nxnodes++] = x;
         i = last;
+    }
+    consumers_free(&cs);
+}
+
+/* The eval pipeline (make_eval_memory): a convolution whose output only the fused batch norm right after it
+ * reads runs that batch norm itself, folded into its weights and bias, with the residual add and the relu
+ * in its epilogue (when the convolution runs through recur's Winograd forward; graph_exec.c checks at run
+ * time). The batch norm's own pass over the activation then disappears from inference. In training
+ * nothing changes: the batch statistics are not known before the convolution has run. */
+static void make_eval_fusion(rc_graph *g) {
+    consumers cs;
+    consumers_make(g->xnodes, g->nxnodes, g->ntensors, &cs);
+    for (int i = 0; i + 1 < g->nxnodes; i++) {
+        rc_node *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
+        if (c->op != RC_OP_CONV || c->nin != 1 || b->op != RC_OP_BNACT || b->in[0] != c->out) continue;
+        if (ncons(&cs, c->out) != 1 || g->tensors[c->out].is_output || b->param[2] < 0 || b->param[3] < 0) continue;
+        c->efuse = i + 1;
+        b->eabs = i;
     }
     consumers_free(&cs);
 }
@@ -581,6 +600,55 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
     return total;
 }
 
+/* ---------------------------------------------------------------- eval pipeline */
+
+/* Inference (eval mode) in micro-batches through the whole graph: batch norm uses running statistics, so no
+ * node couples the images of a batch, and each micro-batch can run every node before the next starts
+ * (graph.c run_eval), its activations staying in cache. Every activation but the input and the readouts
+ * gets a slot of one micro-batch in a small arena of its own, shared by liveness over the node order; a
+ * batch norm absorbed by its convolution (make_eval_fusion) is born at the convolution. Only with the
+ * chunked schedule's micro-batches (g->nchunk > 1). */
+static void make_eval_memory(rc_graph *g) {
+    const int n = g->nxnodes, nt = g->ntensors;
+    for (int t = 0; t < nt; t++) g->tensors[t].ev = NULL;
+    rc_afree(g->eval_arena);
+    g->eval_arena = NULL;
+    g->eval_floats = 0;
+    if (g->nchunk <= 1) return;
+    int mb = 0;
+    for (int j = 0; j < g->nchunk; j++) mb = RC_MAX(mb, g->chunk_b[j + 1] - g->chunk_b[j]);
+    consumers cs;
+    consumers_make(g->xnodes, n, nt, &cs);
+    int *prod = rc_xmalloc((size_t)nt * sizeof(int));
+    for (int t = 0; t < nt; t++) prod[t] = -1;
+    for (int i = 0; i < n; i++) {
+        const rc_node *x = &g->xnodes[i];
+        const int born = x->op == RC_OP_BNACT && x->eabs >= 0 ? x->eabs : i;
+        prod[x->out] = born;
+        if (x->out2 >= 0) prod[x->out2] = born;
+    }
+    item *items = rc_xcalloc((size_t)nt + 1, sizeof(item));
+    int ni = 0;
+    for (int t = 0; t < nt; t++) {
+        const rc_tensor *x = &g->tensors[t];
+        if (x->dead || x->is_input || x->is_output || prod[t] < 0) continue;
+        item *it = &items[ni++];
+        it->size = ((size_t)mb * rc_tensor_floats(x) + 15) / 16 * 16;
+        it->tensor = t;
+        it->niv = 1;
+        it->iv[0][0] = prod[t];
+        it->iv[0][1] = prod[t];
+        for (int k = cs.start[t]; k < cs.start[t + 1]; k++) it->iv[0][1] = RC_MAX(it->iv[0][1], cs.list[k]);
+    }
+    g->eval_floats = place(items, ni, 1);
+    g->eval_arena = rc_aalloc_floats(g->eval_floats + 16);
+    RC_ASSERT(g->eval_arena != NULL);
+    for (int k = 0; k < ni; k++) g->tensors[items[k].tensor].ev = g->eval_arena + items[k].off;
+    free(items);
+    free(prod);
+    consumers_free(&cs);
+}
+
 /* ---------------------------------------------------------------- the plan */
 
 /* rc_plan_opts less what RECUR_PLAN turns off ("nofuse,noblocked,noshare,noremat"; for measuring what
@@ -609,8 +677,10 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     make_xnodes(g, fast, (opts & RC_PLAN_FUSE) != 0);
     make_layouts(g, blocked);
     make_grad_flags(g);
+    if (fast && (opts & RC_PLAN_FUSE)) make_eval_fusion(g);
     size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT),
                             (opts & RC_PLAN_CHUNK) != 0 && rc_bn_allreduce == NULL);
+    make_eval_memory(g);
     /* saved statistics, batch-norm workspace (the oneDNN convolutions keep their own transient buffers,
      * shared by all of them: conv2d_dnnl.c) */
     size_t sf = 0, wk = 0, sd = 0;

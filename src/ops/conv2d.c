@@ -187,6 +187,15 @@ void rc_conv2d_forward_add(const rc_conv_dims *d, const float *x, const float *w
     for (size_t i = 0; i < n; i++) y[i] += r[i];
 }
 
+int rc_conv2d_forward_is_wino(const rc_conv_dims *d) {
+#ifdef RC_HAVE_DNNL
+    if (rc_ops_fast || blocked(d)) return rc_conv2d_dnnl_own_forward(d);
+#else
+    (void)d;
+#endif
+    return 0;
+}
+
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                         int dx_acc, float *dw, float *db) {
 #ifdef RC_HAVE_DNNL

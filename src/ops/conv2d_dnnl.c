@@ -475,6 +475,8 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, con
     DNNL_TRY(dnnl_stream_wait(g_stream), d);
 }
 
+int rc_conv2d_dnnl_own_forward(const rc_conv_dims *d) { return use_own(d, RC_CONV_OWN_FWD); }
+
 void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
     rc_conv2d_dnnl_forward_add(d, x, w, b, NULL, y);
 }

@@ -9,6 +9,8 @@
 #ifdef RC_HAVE_DNNL
 /* x (N,C,H,W), w (K,C,R,R), b (K) or NULL -> y (N,K,Ho,Wo), overwritten. */
 void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+/* Whether the forward of d runs through recur's Winograd kernel (rc_conv2d_wino_forward) now. */
+int rc_conv2d_dnnl_own_forward(const rc_conv_dims *d);
 /* The same, plus r (NULL or shaped and laid out as y): y = conv(x) (+ b) + r. */
 void rc_conv2d_dnnl_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b,
                                 const float *r, float *y);

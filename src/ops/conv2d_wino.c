@@ -53,7 +53,7 @@ static int pick_tile(int h, int w) {
 /* ---- transformed-weight cache ---- */
 #define WT_SLOTS 64
 typedef struct {
-    const float *src; /* the weight tensor (key, with the shape fields) */
+    const void *src;  /* the weight tensor's key (its address, or the caller's), with the shape fields */
     int kout, cin, flip, m;
     float *copy;      /* its contents when transformed */
     float *wt;        /* Wt[xi][ci][co] */
@@ -128,13 +128,15 @@ static void transform_weights(int kout, int cin, int flip, int m, const float *w
     }
 }
 
-/* The transformed weights of w for this use, from the cache when w's contents have not changed. */
-static const float *get_wt(int kout, int cin, int flip, int m, const float *w) {
+/* The transformed weights of w for this use, from the cache when w's contents have not changed. key names
+ * the slot: w itself, or the caller's key for weights computed into a scratch buffer (folded batch norm);
+ * flip 2 marks such derived weights apart from the tensor's own. */
+static const float *get_wt(const void *key, int kout, int cin, int flip, int m, const float *w) {
     const size_t nw = (size_t)kout * cin * 9, nwt = (size_t)(m + 2) * (m + 2) * cin * kout;
     wt_slot *s = NULL, *lru = &g_wt[0];
     for (int i = 0; i < WT_SLOTS; i++) {
         wt_slot *e = &g_wt[i];
-        if (e->src == w && e->kout == kout && e->cin == cin && e->flip == flip && e->m == m) {
+        if (e->src == key && e->kout == kout && e->cin == cin && e->flip == flip && e->m == m) {
             s = e;
             break;
         }
@@ -152,10 +154,10 @@ static const float *get_wt(int kout, int cin, int flip, int m, const float *w) {
         s->copy = rc_aalloc_floats(nw);
         s->wt = rc_aalloc_floats(nwt);
         RC_ASSERT(s->copy != NULL && s->wt != NULL);
-        s->src = w, s->kout = kout, s->cin = cin, s->flip = flip, s->m = m;
+        s->src = key, s->kout = kout, s->cin = cin, s->flip = flip, s->m = m;
     }
     memcpy(s->copy, w, nw * sizeof *w);
-    transform_weights(kout, cin, flip, m, w, s->wt);
+    transform_weights(kout, cin, flip == 1, m, w, s->wt);
     s->used = g_clock;
     return s->wt;
 }
@@ -173,11 +175,12 @@ static inline void at6(const vf *s, vf *o) {
     o[3] = vadd(vfmac(e, 8.0f, b), s[5]);
 }
 
-/* out (nChw16c, kout channels, H x W) = or += A^T M A (+ bias) (+ r, same layout as out) for the tiles of
- * rows [a0, a1), M[xi][t][k] (xi stride sxi). */
+/* out (nChw16c, kout channels, H x W) = or += A^T M A (+ bias) (+ r, same layout as out) (then relu) for the
+ * tiles of rows [a0, a1), M[xi][t][k] (xi stride sxi). */
 static inline __attribute__((always_inline)) void transform_out_m(int kout, int H, int W, int tw, const float *M,
                                                                   size_t sxi, const float *bias, const float *r,
-                                                                  int acc, int a0, int a1, float *out, const int m) {
+                                                                  int relu, int acc, int a0, int a1, float *out,
+                                                                  const int m) {
     const int al = m + 2;
     const size_t hw = (size_t)H * W;
     for (int kb = 0; kb < kout / 16; kb++) {
@@ -204,6 +207,7 @@ static inline __attribute__((always_inline)) void transform_out_m(int kout, int 
                         const size_t off = ((size_t)h * W + w) * 16;
                         vf v = vadd(o[j], bv);
                         if (rk) v = vadd(v, vload(rk + off));
+                        if (relu) v = vmax0(v);
                         vstore(ok + off, acc ? vadd(vload(ok + off), v) : v);
                     }
                 }
@@ -258,9 +262,9 @@ static void multiply(int nxi, int cin, int kout, int T, size_t tcap, const float
     }
 }
 
-/* out (n, kout, H, W) = or += conv3x3(in (n, cin, H, W)) with transformed weights wt (+ bias) (+ r). */
+/* out (n, kout, H, W) = or += conv3x3(in (n, cin, H, W)) with transformed weights wt (+ bias) (+ r) (relu). */
 static void conv(int n, int cin, int kout, int H, int W, int m, const float *in, const float *wt, const float *bias,
-                 const float *r, int acc, float *out) {
+                 const float *r, int relu, int acc, float *out) {
     const int al = m + 2, nxi = al * al;
     const int th = (H + m - 1) / m, tw = (W + m - 1) / m;
     int br = (48 + tw - 1) / tw; /* about 48 tiles per item */
@@ -299,11 +303,11 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
             if (m == 2) {
                 wino_transform_in(cin, H, W, tw, xin, a0, a1, V, (size_t)tcap * cin, 2);
                 multiply(nxi, cin, kout, T, (size_t)tcap, V, wt, M);
-                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, acc, a0, a1, yo, 2);
+                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, relu, acc, a0, a1, yo, 2);
             } else {
                 wino_transform_in(cin, H, W, tw, xin, a0, a1, V, (size_t)tcap * cin, 4);
                 multiply(nxi, cin, kout, T, (size_t)tcap, V, wt, M);
-                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, acc, a0, a1, yo, 4);
+                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, relu, acc, a0, a1, yo, 4);
             }
         }
     }
@@ -311,13 +315,18 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
 
 void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
                             float *y) {
+    rc_conv2d_wino_forward_ep(d, x, w, w, b, r, 0, y);
+}
+
+void rc_conv2d_wino_forward_ep(const rc_conv_dims *d, const float *x, const float *w, const void *wkey,
+                               const float *b, const float *r, int relu, float *y) {
     RC_ASSERT(rc_conv2d_wino_ok(d));
     const int m = pick_tile(d->h, d->w);
-    conv(d->n, d->c, d->k, d->h, d->w, m, x, get_wt(d->k, d->c, 0, m, w), b, r, 0, y);
+    conv(d->n, d->c, d->k, d->h, d->w, m, x, get_wt(wkey, d->k, d->c, wkey == w ? 0 : 2, m, w), b, r, relu, 0, y);
 }
 
 void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const float *dy, float *dx, int dx_acc) {
     RC_ASSERT(rc_conv2d_wino_ok(d));
     const int m = pick_tile(d->h, d->w);
-    conv(d->n, d->k, d->c, d->h, d->w, m, dy, get_wt(d->c, d->k, 1, m, w), NULL, NULL, dx_acc, dx);
+    conv(d->n, d->k, d->c, d->h, d->w, m, dy, get_wt(w, d->c, d->k, 1, m, w), NULL, NULL, 0, dx_acc, dx);
 }

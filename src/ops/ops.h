@@ -27,6 +27,8 @@ typedef struct {
 } rc_conv_dims;
 void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad);
 void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
+/* Whether rc_conv2d_forward(d) runs through recur's Winograd kernel (rc_conv2d_wino_forward_ep) now. */
+int rc_conv2d_forward_is_wino(const rc_conv_dims *d);
 /* y = conv(x) (+ b) + r, r shaped and laid out as y (a convolution fused with the add that follows it). */
 void rc_conv2d_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
                            float *y);
@@ -146,6 +148,11 @@ int rc_conv2d_wino_ok(const rc_conv_dims *d);
 void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
                             float *y);
 void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const float *dy, float *dx, int dx_acc);
+/* The forward with an epilogue: y = relu?(conv(x; w) (+ b) (+ r)). wkey names w's slot in the cache of
+ * transformed weights: w itself, or a stable key when w is a scratch buffer recomputed at each call (the
+ * eval-mode fold of a batch norm into the weights; its contents are still compared at every call). */
+void rc_conv2d_wino_forward_ep(const rc_conv_dims *d, const float *x, const float *w, const void *wkey,
+                               const float *b, const float *r, int relu, float *y);
 int rc_conv2d_wino_set_tile(int m);
 void rc_conv2d_wino_release(void);
 

@@ -22,6 +22,7 @@ static inline vf vsub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 static inline vf vbcast(const float *p) { return _mm512_set1_ps(*p); }
 static inline vf vfma(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }
 static inline vf vfmac(vf a, float s, vf c) { return _mm512_fmadd_ps(a, _mm512_set1_ps(s), c); }
+static inline vf vmax0(vf a) { return _mm512_max_ps(a, _mm512_setzero_ps()); }
 #else
 typedef struct {
     float f[16];
@@ -57,6 +58,10 @@ static inline vf vfma(vf a, vf b, vf c) {
 static inline vf vfmac(vf a, float s, vf c) {
     for (int i = 0; i < 16; i++) c.f[i] += a.f[i] * s;
     return c;
+}
+static inline vf vmax0(vf a) {
+    for (int i = 0; i < 16; i++) a.f[i] = a.f[i] > 0.0f ? a.f[i] : 0.0f;
+    return a;
 }
 #endif
 
