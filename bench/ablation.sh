@@ -1,7 +1,8 @@
 #!/bin/sh
 # ablation.sh — what each part of recur's fast path buys on one model: `recur bench` with the whole plan,
-# then with one part turned off at a time (RECUR_PLAN=nochunk|noremat|noshare|nofuse|noblocked, the direct
-# convolution algorithm instead of Winograd, and the reference ops), variants alternating within each
+# then with one part turned off at a time (RECUR_PLAN=noeval|nochunk|noremat|noshare|nofuse|noblocked,
+# oneDNN's convolution kernels instead of recur's Winograd ones, the direct convolution algorithm instead
+# of Winograd), variants alternating within each
 # round; prints per variant the medians over rounds of train/infer images/s (and their ratio to the full
 # plan measured in the same round), arena and peak RSS. A benchmark, not a test. Usage:
 #   bench/ablation.sh [--rounds N] [--threads N] [--steps N] [CONFIG]   (default bench/configs/tied_bnpi.cfg)
@@ -24,9 +25,10 @@ trap 'rm -f "$tmp"' EXIT
 echo "# ablation.sh: $cfg, $rounds rounds, $threads threads, $steps steps, load $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 r=1
 while [ "$r" -le "$rounds" ]; do
-    for v in full nochunk noremat noshare nofuse noblocked direct; do
+    for v in full noeval nochunk noremat noshare nofuse noblocked onednn direct; do
         case $v in
         full) env="" ;;
+        onednn) env="RECUR_WINO=onednn" ;;
         direct) env="RECUR_CONV_ALGO=direct" ;;
         *) env="RECUR_PLAN=$v" ;;
         esac
@@ -40,10 +42,12 @@ done
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 full = {d["round"]: d for d in runs if d["variant"] == "full"}
-names = {"full": "whole plan", "nochunk": "whole batch at a time (no micro-batches)",
+names = {"full": "whole plan", "noeval": "no eval pipeline (inference in the training schedule)",
+         "nochunk": "whole batch at a time (no micro-batches, no eval pipeline)",
          "noremat": "no rematerialisation", "noshare": "no arena sharing (and no remat)",
          "nofuse": "no fusion", "noblocked": "plain NCHW activations (reorders every conv)",
-         "direct": "direct conv only (no Winograd)"}
+         "onednn": "oneDNN's conv kernels (not recur's Winograd)",
+         "direct": "direct conv only (oneDNN, no Winograd)"}
 print("| variant | train img/s | vs whole plan | infer img/s | vs whole plan | arena MB | peak RSS MB |")
 print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
 for v in names:

@@ -159,9 +159,11 @@ typedef struct {
  * (BLOCKED only with oneDNN); REMAT (with SHARE): the output of a batch norm + relu without residual is
  * not kept for backward but recomputed from its input right before backward needs it (one cheap pass,
  * a quarter of a residual cell's stored activations). Tests clear bits to compare paths; the environment
- * variable RECUR_PLAN=nofuse,noblocked,noshare,noremat,nochunk clears them too (for benchmarks). CHUNK
- * (fast only, not with train.recompute): run forward and backward in micro-batches (graph_sched.c). */
-enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4, RC_PLAN_REMAT = 8, RC_PLAN_CHUNK = 16 };
+ * variable RECUR_PLAN=nofuse,noblocked,noshare,noremat,nochunk,noeval clears them too (for benchmarks).
+ * CHUNK (fast only, not with train.recompute): run forward and backward in micro-batches (graph_sched.c).
+ * EVAL (with CHUNK's micro-batches): inference runs each micro-batch through every node in an arena of
+ * its own, batch norms folded into the convolutions before them (graph_plan.c make_eval_memory). */
+enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4, RC_PLAN_REMAT = 8, RC_PLAN_CHUNK = 16, RC_PLAN_EVAL = 32 };
 extern int rc_plan_opts;
 /* Micro-batches of the chunked schedule: 0 chooses (graph_sched.c); 1, 2, 4 or 8 forces (tests). Which
  * waves run in micro-batches: AUTO those where it pays (graph_sched.c), ALL every one that can, ALTERNATE

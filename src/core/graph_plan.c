@@ -7,7 +7,7 @@
 #include "graph.h"
 #include "ops/ops.h"
 
-int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK;
+int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL;
 
 /* ---------------------------------------------------------------- consumers of each tensor */
 
@@ -608,13 +608,13 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
  * gets a slot of one micro-batch in a small arena of its own, shared by liveness over the node order; a
  * batch norm absorbed by its convolution (make_eval_fusion) is born at the convolution. Only with the
  * chunked schedule's micro-batches (g->nchunk > 1). */
-static void make_eval_memory(rc_graph *g) {
+static void make_eval_memory(rc_graph *g, int on) {
     const int n = g->nxnodes, nt = g->ntensors;
     for (int t = 0; t < nt; t++) g->tensors[t].ev = NULL;
     rc_afree(g->eval_arena);
     g->eval_arena = NULL;
     g->eval_floats = 0;
-    if (g->nchunk <= 1) return;
+    if (!on || g->nchunk <= 1) return;
     int mb = 0;
     for (int j = 0; j < g->nchunk; j++) mb = RC_MAX(mb, g->chunk_b[j + 1] - g->chunk_b[j]);
     consumers cs;
@@ -651,7 +651,7 @@ static void make_eval_memory(rc_graph *g) {
 
 /* ---------------------------------------------------------------- the plan */
 
-/* rc_plan_opts less what RECUR_PLAN turns off ("nofuse,noblocked,noshare,noremat"; for measuring what
+/* rc_plan_opts less what RECUR_PLAN turns off ("nofuse,noblocked,noshare,noremat,nochunk,noeval"; for measuring what
  * each part of the plan buys, docs/PERFORMANCE.md) */
 static int plan_opts(void) {
     int o = rc_plan_opts;
@@ -662,6 +662,7 @@ static int plan_opts(void) {
         if (strstr(e, "noshare")) o &= ~RC_PLAN_SHARE;
         if (strstr(e, "noremat")) o &= ~RC_PLAN_REMAT;
         if (strstr(e, "nochunk")) o &= ~RC_PLAN_CHUNK;
+        if (strstr(e, "noeval")) o &= ~RC_PLAN_EVAL;
     }
     return o;
 }
@@ -680,7 +681,7 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     if (fast && (opts & RC_PLAN_FUSE)) make_eval_fusion(g);
     size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT),
                             (opts & RC_PLAN_CHUNK) != 0 && rc_bn_allreduce == NULL);
-    make_eval_memory(g);
+    make_eval_memory(g, (opts & RC_PLAN_EVAL) != 0);
     /* saved statistics, batch-norm workspace (the oneDNN convolutions keep their own transient buffers,
      * shared by all of them: conv2d_dnnl.c) */
     size_t sf = 0, wk = 0, sd = 0;
