@@ -198,6 +198,7 @@ int main(int argc, char **argv) {
     rc_rng rng;
     rc_rng_seed(&rng, 7);
     rc_ops_fast = 1;
+    rc_conv2d_dnnl_set_own(0); /* this table measures oneDNN's kernels; --own compares recur's with them */
     const int def_blocked = rc_conv2d_dnnl_set_blocked(0); /* remember the library default policy */
     rc_conv2d_dnnl_set_blocked(def_blocked);
     const int nshapes = (int)(sizeof g_shapes / sizeof g_shapes[0]);
