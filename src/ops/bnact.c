@@ -74,6 +74,11 @@ static inline float bn_pre(float x, float m, float sc, float sh) { return (x - m
 typedef float v8f __attribute__((vector_size(32)));
 typedef int v8i __attribute__((vector_size(32)));
 typedef double v8d __attribute__((vector_size(64)));
+/* These vector types are passed only between static functions of this file, so the note GCC gives for a
+ * 64-byte vector returned without AVX-512 (its ABI differs across translation units) does not apply. */
+#if defined(__GNUC__) && !defined(__clang__) && !defined(__AVX512F__)
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 static inline v8f ldf(const float *p) {
     v8f f;
