@@ -139,7 +139,7 @@ static int want_wino(const rc_conv_dims *d, int pass) {
 }
 
 /* Passes run by recur's own Winograd kernels (conv2d_wino.c, conv2d_wgrad.c) instead of oneDNN, a mask of
- * RC_CONV_OWN_*: -1 not read yet (RECUR_WINO=onednn turns them all off), else the mask. They run where
+ * RC_CONV_OWN_*: -1 not read yet (RECUR_WINO=onednn turns them all off, =own all on), else the mask. They run where
  * the shape qualifies (3x3, stride 1, pad 1, blocked layouts, channels multiples of 16), the algorithm
  * is AUTO and, for backward-weights, there is no bias gradient. */
 static int g_own = -1;
@@ -151,10 +151,18 @@ int rc_conv2d_dnnl_set_own(int passes) {
     return old;
 }
 
+/* Without AVX-512 the kernels run on a portable 16-lane struct that compilers do not map well to narrower
+ * vectors (about 10x slower than oneDNN on an AVX2 build): there they stay off unless RECUR_WINO=own. */
+#ifdef __AVX512F__
+#define OWN_DEFAULT RC_CONV_OWN_ALL
+#else
+#define OWN_DEFAULT 0
+#endif
+
 static int use_own(const rc_conv_dims *d, int pass_bit) {
     if (g_own < 0) {
         const char *e = getenv("RECUR_WINO");
-        g_own = e && !strcmp(e, "onednn") ? 0 : RC_CONV_OWN_ALL;
+        g_own = e && !strcmp(e, "onednn") ? 0 : e && !strcmp(e, "own") ? RC_CONV_OWN_ALL : OWN_DEFAULT;
     }
     (void)want_wino(d, PASS_FWD); /* reads RECUR_CONV_ALGO once */
     return (g_own & pass_bit) && g_algo == RC_CONV_ALGO_AUTO && rc_conv2d_wino_ok(d);

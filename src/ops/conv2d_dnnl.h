@@ -34,8 +34,9 @@ int rc_conv2d_dnnl_set_blocked(int policy);
 enum { RC_CONV_ALGO_DIRECT = 0, RC_CONV_ALGO_WINOGRAD = 1, RC_CONV_ALGO_AUTO = 2 };
 int rc_conv2d_dnnl_set_algo(int algo);
 /* Passes (a mask) that recur's own Winograd kernels run instead of oneDNN where the shape qualifies
- * (rc_conv2d_wino_ok; backward-weights also needs no bias gradient) and the algorithm is AUTO. Default all,
- * none if RECUR_WINO=onednn. Returns the previous mask (-1: not yet read). */
+ * (rc_conv2d_wino_ok; backward-weights also needs no bias gradient) and the algorithm is AUTO. Default all
+ * on AVX-512 builds, none elsewhere; RECUR_WINO=onednn gives none, =own all. Returns the previous mask
+ * (-1: not yet read). */
 enum { RC_CONV_OWN_FWD = 1, RC_CONV_OWN_BWD_DATA = 2, RC_CONV_OWN_BWD_WEIGHTS = 4, RC_CONV_OWN_ALL = 7 };
 int rc_conv2d_dnnl_set_own(int passes);
 /* Implementation name oneDNN chose for a pass (0 fwd, 1 bwd data, 2 bwd weights) of a cached
