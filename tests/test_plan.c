@@ -20,7 +20,7 @@
 
 #define BMAX 16
 static int B = 4; /* the batch of build and run_step */
-#define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK)
+#define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL)
 
 static const char *models[][2] = {
     {"residual2", "[model]\ninput = 1x12x12\nnorm = batch_per_iter\nloss = every\n"
@@ -221,11 +221,14 @@ static void test_share_and_recompute_identical(void) {
     }
 }
 
-/* The chunked schedule (graph_sched.c) against whole-batch runs of the same fast plan, at batch 16 in 2, 4
- * and 8 micro-batches, every wave chunked and every other one, its arena filled with NaN first (a tensor whose memory another overwrote within a
- * wave shows up): training step, running statistics, gradients, eval readouts. */
+/* The chunked schedule (graph_sched.c) against whole-batch runs of the same fast plan, at batch 16 and 13
+ * (micro-batches of unequal size) in 2, 4 and 8 micro-batches, every wave chunked and every other one,
+ * its arena and the eval pipeline's filled with NaN first (a tensor whose memory another overwrote
+ * within a wave, or a slot read before it is written, shows up): training step, running statistics,
+ * gradients, eval readouts (the eval pipeline against whole-batch eval). */
 static void test_chunked_vs_whole(void) {
-    B = 16;
+    for (int bi = 0; bi < 2; bi++) {
+    B = bi ? 13 : 16;
     for (int i = 0; models[i][0]; i++) {
         rc_model whole;
         if (build(models[i][1], 1, ALL & ~RC_PLAN_CHUNK, 0, &whole)) {
@@ -259,9 +262,12 @@ static void test_chunked_vs_whole(void) {
             double lc = run_step(&ch);
             CHECK_CLOSE(lc, lw, 1e-6, 1e-7, what);
             compare(what, &ch, &whole, 1e-5);
+            CHECK(ch.g.eval_arena != NULL, "%s: no eval pipeline", what);
+            for (size_t k = 0; ch.g.eval_arena && k < ch.g.eval_floats; k++) ch.g.eval_arena[k] = NAN;
             rc_graph_forward(&ch.g, 0);
             rc_graph_forward(&whole.g, 0);
-            snprintf(what, sizeof what, "%s in %d micro-batches (%s), eval", models[i][0], m, v < 3 ? "all waves" : "every other wave");
+            snprintf(what, sizeof what, "%s, batch %d in %d micro-batches (%s), eval", models[i][0], B, m,
+                     v < 3 ? "all waves" : "every other wave");
             compare(what, &ch, &whole, 1e-5);
             memcpy(whole.g.pw, w0, whole.g.param_floats * sizeof(float)); /* running stats back */
             run_step(&whole);
@@ -269,6 +275,7 @@ static void test_chunked_vs_whole(void) {
         }
         free(w0);
         rc_model_free(&whole);
+    }
     }
     B = 4;
 }
