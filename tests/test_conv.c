@@ -404,6 +404,30 @@ static void test_wino_conv(void) {
         free(x), free(dy), free(w), free(b), free(base), free(xb), free(dyb), free(yb);
         free(y0), free(y1), free(dx0), free(dx1), free(dxb);
     }
+    /* more weight tensors than the cache has slots (64), then the first again: evicted and recomputed */
+    {
+        rc_conv_dims d;
+        rc_conv_dims_init(&d, 1, 16, 4, 4, 16, 3, 1, 1);
+        rc_conv_dims db = d;
+        db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
+        const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d);
+        enum { NWT = 70 };
+        float *ws[NWT], *x = rand_buf(&rng, nx), *xb = zero_buf(nx), *yb = zero_buf(ny);
+        float *y0 = zero_buf(ny), *y1 = zero_buf(ny);
+        rc_layout_to_blk16(1, 16, 16, x, xb);
+        for (int k = 0; k < NWT; k++) ws[k] = rand_buf(&rng, nw);
+        for (int k = 0; k <= NWT; k++) {
+            const float *w = ws[k % NWT];
+            rc_conv2d_forward_ref(&d, x, w, NULL, y0);
+            rc_conv2d_wino_forward(&db, xb, w, NULL, NULL, yb);
+            rc_layout_from_blk16(1, 16, 16, yb, y1);
+            char m[80];
+            snprintf(m, sizeof m, "wino forward, weight tensor %d of %d", k % NWT, NWT);
+            check_rel(y1, y0, ny, 1e-5, m);
+        }
+        for (int k = 0; k < NWT; k++) free(ws[k]);
+        free(x), free(xb), free(yb), free(y0), free(y1);
+    }
     rc_set_threads(old);
     rc_conv2d_wino_release();
 }

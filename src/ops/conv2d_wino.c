@@ -61,17 +61,24 @@ typedef struct {
 } wt_slot;
 static wt_slot g_wt[WT_SLOTS];
 static unsigned long g_clock;
+/* Bytes the slots hold, kept under WT_CAP_BYTES (a net of many wide convolutions would otherwise keep 64
+ * transformed copies; 256 -> 256 channels take 11.8 MB each). */
+#define WT_CAP_BYTES ((size_t)96 << 20)
+static size_t g_wt_bytes;
+
+static void slot_free(wt_slot *e) {
+    if (e->wt) g_wt_bytes -= ((size_t)e->kout * e->cin * 9 + (size_t)(e->m + 2) * (e->m + 2) * e->cin * e->kout) * sizeof(float);
+    rc_afree(e->copy);
+    rc_afree(e->wt);
+    memset(e, 0, sizeof *e);
+}
 
 /* Per-thread buffers (grown, never shrunk). */
 static float *g_buf;
 static size_t g_cap;
 
 void rc_conv2d_wino_release(void) {
-    for (int i = 0; i < WT_SLOTS; i++) {
-        rc_afree(g_wt[i].copy);
-        rc_afree(g_wt[i].wt);
-    }
-    memset(g_wt, 0, sizeof g_wt);
+    for (int i = 0; i < WT_SLOTS; i++) slot_free(&g_wt[i]);
     rc_afree(g_buf);
     g_buf = NULL;
     g_cap = 0;
@@ -147,10 +154,17 @@ static const float *get_wt(const void *key, int kout, int cin, int flip, int m, 
         s->used = g_clock;
         return s->wt;
     }
-    if (!s) { /* take the least recently used slot */
+    if (!s) { /* take the least recently used slot; then free others, oldest first, to stay under the cap */
         s = lru;
-        rc_afree(s->copy);
-        rc_afree(s->wt);
+        slot_free(s);
+        for (;;) {
+            wt_slot *old = NULL;
+            for (int i = 0; i < WT_SLOTS; i++)
+                if (g_wt[i].wt && (!old || g_wt[i].used < old->used)) old = &g_wt[i];
+            if (!old || g_wt_bytes + (nw + nwt) * sizeof(float) <= WT_CAP_BYTES) break;
+            slot_free(old);
+        }
+        g_wt_bytes += (nw + nwt) * sizeof(float);
         s->copy = rc_aalloc_floats(nw);
         s->wt = rc_aalloc_floats(nwt);
         RC_ASSERT(s->copy != NULL && s->wt != NULL);
