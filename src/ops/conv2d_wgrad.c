@@ -43,7 +43,7 @@ int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d) {
 /* Per-thread buffers (grown, never shrunk; one call at a time, like the oneDNN path's pool). */
 static float *g_buf;
 static size_t g_cap;
-static int g_tile = -1; /* -1: automatic; else forced m (RECUR_WGRAD_TILE or rc_conv2d_wgrad_set_tile) */
+static int g_tile = -1; /* -1: not read yet; 0 automatic; 2 or 4 forced (RECUR_WGRAD_TILE, rc_conv2d_wgrad_set_tile) */
 
 void rc_conv2d_wgrad_release(void) {
     rc_afree(g_buf);
@@ -54,7 +54,7 @@ void rc_conv2d_wgrad_release(void) {
 int rc_conv2d_wgrad_set_tile(int m) {
     RC_ASSERT(m == 0 || m == 2 || m == 4);
     int old = g_tile;
-    g_tile = m ? m : -1;
+    g_tile = m;
     return old < 0 ? 0 : old;
 }
 
@@ -71,11 +71,7 @@ typedef struct {
  * accumulators per thread outgrow L2, 540 vs 773 GFLOP/s. */
 static tiling make_tiling(const rc_conv_dims *d) {
     tiling t;
-    if (g_tile < 0) {
-        const char *e = getenv("RECUR_WGRAD_TILE");
-        g_tile = e && !strcmp(e, "2") ? 2 : e && !strcmp(e, "4") ? 4 : 0;
-    }
-    t.m = g_tile ? g_tile : d->h % 4 == 0 && d->w % 4 == 0 ? 4 : 2;
+    t.m = wino_pick_tile(&g_tile, "RECUR_WGRAD_TILE", d->h, d->w);
     t.alpha = t.m + 2;
     t.nxi = t.alpha * t.alpha;
     t.th = (d->h + t.m - 1) / t.m;

@@ -6,6 +6,7 @@
 #define RC_WINO_H
 
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -66,6 +67,17 @@ static inline vf vmax0(vf a) {
 #endif
 
 #define WINO_MAX_NXI 36 /* transform points: (m + 2)^2 for tiles of m x m outputs, m = 2 or 4 */
+
+/* The tile size m (outputs per side) for an H x W image: *forced < 0 means not yet read from the
+ * environment variable env ("2" or "4"; anything else: automatic, 0). Automatic is 4 when the image is a
+ * multiple of 4 both ways (fewer multiplies), else 2 (4x4 tiles would waste the border: 31% on 14x14). */
+static inline int wino_pick_tile(int *forced, const char *env, int h, int w) {
+    if (*forced < 0) {
+        const char *e = getenv(env);
+        *forced = e && !strcmp(e, "2") ? 2 : e && !strcmp(e, "4") ? 4 : 0;
+    }
+    return *forced ? *forced : h % 4 == 0 && w % 4 == 0 ? 4 : 2;
+}
 
 /* B^T of F(2x2, 3x3) on 4 inputs; of F(4x4, 3x3) (points 0, 1, -1, 2, -2, infinity) on 6. */
 static inline void wino_bt4(const vf *p, vf *o) {
