@@ -25,9 +25,6 @@
  * on other machines (same algorithm, for tests). Measured against oneDNN 2.6's direct kernel with
  * `build/conv_bench` (docs/PERFORMANCE.md). */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/common.h"
 #include "ops/ops.h"
@@ -221,30 +218,17 @@ void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy
     RC_ASSERT(rc_conv2d_wgrad_wino_ok(d));
     const int K = d->k, C = d->c;
     const tiling tl = make_tiling(d);
-#ifdef _OPENMP
-    const int nthr = omp_get_max_threads();
-#else
-    const int nthr = 1;
-#endif
+    const int nthr = wino_threads();
     const size_t mfl = (size_t)tl.nxi * K * C;
     const size_t per = (mfl + (size_t)tl.nxi * tl.tcap * (K + C) + 15) / 16 * 16;
-    if ((size_t)nthr * per > g_cap) {
-        rc_afree(g_buf);
-        g_buf = rc_aalloc_floats((size_t)nthr * per);
-        RC_ASSERT(g_buf != NULL);
-        g_cap = (size_t)nthr * per;
-    }
-    float *const buf = g_buf;
+    float *const buf = wino_grow(&g_buf, &g_cap, (size_t)nthr * per);
     const long nitems = (long)d->n * tl.nband;
     const size_t x_img = (size_t)C * d->h * d->w, y_img = (size_t)K * d->h * d->w;
     int nt_used = 1;
 #pragma omp parallel num_threads(nthr)
     {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int tid = 0, nt = 1;
-#endif
+        int tid, nt;
+        wino_team(&tid, &nt);
 #pragma omp single
         nt_used = nt;
         float *M = buf + (size_t)tid * per, *U = M + mfl, *V = U + (size_t)tl.nxi * tl.tcap * K;

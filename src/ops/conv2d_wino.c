@@ -18,9 +18,6 @@
  * L2; the result does not depend on the thread count (each output is computed by one thread, in one
  * order). */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/common.h"
 #include "ops/ops.h"
@@ -279,28 +276,15 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
     int br = (48 + tw - 1) / tw; /* about 48 tiles per item */
     if (br > th) br = th;
     const int nband = (th + br - 1) / br, tcap = br * tw;
-#ifdef _OPENMP
-    const int nthr = omp_get_max_threads();
-#else
-    const int nthr = 1;
-#endif
+    const int nthr = wino_threads();
     const size_t per = ((size_t)nxi * tcap * (cin + kout) + 15) / 16 * 16;
-    if ((size_t)nthr * per > g_cap) {
-        rc_afree(g_buf);
-        g_buf = rc_aalloc_floats((size_t)nthr * per);
-        RC_ASSERT(g_buf != NULL);
-        g_cap = (size_t)nthr * per;
-    }
-    float *const buf = g_buf;
+    float *const buf = wino_grow(&g_buf, &g_cap, (size_t)nthr * per);
     const long nitems = (long)n * nband;
     const size_t in_img = (size_t)cin * H * W, out_img = (size_t)kout * H * W;
 #pragma omp parallel num_threads(nthr)
     {
-#ifdef _OPENMP
-        const int tid = omp_get_thread_num(), nt = omp_get_num_threads();
-#else
-        const int tid = 0, nt = 1;
-#endif
+        int tid, nt;
+        wino_team(&tid, &nt);
         float *V = buf + (size_t)tid * per, *M = V + (size_t)nxi * tcap * cin;
         const long i0 = nitems * tid / nt, i1 = nitems * (tid + 1) / nt;
         for (long it = i0; it < i1; it++) {

@@ -11,6 +11,11 @@
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/common.h"
 
 /* ---- 16-lane float vectors ---- */
 #ifdef __AVX512F__
@@ -65,6 +70,37 @@ static inline vf vmax0(vf a) {
     return a;
 }
 #endif
+
+/* Threads the next parallel region gets (1 without OpenMP). */
+static inline int wino_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+/* Inside a parallel region: this thread's number and the team's size. */
+static inline void wino_team(int *tid, int *nt) {
+#ifdef _OPENMP
+    *tid = omp_get_thread_num();
+    *nt = omp_get_num_threads();
+#else
+    *tid = 0;
+    *nt = 1;
+#endif
+}
+
+/* *buf grown to hold at least floats (64-byte aligned; grown buffers are not copied, never shrunk). */
+static inline float *wino_grow(float **buf, size_t *cap, size_t floats) {
+    if (floats > *cap) {
+        rc_afree(*buf);
+        *buf = rc_aalloc_floats(floats);
+        RC_ASSERT(*buf != NULL);
+        *cap = floats;
+    }
+    return *buf;
+}
 
 #define WINO_MAX_NXI 36 /* transform points: (m + 2)^2 for tiles of m x m outputs, m = 2 or 4 */
 
