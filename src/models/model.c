@@ -109,6 +109,16 @@ static int emit_norm(builder *b, int k, int pt, const char *tag, int x, const ch
     return y;
 }
 
+/* The step's summed input with one more term: the term itself first, then sum + term (named sum1, sum2,
+ * ...). Each add is emitted as soon as its term exists, so a convolution is followed by the add that
+ * consumes it, which the fast plan fuses into one node (graph_plan.c match_conv_add). */
+static int add_term(rc_graph *g, const char *area, int t, int sum, int term, int *nterms) {
+    char tn[RC_NAME_MAX + 32];
+    if ((*nterms)++ == 0) return term;
+    snprintf(tn, sizeof tn, "%s.t%d.sum%d", area, t, *nterms - 1);
+    return rc_emit_binary(g, RC_OP_ADD, tn, sum, term);
+}
+
 /* One step t of area k with bottom-up input tensor x. */
 static void emit_step(builder *b, int k, int t, int x) {
     const rc_model_cfg *cfg = b->cfg;
@@ -123,7 +133,7 @@ static void emit_step(builder *b, int k, int t, int x) {
         snprintf(pre, sizeof pre, "%s", a->name);
     else
         snprintf(pre, sizeof pre, "%s.t%d", a->name, pt);
-    int terms[3], nterms = 0;
+    int sum = -1, nterms = 0;
     int first_node = g->nnodes;
     b->cur_area = k;
     rc_graph_set_step(g, b->nsteps++); /* the readout after this step shares its tag */
@@ -131,7 +141,7 @@ static void emit_step(builder *b, int k, int t, int x) {
     if (t == 1 || a->bottomup_every) {
         int reuse = cfg->unroll == RC_UNROLL_SEQUENTIAL && a->tied && a->bottomup_every && b->drive_cache[k] >= 0;
         if (reuse) {
-            terms[nterms++] = b->drive_cache[k];
+            sum = add_term(g, a->name, t, sum, b->drive_cache[k], &nterms);
         } else {
             snprintf(nm, sizeof nm, "%s.bu.weight", pre);
             int w = conv_param(b, nm, cout, g->tensors[x].c, ker);
@@ -143,14 +153,14 @@ static void emit_step(builder *b, int k, int t, int x) {
             snprintf(tn, sizeof tn, "%s.t%d.bu", a->name, t);
             int d = rc_emit_conv(g, tn, x, w, bp, cout, ker, a->stride, pad);
             b->drive_cache[k] = d;
-            terms[nterms++] = d;
+            sum = add_term(g, a->name, t, sum, d, &nterms);
         }
     }
     if (a->lateral && t > 1) {
         snprintf(nm, sizeof nm, "%s.lat.weight", pre);
         int w = conv_param(b, nm, cout, C, ker);
         snprintf(tn, sizeof tn, "%s.t%d.lat", a->name, t);
-        terms[nterms++] = rc_emit_conv(g, tn, b->h[k][t - 1], w, -1, cout, ker, 1, pad);
+        sum = add_term(g, a->name, t, sum, rc_emit_conv(g, tn, b->h[k][t - 1], w, -1, cout, ker, 1, pad), &nterms);
     }
     if (a->topdown && t > 1 && k + 1 < cfg->nareas) {
         snprintf(nm, sizeof nm, "%s.td.weight", pre);
@@ -158,14 +168,9 @@ static void emit_step(builder *b, int k, int t, int x) {
         snprintf(tn, sizeof tn, "%s.t%d.td", a->name, t);
         int z = rc_emit_conv(g, tn, b->h[k + 1][t - 1], w, -1, cout, ker, 1, pad);
         snprintf(tn, sizeof tn, "%s.t%d.td_up", a->name, t);
-        terms[nterms++] = rc_emit_upsample(g, tn, z, b->H[k], b->W[k]);
+        sum = add_term(g, a->name, t, sum, rc_emit_upsample(g, tn, z, b->H[k], b->W[k]), &nterms);
     }
     RC_ASSERT(nterms > 0); /* rc_model_cfg_validate rules this out */
-    int sum = terms[0];
-    for (int i = 1; i < nterms; i++) {
-        snprintf(tn, sizeof tn, "%s.t%d.sum%d", a->name, t, i);
-        sum = rc_emit_binary(g, RC_OP_ADD, tn, sum, terms[i]);
-    }
     snprintf(tn, sizeof tn, "%s.t%d.norm", a->name, t);
     int z = emit_norm(b, k, pt, "bn", sum, tn);
     int h;
