@@ -17,7 +17,8 @@ static const char *help =
     "random batches after 3 warm-up steps. Prints images/s, GFLOP/s (training = 3 x forward FLOPs) and\n"
     "peak RSS and the plan; --profile adds time per op type (fused ops: bn+act, lstm; replay = recomputed\n"
     "forward with train.recompute). JSON keys: train_images_per_s, infer_images_per_s, gflops,\n"
-    "infer_gflops, peak_rss_mb, flops_per_image, batch, threads, steps, arena_mb, recompute.\n";
+    "infer_gflops, peak_rss_mb, flops_per_image, batch, threads, steps, arena_mb, recompute,\n"
+    "micro_batches (of the chunked schedule; 1: off), eval_arena_mb (the inference pipeline's; 0: off).\n";
 
 int rc_cmd_bench(int argc, char **argv) {
     const char *config = NULL;
