@@ -22,8 +22,8 @@
  * one item's tiles into buffers that stay in its L2 cache and accumulates its own M (16 or 36 K C floats);
  * then the threads sum their M's in a fixed order and apply the output transform, so the result depends
  * on the thread count but not on timing. Vector code: AVX-512 intrinsics, or a portable 16-lane struct
- * on other machines (same algorithm, for tests). Measured against oneDNN 2.6's direct kernel with
- * `build/conv_bench` (docs/PERFORMANCE.md). */
+ * on other machines (same algorithm; there the fast path leaves convolutions to oneDNN, conv2d_dnnl.c).
+ * Measured against oneDNN 2.6's direct kernel with `build/conv_bench --own` (docs/PERFORMANCE.md). */
 #include <string.h>
 
 #include "core/common.h"
