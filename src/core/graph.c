@@ -489,14 +489,13 @@ static int chunked(const rc_graph *g) { return g->nchunk > 1 && rc_bn_allreduce 
 static void run_eval(rc_graph *g) {
     for (int i = 0; i < g->nxnodes; i++) {
         const rc_node *n = &g->xnodes[i];
-        if (n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn))
-            rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, RC_PH_FINISH, 0, g->batch);
+        if (rc_node_bn_phased(n)) rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, RC_PH_FINISH, 0, g->batch);
     }
     g->eval_on = 1;
     for (int j = 0; j < g->nchunk; j++)
         for (int i = 0; i < g->nxnodes; i++) {
             const rc_node *n = &g->xnodes[i];
-            const int ph = n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn) ? RC_PH_APPLY : RC_PH_ALL;
+            const int ph = rc_node_bn_phased(n) ? RC_PH_APPLY : RC_PH_ALL;
             double t0 = rc_prof.enabled ? rc_now() : 0;
             rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, ph, g->chunk_b[j], g->chunk_b[j + 1]);
             if (rc_prof.enabled) prof_add(g, i, PROF_FWD, rc_now() - t0, j == 0);

@@ -103,7 +103,7 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
     float *mean = g->save + n->save_off;
     if (n->op == RC_OP_BNACT && n->eabs >= 0 && eval_fused(g, &g->xnodes[n->eabs], mode)) return; /* ran */
     if (phase == RC_PH_STATS || phase == RC_PH_FINISH) {
-        RC_ASSERT(n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn));
+        RC_ASSERT(rc_node_bn_phased(n));
         fwd_stats(g, n, x, bnmode, phase, b0, b1);
         return;
     }

@@ -687,7 +687,7 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     size_t sf = 0, wk = 0, sd = 0;
     for (int i = 0; i < g->nxnodes; i++) {
         rc_node *n = &g->xnodes[i];
-        if (n->op == RC_OP_BATCHNORM || n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn)) {
+        if (n->op == RC_OP_BATCHNORM || rc_node_bn_phased(n)) {
             int c = g->tensors[n->in[0]].c;
             n->save_off = sf;
             sf += (2 * (size_t)c + 15) / 16 * 16;

@@ -57,7 +57,6 @@ static void push_whole(builder *b, int node, int phase) {
 }
 
 /* batch-norm statistics inside the node (forward): split into STATS | FINISH | APPLY */
-static int fwd_split(const rc_node *n) { return n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn); }
 static int fwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM; }
 static int bwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM && n->op != RC_OP_LSTM; }
 
@@ -77,7 +76,7 @@ static void push_node(builder *b, int i, int split, int chunkable) {
 
 static void build_forward(const rc_graph *g, rc_sched *s) {
     builder b = {s, 0, 0, 0};
-    for (int i = 0; i < g->nxnodes; i++) push_node(&b, i, fwd_split(&g->xnodes[i]), fwd_chunkable(&g->xnodes[i]));
+    for (int i = 0; i < g->nxnodes; i++) push_node(&b, i, rc_node_bn_phased(&g->xnodes[i]), fwd_chunkable(&g->xnodes[i]));
 }
 
 /* a fused batch norm's backward splits at its gradient sums (STATS) */

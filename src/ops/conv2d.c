@@ -183,8 +183,7 @@ void rc_conv2d_forward_add(const rc_conv_dims *d, const float *x, const float *w
     }
 #endif
     rc_conv2d_forward_ref(d, x, w, b, y);
-    const size_t n = (size_t)d->n * d->k * d->ho * d->wo;
-    for (size_t i = 0; i < n; i++) y[i] += r[i];
+    rc_add_forward((size_t)d->n * d->k * d->ho * d->wo, y, r, y);
 }
 
 int rc_conv2d_forward_is_wino(const rc_conv_dims *d) {

@@ -123,18 +123,23 @@ int rc_conv2d_dnnl_set_algo(int algo) {
     return old;
 }
 
-/* Winograd (F(4x4, 3x3), oneDNN's jit_wino_4x3) for a pass: 3x3 stride-1 convs with channel counts that
- * are multiples of 16; under AUTO forward and backward-data always, backward-weights only when the conv
- * widens 4x (the ConvLSTM gate conv), the one shape where bench/conv_bench.c measured it faster than
- * direct (docs/PERFORMANCE.md). oneDNN may still refuse a shape: then direct. */
-static int want_wino(const rc_conv_dims *d, int pass) {
+/* The algorithm setting: rc_conv2d_dnnl_set_algo, else RECUR_CONV_ALGO (read once), else the default. */
+static int conv_algo(void) {
     if (g_algo < 0) {
         const char *e = getenv("RECUR_CONV_ALGO");
         g_algo = !e ? RC_CONV_DNNL_DEFAULT_ALGO
                     : !strcmp(e, "direct") ? RC_CONV_ALGO_DIRECT
                     : !strcmp(e, "winograd") ? RC_CONV_ALGO_WINOGRAD : RC_CONV_ALGO_AUTO;
     }
-    if (g_algo == RC_CONV_ALGO_DIRECT || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16) return 0;
+    return g_algo;
+}
+
+/* Winograd (F(4x4, 3x3), oneDNN's jit_wino_4x3) for a pass: 3x3 stride-1 convs with channel counts that
+ * are multiples of 16; under AUTO forward and backward-data always, backward-weights only when the conv
+ * widens 4x (the ConvLSTM gate conv), the one shape where bench/conv_bench.c measured it faster than
+ * direct (docs/PERFORMANCE.md). oneDNN may still refuse a shape: then direct. */
+static int want_wino(const rc_conv_dims *d, int pass) {
+    if (conv_algo() == RC_CONV_ALGO_DIRECT || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16) return 0;
     return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS || d->k >= 4 * d->c;
 }
 
@@ -164,8 +169,7 @@ static int use_own(const rc_conv_dims *d, int pass_bit) {
         const char *e = getenv("RECUR_WINO");
         g_own = e && !strcmp(e, "onednn") ? 0 : e && !strcmp(e, "own") ? RC_CONV_OWN_ALL : OWN_DEFAULT;
     }
-    (void)want_wino(d, PASS_FWD); /* reads RECUR_CONV_ALGO once */
-    return (g_own & pass_bit) && g_algo == RC_CONV_ALGO_AUTO && rc_conv2d_wino_ok(d);
+    return (g_own & pass_bit) && conv_algo() == RC_CONV_ALGO_AUTO && rc_conv2d_wino_ok(d);
 }
 
 int rc_conv2d_dnnl_primitive_count(void) { return g_count; }
