@@ -484,14 +484,14 @@ static void run_sched(rc_graph *g, const rc_sched *s, int backward, int mode) {
 /* chunked unless off, or batch-norm statistics are summed over ranks (they need the whole batch) */
 static int chunked(const rc_graph *g) { return g->nchunk > 1 && rc_bn_allreduce == NULL; }
 
-/* The eval pipeline (graph_plan.c make_eval_memory): the batch-norm statistics from the running ones, once;
- * then each micro-batch through every node. */
+/* The eval pipeline (graph_plan.c make_eval_memory): the batch-norm statistics from the running ones (or
+ * folded into the convolution before them), once; then each micro-batch through every node. */
 static void run_eval(rc_graph *g) {
-    for (int i = 0; i < g->nxnodes; i++) {
+    g->eval_on = 1;
+    for (int i = 0; i < g->nxnodes; i++) { /* (a batch norm folded into its conv: the folding) */
         const rc_node *n = &g->xnodes[i];
         if (rc_node_bn_phased(n)) rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, RC_PH_FINISH, 0, g->batch);
     }
-    g->eval_on = 1;
     for (int j = 0; j < g->nchunk; j++)
         for (int i = 0; i < g->nxnodes; i++) {
             const rc_node *n = &g->xnodes[i];

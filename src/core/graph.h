@@ -94,6 +94,7 @@ typedef struct {
     int remat;              /* output rematerialised just before its first backward use (RC_PLAN_REMAT) */
     int remat_head, remat_link; /* nodes to rematerialise before this node's backward: a list */
     int efuse;              /* CONV: the BNACT right after it that it runs itself in eval mode, -1 none */
+    size_t fold_off;        /* CONV with efuse: its weights and bias with that batch norm folded in, in fold */
     int eabs;               /* BNACT: the CONV that runs it in eval mode (efuse), -1 none */
 } rc_node;
 
@@ -154,8 +155,9 @@ typedef struct {
     int nchunk;               /* micro-batches of the chunked schedule; <= 1: off (whole batch, node by node) */
     int *chunk_b;             /* micro-batch j is images [chunk_b[j], chunk_b[j + 1]) */
     rc_sched fsched, bsched;  /* forward, backward (nchunk > 1) */
-    float *fold;              /* eval mode: a convolution's weights and bias with its batch norm folded in */
-    size_t fold_cap;
+    float *fold;              /* eval pipeline: the convolutions' weights and biases with their batch norms
+                               * folded in (fold_off), made once per pass */
+    size_t fold_floats;
     float *eval_arena;        /* the eval pipeline's activations (one micro-batch each; NULL: no pipeline) */
     size_t eval_floats;
     int eval_on;              /* the eval pipeline is running: tensors with a slot (ev) live there */

@@ -61,30 +61,33 @@ static int eval_fused(const rc_graph *g, const rc_node *c, int mode) {
     return rc_conv2d_forward_is_wino(&d);
 }
 
-/* Conv node c with its batch norm b folded in (eval): w' = w sc, b' = (b - mean) sc + beta with sc = gamma
- * rstd from the running statistics (as rc_bn_stats computes them in eval), then the residual and relu in
- * the epilogue, written straight into b's output; b's pooled readout (out2) after. */
-static void conv_bn_eval(rc_graph *g, const rc_node *c, int b0, int b1) {
+/* Conv node c's weights and bias with its batch norm b folded in (eval, once per pass: the FINISH phase of
+ * b): w' = w sc, b' = (b - mean) sc + beta with sc = gamma rstd from the running statistics (as rc_bn_stats
+ * computes them in eval). */
+static void fold_bn(rc_graph *g, const rc_node *c) {
     const rc_node *b = &g->xnodes[c->efuse];
-    const int N = b1 - b0, K = g->tensors[c->out].c;
-    rc_conv_dims d = node_conv_dims(g, c, N);
-    const size_t per_k = (size_t)d.c * d.r * d.r;
-    if (g->fold_cap < per_k * K + K) {
-        free(g->fold);
-        g->fold_cap = per_k * K + K;
-        g->fold = rc_xmalloc(g->fold_cap * sizeof(float));
-    }
+    const int K = g->tensors[c->out].c;
+    const size_t per_k = g->params[c->param[0]].numel / (size_t)K;
     const float *w = pw(g, c->param[0]), *bias = pw(g, c->param[1]), *gamma = pw(g, b->param[0]);
     const float *beta = pw(g, b->param[1]), *rm = pw(g, b->param[2]), *rv = pw(g, b->param[3]);
-    float *wf = g->fold, *bf = g->fold + per_k * K;
+    float *wf = g->fold + c->fold_off, *bf = wf + per_k * K;
     for (int k = 0; k < K; k++) {
         const float sc = (gamma ? gamma[k] : 1.0f) * (float)(1.0 / sqrt((double)rv[k] + (double)b->eps));
         for (size_t j = 0; j < per_k; j++) wf[k * per_k + j] = w[k * per_k + j] * sc;
         bf[k] = ((bias ? bias[k] : 0.0f) - rm[k]) * sc + (beta ? beta[k] : 0.0f);
     }
+}
+
+/* Conv node c with its batch norm b folded in (fold_bn), then the residual and relu in the epilogue,
+ * written straight into b's output; b's pooled readout (out2) after. */
+static void conv_bn_eval(rc_graph *g, const rc_node *c, int b0, int b1) {
+    const rc_node *b = &g->xnodes[c->efuse];
+    const int N = b1 - b0;
+    rc_conv_dims d = node_conv_dims(g, c, N);
+    const float *wf = g->fold + c->fold_off, *bf = wf + g->params[c->param[0]].numel;
     const rc_tensor *y = &g->tensors[b->out];
-    rc_conv2d_wino_forward_ep(&d, X(g, c->in[0], b0), wf, w, bf, b->nin > 1 ? X(g, b->in[1], b0) : NULL, b->relu,
-                              X(g, b->out, b0));
+    rc_conv2d_wino_forward_ep(&d, X(g, c->in[0], b0), wf, pw(g, c->param[0]), bf,
+                              b->nin > 1 ? X(g, b->in[1], b0) : NULL, b->relu, X(g, b->out, b0));
     if (b->out2 >= 0) rc_gap_forward_l(N, y->c, y->h * y->w, y->layout, X(g, b->out, b0), X(g, b->out2, b0));
 }
 
@@ -101,7 +104,10 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
     const size_t numel = (size_t)N * rc_tensor_floats(y);
     const int hw = x->h * x->w;
     float *mean = g->save + n->save_off;
-    if (n->op == RC_OP_BNACT && n->eabs >= 0 && eval_fused(g, &g->xnodes[n->eabs], mode)) return; /* ran */
+    if (n->op == RC_OP_BNACT && n->eabs >= 0 && eval_fused(g, &g->xnodes[n->eabs], mode)) {
+        if (phase == RC_PH_FINISH) fold_bn(g, &g->xnodes[n->eabs]); /* its statistics go into the conv */
+        return; /* the conv runs the rest */
+    }
     if (phase == RC_PH_STATS || phase == RC_PH_FINISH) {
         RC_ASSERT(rc_node_bn_phased(n));
         fwd_stats(g, n, x, bnmode, phase, b0, b1);

@@ -239,12 +239,16 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
 static void make_eval_fusion(rc_graph *g) {
     consumers cs;
     consumers_make(g->xnodes, g->nxnodes, g->ntensors, &cs);
+    g->fold_floats = 0;
     for (int i = 0; i + 1 < g->nxnodes; i++) {
         rc_node *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
         if (c->op != RC_OP_CONV || c->nin != 1 || b->op != RC_OP_BNACT || b->in[0] != c->out) continue;
         if (ncons(&cs, c->out) != 1 || g->tensors[c->out].is_output || b->param[2] < 0 || b->param[3] < 0) continue;
         c->efuse = i + 1;
         b->eabs = i;
+        const rc_param *w = &g->params[c->param[0]];
+        c->fold_off = g->fold_floats;
+        g->fold_floats += w->numel + (size_t)g->tensors[c->out].c; /* weights, bias */
     }
     consumers_free(&cs);
 }
@@ -642,7 +646,13 @@ static void make_eval_memory(rc_graph *g, int on) {
     }
     g->eval_floats = place(items, ni, 1);
     g->eval_arena = rc_aalloc_floats(g->eval_floats + 16);
-    if (g->eval_arena) /* else no pipeline: inference runs in the training schedule, as it can */
+    free(g->fold);
+    g->fold = g->fold_floats ? malloc(g->fold_floats * sizeof(float)) : NULL;
+    if (g->fold_floats && !g->fold) { /* no pipeline: inference runs in the training schedule, as it can */
+        rc_afree(g->eval_arena);
+        g->eval_arena = NULL;
+    }
+    if (g->eval_arena)
         for (int k = 0; k < ni; k++) g->tensors[items[k].tensor].ev = g->eval_arena + items[k].off;
     free(items);
     free(prod);
