@@ -426,6 +426,17 @@ static size_t place(item *items, int n, int share) {
     return total;
 }
 
+/* prod[t]: the exec node that writes tensor t (out or out2), -1 for none; caller frees. */
+static int *producers(const rc_graph *g) {
+    int *prod = rc_xmalloc((size_t)g->ntensors * sizeof(int));
+    for (int t = 0; t < g->ntensors; t++) prod[t] = -1;
+    for (int i = 0; i < g->nxnodes; i++) {
+        prod[g->xnodes[i].out] = i;
+        if (g->xnodes[i].out2 >= 0) prod[g->xnodes[i].out2] = i;
+    }
+    return prod;
+}
+
 /* Segments (train.recompute), run times of every exec node, and each tensor's and gradient's live
  * intervals; then offsets. Returns the arena size in floats. */
 static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
@@ -442,13 +453,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
         seg[i] = g->nseg - 1;
     }
     g->seg_start[g->nseg] = n;
-    /* producers */
-    int *prod = rc_xmalloc((size_t)nt * sizeof(int));
-    for (int t = 0; t < nt; t++) prod[t] = -1;
-    for (int i = 0; i < n; i++) {
-        prod[g->xnodes[i].out] = i;
-        if (g->xnodes[i].out2 >= 0) prod[g->xnodes[i].out2] = i;
-    }
+    int *prod = producers(g);
     /* transient: produced in a recomputed segment (not the last) and used only inside it */
     char *trans = rc_xcalloc((size_t)nt, 1);
     consumers cs;
@@ -623,14 +628,10 @@ static void make_eval_memory(rc_graph *g, int on) {
     for (int j = 0; j < g->nchunk; j++) mb = RC_MAX(mb, g->chunk_b[j + 1] - g->chunk_b[j]);
     consumers cs;
     consumers_make(g->xnodes, n, nt, &cs);
-    int *prod = rc_xmalloc((size_t)nt * sizeof(int));
-    for (int t = 0; t < nt; t++) prod[t] = -1;
-    for (int i = 0; i < n; i++) {
-        const rc_node *x = &g->xnodes[i];
-        const int born = x->op == RC_OP_BNACT && x->eabs >= 0 ? x->eabs : i;
-        prod[x->out] = born;
-        if (x->out2 >= 0) prod[x->out2] = born;
-    }
+    int *prod = producers(g); /* then a batch norm folded into its conv writes at the conv */
+    for (int t = 0; t < nt; t++)
+        if (prod[t] >= 0 && g->xnodes[prod[t]].op == RC_OP_BNACT && g->xnodes[prod[t]].eabs >= 0)
+            prod[t] = g->xnodes[prod[t]].eabs;
     item *items = rc_xcalloc((size_t)nt + 1, sizeof(item));
     int ni = 0;
     for (int t = 0; t < nt; t++) {

@@ -58,8 +58,13 @@ static unsigned long g_clock;
 #define WT_CAP_BYTES ((size_t)96 << 20)
 static size_t g_wt_bytes;
 
+/* Floats a slot holds: the weights' copy (kout cin 9) and their transform ((m+2)^2 cin kout). */
+static size_t slot_floats(int kout, int cin, int m) {
+    return (size_t)kout * cin * 9 + (size_t)(m + 2) * (m + 2) * cin * kout;
+}
+
 static void slot_free(wt_slot *e) {
-    if (e->wt) g_wt_bytes -= ((size_t)e->kout * e->cin * 9 + (size_t)(e->m + 2) * (e->m + 2) * e->cin * e->kout) * sizeof(float);
+    if (e->wt) g_wt_bytes -= slot_floats(e->kout, e->cin, e->m) * sizeof(float);
     rc_afree(e->copy);
     rc_afree(e->wt);
     memset(e, 0, sizeof *e);
@@ -153,10 +158,10 @@ static const float *get_wt(const void *key, int kout, int cin, int flip, int m, 
             wt_slot *old = NULL;
             for (int i = 0; i < WT_SLOTS; i++)
                 if (g_wt[i].wt && (!old || g_wt[i].used < old->used)) old = &g_wt[i];
-            if (!old || g_wt_bytes + (nw + nwt) * sizeof(float) <= WT_CAP_BYTES) break;
+            if (!old || g_wt_bytes + slot_floats(kout, cin, m) * sizeof(float) <= WT_CAP_BYTES) break;
             slot_free(old);
         }
-        g_wt_bytes += (nw + nwt) * sizeof(float);
+        g_wt_bytes += slot_floats(kout, cin, m) * sizeof(float);
         s->copy = rc_aalloc_floats(nw);
         s->wt = rc_aalloc_floats(nwt);
         RC_ASSERT(s->copy != NULL && s->wt != NULL);
