@@ -317,7 +317,7 @@ static void test_wgrad_wino(void) {
         const shape *sh = &shapes[i];
         rc_conv_dims d;
         rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
-        CHECK(!rc_conv2d_wgrad_wino_ok(&d), "plain layouts must not qualify");
+        CHECK(!rc_conv2d_wino_ok(&d), "plain layouts must not qualify");
         const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d);
         float *x = rand_buf(&rng, nx), *dy = rand_buf(&rng, ny), *base = rand_buf(&rng, nw);
         float *xb = zero_buf(nx), *dyb = zero_buf(ny), *dw0 = zero_buf(nw), *dw1 = zero_buf(nw);
@@ -327,7 +327,7 @@ static void test_wgrad_wino(void) {
         rc_conv2d_backward_ref(&d, x, NULL, dy, NULL, 0, dw0, NULL);
         rc_conv_dims db = d;
         db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
-        CHECK(rc_conv2d_wgrad_wino_ok(&db), "shape %zu must qualify", i);
+        CHECK(rc_conv2d_wino_ok(&db), "shape %zu must qualify", i);
         for (int tile = 2; tile <= 4; tile += 2)
             for (int t = 1; t <= 2; t++) {
                 rc_set_threads(t);

@@ -32,10 +32,6 @@
 #include "ops/wino.h"
 
 
-int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d) {
-    return d->r == 3 && d->stride == 1 && d->pad == 1 && d->x_layout == RC_LAYOUT_BLK16 &&
-           d->y_layout == RC_LAYOUT_BLK16 && d->c % 16 == 0 && d->k % 16 == 0;
-}
 
 /* Per-thread buffers (grown, never shrunk; one call at a time, like the oneDNN path's pool). */
 static float *g_buf;
@@ -55,30 +51,14 @@ int rc_conv2d_wgrad_set_tile(int m) {
     return old < 0 ? 0 : old;
 }
 
-/* The tiling of one image: th x tw tiles of m x m outputs (alpha = m + 2 inputs, nxi = alpha^2 points),
- * in bands of br tile rows (at most tcap tiles). */
-typedef struct {
-    int m, alpha, nxi, th, tw, br, nband, tcap;
-} tiling;
-
 /* m = 4 (F(3x3, 4x4): 36 points per 16 outputs, 2.25 multiplies per output and (k, c)) does 44% fewer
  * multiplies than m = 2 (16 per 4 outputs), and is the automatic choice when the image is a multiple of
  * 4 both ways: 28x28, 32->32 channels, 1020 vs 790 GFLOP/s (in direct-convolution FLOPs, 2 threads,
  * N=16). Elsewhere m = 2: on 14x14 (64 channels) 4x4 tiles waste 31% on the border and the 36 K C
  * accumulators per thread outgrow L2, 540 vs 773 GFLOP/s. */
-static tiling make_tiling(const rc_conv_dims *d) {
-    tiling t;
-    t.m = wino_pick_tile(&g_tile, "RECUR_WGRAD_TILE", d->h, d->w);
-    t.alpha = t.m + 2;
-    t.nxi = t.alpha * t.alpha;
-    t.th = (d->h + t.m - 1) / t.m;
-    t.tw = (d->w + t.m - 1) / t.m;
-    const int target = t.m == 2 ? 32 : 16; /* tiles per work item: its U and V stay in L2 */
-    t.br = (target + t.tw - 1) / t.tw;
-    if (t.br > t.th) t.br = t.th;
-    t.nband = (t.th + t.br - 1) / t.br;
-    t.tcap = t.br * t.tw;
-    return t;
+static wino_tiling make_tiling(const rc_conv_dims *d) {
+    const int m = wino_pick_tile(&g_tile, "RECUR_WGRAD_TILE", d->h, d->w);
+    return wino_make_tiling(m, d->h, d->w, m == 2 ? 32 : 16); /* tiles per item: its U and V stay in L2 */
 }
 
 /* 1-D transforms of dy: A of F(2x2, 3x3) on 2 inputs, A of F(4x4, 3x3) on 4. */
@@ -101,7 +81,7 @@ static inline void a4(const vf *p, vf *o) {
 
 /* U[xi][t][k] = (A dy_tile A^T)[xi] for the tiles of rows [a0, a1) of image dyn (nKhw16k), zero
  * outside the image. */
-static inline __attribute__((always_inline)) void transform_dy_m(const rc_conv_dims *d, const tiling *tl,
+static inline __attribute__((always_inline)) void transform_dy_m(const rc_conv_dims *d, const wino_tiling *tl,
                                                                   const float *dyn, int a0, int a1, float *U,
                                                                   const int m) {
     const int K = d->k, H = d->h, W = d->w, al = m + 2;
@@ -137,14 +117,14 @@ static inline __attribute__((always_inline)) void transform_dy_m(const rc_conv_d
 
 /* The transforms compiled once per tile size, so that their small arrays live in registers. V[xi][t][c]
  * = (B^T x_patch B)[xi], the patch of tile (a, b) at (m a - 1, m b - 1). */
-static void transform_x(const rc_conv_dims *d, const tiling *tl, const float *xn, int a0, int a1, float *V) {
+static void transform_x(const rc_conv_dims *d, const wino_tiling *tl, const float *xn, int a0, int a1, float *V) {
     const size_t sxi = (size_t)tl->tcap * d->c;
     if (tl->m == 2)
         wino_transform_in(d->c, d->h, d->w, tl->tw, xn, a0, a1, V, sxi, 2);
     else
         wino_transform_in(d->c, d->h, d->w, tl->tw, xn, a0, a1, V, sxi, 4);
 }
-static void transform_dy(const rc_conv_dims *d, const tiling *tl, const float *dyn, int a0, int a1, float *U) {
+static void transform_dy(const rc_conv_dims *d, const wino_tiling *tl, const float *dyn, int a0, int a1, float *U) {
     if (tl->m == 2)
         transform_dy_m(d, tl, dyn, a0, a1, U, 2);
     else
@@ -186,7 +166,7 @@ static inline void gt6(const float *m, float *o) {
 
 /* dw[k] (C, 3, 3) += G^T M[k] G for each c, M summed over the nt threads' buffers (per floats apart) in
  * thread order. M[xi = alpha i + j]: i the vertical transform point, j the horizontal. */
-static void output_transform(const tiling *tl, int k, int K, int C, int nt, const float *buf, size_t per,
+static void output_transform(const wino_tiling *tl, int k, int K, int C, int nt, const float *buf, size_t per,
                              float *dw) {
     const int al = tl->alpha, nxi = tl->nxi;
     for (int c0 = 0; c0 < C; c0 += 16) {
@@ -215,9 +195,9 @@ static void output_transform(const tiling *tl, int k, int K, int C, int nt, cons
 
 /* One call: dw += the weight gradient of d over x and dy (both nChw16c). */
 void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy, float *dw) {
-    RC_ASSERT(rc_conv2d_wgrad_wino_ok(d));
+    RC_ASSERT(rc_conv2d_wino_ok(d));
     const int K = d->k, C = d->c;
-    const tiling tl = make_tiling(d);
+    const wino_tiling tl = make_tiling(d);
     const int nthr = wino_threads();
     const size_t mfl = (size_t)tl.nxi * K * C;
     const size_t per = (mfl + (size_t)tl.nxi * tl.tcap * (K + C) + 15) / 16 * 16;
@@ -235,8 +215,8 @@ void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy
         memset(M, 0, mfl * sizeof *M);
         const long i0 = nitems * tid / nt, i1 = nitems * (tid + 1) / nt;
         for (long it = i0; it < i1; it++) {
-            const int n = (int)(it / tl.nband), band = (int)(it % tl.nband);
-            const int a0 = band * tl.br, a1 = a0 + tl.br < tl.th ? a0 + tl.br : tl.th;
+            int n, a0, a1;
+            wino_item(&tl, it, &n, &a0, &a1);
             transform_x(d, &tl, x + (size_t)n * x_img, a0, a1, V);
             transform_dy(d, &tl, dy + (size_t)n * y_img, a0, a1, U);
             accumulate(tl.nxi, K, C, (a1 - a0) * tl.tw, (size_t)tl.tcap, U, V, M);

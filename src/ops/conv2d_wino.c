@@ -276,15 +276,12 @@ static void multiply(int nxi, int cin, int kout, int T, size_t tcap, const float
 /* out (n, kout, H, W) = or += conv3x3(in (n, cin, H, W)) with transformed weights wt (+ bias) (+ r) (relu). */
 static void conv(int n, int cin, int kout, int H, int W, int m, const float *in, const float *wt, const float *bias,
                  const float *r, int relu, int acc, float *out) {
-    const int al = m + 2, nxi = al * al;
-    const int th = (H + m - 1) / m, tw = (W + m - 1) / m;
-    int br = (48 + tw - 1) / tw; /* about 48 tiles per item */
-    if (br > th) br = th;
-    const int nband = (th + br - 1) / br, tcap = br * tw;
+    const wino_tiling tl = wino_make_tiling(m, H, W, 48); /* about 48 tiles per item */
+    const int nxi = tl.nxi, tw = tl.tw, tcap = tl.tcap;
     const int nthr = wino_threads();
     const size_t per = ((size_t)nxi * tcap * (cin + kout) + 15) / 16 * 16;
     float *const buf = wino_grow(&g_buf, &g_cap, (size_t)nthr * per);
-    const long nitems = (long)n * nband;
+    const long nitems = (long)n * tl.nband;
     const size_t in_img = (size_t)cin * H * W, out_img = (size_t)kout * H * W;
 #pragma omp parallel num_threads(nthr)
     {
@@ -293,8 +290,9 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
         float *V = buf + (size_t)tid * per, *M = V + (size_t)nxi * tcap * cin;
         const long i0 = nitems * tid / nt, i1 = nitems * (tid + 1) / nt;
         for (long it = i0; it < i1; it++) {
-            const int img = (int)(it / nband), band = (int)(it % nband);
-            const int a0 = band * br, a1 = a0 + br < th ? a0 + br : th, T = (a1 - a0) * tw;
+            int img, a0, a1;
+            wino_item(&tl, it, &img, &a0, &a1);
+            const int T = (a1 - a0) * tw;
             const float *xin = in + (size_t)img * in_img;
             float *yo = out + (size_t)img * out_img;
             const float *ro = r ? r + (size_t)img * out_img : NULL;

@@ -132,9 +132,8 @@ enum { RC_LAYOUT_NCHW = 0, RC_LAYOUT_BLK16 = 1 };
 void rc_layout_to_blk16(int n, int c, int hw, const float *x, float *y);
 void rc_layout_from_blk16(int n, int c, int hw, const float *x, float *y);
 /* Weight gradient of a 3x3, stride-1, pad-1 convolution on nChw16c x and dy by Winograd's F(3x3, 2x2) or
- * F(3x3, 4x4) (conv2d_wgrad.c): dw (K, C, 3, 3) += the gradient. _ok says whether a shape qualifies (both layouts
- * blocked, C and K multiples of 16); _release frees its buffers. The fast path's backward-weights. */
-int rc_conv2d_wgrad_wino_ok(const rc_conv_dims *d);
+ * F(3x3, 4x4) (conv2d_wgrad.c): dw (K, C, 3, 3) += the gradient, for shapes rc_conv2d_wino_ok accepts;
+ * _release frees its buffers. The fast path's backward-weights. */
 void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy, float *dw);
 void rc_conv2d_wgrad_release(void);
 /* Tile of the Winograd weight gradient for later calls: 2 (F(3x3, 2x2)), 4 (F(3x3, 4x4)) or 0 (automatic,

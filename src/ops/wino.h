@@ -115,6 +115,34 @@ static inline int wino_pick_tile(int *forced, const char *env, int h, int w) {
     return *forced ? *forced : h % 4 == 0 && w % 4 == 0 ? 4 : 2;
 }
 
+/* The tiling of one H x W image: th x tw tiles of m x m outputs (alpha = m + 2 inputs per side, nxi =
+ * alpha^2 transform points), cut into nband work items of br tile rows (at most tcap = br tw tiles, about
+ * target tiles per item). */
+typedef struct {
+    int m, alpha, nxi, th, tw, br, nband, tcap;
+} wino_tiling;
+
+static inline wino_tiling wino_make_tiling(int m, int h, int w, int target) {
+    wino_tiling t;
+    t.m = m;
+    t.alpha = m + 2;
+    t.nxi = t.alpha * t.alpha;
+    t.th = (h + m - 1) / m;
+    t.tw = (w + m - 1) / m;
+    t.br = (target + t.tw - 1) / t.tw;
+    if (t.br > t.th) t.br = t.th;
+    t.nband = (t.th + t.br - 1) / t.br;
+    t.tcap = t.br * t.tw;
+    return t;
+}
+
+/* Work item it of a batch: image *img, tile rows [*a0, *a1). */
+static inline void wino_item(const wino_tiling *t, long it, int *img, int *a0, int *a1) {
+    *img = (int)(it / t->nband);
+    *a0 = (int)(it % t->nband) * t->br;
+    *a1 = *a0 + t->br < t->th ? *a0 + t->br : t->th;
+}
+
 /* B^T of F(2x2, 3x3) on 4 inputs; of F(4x4, 3x3) (points 0, 1, -1, 2, -2, infinity) on 6. */
 static inline void wino_bt4(const vf *p, vf *o) {
     o[0] = vsub(p[0], p[2]);
