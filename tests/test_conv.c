@@ -301,23 +301,35 @@ static void test_primitive_reuse(void) {
 #endif
 }
 
+/* Shapes for recur's Winograd kernels (3x3, stride 1, pad 1, channels multiples of 16): 28x28 and 14x14
+ * (4x4 and 2x2 tiles), odd and non-square sizes (partial tiles), 1x1 and 3x2 images, N = 1, 48 and 128
+ * channels (a 16-channel block after the 32s). */
+static const shape g_wino_shapes[] = {
+    {2, 16, 28, 28, 32, 3, 1, 1}, {3, 32, 14, 14, 64, 3, 1, 1}, {1, 16, 7, 9, 16, 3, 1, 1},
+    {2, 48, 5, 6, 16, 3, 1, 1},   {1, 16, 1, 1, 16, 3, 1, 1},   {2, 32, 13, 30, 128, 3, 1, 1},
+    {2, 64, 3, 2, 32, 3, 1, 1},   {1, 16, 17, 19, 48, 3, 1, 1},
+};
+
+/* g_wino_shapes[i] as plain dims d (which the kernels must refuse) and blocked dims db (which they take). */
+static void wino_dims(size_t i, rc_conv_dims *d, rc_conv_dims *db) {
+    const shape *sh = &g_wino_shapes[i];
+    rc_conv_dims_init(d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
+    CHECK(!rc_conv2d_wino_ok(d), "plain layouts must not qualify");
+    *db = *d;
+    db->x_layout = db->y_layout = RC_LAYOUT_BLK16;
+    CHECK(rc_conv2d_wino_ok(db), "shape %zu must qualify", i);
+}
+
 /* The Winograd weight gradient (conv2d_wgrad.c) on blocked tensors against the reference, with 2x2 and
  * 4x4 tiles, on shapes with odd sizes (partial tiles), N = 1, 1x1 images, and 1 and 2 threads; it
  * accumulates onto dw. */
 static void test_wgrad_wino(void) {
-    static const shape shapes[] = {
-        {2, 16, 28, 28, 32, 3, 1, 1}, {3, 32, 14, 14, 64, 3, 1, 1}, {1, 16, 7, 9, 16, 3, 1, 1},
-        {2, 48, 5, 6, 16, 3, 1, 1},   {1, 16, 1, 1, 16, 3, 1, 1},   {2, 32, 13, 30, 128, 3, 1, 1},
-        {2, 64, 3, 2, 32, 3, 1, 1},
-    };
     rc_rng rng;
     rc_rng_seed(&rng, 11);
     const int old = rc_get_threads();
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const shape *sh = &shapes[i];
-        rc_conv_dims d;
-        rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
-        CHECK(!rc_conv2d_wino_ok(&d), "plain layouts must not qualify");
+    for (size_t i = 0; i < sizeof g_wino_shapes / sizeof g_wino_shapes[0]; i++) {
+        rc_conv_dims d, db;
+        wino_dims(i, &d, &db);
         const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d);
         float *x = rand_buf(&rng, nx), *dy = rand_buf(&rng, ny), *base = rand_buf(&rng, nw);
         float *xb = zero_buf(nx), *dyb = zero_buf(ny), *dw0 = zero_buf(nw), *dw1 = zero_buf(nw);
@@ -325,9 +337,6 @@ static void test_wgrad_wino(void) {
         rc_layout_to_blk16(d.n, d.k, d.h * d.w, dy, dyb);
         memcpy(dw0, base, nw * sizeof(float));
         rc_conv2d_backward_ref(&d, x, NULL, dy, NULL, 0, dw0, NULL);
-        rc_conv_dims db = d;
-        db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
-        CHECK(rc_conv2d_wino_ok(&db), "shape %zu must qualify", i);
         for (int tile = 2; tile <= 4; tile += 2)
             for (int t = 1; t <= 2; t++) {
                 rc_set_threads(t);
@@ -349,28 +358,18 @@ static void test_wgrad_wino(void) {
  * 2x2 and 4x4 tiles, with and without bias, dx overwritten and accumulated, 1 and 2 threads; and its
  * transformed-weight cache: weights changed in place between calls are seen. */
 static void test_wino_conv(void) {
-    static const shape shapes[] = {
-        {2, 16, 28, 28, 32, 3, 1, 1}, {3, 32, 14, 14, 64, 3, 1, 1}, {1, 16, 7, 9, 16, 3, 1, 1},
-        {2, 48, 5, 6, 16, 3, 1, 1},   {1, 16, 1, 1, 16, 3, 1, 1},   {2, 32, 13, 30, 128, 3, 1, 1},
-        {2, 64, 3, 2, 32, 3, 1, 1},   {1, 16, 17, 19, 48, 3, 1, 1},
-    };
     rc_rng rng;
     rc_rng_seed(&rng, 12);
     const int old = rc_get_threads();
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
-        const shape *sh = &shapes[i];
-        rc_conv_dims d;
-        rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
-        CHECK(!rc_conv2d_wino_ok(&d), "plain layouts must not qualify");
+    for (size_t i = 0; i < sizeof g_wino_shapes / sizeof g_wino_shapes[0]; i++) {
+        rc_conv_dims d, db;
+        wino_dims(i, &d, &db);
         const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), hw = (size_t)d.h * d.w;
         float *x = rand_buf(&rng, nx), *dy = rand_buf(&rng, ny), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, d.k);
         float *base = rand_buf(&rng, nx), *xb = zero_buf(nx), *dyb = zero_buf(ny), *yb = zero_buf(ny);
         float *y0 = zero_buf(ny), *y1 = zero_buf(ny), *dx0 = zero_buf(nx), *dx1 = zero_buf(nx), *dxb = zero_buf(nx);
         rc_layout_to_blk16(d.n, d.c, (int)hw, x, xb);
         rc_layout_to_blk16(d.n, d.k, (int)hw, dy, dyb);
-        rc_conv_dims db = d;
-        db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
-        CHECK(rc_conv2d_wino_ok(&db), "shape %zu must qualify", i);
         for (int tile = 2; tile <= 4; tile += 2)
             for (int t = 1; t <= 2; t++) {
                 rc_set_threads(t);
