@@ -51,4 +51,12 @@ double rc_now(void);
 #define RC_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define RC_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* Software prefetch of the memory RC_PREFETCH_BYTES past p, for streaming loops over data not in cache
+ * (batch norm, the ConvLSTM cell: 2 KB ahead, measured in src/ops/bnact.c). The address is formed in
+ * integers: it may lie past the array, which a prefetch never faults on. */
+#define RC_PREFETCH_BYTES 2048
+static inline void rc_prefetch_ahead(const void *p) {
+    __builtin_prefetch((const void *)((uintptr_t)p + RC_PREFETCH_BYTES));
+}
+
 #endif

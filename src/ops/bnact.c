@@ -97,12 +97,9 @@ static inline v8f sel8(v8i mask, v8f f) {
     return f;
 }
 
-/* Software prefetch PF_BYTES ahead in the streaming loops below: on data that is not in cache the
- * hardware prefetcher alone left the statistics pass at 22–25 GB/s (2 threads, 12.8 MB); 2 KB ahead it
- * runs 1.6–2x faster (build/bnact_bench, docs/PERFORMANCE.md). The address is formed in integers: it may lie past
- * the array, which a prefetch never faults on. */
-#define PF_BYTES 2048
-static inline void pf(const float *p) { __builtin_prefetch((const void *)((uintptr_t)p + PF_BYTES)); }
+/* Software prefetch (rc_prefetch_ahead, 2 KB ahead) in the streaming loops below: on data that is not in
+ * cache the hardware prefetcher alone left the statistics pass at 22–25 GB/s (2 threads, 12.8 MB); 2 KB
+ * ahead it runs 1.6–2x faster (build/bnact_bench, docs/PERFORMANCE.md). */
 
 enum { RED_SUM = 0, RED_SQDEV = 1, RED_SUMSQ = 2 };
 
@@ -114,7 +111,7 @@ static void red_x16(const float *p, int hw, int mode, const double *m, double *a
         memcpy(&m1, m + 8, sizeof m1);
     }
     for (int s = 0; s < hw; s++) {
-        pf(p + (size_t)s * 16);
+        rc_prefetch_ahead(p + (size_t)s * 16);
         v8d x0 = cvt(ldf(p + (size_t)s * 16)), x1 = cvt(ldf(p + (size_t)s * 16 + 8));
         if (mode == RED_SQDEV) {
             x0 -= m0;
@@ -158,9 +155,9 @@ static void red_d16(const float *x, const float *y, const float *dy, const float
     memcpy(&m1, q->md + 8, sizeof m1);
     for (int s = 0; s < hw; s++) {
         size_t o = (size_t)s * 16;
-        pf(x + o);
-        if (y) pf(y + o);
-        if (dy) pf(dy + o);
+        rc_prefetch_ahead(x + o);
+        if (y) rc_prefetch_ahead(y + o);
+        if (dy) rc_prefetch_ahead(dy + o);
         v8f g0 = grad8(mode, x + o, y ? y + o : NULL, dy ? dy + o : NULL, gp, q, 0);
         v8f g1 = grad8(mode, x + o + 8, y ? y + o + 8 : NULL, dy ? dy + o + 8 : NULL, gp, q, 8);
         if (gout) {
@@ -188,8 +185,8 @@ static void norm16(const float *x, const float *r, float *y, double *psum, int h
     v8d p0 = {0}, p1 = {0};
     for (int s = 0; s < hw; s++) {
         size_t o = (size_t)s * 16;
-        pf(x + o);
-        if (r) pf(r + o);
+        rc_prefetch_ahead(x + o);
+        if (r) rc_prefetch_ahead(r + o);
         v8f t0 = pre8(ldf(x + o), m0, c0, h0), t1 = pre8(ldf(x + o + 8), m1, c1, h1);
         if (r) {
             t0 += ldf(r + o);
@@ -218,10 +215,10 @@ static void dx16(const float *x, const float *y, const float *dy, const float *g
                  int dx_acc, float *dr, int dr_acc, int hw, int mode, const lanes *q) {
     for (int s = 0; s < hw; s++) {
         size_t o = (size_t)s * 16;
-        pf(x + o);
-        if (gin) pf(gin + o);
-        if (!gin && y) pf(y + o);
-        if (!gin && dy) pf(dy + o);
+        rc_prefetch_ahead(x + o);
+        if (gin) rc_prefetch_ahead(gin + o);
+        if (!gin && y) rc_prefetch_ahead(y + o);
+        if (!gin && dy) rc_prefetch_ahead(dy + o);
         for (int h = 0; h < 16; h += 8) {
             v8f g = gin ? ldf(gin + o + h)
                         : grad8(mode, x + o + h, y ? y + o + h : NULL, dy ? dy + o + h : NULL, gp, q, h);

@@ -97,10 +97,7 @@ RC_INLINE void fwd_elem(float zi, float zf, float zo, float zg, float cpj, int h
 
 #define NORM(z, k, v) (bn ? fmaf((z) - q->m[k][v], q->sc[k][v], q->sh[k][v]) : (z))
 
-/* Software prefetch 2 KB ahead in the blocked loops (five input streams: four gates and the previous cell),
- * as in bnact.c; the address is formed in integers since it may lie past the array. */
-#define PF_BYTES 2048
-static inline void pf(const float *p) { __builtin_prefetch((const void *)((uintptr_t)p + PF_BYTES)); }
+/* Software prefetch 2 KB ahead in the blocked loops (the gates and the states), as in bnact.c. */
 
 /* Blocked block: HW positions x 16 channel lanes; lanes are the vector. */
 RC_INLINE void fwd_block16(const float *a, size_t gs, const float *cp, float *cell, float *h, int hw, int bn,
@@ -109,8 +106,8 @@ RC_INLINE void fwd_block16(const float *a, size_t gs, const float *cp, float *ce
         const float *as = a + (size_t)s * 16;
         const float *cps = cp ? cp + (size_t)s * 16 : NULL;
         float *cs = cell + (size_t)s * 16, *hs = h + (size_t)s * 16;
-        for (int k = 0; k < 4; k++) pf(as + k * gs);
-        if (cps) pf(cps);
+        for (int k = 0; k < 4; k++) rc_prefetch_ahead(as + k * gs);
+        if (cps) rc_prefetch_ahead(cps);
 #pragma omp simd
         for (int v = 0; v < 16; v++)
             fwd_elem(NORM(as[v], 0, v), NORM(as[v + gs], 1, v), NORM(as[v + 2 * gs], 2, v), NORM(as[v + 3 * gs], 3, v),
@@ -187,11 +184,11 @@ RC_INLINE void bwd_block(const float *a, float *da, size_t gs, const float *cp, 
         size_t o = (size_t)s * V;
         int L = V == 16 ? 16 : hw;
         if (V == 16) {
-            for (int k = 0; k < 4; k++) pf(a + o + k * gs);
-            pf(cell + o);
-            if (cp) pf(cp + o);
-            if (dh) pf(dh + o);
-            if (dc) pf(dc + o);
+            for (int k = 0; k < 4; k++) rc_prefetch_ahead(a + o + k * gs);
+            rc_prefetch_ahead(cell + o);
+            if (cp) rc_prefetch_ahead(cp + o);
+            if (dh) rc_prefetch_ahead(dh + o);
+            if (dc) rc_prefetch_ahead(dc + o);
         }
 #pragma omp simd
         for (int l = 0; l < L; l++) {
