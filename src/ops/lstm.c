@@ -97,9 +97,8 @@ RC_INLINE void fwd_elem(float zi, float zf, float zo, float zg, float cpj, int h
 
 #define NORM(z, k, v) (bn ? fmaf((z) - q->m[k][v], q->sc[k][v], q->sh[k][v]) : (z))
 
-/* Software prefetch 2 KB ahead in the blocked loops (the gates and the states), as in bnact.c. */
-
-/* Blocked block: HW positions x 16 channel lanes; lanes are the vector. */
+/* Blocked block: HW positions x 16 channel lanes; lanes are the vector. Both blocked loops prefetch 2 KB
+ * ahead (rc_prefetch_ahead) on every stream, as batch norm does. */
 RC_INLINE void fwd_block16(const float *a, size_t gs, const float *cp, float *cell, float *h, int hw, int bn,
                            const gate_norm *q) {
     for (int s = 0; s < hw; s++) {
