@@ -38,7 +38,7 @@ int rc_conv2d_wino_set_tile(int m) {
 }
 
 /* Tile size (wino_pick_tile): 4x4 on 28x28, 2x2 on 14x14, where timing the forward alone (64 -> 64
- * channels, N=16, 2 threads) gave 830-850 GFLOP/s with 2x2 tiles and 740-770 with 4x4 (docs/PERFORMANCE.md);
+ * channels, N=16, 2 threads) gave 830-851 GFLOP/s with 2x2 tiles and 739-773 with 4x4 (docs/PERFORMANCE.md);
  * `build/conv_bench --own` compares every pass with oneDNN's. */
 static int pick_tile(int h, int w) { return wino_pick_tile(&g_tile, "RECUR_WINO_TILE", h, w); }
 
