@@ -18,6 +18,7 @@ static void usage(FILE *f) {
             "  eval RUN_DIR|CKPT          accuracy at every iteration on the test set\n"
             "  info CONFIG                params, units, FLOPs and effective depth, per area and in total\n"
             "  bench CONFIG               training and inference speed, GFLOP/s, peak memory, per-op profile\n"
+            "  export RUN_DIR|CKPT        the trained model as safetensors, npz or ONNX (docs/EXPORT.md)\n"
             "  experiment NAME [options]  table4, tradeoff, coarse-fine, early-exit, more-iterations (docs/RESULTS.md)\n"
             "\n"
             "data-parallel training over N processes or hosts (MPI builds; see docs/PERFORMANCE.md):\n"
@@ -67,6 +68,8 @@ static int run(int argc, char **argv) {
         rc = rc_cmd_info(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "bench")) {
         rc = rc_cmd_bench(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "export")) {
+        rc = rc_cmd_export(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "experiment")) {
         rc = rc_cmd_experiment(argc - 1, argv + 1);
     } else {
