@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
+#include "io/npy.h"
 #include "train/eval.h"
 
 static const char *help =
@@ -21,7 +22,27 @@ static const char *help =
     "                       accuracy and mean iterations used\n"
     "  --limit N            evaluate the first N test images only\n"
     "  --batch N            evaluation batch (default 256)   --threads N\n"
-    "  --json               print one JSON object (keys accuracy, coarse_accuracy, loss, ...)\n";
+    "  --json               print one JSON object (keys accuracy, coarse_accuracy, loss, ...)\n"
+    "  --save-logits FILE   write every image's logits at every readout as a float32 .npy array of shape\n"
+    "                       (images, iterations, classes), in test-set order, streamed to disk\n";
+
+/* --save-logits: each batch's logits, image by image, readout by readout, into the .npy writer. */
+typedef struct {
+    rc_npy_writer w;
+    float *row; /* R x K */
+} logits_sink;
+
+static rc_status save_logits(void *ctx, const rc_model *m, long first, int n, const int *labels) {
+    (void)first, (void)labels;
+    logits_sink *ls = ctx;
+    int R = m->nreadouts, K = m->cfg.classes;
+    for (int i = 0; i < n; i++) {
+        for (int t = 0; t < R; t++)
+            memcpy(ls->row + (size_t)t * K, m->g.tensors[m->readout[t]].x + (size_t)i * K, (size_t)K * sizeof(float));
+        if (rc_npy_write(&ls->w, ls->row, (size_t)R * K * sizeof(float))) return RC_ERR;
+    }
+    return RC_OK;
+}
 
 static void json_array(FILE *f, const double *v, int n) {
     fputc('[', f);
@@ -44,7 +65,7 @@ static void json_string(FILE *f, const char *s) {
 }
 
 int rc_cmd_eval(int argc, char **argv) {
-    const char *run = NULL, *data = NULL;
+    const char *run = NULL, *data = NULL, *logits_path = NULL;
     long iters = 0, limit = 0, batch = 256, threads = 0;
     double exit_p = 0;
     int json = 0;
@@ -55,6 +76,7 @@ int rc_cmd_eval(int argc, char **argv) {
                                {"--batch", RC_ARG_INT, &batch, 1, 65536},
                                {"--threads", RC_ARG_INT, &threads, 1, 256},
                                {"--json", RC_ARG_FLAG, &json, 0, 0},
+                               {"--save-logits", RC_ARG_STR, &logits_path, 0, 0},
                                {NULL, RC_ARG_FLAG, NULL, 0, 0}};
     int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL, NULL);
     if (rc >= 0) return rc;
@@ -72,6 +94,7 @@ int rc_cmd_eval(int argc, char **argv) {
     rc_model m;
     int built = 0, code = 1;
     rc_eval_result r;
+    logits_sink ls = {0};
     /* normalisation uses the training split's statistics, as in training */
     if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))
         goto fail;
@@ -89,7 +112,14 @@ int rc_cmd_eval(int argc, char **argv) {
     if (rc_model_build(&mc, (int)batch, (int)iters, &m)) goto fail;
     built = 1;
     if (rc_checkpoint_load(ckpt, &m.g, NULL)) goto fail;
-    if (rc_evaluate(&m, &test, exit_p, &r)) goto fail;
+    if (logits_path) {
+        int64_t shape[3] = {test.n, m.nreadouts, mc.classes};
+        if (rc_npy_open(&ls.w, logits_path, "<f4", 3, shape)) goto fail;
+        ls.row = rc_xmalloc((size_t)m.nreadouts * mc.classes * sizeof(float));
+    }
+    rc_eval_sink sink = {save_logits, &ls};
+    if (rc_evaluate_sink(&m, &test, 0, test.n, exit_p, logits_path ? &sink : NULL, &r)) goto fail;
+    if (logits_path && rc_npy_close(&ls.w)) goto fail;
     int R = r.nreadouts;
     double acc[RC_MAX_READOUTS], cacc[RC_MAX_READOUTS];
     for (int t = 0; t < R; t++) {
@@ -135,6 +165,8 @@ int rc_cmd_eval(int argc, char **argv) {
 fail:
     rc_cli_error(rc_error());
 done:
+    if (ls.w.f) rc_npy_abort(&ls.w);
+    free(ls.row);
     if (built) rc_model_free(&m);
     rc_dataset_free(&train);
     rc_dataset_free(&test);

@@ -38,6 +38,11 @@ rc_status rc_evaluate(rc_model *m, const rc_dataset *d, double exit_threshold, r
 
 rc_status rc_evaluate_range(rc_model *m, const rc_dataset *d, long lo, long hi, double exit_threshold,
                             rc_eval_result *r) {
+    return rc_evaluate_sink(m, d, lo, hi, exit_threshold, NULL, r);
+}
+
+rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long lo, long hi, double exit_threshold,
+                           const rc_eval_sink *sink, rc_eval_result *r) {
     RC_ASSERT(0 <= lo && lo <= hi && hi <= d->n);
     rc_graph *g = &m->g;
     int B = g->batch, K = m->cfg.classes, R = m->nreadouts;
@@ -57,12 +62,17 @@ rc_status rc_evaluate_range(rc_model *m, const rc_dataset *d, long lo, long hi, 
     double *rflops = rc_xmalloc((size_t)R * sizeof(double));
     rc_model_readout_flops(m, rflops);
     double exit_sum = 0, exit_flops = 0;
+    rc_status st = RC_OK;
     float *x = g->tensors[m->input].x;
     for (long start = lo; start < hi; start += B) {
         int nb = (int)RC_MIN((long)B, hi - start);
         for (int i = 0; i < B; i++) idx[i] = (int)(start + (i < nb ? i : 0)); /* pad with a valid image */
         rc_dataset_batch(d, idx, B, NULL, NULL, x, y);
         rc_graph_forward(g, 0);
+        if (sink && sink->fn(sink->ctx, m, start, nb, y)) {
+            st = RC_ERR;
+            break;
+        }
         for (int i = 0; i < nb; i++) exited[i] = -1;
         for (int t = 0; t < R; t++) {
             const float *lg = g->tensors[m->readout[t]].x;
@@ -108,5 +118,5 @@ rc_status rc_evaluate_range(rc_model *m, const rc_dataset *d, long lo, long hi, 
     free(gp);
     free(exited);
     free(rflops);
-    return RC_OK;
+    return st;
 }

@@ -30,6 +30,19 @@ rc_status rc_evaluate(rc_model *m, const rc_dataset *d, double exit_threshold, r
 rc_status rc_evaluate_range(rc_model *m, const rc_dataset *d, long start, long end, double exit_threshold,
                             rc_eval_result *r);
 
+/* Per-batch hook for callers that want per-image results (recur eval --save-logits, recur features):
+ * called after each batch's forward pass with images [first, first + n) of the dataset (n <= the graph's
+ * batch; rows past n are padding) and their labels; it reads what it needs from m's tensors (each
+ * readout's logits: m->g.tensors[m->readout[t]].x, n x classes floats). A failure stops the evaluation
+ * with the sink's message. */
+typedef struct {
+    rc_status (*fn)(void *ctx, const rc_model *m, long first, int n, const int *labels);
+    void *ctx;
+} rc_eval_sink;
+/* rc_evaluate_range with a sink (NULL: none). */
+rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long start, long end, double exit_threshold,
+                           const rc_eval_sink *sink, rc_eval_result *r);
+
 /* Forward FLOPs per image needed to produce readout r (0-based): every node that readout depends on. */
 void rc_model_readout_flops(const rc_model *m, double *flops_per_readout);
 
