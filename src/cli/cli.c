@@ -89,6 +89,85 @@ int rc_cli_parse(const char *cmd, const char *help, int argc, char **argv, const
     return -1;
 }
 
+/* Length of the valid UTF-8 sequence starting at s (1..4), 0 if it is not one. */
+static int utf8_len(const unsigned char *s) {
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    if (s[0] >= 0xf5) return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    return n;
+}
+
+void rc_cli_json_string(FILE *f, const char *str) {
+    const unsigned char *s = (const unsigned char *)str;
+    fputc('"', f);
+    while (*s) {
+        unsigned c = *s;
+        if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+            s++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            s++;
+        } else if (c < 0x80) {
+            fputc((int)c, f);
+            s++;
+        } else {
+            int n = utf8_len(s);
+            if (n) {
+                fwrite(s, 1, (size_t)n, f);
+                s += n;
+            } else {
+                fprintf(f, "\\u%04x", c); /* a stray byte: written as the Latin-1 character */
+                s++;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+static char **norm_argv;   /* what rc_cli_normalize_args allocated, for rc_cli_free_args */
+static char **norm_names;
+static int norm_nnames;
+
+void rc_cli_free_args(void) {
+    for (int i = 0; i < norm_nnames; i++) free(norm_names[i]);
+    free(norm_names);
+    free(norm_argv);
+    norm_argv = norm_names = NULL;
+    norm_nnames = 0;
+}
+
+char **rc_cli_normalize_args(int *argc, char **argv) {
+    int n = *argc, extra = 0;
+    for (int i = 2; i < n; i++)
+        if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '=')) extra++;
+    char **out = rc_xmalloc((size_t)(n + extra + 1) * sizeof(char *));
+    norm_argv = out;
+    norm_names = rc_xmalloc((size_t)(extra + 1) * sizeof(char *));
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        char *a = argv[i];
+        char *eq = i >= 2 && !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
+        if (eq) {
+            size_t len = (size_t)(eq - a);
+            char *name = rc_xmalloc(len + 1);
+            norm_names[norm_nnames++] = name;
+            memcpy(name, a, len);
+            name[len] = 0;
+            out[m++] = name;
+            out[m++] = eq + 1;
+        } else {
+            out[m++] = a;
+        }
+    }
+    for (int i = 2; i < m; i++)
+        if (!strcmp(out[i], "--batch-size")) out[i] = "--batch";
+    out[m] = NULL;
+    *argc = m;
+    return out;
+}
+
 void rc_cli_basename(const char *path, char *out, size_t n) {
     const char *b = strrchr(path, '/');
     b = b ? b + 1 : path;

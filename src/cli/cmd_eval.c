@@ -1,6 +1,7 @@
 /* cmd_eval.c — `recur eval RUN_DIR|CKPT`: accuracy (and coarse accuracy where the dataset has a
  * taxonomy) at every iteration on the test split, optionally unrolled for more iterations than in
  * training, and with confidence-based early exit. Text table or one JSON object. */
+#include <math.h>
 #include <string.h>
 
 #include "cli.h"
@@ -46,23 +47,15 @@ static rc_status save_logits(void *ctx, const rc_model *m, long first, int n, co
 
 static void json_array(FILE *f, const double *v, int n) {
     fputc('[', f);
-    for (int i = 0; i < n; i++) fprintf(f, "%s%.6f", i ? ", " : "", v[i]);
+    for (int i = 0; i < n; i++) {
+        if (isfinite(v[i]))
+            fprintf(f, "%s%.6f", i ? ", " : "", v[i]);
+        else
+            fprintf(f, "%snull", i ? ", " : ""); /* JSON has no NaN or Infinity */
+    }
     fputc(']', f);
 }
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 int rc_cmd_eval(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *logits_path = NULL;
@@ -129,11 +122,11 @@ int rc_cmd_eval(int argc, char **argv) {
     int trained_R = mc.areas[mc.nareas - 1].iterations;
     if (json) {
         printf("{\"model\": ");
-        json_string(stdout, mc.name);
+        rc_cli_json_string(stdout, mc.name);
         printf(", \"checkpoint\": ");
-        json_string(stdout, ckpt);
+        rc_cli_json_string(stdout, ckpt);
         printf(", \"data\": ");
-        json_string(stdout, spec);
+        rc_cli_json_string(stdout, spec);
         printf(", \"images\": %ld, \"iterations\": %d, \"trained_iterations\": %d, \"accuracy\": ", r.n, R, trained_R);
         json_array(stdout, acc, R);
         printf(", \"coarse_accuracy\": ");

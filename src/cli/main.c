@@ -24,7 +24,9 @@ static void usage(FILE *f) {
             "data-parallel training over N processes or hosts (MPI builds; see docs/PERFORMANCE.md):\n"
             "  mpirun -np N recur train CONFIG [options]\n"
             "\n"
-            "'recur COMMAND --help' describes each command's options.\n");
+            "'recur COMMAND --help' describes each command's options; '--opt=value' and '--opt value' are the\n"
+            "same; --batch-size is --batch.\n"
+            "  recur --version            print recur's version\n");
 }
 
 static int run(int argc, char **argv);
@@ -34,6 +36,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "recur: %s\n", rc_error());
         return 1;
     }
+    argv = rc_cli_normalize_args(&argc, argv);
     int rc = run(argc, argv);
     /* other ranks may be waiting for this one in a collective: a failure ends the whole job */
     if (rc != 0 && rc_dist_size() > 1) {
@@ -41,6 +44,7 @@ int main(int argc, char **argv) {
         rc_dist_abort(rc);
     }
     rc_dist_finalize();
+    rc_cli_free_args();
     return rc;
 }
 

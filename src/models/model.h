@@ -42,6 +42,7 @@ typedef enum { RC_SCHED_CONSTANT = 0, RC_SCHED_STEP, RC_SCHED_COSINE } rc_sched_
 typedef struct {
     char data[512];
     int epochs, batch, limit, val;
+    int test_limit; /* evaluate on the first test_limit test images only (0: all) */
     rc_opt_kind optimizer;
     double lr, momentum, weight_decay, beta1, beta2, adam_eps;
     int nesterov;

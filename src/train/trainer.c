@@ -159,6 +159,12 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         memset(&full, 0, sizeof full);
     }
     if (rc_dataset_load(tc.data, 0, &test)) goto done;
+    if (tc.test_limit > 0 && tc.test_limit < test.n) {
+        if (rc_dataset_limit(&test, tc.test_limit, &tmp)) goto done;
+        rc_dataset_free(&test);
+        test = tmp;
+        memset(&tmp, 0, sizeof tmp);
+    }
     if (rc_dataset_copy_stats(&test, &train)) goto done;
     if (rc_dataset_check_shape(&train, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
     if (rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
@@ -253,6 +259,11 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         fprintf(stderr, "recur: training %s: %zu params, %d readouts, %ld steps/epoch x %d epochs, %d threads%s\n",
                 mc.name, rc_graph_trainable_params(g), R, spe, tc.epochs, threads,
                 nranks > 1 ? " per rank" : "");
+    if (!o->quiet && !o->resume && (long)floor(tc.warmup_epochs * (double)spe) > rc_lr_warmup_steps(&tc, spe))
+        fprintf(stderr, "recur: note: warm-up capped at a quarter of the run: %ld of %ld steps (train.warmup_epochs = "
+                        "%g asks for %ld)\n",
+                rc_lr_warmup_steps(&tc, spe), spe * tc.epochs, tc.warmup_epochs,
+                (long)floor(tc.warmup_epochs * (double)spe));
     if (!o->quiet && nranks > 1)
         fprintf(stderr, "recur: data-parallel over %d ranks, %d images per rank per step, batch norm %s\n", nranks, lb,
                 mc.norm == RC_NORM_NONE ? "none" : mc.bn_sync ? "synchronised (bn_sync)" : "per rank");
