@@ -134,6 +134,7 @@ test-unit: $(TESTS)
 test-cli: $(BUILD)/recur
 	@sh tests/run_cli.sh $(BUILD)
 	@sh tests/test_experiments.sh $(BUILD)
+	@sh tests/test_onnx.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
 # allocations read as leaks to LeakSanitizer, so leak checking is off for these runs (ASan, UBSan stay on).
