@@ -131,7 +131,7 @@ test: deps
 test-unit: $(TESTS)
 	@sh tests/run_unit.sh $(BUILD)
 
-test-cli: $(BUILD)/recur
+test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/run_cli.sh $(BUILD)
 	@sh tests/test_experiments.sh $(BUILD)
 	@sh tests/test_onnx.sh $(BUILD)

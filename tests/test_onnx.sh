@@ -3,7 +3,8 @@
 # and none, head = per_iter, residual, ConvLSTM, top-down upsampling) is trained for two steps, exported
 # with `recur export --format onnx`, and tests/check_onnx.py runs the model in onnxruntime on the first
 # 200 test images and compares every readout with `recur eval --save-logits` (also with --iterations T
-# beyond the trained T). Also: a failed export leaves an existing file as it was.
+# beyond the trained T), and the same for test_onnx_ops's hand-built graph of the ops no config emits.
+# Also: a refused export leaves an existing file as it was.
 # Usage: tests/test_onnx.sh BUILD_DIR. Needs the .venv of scripts/pyenv.sh (onnx, onnxruntime).
 set -u
 B=${1:-build}
@@ -48,6 +49,9 @@ for c in configs/*.cfg; do run "$(basename "$c" .cfg)" "$c"; done
 run tiny tests/configs/tiny.cfg 5
 run onnx_batch tests/configs/onnx_batch.cfg 4
 run onnx_nonorm tests/configs/onnx_nonorm.cfg 5
+# the ops no config emits (pooling, concat, ...) in a hand-built graph (tests/test_onnx_ops.c)
+"$B/tests/test_onnx_ops" "$T" "$D" || fail "test_onnx_ops fixture"
+CHECKS="$CHECKS ops $T/ops.onnx $T/ops.npy"
 
 # shellcheck disable=SC2086
 "$PY" tests/check_onnx.py "$T/fm/t10k-images-idx3-ubyte.gz" $CHECKS || fail "onnxruntime disagrees with recur eval"
