@@ -131,9 +131,10 @@ test: deps
 test-unit: $(TESTS)
 	@sh tests/run_unit.sh $(BUILD)
 
-test-cli: $(BUILD)/recur
+test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/run_cli.sh $(BUILD)
 	@sh tests/test_experiments.sh $(BUILD)
+	@sh tests/test_onnx.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
 # allocations read as leaks to LeakSanitizer, so leak checking is off for these runs (ASan, UBSan stay on).
