@@ -133,6 +133,7 @@ test-unit: $(TESTS)
 
 test-cli: $(BUILD)/recur
 	@sh tests/run_cli.sh $(BUILD)
+	@sh tests/test_export.sh $(BUILD)
 	@sh tests/test_experiments.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
