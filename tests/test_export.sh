@@ -50,6 +50,8 @@ run() {
     grep -q "wrote $D/model.safetensors (safetensors" "$T/err" || fail "export $name: no 'wrote' line"
     "$R" export "$D" --format npz --out "$D/model.npz" 2>/dev/null || fail "export $name npz"
     [ ! -e "$D/model.safetensors.tmp" ] && [ ! -e "$D/model.npz.tmp" ] || fail "export $name left a .tmp file"
+    "$R" export "$D" --out "$T/again.npz" 2>/dev/null && cmp -s "$D/model.npz" "$T/again.npz" ||
+        fail "export $name: a second npz export differs from the first"
     "$R" eval "$D" --limit $N --threads 2 --save-logits "$D/L.npy" >/dev/null || fail "eval $name"
     CASES="$CASES $D"
     ok
