@@ -61,7 +61,8 @@ for c in configs/*.cfg; do run "$(basename "$c" .cfg)" "$c"; done
 run v_none configs/recurrent.cfg --set model.norm=none --set model.head=per_iter --set area.V1.bottomup=every \
     --set area.V1.lateral=no --set area.V2.kernel=5
 run v_batch configs/topdown.cfg --set model.norm=batch --set area.V2.tied=no --set area.V2.stride=3 \
-    --set area.V1.cell=residual --set area.V4.kernel=1 --set model.head=per_iter
+    --set area.V1.cell=residual --set area.V4.kernel=1 --set model.head=per_iter \
+    --set "model.name=$(printf 'v"b\\a\tt \303\251\342\202\254')" # quote, backslash, tab, UTF-8: JSON escaping
 # more iterations at test time: steps past the trained T reuse step T's per-iteration params and head
 "$R" eval "$T/demo" --limit $N --threads 2 --iterations 5 --save-logits "$T/demo/L_5.npy" >/dev/null || fail "eval --iterations 5"
 "$R" eval "$T/v_none" --limit $N --threads 2 --iterations 6 --save-logits "$T/v_none/L_6.npy" >/dev/null ||
