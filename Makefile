@@ -133,6 +133,7 @@ test-unit: $(TESTS)
 
 test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/run_cli.sh $(BUILD)
+	@sh tests/test_export.sh $(BUILD)
 	@sh tests/test_experiments.sh $(BUILD)
 	@sh tests/test_onnx.sh $(BUILD)
 

@@ -62,7 +62,7 @@ static int run(int argc, char **argv) {
         usage(stdout);
         return 0;
     } else if (!strcmp(cmd, "--version")) {
-        printf("recur 0.1%s\n", rc_dist_compiled() ? " (MPI)" : "");
+        printf("recur %s%s\n", RC_VERSION, rc_dist_compiled() ? " (MPI)" : "");
         return 0;
     } else if (!strcmp(cmd, "train")) {
         rc = rc_cmd_train(argc - 1, argv + 1);

@@ -8,6 +8,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* recur's version: `recur --version`, and the metadata of every exported model (src/export). */
+#define RC_VERSION "0.1"
+
 typedef enum { RC_OK = 0, RC_ERR = 1 } rc_status;
 
 /* Set the thread-local error message (printf-style) and return RC_ERR. */

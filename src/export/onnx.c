@@ -12,7 +12,6 @@
 
 #define ONNX_OPSET 17
 #define ONNX_IR_VERSION 8 /* the IR version that came with opset 17 */
-#define RECUR_VERSION "0.1"
 #define VNAME (RC_NAME_MAX + 32)
 
 /* Field numbers and enum values of onnx.proto. */
@@ -390,14 +389,14 @@ rc_status rc_export_onnx(const rc_model *m, const rc_export_info *info, const ch
     rc_pb *pb = &w.pb;
     rc_pb_int(pb, MODEL_IR_VERSION, ONNX_IR_VERSION);
     rc_pb_string(pb, MODEL_PRODUCER_NAME, "recur");
-    rc_pb_string(pb, MODEL_PRODUCER_VERSION, RECUR_VERSION);
+    rc_pb_string(pb, MODEL_PRODUCER_VERSION, RC_VERSION);
     rc_pb_begin(pb, MODEL_OPSET_IMPORT);
     rc_pb_string(pb, OPSET_DOMAIN, "");
     rc_pb_int(pb, OPSET_VERSION, ONNX_OPSET);
     rc_pb_end(pb);
     rc_pb_string(pb, MODEL_DOC, "exported by recur export --format onnx");
     char text[512];
-    metadata(pb, "recur.version", RECUR_VERSION);
+    metadata(pb, "recur.version", RC_VERSION);
     if (info->config_text) metadata(pb, "recur.config", info->config_text);
     if (info->data_spec) metadata(pb, "recur.data", info->data_spec);
     int len = 0;
