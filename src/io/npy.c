@@ -162,8 +162,10 @@ static rc_status parse_dim(cursor *c, int64_t *v) {
     if (c->i >= c->n || c->s[c->i] < '0' || c->s[c->i] > '9') return expected(c, "a non-negative dimension");
     int64_t x = 0;
     while (c->i < c->n && c->s[c->i] >= '0' && c->s[c->i] <= '9') {
-        x = x * 10 + (c->s[c->i++] - '0');
-        if (x > ((int64_t)1 << 62)) return rc_fail("%s: .npy header: a dimension of the shape is too large", c->name);
+        int digit = c->s[c->i++] - '0';
+        if (x > (((int64_t)1 << 62) - digit) / 10)
+            return rc_fail("%s: .npy header: a dimension of the shape is too large", c->name);
+        x = x * 10 + digit;
     }
     if (c->i < c->n && c->s[c->i] == 'L') c->i++;
     *v = x;
