@@ -107,7 +107,7 @@ static void test_parse_headers(void) {
 }
 
 static void test_malformed(void) {
-    float d6[6] = {0};
+    float d6[8] = {0}; /* 6 elements in the headers, room for 5 bytes too many */
     static const struct {
         const char *dict, *what;
     } bad[] = {
@@ -136,23 +136,23 @@ static void test_malformed(void) {
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char name[32];
         snprintf(name, sizeof name, "bad%02zu.npy", i);
-        expect_open_fail(write_raw(name, 1, bad[i].dict, d6, sizeof d6), bad[i].what);
+        expect_open_fail(write_raw(name, 1, bad[i].dict, d6, 24), bad[i].what);
     }
     const char *good = "{'descr': '<f4', 'fortran_order': False, 'shape': (6,)}";
-    const char *p = write_raw("v4.npy", 1, good, d6, sizeof d6);
+    const char *p = write_raw("v4.npy", 1, good, d6, 24);
     FILE *f = fopen(p, "r+b");
     fseek(f, 6, SEEK_SET);
     fputc(4, f); /* version 4.0 */
     fclose(f);
     expect_open_fail(p, "version 4.0");
-    p = write_raw("magic.npy", 1, good, d6, sizeof d6);
+    p = write_raw("magic.npy", 1, good, d6, 24);
     f = fopen(p, "r+b");
     fputc('X', f);
     fclose(f);
     expect_open_fail(p, "not a .npy file");
-    expect_open_fail(write_raw("short.npy", 1, good, d6, sizeof d6 - 1), "truncated");
-    expect_open_fail(write_raw("long.npy", 1, good, d6, sizeof d6 - 1 + 5), "unexpected data");
-    p = write_raw("hlen.npy", 2, good, d6, sizeof d6);
+    expect_open_fail(write_raw("short.npy", 1, good, d6, 24 - 1), "truncated");
+    expect_open_fail(write_raw("long.npy", 1, good, d6, 24 + 5), "unexpected data");
+    p = write_raw("hlen.npy", 2, good, d6, 24);
     f = fopen(p, "r+b");
     fseek(f, 10, SEEK_SET);
     fputc(0x10, f); /* header length 1 MiB + ... */
