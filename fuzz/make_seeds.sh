@@ -1,7 +1,8 @@
 #!/bin/sh
 # Regenerate the seed corpora in fuzz/corpus/<target>/ (small valid inputs; committed). Needs build/recur
 # (make), python3 and /usr/bin/python3 with numpy (the npy seeds). Run from the repository root:
-# sh fuzz/make_seeds.sh. Rerun it when a file format changes (the checkpoint seeds are checkpoints of the fixed model in fuzz/fuzz_checkpoint.c).
+# sh fuzz/make_seeds.sh. Rerun it when a file format changes (the checkpoint seeds are checkpoints of
+# the fixed model in fuzz/fuzz_checkpoint.c).
 set -eu
 R=build/recur
 [ -x "$R" ] || { echo "make_seeds: build $R first (make)"; exit 1; }
