@@ -86,7 +86,7 @@ deps:
 
 # Fuzzing (fuzz/, docs/RELIABILITY.md): `make fuzz` builds build-fuzz/fuzz_T (libFuzzer); sh fuzz/run.sh SECONDS
 # runs them. make test replays the seeds and regression inputs through each target linked with a plain main().
-FUZZ_TARGETS := config checkpoint idx cifar
+FUZZ_TARGETS := config checkpoint idx cifar npy
 FUZZ_HDRS    := fuzz/fuzz_util.h $(HDRS)
 
 fuzz: deps
@@ -136,6 +136,7 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/test_export.sh $(BUILD)
 	@sh tests/test_experiments.sh $(BUILD)
 	@sh tests/test_onnx.sh $(BUILD)
+	@sh tests/test_outputs.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
 # allocations read as leaks to LeakSanitizer, so leak checking is off for these runs (ASan, UBSan stay on).

@@ -174,6 +174,8 @@ def parse_config(text, source="<config>"):
         key, val = (p.strip() for p in s.split("=", 1))
         sec = secs[-1]
         if key not in _SECTIONS[sec[0]]:
+            if sec[0] == "train":
+                continue  # training settings do not shape the model; a newer recur may have more of them
             raise ConfigError(where + "unknown key '%s' in [%s%s]" % (key, sec[0], " " + sec[1] if sec[1] else ""))
         if key in sec[2]:
             raise ConfigError(where + "duplicate key '%s'" % key)

@@ -15,6 +15,7 @@ int rc_cmd_info(int argc, char **argv);
 int rc_cmd_bench(int argc, char **argv);
 int rc_cmd_experiment(int argc, char **argv);
 int rc_cmd_export(int argc, char **argv);
+int rc_cmd_features(int argc, char **argv);
 
 /* Print "recur: MESSAGE" on stderr and return 1 (or 2 for usage errors). */
 int rc_cli_error(const char *msg);

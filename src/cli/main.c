@@ -19,6 +19,7 @@ static void usage(FILE *f) {
             "  info CONFIG                params, units, FLOPs and effective depth, per area and in total\n"
             "  bench CONFIG               training and inference speed, GFLOP/s, peak memory, per-op profile\n"
             "  export RUN_DIR|CKPT        the trained model as safetensors, npz or ONNX (docs/EXPORT.md)\n"
+            "  features RUN_DIR|CKPT      an area's state at every iteration for every image, as .npy arrays\n"
             "  experiment NAME [options]  table4, tradeoff, coarse-fine, early-exit, more-iterations (docs/RESULTS.md)\n"
             "\n"
             "data-parallel training over N processes or hosts (MPI builds; see docs/PERFORMANCE.md):\n"
@@ -74,6 +75,8 @@ static int run(int argc, char **argv) {
         rc = rc_cmd_bench(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "export")) {
         rc = rc_cmd_export(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "features")) {
+        rc = rc_cmd_features(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "experiment")) {
         rc = rc_cmd_experiment(argc - 1, argv + 1);
     } else {

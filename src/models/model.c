@@ -277,7 +277,12 @@ static void loss_weights(rc_model *m) {
     }
 }
 
-rc_status rc_model_build(const rc_model_cfg *cfg_in, int batch, int iterations_override, rc_model *m) {
+rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m) {
+    return rc_model_build_keep(cfg, batch, iterations_override, NULL, m);
+}
+
+rc_status rc_model_build_keep(const rc_model_cfg *cfg_in, int batch, int iterations_override, const int *keep_area,
+                              rc_model *m) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg_in;
     rc_model_cfg *cfg = &m->cfg;
@@ -342,7 +347,15 @@ rc_status rc_model_build(const rc_model_cfg *cfg_in, int batch, int iterations_o
             }
         }
     }
-    for (int k = 0; k < K; k++) m->area_out[k] = b->h[k][b->T[k]];
+    for (int k = 0; k < K; k++) {
+        m->area_out[k] = b->h[k][b->T[k]];
+        m->area_steps[k] = b->T[k];
+        m->area_state[k] = rc_xmalloc((size_t)b->T[k] * sizeof(int));
+        for (int t = 1; t <= b->T[k]; t++) {
+            m->area_state[k][t - 1] = b->h[k][t];
+            if (keep_area && keep_area[k]) rc_graph_keep(g, b->h[k][t]);
+        }
+    }
     free(b);
     loss_weights(m);
     rc_graph_set_recompute(g, cfg->recompute);
@@ -357,6 +370,10 @@ void rc_model_free(rc_model *m) {
     rc_graph_free(&m->g);
     free(m->node_area);
     m->node_area = NULL;
+    for (int k = 0; k < RC_MAX_AREAS; k++) {
+        free(m->area_state[k]);
+        m->area_state[k] = NULL;
+    }
 }
 
 double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad) {

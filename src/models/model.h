@@ -67,6 +67,8 @@ typedef struct {
     int *node_area;                  /* area index of each node (-1: readout head) */
     int area_out[RC_MAX_AREAS];      /* tensor of each area's final state */
     int area_h[RC_MAX_AREAS], area_w[RC_MAX_AREAS];
+    int area_steps[RC_MAX_AREAS];    /* steps unrolled per area (T_k) */
+    int *area_state[RC_MAX_AREAS];   /* tensor of area k's state h_k(t) after step t: area_state[k][t - 1] */
 } rc_model;
 
 /* Validate a model config (ranges, combinations); the message names the area and key. */
@@ -76,6 +78,10 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg);
  * tied area that many steps (test-time depth; per-iteration params past the trained T reuse step T's);
  * it is an error for an untied area. Params are not initialised (call rc_graph_init_params). */
 rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m);
+/* rc_model_build, keeping the states h_k(t) of every area k with keep_area[k] != 0 readable after a forward
+ * pass (rc_graph_read(&m->g, m->area_state[k][t - 1], 0, out); rc_graph_keep). keep_area may be NULL. */
+rc_status rc_model_build_keep(const rc_model_cfg *cfg, int batch, int iterations_override, const int *keep_area,
+                              rc_model *m);
 void rc_model_free(rc_model *m);
 
 /* Scheduled loss over all readouts for the current forward pass; writes every readout's logits

@@ -168,7 +168,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     if (rc_dataset_copy_stats(&test, &train)) goto done;
     if (rc_dataset_check_shape(&train, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
     if (rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
-    if (train.classes > mc.classes || (strcmp(train.name, "idx") != 0 && train.classes != mc.classes))
+    if (train.classes > mc.classes || (strcmp(train.name, "idx") && strcmp(train.name, "npy") && train.classes != mc.classes))
         FAIL_GOTO("dataset %s has %d classes but model.classes = %d", train.spec, train.classes, mc.classes);
     if (o->check_numerics && nranks > 1) FAIL_GOTO("--check-numerics runs in a single process only");
     if (mc.loss == RC_LOSS_COARSE_TO_FINE && !train.coarse_of)
