@@ -143,8 +143,9 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 test-mpi: $(BUILD)/recur
 	@ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}detect_leaks=0 sh tests/test_mpi.sh $(BUILD)
 
-demo: deps
-	@$(MAKE) --no-print-directory info-build $(BUILD)/recur
+demo:
+	@sh scripts/deps.sh demo
+	@$(MAKE) --no-print-directory -j$$(nproc) info-build $(BUILD)/recur
 	$(BUILD)/recur train configs/demo.cfg --out runs/demo --force
 	$(BUILD)/recur eval runs/demo
 
