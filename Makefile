@@ -1,4 +1,4 @@
-# recur — build, test and demo. `make` builds build/recur and build/librecur.a; `make test` runs every test;
+# recur — build, test and demo. `make` builds build/recur, build/librecur.a and .so; `make test` runs every test;
 # `make demo` trains configs/demo.cfg on Fashion-MNIST. Both install missing Debian packages first.
 CC      ?= gcc
 ARCH    ?= -march=native

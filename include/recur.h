@@ -31,7 +31,7 @@ const char *rc_error(void);
 void rc_set_threads(int n);
 
 /* A model: its config, the unrolled graph (built for a batch of images, 64 unless set), its params and
- * the input normalisation. Not safe to use from two threads at once; distinct handles are independent. */
+ * the input normalisation. Call the library from one thread at a time (it parallelises inside, OpenMP). */
 typedef struct rc_net rc_net;
 
 /* A model from a config file (docs/CONFIG.md), with overrides "section.key=value" applied in order (sets
@@ -52,7 +52,8 @@ rc_status rc_net_load(rc_net *net, const char *ckpt_path);
  * model.ckpt and train.csv, as `recur train --out run_dir`). A run_dir that already holds a run of the
  * same config is continued exactly (`recur train --resume`); one of another config is refused.
  * max_steps > 0 stops after that many steps of this call (with a checkpoint); quiet: no progress output.
- * Afterwards net holds the trained params. */
+ * The config's train.threads, when set, applies to the whole process. Afterwards net holds the trained
+ * params. */
 rc_status rc_net_train(rc_net *net, const char *run_dir, long max_steps, int quiet);
 
 /* What the model is. Strings live as long as net. */

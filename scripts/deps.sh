@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the Debian packages recur needs to build, test and run its demo, if any is missing.
 # Runs apt-get only when something is absent (root, or sudo when available).
-pkgs="build-essential clang libclang-rt-14-dev libomp-14-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist python3-torch gnuplot-nox valgrind openmpi-bin libopenmpi-dev python3-venv"
+pkgs="build-essential clang libclang-rt-14-dev libomp-14-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist python3-torch gnuplot-nox valgrind openmpi-bin libopenmpi-dev python3-venv pkgconf"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
