@@ -93,7 +93,7 @@ uninstall:
 # static (tests/test_install.sh). Plain build only: the SAN build does not make the -fPIC library (a
 # second sanitized compile of everything); tests/test_api.c covers the same API under ASan and UBSan.
 test-install: $(BUILD)/recur shared
-	@sh tests/test_install.sh $(BUILD)
+	+@sh tests/test_install.sh $(BUILD)
 
 # Benchmark programs (not tests; see docs/PERFORMANCE.md): bnact_bench and fma_peak always, conv_bench
 # with oneDNN. fma_peak needs -ffp-contract=fast (C11 mode would keep a*b+c as two instructions).
