@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/checkpoint.h"
+#include "api/run.h"
 
 int rc_cli_error(const char *msg) {
     fprintf(stderr, "recur: %s\n", msg);
@@ -168,64 +168,16 @@ char **rc_cli_normalize_args(int *argc, char **argv) {
     return out;
 }
 
-void rc_cli_basename(const char *path, char *out, size_t n) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && strcmp(dot, ".cfg") == 0) *dot = 0;
-    if (!out[0]) snprintf(out, n, "model");
-}
+/* The next three moved into the library (src/api/run.c, shared with the C API); these names stay for
+ * the subcommands. */
+void rc_cli_basename(const char *path, char *out, size_t n) { rc_config_name(path, out, n); }
 
 rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
                              rc_model_cfg *mc, rc_train_cfg *tc) {
-    rc_ini *ini = NULL;
-    *ini_out = NULL;
-    *text_out = NULL;
-    if (rc_ini_load(path, &ini)) return RC_ERR;
-    for (int i = 0; i < nsets; i++)
-        if (rc_ini_set(ini, sets[i])) {
-            rc_ini_free(ini);
-            return RC_ERR;
-        }
-    char name[64];
-    rc_cli_basename(path, name, sizeof name);
-    if (rc_config_read(ini, name, mc, tc)) {
-        rc_ini_free(ini);
-        return RC_ERR;
-    }
-    if (!quiet) rc_ini_print_defaults(ini, stderr);
-    size_t len;
-    if (rc_ini_to_text(ini, text_out, &len)) {
-        rc_ini_free(ini);
-        return RC_ERR;
-    }
-    *ini_out = ini;
-    return RC_OK;
+    return rc_config_load(path, sets, nsets, quiet, ini_out, text_out, mc, tc);
 }
 
 rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
                           rc_train_cfg *tc) {
-    struct stat sb;
-    *text_out = NULL;
-    if (stat(arg, &sb) != 0) return rc_fail("%s: %s", arg, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        snprintf(ckpt_path, ckpt_len, "%s/model.ckpt", arg);
-    else
-        snprintf(ckpt_path, ckpt_len, "%s", arg);
-    if (stat(ckpt_path, &sb) != 0)
-        return rc_fail("%s: no checkpoint (%s); has the run finished its first epoch?", ckpt_path, strerror(errno));
-    char *text = NULL;
-    if (rc_checkpoint_read_config(ckpt_path, &text)) return RC_ERR;
-    rc_ini *ini = NULL;
-    char disp[4200];
-    snprintf(disp, sizeof disp, "%s (stored config)", ckpt_path);
-    if (rc_ini_parse(text, strlen(text), disp, &ini) || rc_config_read(ini, "model", mc, tc)) {
-        rc_ini_free(ini);
-        free(text);
-        return RC_ERR;
-    }
-    rc_ini_free(ini);
-    *text_out = text;
-    return RC_OK;
+    return rc_run_open(arg, ckpt_path, ckpt_len, text_out, mc, tc);
 }
