@@ -45,7 +45,11 @@ run() {
     done
 }
 
-for c in configs/*.cfg; do run "$(basename "$c" .cfg)" "$c"; done
+# the sanitizer build (make test runs this script twice) takes the zoo's ConvLSTM and top-down nets; with the
+# test configs below they emit every op the zoo does
+ZOO="configs/*.cfg"
+case $B in *san*) ZOO="configs/convlstm.cfg configs/topdown.cfg" ;; esac
+for c in $ZOO; do run "$(basename "$c" .cfg)" "$c"; done
 run tiny tests/configs/tiny.cfg 5
 run onnx_batch tests/configs/onnx_batch.cfg 4
 run onnx_nonorm tests/configs/onnx_nonorm.cfg 5
