@@ -72,8 +72,11 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
         }
     }
     if (cfg->loss == RC_LOSS_PROGRESSIVE) {
-        if (rc_model_can_continue(cfg))
-            return rc_fail("model.loss = progressive reruns steps n+1..n+k from a detached state: %s", rc_error());
+        if (rc_model_can_continue(cfg)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", rc_error());
+            return rc_fail("model.loss = progressive reruns steps n+1..n+k from a detached state: %s", why);
+        }
         if (cfg->recompute > 0)
             return rc_fail("model.loss = progressive reads the state after every step: it cannot be used with "
                            "train.recompute");
@@ -398,8 +401,11 @@ rc_status rc_model_build_ex(const rc_model_cfg *cfg_in, int batch, int iteration
     for (int t = 0; t <= RC_MAX_ITERS; t++) m->state[t] = -1;
     rc_model_cfg *cfg = &m->cfg;
     if (rc_model_cfg_validate(cfg)) return RC_ERR;
-    if ((flags & RC_BUILD_CONTINUE) && rc_model_can_continue(cfg))
-        return rc_fail("cannot continue this model from a state: %s", rc_error());
+    if ((flags & RC_BUILD_CONTINUE) && rc_model_can_continue(cfg)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", rc_error());
+        return rc_fail("cannot continue this model from a state: %s", why);
+    }
     if (batch < 1 || batch > 65536) return rc_fail("batch %d out of range 1..65536", batch);
     builder *b = rc_xcalloc(1, sizeof *b);
     b->m = m;
