@@ -2,10 +2,15 @@
  * cross-entropy (value and finite-difference gradient), a whole dense-readout model with recall against
  * finite differences, the continuation graph (from a state, sharing params) reproducing the full unroll's
  * later readouts, and the progressive loss's gradient against finite differences with h(n) held fixed. */
+#define _POSIX_C_SOURCE 200809L
 #include <string.h>
+#include <unistd.h>
 
 #include "core/rng.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
 #include "io/ini.h"
+#include "train/eval.h"
 #include "models/model.h"
 #include "ops/ops.h"
 #include "test.h"
@@ -230,6 +235,54 @@ static void test_progressive(void) {
     progressive_case(1);
 }
 
+/* Step-by-step evaluation (two-step graph, then a one-step continuation) equals the unrolled graph's, with
+ * and without recall (bottomup = first reads the input at step 1 only, lateral from step 2). */
+static void stepwise_case(const char *extra) {
+    char text[1024];
+    snprintf(text, sizeof text,
+             "[model]\ninput = 1x1x12\nclasses = 2\nnorm = none\nreadout = dense\nhead_channels = 4\n%s"
+             "[area V1]\nchannels = 5\niterations = 3\ntied = yes\ncell = residual\n%s",
+             strstr(extra, "recall") ? "recall = yes\n" : "", strstr(extra, "first") ? "bottomup = first\n" : "");
+    rc_model_cfg mc;
+    rc_model m, u;
+    rc_dataset d = {0};
+    if (read_cfg(text, &mc) || rc_model_build(&mc, 7, 0, &m) || rc_dataset_load("prefix-sums:12", 0, &d)) {
+        CHECK(0, "setup: %s", rc_error());
+        return;
+    }
+    rc_graph_init_params(&m.g, 8);
+    char path[] = "/tmp/recur_stepwise_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0, "mkstemp");
+    if (fd >= 0) close(fd);
+    rc_ckpt_meta meta;
+    memset(&meta, 0, sizeof meta);
+    CHECK(rc_checkpoint_save(path, &m.g, "", &meta) == RC_OK, "save: %s", rc_error());
+    if (rc_model_build(&mc, 7, 6, &u) || rc_model_share_params(&u, &m)) {
+        CHECK(0, "unrolled: %s", rc_error());
+    } else {
+        rc_eval_result a, b;
+        CHECK(rc_evaluate(&u, &d, 0, &a) == RC_OK, "evaluate: %s", rc_error());
+        CHECK(rc_evaluate_stepwise(&mc, path, &d, 7, 6, &b) == RC_OK, "stepwise: %s", rc_error());
+        CHECK(a.nreadouts == 6 && b.nreadouts == 6 && a.n == b.n && a.positions == b.positions, "counts");
+        for (int t = 0; t < 6; t++) {
+            CHECK(a.correct[t] == b.correct[t] && a.pos_correct[t] == b.pos_correct[t],
+                  "%s iteration %d: solved %ld vs %ld, positions %ld vs %ld", extra, t + 1, a.correct[t], b.correct[t],
+                  a.pos_correct[t], b.pos_correct[t]);
+            CHECK_CLOSE(b.loss[t], a.loss[t], 1e-5, 1e-6, "stepwise loss");
+        }
+        rc_model_free(&u);
+    }
+    unlink(path);
+    rc_dataset_free(&d);
+    rc_model_free(&m);
+}
+
+static void test_stepwise_eval(void) {
+    stepwise_case("recall");
+    stepwise_case("first");
+}
+
 static void test_config_errors(void) {
     static const struct {
         const char *text, *want;
@@ -259,6 +312,7 @@ int main(void) {
     RUN_TEST(test_xent_dense);
     RUN_TEST(test_dense_recall_gradcheck);
     RUN_TEST(test_progressive);
+    RUN_TEST(test_stepwise_eval);
     RUN_TEST(test_config_errors);
     TEST_MAIN_END();
 }

@@ -53,7 +53,7 @@ rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long start, long en
 void rc_model_readout_flops(const rc_model *m, double *flops_per_readout);
 
 /* Step by step (eval_steps.c): a model that continues from its state (rc_model_can_continue) loaded from
- * ckpt and run for `iterations` (<= RC_MAX_READOUTS) steps over every image of d, holding one step's
+ * ckpt and run for `iterations` (<= RC_MAX_READOUTS) steps over every image of d, holding two steps'
  * activations whatever the number of steps; r as rc_evaluate's with one readout per iteration. */
 rc_status rc_evaluate_stepwise(const rc_model_cfg *mc, const char *ckpt, const rc_dataset *d, int batch,
                                int iterations, rc_eval_result *r);

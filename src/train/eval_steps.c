@@ -1,5 +1,6 @@
 /* eval_steps.c — evaluation of a continuable model (one tied area, docs/CONFIG.md) for any number of
- * iterations in the memory of one step: a one-step graph runs step 1, a one-step continuation graph (same
+ * iterations in the memory of two steps: a two-step graph runs steps 1 and 2 (together they read every
+ * param, whatever reaches only the first step or only later ones), a one-step continuation graph (same
  * params) then runs every later step from the state the previous one left, copied back into its input. */
 #include <math.h>
 #include <string.h>
@@ -8,10 +9,10 @@
 #include "io/checkpoint.h"
 #include "ops/ops.h"
 
-/* Readout of graph g for images [0, nb) into r's counters at iteration t. */
-static void score(const rc_model *m, int t, int nb, const int *y, const uint8_t *tgt, const uint8_t *mask,
+/* Readout j of model m for images [0, nb) into r's counters at iteration t. */
+static void score(const rc_model *m, int j, int t, int nb, const int *y, const uint8_t *tgt, const uint8_t *mask,
                   rc_eval_result *r, long *kept) {
-    const rc_tensor *lt = &m->g.tensors[m->readout[0]];
+    const rc_tensor *lt = &m->g.tensors[m->readout[j]];
     if (m->cfg.readout == RC_READOUT_DENSE) {
         long k0 = 0;
         rc_eval_dense_score(nb, lt->c, lt->h * lt->w, lt->x, tgt, mask, &r->correct[t], &r->pos_correct[t], &k0);
@@ -47,7 +48,7 @@ rc_status rc_evaluate_stepwise(const rc_model_cfg *mc, const char *ckpt, const r
         return rc_fail("dataset %s and model.readout = %s do not match", d->spec, dense ? "dense" : "pool");
     if (rc_dataset_check_shape(d, mc->in_c, mc->in_h, mc->in_w, -1)) return RC_ERR;
     rc_model first, next;
-    if (rc_model_build_ex(mc, batch, 1, RC_BUILD_STATE_OUT, &first)) return RC_ERR;
+    if (rc_model_build_ex(mc, batch, 2, RC_BUILD_STATE_OUT, &first)) return RC_ERR;
     if (rc_model_build_ex(mc, batch, 1, RC_BUILD_CONTINUE | RC_BUILD_STATE_OUT, &next)) {
         rc_model_free(&first);
         return RC_ERR;
@@ -68,11 +69,11 @@ rc_status rc_evaluate_stepwise(const rc_model_cfg *mc, const char *ckpt, const r
         memcpy(next.g.tensors[next.input].x, first.g.tensors[first.input].x, nx * sizeof(float));
         long kept = 0;
         rc_graph_forward(&first.g, 0);
-        score(&first, 0, nb, y, tgt, mask, r, &kept);
+        for (int t = 0; t < 2 && t < iterations; t++) score(&first, t, t, nb, y, tgt, mask, r, &kept);
         rc_graph_read(&first.g, first.state_out, 0, S);
-        for (int t = 1; t < iterations; t++) {
+        for (int t = 2; t < iterations; t++) {
             rc_graph_forward(&next.g, 0);
-            score(&next, t, nb, y, tgt, mask, r, &kept);
+            score(&next, 0, t, nb, y, tgt, mask, r, &kept);
             rc_graph_read(&next.g, next.state_out, 0, S);
         }
         r->positions += kept;
