@@ -293,7 +293,8 @@ static void test_config_errors(void) {
         {"[model]\nloss = progressive\nnorm = none\n[area V1]\nchannels = 4\niterations = 2\ntied = yes\n"
          "[area V2]\nchannels = 4\niterations = 2\ntied = yes\n", "2 areas"},
         {"[model]\nloss = progressive\n[area V1]\nchannels = 4\niterations = 2\ntied = yes\n", "batch_per_iter"},
-        {"[model]\nalpha = 0.5\n[area V1]\nchannels = 4\niterations = 2\ntied = yes\n", "progressive"},
+        {"[model]\nloss = progressive\nnorm = none\nalpha = 1.5\n[area V1]\nchannels = 4\niterations = 2\n"
+         "tied = yes\n", "alpha"},
         {"[model]\nhead_channels = 8\n[area V1]\nchannels = 4\niterations = 2\ntied = yes\n", "dense"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

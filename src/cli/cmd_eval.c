@@ -25,7 +25,7 @@ static const char *help =
     "  --json               print one JSON object (keys accuracy, coarse_accuracy, loss, ...)\n"
     "  --save-logits FILE   write every image's logits at every readout as a float32 .npy array of shape\n"
     "                       (images, iterations, classes), in test-set order, streamed to disk\n"
-    "  --stepwise           run one step at a time (memory of one step for any T; one tied area, no\n"
+    "  --stepwise           run one step at a time (memory of two steps for any T; one tied area, no\n"
     "                       per-iteration params); the default for dense readouts and T > 256\n"
     "  --every N            print every N-th iteration (and the first and last)\n"
     "\n"

@@ -52,12 +52,10 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
     TRY(rc_ini_enum_or(s, "head", 0, heads, &m->head_per_iter));
     TRY(rc_ini_enum_or(s, "loss", 1, losses, &v));
     m->loss = (rc_loss_kind)v;
-    if (m->loss == RC_LOSS_PROGRESSIVE) {
+    if (m->loss == RC_LOSS_PROGRESSIVE || rc_ini_has(s, "alpha")) { /* kept (unused) under other losses, so a
+                                                                       * --set of model.loss alone switches */
         TRY(rc_ini_double_or(s, "alpha", 1.0, 0.0, 1.0, &d));
         m->alpha = (float)d;
-    } else if (rc_ini_has(s, "alpha")) {
-        return rc_fail("%s:%d: model.alpha is the weight of the progressive loss: it needs model.loss = progressive",
-                       rc_ini_display_name(ini), rc_ini_line(s));
     }
     TRY(rc_ini_enum_or(s, "readout", 0, readouts, &v));
     m->readout = (rc_readout_kind)v;
