@@ -119,7 +119,10 @@ static int conv_param(builder *b, const char *name, int kout, int kin, int r) {
     /* (an image of height 1 makes an r x r conv an 1 x r one: its zero-padded rows add nothing) */
     int shape[4] = {kout, kin, r, r};
     int p = rc_graph_param(&b->m->g, name, 4, shape, RC_PARAM_WEIGHT);
-    b->m->g.params[p].init_std = sqrtf(2.0f / (float)(kin * r * r));
+    if (b->cfg->recall || b->cfg->readout == RC_READOUT_DENSE) /* the deep-thinking nets: PyTorch's default */
+        b->m->g.params[p].init_uniform = 1.0f / sqrtf((float)(kin * r * r));
+    else
+        b->m->g.params[p].init_std = sqrtf(2.0f / (float)(kin * r * r));
     return p;
 }
 
