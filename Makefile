@@ -1,4 +1,4 @@
-# recur — build, test and demo. `make` builds build/recur and build/librecur.a; `make test` runs every test;
+# recur — build, test and demo. `make` builds build/recur, build/librecur.a and .so; `make test` runs every test;
 # `make demo` trains configs/demo.cfg on Fashion-MNIST. Both install missing Debian packages first.
 CC      ?= gcc
 ARCH    ?= -march=native
@@ -34,16 +34,66 @@ ifeq ($(MPI),1)
   LDLIBS += $(shell mpicc --showme:link)
 endif
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/models/*.c src/train/*.c src/io/*.c src/dist/*.c src/export/*.c))
+LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/models/*.c src/train/*.c src/io/*.c src/dist/*.c src/export/*.c src/api/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+PIC_OBJ  := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 
 .PHONY: bench-tools all test test-unit test-cli test-mpi demo deps clean info-build fuzz fuzz-targets test-fuzz-replay test-reliability test-valgrind
-all: $(BUILD)/recur $(TESTS) bench-tools
+.PHONY: shared install uninstall test-install
+all: $(BUILD)/recur $(TESTS) bench-tools $(if $(SAN)$(FUZZ),,shared)
+
+# Shared library and install (include/recur.h is the public API): librecur.so.VERSION from -fPIC objects,
+# soname librecur.so.MAJOR; `make install PREFIX=/usr/local DESTDIR=` puts bin/recur, lib/librecur.{a,so*},
+# include/recur.h and lib/pkgconfig/recur.pc there; `make uninstall` removes them.
+PREFIX   ?= /usr/local
+VERSION  := $(shell sed -n 's/^\#define RC_VERSION "\(.*\)"/\1/p' include/recur.h)
+SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
+SONAME   := librecur.so.$(SOMAJOR)
+SHLIB    := $(BUILD)/librecur.so.$(VERSION)
+shared: $(SHLIB)
+
+$(BUILD)/pic/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC    $< (PIC)"
+	@$(CC) $(CFLAGS) -fPIC -c $< -o $@
+
+$(SHLIB): $(PIC_OBJ) scripts/librecur.map
+	@echo "  LD    $@"
+	@$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=scripts/librecur.map $(LDFLAGS) -o $@ $(PIC_OBJ) $(LDLIBS)
+	@ln -sf $(notdir $@) $(BUILD)/$(SONAME) && ln -sf $(SONAME) $(BUILD)/librecur.so
+
+# recur.pc: Libs.private is what librecur links (static users need it); a sanitizer build needs its runtime.
+, := ,
+PC_LIBS := $(if $(filter 1,$(SAN)),-fsanitize=address$(,)undefined)
+PC_PRIV := $(LDLIBS) -fopenmp
+install: $(BUILD)/recur $(BUILD)/librecur.a $(SHLIB) include/recur.h scripts/recur.pc.in
+	@echo "  INSTALL $(DESTDIR)$(PREFIX)"
+	@install -d "$(DESTDIR)$(PREFIX)/bin" "$(DESTDIR)$(PREFIX)/lib/pkgconfig" "$(DESTDIR)$(PREFIX)/include"
+	@install -m 755 $(BUILD)/recur "$(DESTDIR)$(PREFIX)/bin/recur"
+	@install -m 644 $(BUILD)/librecur.a "$(DESTDIR)$(PREFIX)/lib/librecur.a"
+	@install -m 755 $(SHLIB) "$(DESTDIR)$(PREFIX)/lib/"
+	@ln -sf $(notdir $(SHLIB)) "$(DESTDIR)$(PREFIX)/lib/$(SONAME)"
+	@ln -sf $(SONAME) "$(DESTDIR)$(PREFIX)/lib/librecur.so"
+	@install -m 644 include/recur.h "$(DESTDIR)$(PREFIX)/include/recur.h"
+	@sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' -e 's|@LIBS@|$(strip $(PC_LIBS))|' \
+	    -e 's|@LIBS_PRIVATE@|$(strip $(PC_PRIV))|' scripts/recur.pc.in >"$(DESTDIR)$(PREFIX)/lib/pkgconfig/recur.pc"
+
+uninstall:
+	rm -f "$(DESTDIR)$(PREFIX)/bin/recur" "$(DESTDIR)$(PREFIX)/include/recur.h" \
+	    "$(DESTDIR)$(PREFIX)/lib/librecur.a" "$(DESTDIR)$(PREFIX)/lib/librecur.so" \
+	    "$(DESTDIR)$(PREFIX)/lib/$(SONAME)" "$(DESTDIR)$(PREFIX)/lib/librecur.so.$(VERSION)" \
+	    "$(DESTDIR)$(PREFIX)/lib/pkgconfig/recur.pc"
+
+# Installs into a temporary prefix and builds a C program against it with pkg-config, shared and
+# static (tests/test_install.sh). Plain build only: the SAN build does not make the -fPIC library (a
+# second sanitized compile of everything); tests/test_api.c covers the same API under ASan and UBSan.
+test-install: $(BUILD)/recur shared
+	+@sh tests/test_install.sh $(BUILD)
 
 # Benchmark programs (not tests; see docs/PERFORMANCE.md): bnact_bench and fma_peak always, conv_bench
 # with oneDNN. fma_peak needs -ffp-contract=fast (C11 mode would keep a*b+c as two instructions).
@@ -86,7 +136,7 @@ deps:
 
 # Fuzzing (fuzz/, docs/RELIABILITY.md): `make fuzz` builds build-fuzz/fuzz_T (libFuzzer); sh fuzz/run.sh SECONDS
 # runs them. make test replays the seeds and regression inputs through each target linked with a plain main().
-FUZZ_TARGETS := config checkpoint idx cifar
+FUZZ_TARGETS := config checkpoint idx cifar npy
 FUZZ_HDRS    := fuzz/fuzz_util.h $(HDRS)
 
 fuzz: deps
@@ -119,7 +169,7 @@ test-valgrind:
 # Unit, gradient and parity tests (C), then CLI tests (shell).
 test: deps
 	@$(MAKE) --no-print-directory info-build all
-	@$(MAKE) --no-print-directory test-unit test-cli test-fuzz-replay test-reliability test-mpi
+	@$(MAKE) --no-print-directory test-unit test-cli test-fuzz-replay test-reliability test-mpi test-install
 	@echo "== the same tests built with clang, AddressSanitizer and UndefinedBehaviorSanitizer"
 	@$(MAKE) --no-print-directory SAN=1 CC=clang all test-unit test-cli test-fuzz-replay test-reliability test-mpi
 	@echo "== a short training run under valgrind memcheck"
@@ -131,17 +181,21 @@ test: deps
 test-unit: $(TESTS)
 	@sh tests/run_unit.sh $(BUILD)
 
-test-cli: $(BUILD)/recur
+test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/run_cli.sh $(BUILD)
+	@sh tests/test_export.sh $(BUILD)
 	@sh tests/test_experiments.sh $(BUILD)
+	@sh tests/test_onnx.sh $(BUILD)
+	@sh tests/test_outputs.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
 # allocations read as leaks to LeakSanitizer, so leak checking is off for these runs (ASan, UBSan stay on).
 test-mpi: $(BUILD)/recur
 	@ASAN_OPTIONS=$${ASAN_OPTIONS:+$$ASAN_OPTIONS:}detect_leaks=0 sh tests/test_mpi.sh $(BUILD)
 
-demo: deps
-	@$(MAKE) --no-print-directory info-build $(BUILD)/recur
+demo:
+	@sh scripts/deps.sh demo
+	@$(MAKE) --no-print-directory -j$$(nproc) info-build $(BUILD)/recur
 	$(BUILD)/recur train configs/demo.cfg --out runs/demo --force
 	$(BUILD)/recur eval runs/demo
 

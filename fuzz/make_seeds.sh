@@ -1,14 +1,15 @@
 #!/bin/sh
 # Regenerate the seed corpora in fuzz/corpus/<target>/ (small valid inputs; committed). Needs build/recur
-# (make) and python3. Run from the repository root: sh fuzz/make_seeds.sh. Rerun it when a file format
-# changes (the checkpoint seeds are checkpoints of the fixed model in fuzz/fuzz_checkpoint.c).
+# (make), python3 and /usr/bin/python3 with numpy (the npy seeds). Run from the repository root:
+# sh fuzz/make_seeds.sh. Rerun it when a file format changes (the checkpoint seeds are checkpoints of
+# the fixed model in fuzz/fuzz_checkpoint.c).
 set -eu
 R=build/recur
 [ -x "$R" ] || { echo "make_seeds: build $R first (make)"; exit 1; }
 C=fuzz/corpus
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
-mkdir -p "$C/config" "$C/checkpoint" "$C/idx" "$C/cifar"
+mkdir -p "$C/config" "$C/checkpoint" "$C/idx" "$C/cifar" "$C/npy"
 
 # configs: the zoo, the test config, and a few shapes the zoo lacks
 for f in configs/*.cfg tests/configs/tiny.cfg; do cp "$f" "$C/config/$(basename "$f")"; done
@@ -53,5 +54,23 @@ open(f"{d}/c10_test", "wb").write(bytes([0]) + bytes([3]) + px + bytes([9]) + px
 open(f"{d}/c10_train", "wb").write(bytes([2]) + bytes([1]) + px)
 open(f"{d}/c100_train", "wb").write(bytes([3]) + bytes([4, 30]) + px + bytes([4, 55]) + px + bytes([1, 1]) + px)
 open(f"{d}/c100_test", "wb").write(bytes([1]) + bytes([19, 99]) + px)
+PY
+# npy: mode byte (bit 0 test split), u32le images file length, images .npy, labels .npy (numpy writes them)
+mkdir -p "$C/npy"
+/usr/bin/python3 - "$C/npy" <<'PY'
+import io, struct, sys
+import numpy as np
+d = sys.argv[1]
+def npy(a, version=None):
+    b = io.BytesIO()
+    if version: np.lib.format.write_array(b, a, version=version)
+    else: np.save(b, a)
+    return b.getvalue()
+def seed(name, mode, x, y): open(f"{d}/{name}", "wb").write(bytes([mode]) + struct.pack("<I", len(x)) + x + y)
+r = np.arange(3 * 4 * 5 * 3)
+seed("u8_nhwc_i64", 0, npy((r % 256).astype(np.uint8).reshape(3, 4, 5, 3)), npy(np.array([0, 2, 1], np.int64)))
+seed("f32_nchw_i32", 1, npy((r[:2 * 20] / 40.0).astype(np.float32).reshape(2, 1, 4, 5)), npy(np.array([1, 0], np.int32)))
+seed("u8_nhw_u8_v2", 0, npy((r[:2 * 9] % 256).astype(np.uint8).reshape(2, 3, 3), (2, 0)), npy(np.array([3, 1], np.uint8)))
+seed("f32_be_i8_be", 0, npy((r[:12] / 12.0).astype(">f4").reshape(1, 3, 2, 2)), npy(np.array([4], ">i8")))
 PY
 echo "make_seeds: $(ls "$C"/*/* | wc -l) seed files in $C"

@@ -4,7 +4,7 @@
 # ASan/UBSan). A crash or a broken invariant fails the test. Usage: sh fuzz/replay.sh BUILD
 set -u
 B=${1:-build}
-for t in config checkpoint idx cifar; do
+for t in config checkpoint idx cifar npy; do
     "$B/fuzz/replay_$t" "fuzz/corpus/$t" "fuzz/regressions/$t" || { echo "FAILED: replay of fuzz_$t inputs ($B)"; exit 1; }
 done
 echo "fuzz replay passed ($B)"

@@ -2,18 +2,18 @@
 # Run each libFuzzer target (built by `make fuzz` into build-fuzz/) for SECONDS, one process each, from the
 # seeds in fuzz/corpus/T, the regressions in fuzz/regressions/T and what earlier runs kept in
 # build-fuzz/corpus/T. Prints runs and executions/s per target; on a crash it prints the input's path and
-# exits non-zero. Usage: sh fuzz/run.sh SECONDS [TARGET...]   (targets: config checkpoint idx cifar)
+# exits non-zero. Usage: sh fuzz/run.sh SECONDS [TARGET...]   (targets: config checkpoint idx cifar npy)
 set -u
 secs=${1:-60}
 [ $# -gt 0 ] && shift
-targets=${*:-config checkpoint idx cifar}
+targets=${*:-config checkpoint idx cifar npy}
 B=build-fuzz
 fails=0
 for t in $targets; do
     exe=$B/fuzz_$t
     [ -x "$exe" ] || { echo "fuzz/run.sh: $exe is missing; build it with 'make fuzz'"; exit 2; }
     mkdir -p "$B/corpus/$t" "$B/crashes/$t"
-    case $t in config) len=8192 ;; idx) len=4096 ;; *) len=16384 ;; esac
+    case $t in config) len=8192 ;; idx | npy) len=4096 ;; *) len=16384 ;; esac
     dirs="$B/corpus/$t fuzz/corpus/$t"
     [ -d "fuzz/regressions/$t" ] && dirs="$dirs fuzz/regressions/$t"
     dict=""

@@ -628,7 +628,9 @@ def make_optimizer(model, cfg, lr=None):
 
 
 def warmup_steps(train, steps_per_epoch):
-    return int(math.floor(train["warmup_epochs"] * steps_per_epoch + 1e-9))
+    """floor(warmup_epochs * steps_per_epoch), at most a quarter of the run's steps."""
+    w = int(math.floor(train["warmup_epochs"] * steps_per_epoch + 1e-9))
+    return min(w, train["epochs"] * steps_per_epoch // 4)
 
 
 def lr_at(s, total_steps, steps_per_epoch, train):

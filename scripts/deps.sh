@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install the Debian packages recur needs to build, test and run its demo, if any is missing.
 # Runs apt-get only when something is absent (root, or sudo when available).
-pkgs="build-essential clang libclang-rt-14-dev libomp-14-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist python3-torch gnuplot-nox valgrind openmpi-bin libopenmpi-dev python3-venv"
+# `deps.sh demo`: only what building recur and training the demo need (make demo), not the test tools.
+pkgs="build-essential clang libclang-rt-14-dev libomp-14-dev zlib1g-dev libdnnl-dev dataset-fashion-mnist python3-torch gnuplot-nox valgrind openmpi-bin libopenmpi-dev python3-venv pkgconf"
+[ "${1:-}" = demo ] && pkgs="build-essential zlib1g-dev libdnnl-dev dataset-fashion-mnist"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,7 +4,8 @@
  * the fast plan's arena filled with NaN first (a value read before it is written — a padding lane, a
  * buffer assumed zero — poisons the comparison); sharing, remat and train.recompute bit-identical to the
  * stored run; the chunked schedule (micro-batches of 2, 4 and 8 images) against the whole-batch one; and
- * the arena actually shrinking. */
+ * the arena actually shrinking; area states kept readable (rc_graph_keep, recur features) equal the
+ * reference plan's and change no readout. */
 #include <math.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@
 
 #define BMAX 16
 static int B = 4; /* the batch of build and run_step */
+static const int *keep_areas = NULL; /* build: areas whose states are kept (rc_model_build_keep) */
 #define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL)
 
 static const char *models[][2] = {
@@ -60,7 +62,7 @@ static int build(const char *text, int fast, int opts, int recompute, rc_model *
     mc.recompute = recompute;
     rc_ops_fast = fast;
     rc_plan_opts = opts;
-    rc_status st = rc_model_build(&mc, B, 0, m);
+    rc_status st = rc_model_build_keep(&mc, B, 0, keep_areas, m);
     rc_ops_fast = 1;
     rc_plan_opts = ALL;
     if (st) {
@@ -335,7 +337,78 @@ static void test_recompute_bounds_memory(void) {
     rc_model_free(&k4);
 }
 
+/* Area states kept for reading after an eval forward (recur features): the fast plan (fusion, blocked layouts,
+ * shared arena, remat, micro-batches and the eval pipeline, arenas filled with NaN first) against the
+ * reference plan, state by state; and keeping changes no readout. Without keep the fast plan would put
+ * states in the eval pipeline's micro-batch slots (checked, so the test covers the case it guards). */
+static void test_keep_states(void) {
+    static const int all[RC_MAX_AREAS] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    B = 16;
+    for (int i = 0; models[i][0]; i++)
+    for (int chunks = 1; chunks <= 4; chunks += 3) { /* whole batch, then 4 micro-batches + eval pipeline */
+        rc_model ref, fast, plain;
+        keep_areas = all;
+        int bad = build(models[i][1], 0, 0, 0, &ref);
+        rc_sched_chunks = chunks;
+        rc_sched_waves = RC_SCHED_ALL;
+        bad = bad || build(models[i][1], 1, ALL, 0, &fast);
+        keep_areas = NULL;
+        bad = bad || build(models[i][1], 1, ALL, 0, &plain);
+        rc_sched_chunks = 0;
+        rc_sched_waves = RC_SCHED_AUTO;
+        if (bad) {
+            CHECK(0, "%s: cannot build", models[i][0]);
+            continue;
+        }
+        rc_graph_init_params(&ref.g, 7);
+        run_step(&ref); /* running statistics that are not the initial ones */
+        copy_params(&fast, &ref);
+        copy_params(&plain, &ref);
+        for (size_t k = 0; k < fast.g.act_floats; k++) fast.g.act[k] = NAN;
+        for (size_t k = 0; fast.g.eval_arena && k < fast.g.eval_floats; k++) fast.g.eval_arena[k] = NAN;
+        int in_slots = 0;
+        for (int k = 0; k < plain.cfg.nareas; k++)
+            for (int t = 0; t < plain.area_steps[k]; t++) in_slots += plain.g.tensors[plain.area_state[k][t]].ev != NULL;
+        CHECK(chunks == 1 || (plain.g.eval_arena && in_slots > 0), "%s: no state in the eval pipeline's slots without keep",
+              models[i][0]);
+        rc_model *ms[3] = {&ref, &fast, &plain};
+        for (int j = 0; j < 3; j++) { /* one input for all three */
+            size_t nx = (size_t)B * ref.cfg.in_c * ref.cfg.in_h * ref.cfg.in_w;
+            rc_rng rng;
+            rc_rng_seed(&rng, 11);
+            for (size_t q = 0; q < nx; q++) ms[j]->g.tensors[ms[j]->input].x[q] = rc_rng_normal(&rng);
+            rc_graph_forward(&ms[j]->g, 0);
+        }
+        for (int k = 0; k < ref.cfg.nareas; k++) {
+            CHECK(ref.area_steps[k] == fast.area_steps[k] && ref.area_steps[k] == ref.cfg.areas[k].iterations,
+                  "%s: area %d steps %d / %d", models[i][0], k, ref.area_steps[k], fast.area_steps[k]);
+            for (int t = 0; t < ref.area_steps[k]; t++) {
+                const rc_tensor *x = &ref.g.tensors[ref.area_state[k][t]];
+                size_t n = (size_t)B * x->c * x->h * x->w;
+                float *a = rc_xmalloc(n * sizeof(float)), *b = rc_xmalloc(n * sizeof(float));
+                rc_graph_read(&ref.g, ref.area_state[k][t], 0, a);
+                rc_graph_read(&fast.g, fast.area_state[k][t], 0, b);
+                double e = rel_err(b, a, n);
+                CHECK(e <= 1e-4, "%s: area %s state at step %d: rel err %.3g against the reference plan", models[i][0],
+                      ref.cfg.areas[k].name, t + 1, e);
+                free(a);
+                free(b);
+            }
+        }
+        for (int r = 0; r < fast.nreadouts; r++) {
+            size_t n = (size_t)B * fast.cfg.classes;
+            double e = rel_err(fast.g.tensors[fast.readout[r]].x, plain.g.tensors[plain.readout[r]].x, n);
+            CHECK(e <= 1e-6, "%s: readout %d with kept states differs from without: rel err %.3g", models[i][0], r + 1, e);
+        }
+        rc_model_free(&ref);
+        rc_model_free(&fast);
+        rc_model_free(&plain);
+    }
+    B = 4;
+}
+
 int main(void) {
+    RUN_TEST(test_keep_states);
     RUN_TEST(test_fast_plan_vs_reference);
     RUN_TEST(test_conv_algorithms);
     RUN_TEST(test_share_and_recompute_identical);

@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "io/checkpoint.h"
+#include "api/run.h"
 
 int rc_cli_error(const char *msg) {
     fprintf(stderr, "recur: %s\n", msg);
@@ -89,64 +89,95 @@ int rc_cli_parse(const char *cmd, const char *help, int argc, char **argv, const
     return -1;
 }
 
-void rc_cli_basename(const char *path, char *out, size_t n) {
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    snprintf(out, n, "%s", b);
-    char *dot = strrchr(out, '.');
-    if (dot && strcmp(dot, ".cfg") == 0) *dot = 0;
-    if (!out[0]) snprintf(out, n, "model");
+/* Length of the valid UTF-8 sequence starting at s (1..4), 0 if it is not one. */
+static int utf8_len(const unsigned char *s) {
+    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
+    if (s[0] >= 0xf5) return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    return n;
 }
+
+void rc_cli_json_string(FILE *f, const char *str) {
+    const unsigned char *s = (const unsigned char *)str;
+    fputc('"', f);
+    while (*s) {
+        unsigned c = *s;
+        if (c == '"' || c == '\\') {
+            fprintf(f, "\\%c", c);
+            s++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            s++;
+        } else if (c < 0x80) {
+            fputc((int)c, f);
+            s++;
+        } else {
+            int n = utf8_len(s);
+            if (n) {
+                fwrite(s, 1, (size_t)n, f);
+                s += n;
+            } else {
+                fprintf(f, "\\u%04x", c); /* a stray byte: written as the Latin-1 character */
+                s++;
+            }
+        }
+    }
+    fputc('"', f);
+}
+
+static char **norm_argv;   /* what rc_cli_normalize_args allocated, for rc_cli_free_args */
+static char **norm_names;
+static int norm_nnames;
+
+void rc_cli_free_args(void) {
+    for (int i = 0; i < norm_nnames; i++) free(norm_names[i]);
+    free(norm_names);
+    free(norm_argv);
+    norm_argv = norm_names = NULL;
+    norm_nnames = 0;
+}
+
+char **rc_cli_normalize_args(int *argc, char **argv) {
+    int n = *argc, extra = 0;
+    for (int i = 2; i < n; i++)
+        if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '=')) extra++;
+    char **out = rc_xmalloc((size_t)(n + extra + 1) * sizeof(char *));
+    norm_argv = out;
+    norm_names = rc_xmalloc((size_t)(extra + 1) * sizeof(char *));
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        char *a = argv[i];
+        char *eq = i >= 2 && !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
+        if (eq) {
+            size_t len = (size_t)(eq - a);
+            char *name = rc_xmalloc(len + 1);
+            norm_names[norm_nnames++] = name;
+            memcpy(name, a, len);
+            name[len] = 0;
+            out[m++] = name;
+            out[m++] = eq + 1;
+        } else {
+            out[m++] = a;
+        }
+    }
+    for (int i = 2; i < m; i++)
+        if (!strcmp(out[i], "--batch-size")) out[i] = "--batch";
+    out[m] = NULL;
+    *argc = m;
+    return out;
+}
+
+/* The next three moved into the library (src/api/run.c, shared with the C API); these names stay for
+ * the subcommands. */
+void rc_cli_basename(const char *path, char *out, size_t n) { rc_config_name(path, out, n); }
 
 rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
                              rc_model_cfg *mc, rc_train_cfg *tc) {
-    rc_ini *ini = NULL;
-    *ini_out = NULL;
-    *text_out = NULL;
-    if (rc_ini_load(path, &ini)) return RC_ERR;
-    for (int i = 0; i < nsets; i++)
-        if (rc_ini_set(ini, sets[i])) {
-            rc_ini_free(ini);
-            return RC_ERR;
-        }
-    char name[64];
-    rc_cli_basename(path, name, sizeof name);
-    if (rc_config_read(ini, name, mc, tc)) {
-        rc_ini_free(ini);
-        return RC_ERR;
-    }
-    if (!quiet) rc_ini_print_defaults(ini, stderr);
-    size_t len;
-    if (rc_ini_to_text(ini, text_out, &len)) {
-        rc_ini_free(ini);
-        return RC_ERR;
-    }
-    *ini_out = ini;
-    return RC_OK;
+    return rc_config_load(path, sets, nsets, quiet, ini_out, text_out, mc, tc);
 }
 
 rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
                           rc_train_cfg *tc) {
-    struct stat sb;
-    *text_out = NULL;
-    if (stat(arg, &sb) != 0) return rc_fail("%s: %s", arg, strerror(errno));
-    if (S_ISDIR(sb.st_mode))
-        snprintf(ckpt_path, ckpt_len, "%s/model.ckpt", arg);
-    else
-        snprintf(ckpt_path, ckpt_len, "%s", arg);
-    if (stat(ckpt_path, &sb) != 0)
-        return rc_fail("%s: no checkpoint (%s); has the run finished its first epoch?", ckpt_path, strerror(errno));
-    char *text = NULL;
-    if (rc_checkpoint_read_config(ckpt_path, &text)) return RC_ERR;
-    rc_ini *ini = NULL;
-    char disp[4200];
-    snprintf(disp, sizeof disp, "%s (stored config)", ckpt_path);
-    if (rc_ini_parse(text, strlen(text), disp, &ini) || rc_config_read(ini, "model", mc, tc)) {
-        rc_ini_free(ini);
-        free(text);
-        return RC_ERR;
-    }
-    rc_ini_free(ini);
-    *text_out = text;
-    return RC_OK;
+    return rc_run_open(arg, ckpt_path, ckpt_len, text_out, mc, tc);
 }

@@ -15,6 +15,7 @@ int rc_cmd_info(int argc, char **argv);
 int rc_cmd_bench(int argc, char **argv);
 int rc_cmd_experiment(int argc, char **argv);
 int rc_cmd_export(int argc, char **argv);
+int rc_cmd_features(int argc, char **argv);
 
 /* Print "recur: MESSAGE" on stderr and return 1 (or 2 for usage errors). */
 int rc_cli_error(const char *msg);
@@ -56,6 +57,16 @@ rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int
 /* Resolve RUN_DIR or CKPT to a checkpoint path and read its config (effective text) into the structs. */
 rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
                           rc_train_cfg *tc);
+
+/* Write s as a JSON string literal (quotes, backslashes and control characters escaped; bytes >= 0x80
+ * that do not form valid UTF-8 are written as \u00XX so that the output always parses). */
+void rc_cli_json_string(FILE *f, const char *s);
+
+/* Expand "--opt=value" into "--opt" "value" and rename aliases (--batch-size -> --batch) in the arguments
+ * after the command name. Returns a new argv (NULL-terminated; *argc updated) that lives until
+ * rc_cli_free_args. */
+char **rc_cli_normalize_args(int *argc, char **argv);
+void rc_cli_free_args(void);
 
 /* Model name from a config path: base name without ".cfg". */
 void rc_cli_basename(const char *path, char *out, size_t n);

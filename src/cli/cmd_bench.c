@@ -105,11 +105,13 @@ int rc_cmd_bench(int argc, char **argv) {
     double gflops = train_ips * 3 * fwd_flops / 1e9, inf_gflops = inf_ips * fwd_flops / 1e9;
     const double eval_mb = g->eval_arena ? 4.0 * (double)g->eval_floats / 1048576.0 : 0.0; /* 0: no pipeline */
     if (json) {
-        printf("{\"model\": \"%s\", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
+        printf("{\"model\": ");
+        rc_cli_json_string(stdout, mc.name);
+        printf(", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
                "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
                "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d, \"micro_batches\": %d, "
                "\"eval_arena_mb\": %.1f}\n",
-               mc.name, batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb,
+               batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb,
                arena_mb, mc.recompute, g->nchunk > 1 ? g->nchunk : 1, eval_mb);
     } else {
         printf("%s: batch %ld, %d threads, %.1f MFLOP/image forward\n", mc.name, batch, rc_get_threads(),

@@ -1,7 +1,11 @@
 /* cmd_eval.c — `recur eval RUN_DIR|CKPT`: accuracy (and coarse accuracy where the dataset has a
  * taxonomy) at every iteration on the test split, optionally unrolled for more iterations than in
  * training, and with confidence-based early exit. Text table or one JSON object. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "io/checkpoint.h"
@@ -28,6 +32,9 @@ static const char *help =
     "  --stepwise           run one step at a time (memory of two steps for any T; one tied area, no\n"
     "                       per-iteration params); the default for dense readouts and T > 256\n"
     "  --every N            print every N-th iteration (and the first and last)\n"
+    "  --save-predictions FILE  write a CSV row per image: index,label, then per iteration t pred_t (the\n"
+    "                       predicted class) and prob_t (its softmax probability); streamed to disk\n"
+    "  (both files are written to FILE.tmp and renamed onto FILE only when complete)\n"
     "\n"
     "Dense readouts (tasks with a target per position) report the fraction of test examples solved (every\n"
     "position right) and the position accuracy; the model is built for the test split's size, e.g.\n"
@@ -51,28 +58,82 @@ static rc_status save_logits(void *ctx, const rc_model *m, long first, int n, co
     return RC_OK;
 }
 
+/* --save-predictions: one CSV row per image into PATH.tmp, renamed onto PATH when complete. */
+typedef struct {
+    FILE *f;
+    char tmp[4200];
+    const char *path;
+} preds_sink;
+
+static rc_status save_predictions(void *ctx, const rc_model *m, long first, int n, const int *labels) {
+    preds_sink *ps = ctx;
+    int R = m->nreadouts, K = m->cfg.classes;
+    for (int i = 0; i < n; i++) {
+        fprintf(ps->f, "%ld,%d", first + i, labels[i]);
+        for (int t = 0; t < R; t++) {
+            const float *lg = m->g.tensors[m->readout[t]].x + (size_t)i * K;
+            int best = 0;
+            for (int j = 1; j < K; j++)
+                if (lg[j] > lg[best]) best = j;
+            double z = 0; /* softmax of the best class: 1 / sum_j exp(l_j - l_best) */
+            for (int j = 0; j < K; j++) z += exp((double)lg[j] - (double)lg[best]);
+            fprintf(ps->f, ",%d,%.6f", best, 1.0 / z);
+        }
+        if (fputc('\n', ps->f) == EOF) return rc_fail("cannot write %s: %s", ps->tmp, strerror(errno));
+    }
+    return RC_OK;
+}
+
+static rc_status preds_open(preds_sink *ps, const char *path, int R) {
+    ps->path = path;
+    snprintf(ps->tmp, sizeof ps->tmp, "%s.tmp", path);
+    ps->f = fopen(ps->tmp, "w");
+    if (!ps->f) return rc_fail("cannot write %s: %s", ps->tmp, strerror(errno));
+    fprintf(ps->f, "index,label");
+    for (int t = 1; t <= R; t++) fprintf(ps->f, ",pred_%d,prob_%d", t, t);
+    fputc('\n', ps->f);
+    return RC_OK;
+}
+
+static rc_status preds_close(preds_sink *ps) {
+    rc_status st = RC_OK;
+    if (ferror(ps->f) || fflush(ps->f) != 0 || fsync(fileno(ps->f)) != 0)
+        st = rc_fail("cannot write %s: %s", ps->tmp, strerror(errno ? errno : EIO));
+    if (fclose(ps->f) != 0 && st == RC_OK) st = rc_fail("cannot write %s: %s", ps->tmp, strerror(errno));
+    ps->f = NULL;
+    if (st == RC_OK && rename(ps->tmp, ps->path) != 0)
+        st = rc_fail("cannot rename %s to %s: %s", ps->tmp, ps->path, strerror(errno));
+    if (st != RC_OK) unlink(ps->tmp);
+    return st;
+}
+
+/* Both sinks after each batch. */
+typedef struct {
+    logits_sink *ls;
+    preds_sink *ps;
+} both_sink;
+
+static rc_status save_both(void *ctx, const rc_model *m, long first, int n, const int *labels) {
+    both_sink *b = ctx;
+    if (b->ls->row && save_logits(b->ls, m, first, n, labels)) return RC_ERR;
+    if (b->ps->f && save_predictions(b->ps, m, first, n, labels)) return RC_ERR;
+    return RC_OK;
+}
+
 static void json_array(FILE *f, const double *v, int n) {
     fputc('[', f);
-    for (int i = 0; i < n; i++) fprintf(f, "%s%.6f", i ? ", " : "", v[i]);
+    for (int i = 0; i < n; i++) {
+        if (isfinite(v[i]))
+            fprintf(f, "%s%.6f", i ? ", " : "", v[i]);
+        else
+            fprintf(f, "%snull", i ? ", " : ""); /* JSON has no NaN or Infinity */
+    }
     fputc(']', f);
 }
 
-static void json_string(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
 
 int rc_cmd_eval(int argc, char **argv) {
-    const char *run = NULL, *data = NULL, *logits_path = NULL;
+    const char *run = NULL, *data = NULL, *logits_path = NULL, *preds_path = NULL;
     long iters = 0, limit = 0, batch = 256, threads = 0, every = 1;
     int stepwise = 0;
     double exit_p = 0;
@@ -87,6 +148,7 @@ int rc_cmd_eval(int argc, char **argv) {
                                {"--save-logits", RC_ARG_STR, &logits_path, 0, 0},
                                {"--stepwise", RC_ARG_FLAG, &stepwise, 0, 0},
                                {"--every", RC_ARG_INT, &every, 1, 1000000},
+                               {"--save-predictions", RC_ARG_STR, &preds_path, 0, 0},
                                {NULL, RC_ARG_FLAG, NULL, 0, 0}};
     int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL, NULL);
     if (rc >= 0) return rc;
@@ -105,6 +167,8 @@ int rc_cmd_eval(int argc, char **argv) {
     int built = 0, code = 1;
     rc_eval_result r;
     logits_sink ls = {0};
+    preds_sink ps = {0};
+    both_sink both = {&ls, &ps};
     /* normalisation uses the training split's statistics, as in training */
     if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))
         goto fail;
@@ -150,9 +214,12 @@ int rc_cmd_eval(int argc, char **argv) {
         if (rc_npy_open(&ls.w, logits_path, "<f4", 3, shape)) goto fail;
         ls.row = rc_xmalloc((size_t)m.nreadouts * mc.classes * sizeof(float));
     }
-    rc_eval_sink sink = {save_logits, &ls};
-    if (!stepwise && rc_evaluate_sink(&m, &test, 0, test.n, exit_p, logits_path ? &sink : NULL, &r)) goto fail;
+    if (preds_path && preds_open(&ps, preds_path, m.nreadouts)) goto fail;
+    rc_eval_sink sink = {save_both, &both};
+    if (!stepwise && rc_evaluate_sink(&m, &test, 0, test.n, exit_p, logits_path || preds_path ? &sink : NULL, &r))
+        goto fail;
     if (logits_path && rc_npy_close(&ls.w)) goto fail;
+    if (preds_path && preds_close(&ps)) goto fail;
     int R = r.nreadouts;
     double acc[RC_MAX_READOUTS], cacc[RC_MAX_READOUTS], pacc[RC_MAX_READOUTS];
     for (int t = 0; t < R; t++) {
@@ -163,11 +230,11 @@ int rc_cmd_eval(int argc, char **argv) {
     int trained_R = mc.areas[mc.nareas - 1].iterations;
     if (json) {
         printf("{\"model\": ");
-        json_string(stdout, mc.name);
+        rc_cli_json_string(stdout, mc.name);
         printf(", \"checkpoint\": ");
-        json_string(stdout, ckpt);
+        rc_cli_json_string(stdout, ckpt);
         printf(", \"data\": ");
-        json_string(stdout, spec);
+        rc_cli_json_string(stdout, spec);
         printf(", \"images\": %ld, \"iterations\": %d, \"trained_iterations\": %d, \"accuracy\": ", r.n, R, trained_R);
         json_array(stdout, acc, R);
         printf(", \"coarse_accuracy\": ");
@@ -214,6 +281,10 @@ fail:
     rc_cli_error(rc_error());
 done:
     if (ls.w.f) rc_npy_abort(&ls.w);
+    if (ps.f) {
+        fclose(ps.f);
+        unlink(ps.tmp);
+    }
     free(ls.row);
     if (built) rc_model_free(&m);
     rc_dataset_free(&train);

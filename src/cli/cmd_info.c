@@ -68,15 +68,19 @@ int rc_cmd_info(int argc, char **argv) {
     double flops = rc_graph_flops_per_image(g);
     int depth = rc_model_effective_depth(&m);
     if (json) {
-        printf("{\"model\": \"%s\", \"params\": %zu, \"flops\": %.0f, \"effective_depth\": %d, \"readouts\": %d, "
+        printf("{\"model\": ");
+        rc_cli_json_string(stdout, mc.name);
+        printf(", \"params\": %zu, \"flops\": %.0f, \"effective_depth\": %d, \"readouts\": %d, "
                "\"units_per_step\": %ld, \"units_unrolled\": %ld, \"head_params\": %zu, \"areas\": [",
-               mc.name, params, flops, depth, m.nreadouts, units_total, units_unrolled, ai[K].params);
+               params, flops, depth, m.nreadouts, units_total, units_unrolled, ai[K].params);
         for (int k = 0; k < K; k++) {
             const rc_area_cfg *a = &mc.areas[k];
-            printf("%s{\"name\": \"%s\", \"cell\": \"%s\", \"tied\": %s, \"iterations\": %d, \"channels\": %d, "
+            printf("%s{\"name\": ", k ? ", " : "");
+            rc_cli_json_string(stdout, a->name);
+            printf(", \"cell\": \"%s\", \"tied\": %s, \"iterations\": %d, \"channels\": %d, "
                    "\"size\": [%d, %d], \"params\": %zu, \"units_per_step\": %ld, \"units_unrolled\": %ld, "
                    "\"flops\": %.0f}",
-                   k ? ", " : "", a->name, rc_cell_name(a->cell), a->tied ? "true" : "false",
+                   rc_cell_name(a->cell), a->tied ? "true" : "false",
                    iters > 0 ? (int)iters : a->iterations, a->channels, m.area_h[k], m.area_w[k], ai[k].params,
                    ai[k].units_step, ai[k].units_unrolled, ai[k].flops);
         }

@@ -22,9 +22,11 @@ static const char *help =
     "test accuracy at every iteration).\n"
     "\n"
     "options (each is a shorthand for --set train.KEY=VALUE):\n"
-    "  --data SPEC       fashion-mnist (default), mnist:DIR, idx:DIR, cifar10:DIR, cifar100:DIR\n"
-    "  --epochs N        --batch N   --lr X   --seed N   --threads N\n"
+    "  --data SPEC       fashion-mnist (default), mnist:DIR, idx:DIR, cifar10:DIR, cifar100:DIR,\n"
+    "                    npy:IMAGES.npy,LABELS.npy,TEST_IMAGES.npy,TEST_LABELS.npy (README.md)\n"
+    "  --epochs N        --batch N (or --batch-size N)   --lr X   --seed N   --threads N\n"
     "  --limit N         train on the first N training images\n"
+    "  --test-limit N    evaluate each epoch on the first N test images (default: all)\n"
     "other options:\n"
     "  --set S.K=V       override any config key (repeatable), e.g. --set model.loss=final\n"
     "  --out RUN_DIR     run directory (default runs/NAME-YYYYmmdd-HHMMSS)\n"
@@ -51,7 +53,8 @@ int rc_cmd_train(int argc, char **argv) {
     int check_numerics = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        static const char *shorthands[] = {"--data", "--epochs", "--batch", "--lr", "--seed", "--limit", "--threads", NULL};
+        static const char *shorthands[] = {"--data", "--epochs", "--batch", "--lr", "--seed", "--limit", "--threads",
+                                           "--test-limit", NULL};
         int sh = -1;
         for (int j = 0; shorthands[j]; j++)
             if (!strcmp(a, shorthands[j])) sh = j;
@@ -61,7 +64,7 @@ int rc_cmd_train(int argc, char **argv) {
         } else if (sh >= 0) {
             if (!v) return rc_cli_usage_error("train", "%s needs a value", a);
             if (nflag >= 16) return rc_cli_usage_error("train", "too many options");
-            snprintf(flagbuf[nflag], sizeof flagbuf[nflag], "train.%s=%s", a + 2, v);
+            snprintf(flagbuf[nflag], sizeof flagbuf[nflag], "train.%s=%s", sh == 7 ? "test_limit" : a + 2, v);
             sets[nsets++] = flagbuf[nflag++];
             if (sh == 6) {
                 long t;

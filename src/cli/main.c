@@ -19,12 +19,15 @@ static void usage(FILE *f) {
             "  info CONFIG                params, units, FLOPs and effective depth, per area and in total\n"
             "  bench CONFIG               training and inference speed, GFLOP/s, peak memory, per-op profile\n"
             "  export RUN_DIR|CKPT        the trained model as safetensors, npz or ONNX (docs/EXPORT.md)\n"
+            "  features RUN_DIR|CKPT      an area's state at every iteration for every image, as .npy arrays\n"
             "  experiment NAME [options]  table4, tradeoff, coarse-fine, early-exit, more-iterations (docs/RESULTS.md)\n"
             "\n"
             "data-parallel training over N processes or hosts (MPI builds; see docs/PERFORMANCE.md):\n"
             "  mpirun -np N recur train CONFIG [options]\n"
             "\n"
-            "'recur COMMAND --help' describes each command's options.\n");
+            "'recur COMMAND --help' describes each command's options; '--opt=value' and '--opt value' are the\n"
+            "same; --batch-size is --batch.\n"
+            "  recur --version            print recur's version\n");
 }
 
 static int run(int argc, char **argv);
@@ -34,6 +37,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "recur: %s\n", rc_error());
         return 1;
     }
+    argv = rc_cli_normalize_args(&argc, argv);
     int rc = run(argc, argv);
     /* other ranks may be waiting for this one in a collective: a failure ends the whole job */
     if (rc != 0 && rc_dist_size() > 1) {
@@ -41,6 +45,7 @@ int main(int argc, char **argv) {
         rc_dist_abort(rc);
     }
     rc_dist_finalize();
+    rc_cli_free_args();
     return rc;
 }
 
@@ -58,7 +63,7 @@ static int run(int argc, char **argv) {
         usage(stdout);
         return 0;
     } else if (!strcmp(cmd, "--version")) {
-        printf("recur 0.1%s\n", rc_dist_compiled() ? " (MPI)" : "");
+        printf("recur %s%s\n", RC_VERSION, rc_dist_compiled() ? " (MPI)" : "");
         return 0;
     } else if (!strcmp(cmd, "train")) {
         rc = rc_cmd_train(argc - 1, argv + 1);
@@ -70,6 +75,8 @@ static int run(int argc, char **argv) {
         rc = rc_cmd_bench(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "export")) {
         rc = rc_cmd_export(argc - 1, argv + 1);
+    } else if (!strcmp(cmd, "features")) {
+        rc = rc_cmd_features(argc - 1, argv + 1);
     } else if (!strcmp(cmd, "experiment")) {
         rc = rc_cmd_experiment(argc - 1, argv + 1);
     } else {

@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-typedef enum { RC_OK = 0, RC_ERR = 1 } rc_status;
+/* RC_VERSION, rc_status (RC_OK, RC_ERR) and rc_error() are part of the public API: include/recur.h. */
+#include "recur.h"
 
 /* Set the thread-local error message (printf-style) and return RC_ERR. */
 rc_status rc_fail(const char *fmt, ...)
@@ -16,8 +17,6 @@ rc_status rc_fail(const char *fmt, ...)
     __attribute__((format(printf, 1, 2)))
 #endif
     ;
-/* The last error message set by rc_fail on this thread ("" if none). */
-const char *rc_error(void);
 
 /* Programmer errors (broken invariants) abort with file and line. */
 #define RC_ASSERT(cond)                                                                      \

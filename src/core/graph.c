@@ -258,6 +258,11 @@ void rc_graph_mark_output(rc_graph *g, int t) {
     g->tensors[t].is_output = 1;
 }
 
+void rc_graph_keep(rc_graph *g, int t) {
+    RC_ASSERT(!g->planned && t >= 0 && t < g->ntensors);
+    g->tensors[t].keep = 1;
+}
+
 
 /* ---- memory limit: absurd configs are refused before anything is allocated ---------------------- */
 

@@ -42,6 +42,8 @@ typedef struct {
     int layout;    /* RC_LAYOUT_NCHW or RC_LAYOUT_BLK16 (ops.h), decided by the plan */
     int dead;      /* fused away by the plan: never materialised (x = dx = NULL) */
     float *ev;     /* its slot of one micro-batch in the eval pipeline's arena; NULL: x (graph_plan.c) */
+    int keep;      /* read by the caller after forward (rc_graph_keep): never fused away, rematerialised,
+                    * recomputed or put in the eval pipeline's arena; its memory is its own for the pass */
 } rc_tensor;
 
 /* Channel slots a tensor occupies in memory: C, or C rounded up to 16 in the blocked layout, whose last
@@ -242,6 +244,9 @@ void rc_graph_zero_grads(rc_graph *g);
 /* Mark a tensor as a graph output (a readout's logits): before rc_graph_backward the caller writes
  * the loss gradient into its dx (overwriting). Call before rc_graph_plan. */
 void rc_graph_mark_output(rc_graph *g, int t);
+/* Keep tensor t readable after a forward pass (rc_graph_read; recur features reads area states this way).
+ * Call before rc_graph_plan. It changes no value, only where and how long the plan stores t. */
+void rc_graph_keep(rc_graph *g, int t);
 /* Backward from the gradients the caller wrote into the output tensors' dx. */
 void rc_graph_backward(rc_graph *g);
 

@@ -113,6 +113,21 @@ static int match_lstm(rc_graph *g, const consumers *cs, int i0, int bn, int z, r
             if (nd[i].out == cprev) produced = 1;
         if (!produced) return -1;
     }
+    /* a tensor the caller keeps (rc_graph_keep) must not die inside */
+    int inner[12], ni = 0;
+    if (bn >= 0) inner[ni++] = z;
+    for (int j = 0; j < 4; j++)
+        if (gate[j] >= 0) {
+            inner[ni++] = nd[gate[j]].in[0];
+            inner[ni++] = nd[gate[j]].out;
+        }
+    if (gate[1] >= 0) {
+        inner[ni++] = nd[mig].out;
+        inner[ni++] = nd[cons1(cs, nd[gate[1]].out)].out;
+    }
+    inner[ni++] = tc;
+    for (int k = 0; k < ni; k++)
+        if (g->tensors[inner[k]].keep) return -1;
     memset(x, 0, sizeof *x);
     x->op = RC_OP_LSTM;
     x->in[0] = bn >= 0 ? nd[bn].in[0] : z;
@@ -159,7 +174,7 @@ static int match_bnact(rc_graph *g, const consumers *cs, int i, int fuse, rc_nod
     int j = cons1(cs, y);
     if (j == i + 1 && nd[j].op == RC_OP_ADD) {
         int r = other_input(&nd[j], y);
-        if (r >= 0 && r != y && r != bn->in[0]) {
+        if (r >= 0 && r != y && r != bn->in[0] && !g->tensors[y].keep) {
             x->in[1] = r;
             x->nin = 2;
             g->tensors[y].dead = 1;
@@ -171,7 +186,7 @@ static int match_bnact(rc_graph *g, const consumers *cs, int i, int fuse, rc_nod
             j = -1;
         }
     }
-    if (j == last + 1 && nd[j].op == RC_OP_RELU) {
+    if (j == last + 1 && nd[j].op == RC_OP_RELU && !g->tensors[y].keep) {
         g->tensors[y].dead = 1;
         x->relu = 1;
         x->out = nd[j].out;
@@ -191,7 +206,7 @@ static int match_bnact(rc_graph *g, const consumers *cs, int i, int fuse, rc_nod
 static int match_conv_add(rc_graph *g, const consumers *cs, int i, rc_node *x) {
     const rc_node *nd = g->nodes, *cv = &nd[i];
     const int y = cv->out, j = cons1(cs, y);
-    if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[y].is_output) return -1;
+    if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[y].is_output || g->tensors[y].keep) return -1;
     const int r = other_input(&nd[j], y);
     if (r < 0 || r == y || r == cv->in[0]) return -1;
     *x = *cv;
@@ -243,7 +258,9 @@ static void make_eval_fusion(rc_graph *g) {
     for (int i = 0; i + 1 < g->nxnodes; i++) {
         rc_node *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
         if (c->op != RC_OP_CONV || c->nin != 1 || b->op != RC_OP_BNACT || b->in[0] != c->out) continue;
-        if (ncons(&cs, c->out) != 1 || g->tensors[c->out].is_output || b->param[2] < 0 || b->param[3] < 0) continue;
+        if (ncons(&cs, c->out) != 1 || g->tensors[c->out].is_output || g->tensors[c->out].keep || b->param[2] < 0 ||
+            b->param[3] < 0)
+            continue;
         c->efuse = i + 1;
         b->eabs = i;
         const rc_param *w = &g->params[c->param[0]];
@@ -463,7 +480,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
         for (int t = 0; t < nt; t++) {
             const rc_tensor *x = &g->tensors[t];
             int p = prod[t];
-            if (p < 0 || x->dead || x->is_output || x->is_input || seg[p] == g->nseg - 1) continue;
+            if (p < 0 || x->dead || x->is_output || x->keep || x->is_input || seg[p] == g->nseg - 1) continue;
             int inside = 1;
             for (int k = cs.start[t]; k < cs.start[t + 1]; k++)
                 if (seg[cs.list[k]] != seg[p]) inside = 0;
@@ -481,7 +498,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
     for (int p = 0; remat && p < n; p++) {
         rc_node *x = &g->xnodes[p];
         const rc_tensor *y = &g->tensors[x->out];
-        if (x->op != RC_OP_BNACT || x->nin != 1 || x->replay || y->is_output || !x->active) continue;
+        if (x->op != RC_OP_BNACT || x->nin != 1 || x->replay || y->is_output || y->keep || !x->active) continue;
         int target = -1, ok = 1;
         for (int k = cs.start[x->out]; k < cs.start[x->out + 1]; k++) {
             int j = cs.list[k];
@@ -533,7 +550,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
         }
         if (p >= 0 && bwd_reads(&g->xnodes[p], t)) after = RC_MAX(after, B[p]);
         if (p >= 0 && g->xnodes[p].replay) after = RC_MAX(after, R[p]); /* the replay rewrites it */
-        if (x->is_input || x->is_output || p < 0) {
+        if (x->is_input || x->is_output || x->keep || p < 0) {
             it->niv = 1;
             it->iv[0][0] = -1;
             it->iv[0][1] = T_INF;
@@ -637,7 +654,7 @@ static void make_eval_memory(rc_graph *g, int on) {
     int ni = 0;
     for (int t = 0; t < nt; t++) {
         const rc_tensor *x = &g->tensors[t];
-        if (x->dead || x->is_input || x->is_output || prod[t] < 0) continue;
+        if (x->dead || x->is_input || x->is_output || x->keep || prod[t] < 0) continue;
         item *it = &items[ni++];
         it->size = ((size_t)mb * rc_tensor_floats(x) + 15) / 16 * 16;
         it->tensor = t;

@@ -74,13 +74,15 @@ rc_status rc_dataset_load(const char *spec, int train_split, rc_dataset *out) {
     memcpy(kind, spec, klen);
     kind[klen] = '\0';
 
-    static const char *const known = "fashion-mnist, fashion-mnist:DIR, mnist:DIR, idx:DIR, cifar10:DIR, "
-                                     "cifar100:DIR, prefix-sums:BITS[:TEST_BITS], mazes:SIZE[:TEST_SIZE]";
+    static const char *const known =
+        "fashion-mnist, fashion-mnist:DIR, mnist:DIR, idx:DIR, cifar10:DIR, cifar100:DIR, "
+        "npy:IMAGES.npy,LABELS.npy[,TEST_IMAGES.npy,TEST_LABELS.npy], prefix-sums:BITS[:TEST_BITS], "
+        "mazes:SIZE[:TEST_SIZE]";
     if (!strcmp(kind, "prefix-sums") || !strcmp(kind, "mazes"))
         return rc_dataset_load_task(spec, kind, dir ? dir : "", train_split, out);
     int is_idx = !strcmp(kind, "fashion-mnist") || !strcmp(kind, "mnist") || !strcmp(kind, "idx");
-    int is_c10 = !strcmp(kind, "cifar10"), is_c100 = !strcmp(kind, "cifar100");
-    if (!is_idx && !is_c10 && !is_c100)
+    int is_c10 = !strcmp(kind, "cifar10"), is_c100 = !strcmp(kind, "cifar100"), is_npy = !strcmp(kind, "npy");
+    if (!is_idx && !is_c10 && !is_c100 && !is_npy)
         return rc_fail("dataset '%s': unknown kind '%s' (known: %s)", spec, kind, known);
     if (dir && !dir[0])
         return rc_fail("dataset '%s': empty directory after ':'", spec);
@@ -90,6 +92,8 @@ rc_status rc_dataset_load(const char *spec, int train_split, rc_dataset *out) {
         const char *env = getenv("RECUR_FASHION_MNIST_DIR");
         dir = (env && env[0]) ? env : RC_FASHION_MNIST_DIR;
     }
+    if (is_npy)
+        return rc_dataset_load_npy(dir, train_split, out);
     if (is_idx)
         return rc_dataset_load_idx(dir, kind, train_split, out);
     if (is_c10)

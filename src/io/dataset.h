@@ -1,7 +1,7 @@
 /* dataset.h — image classification datasets held in memory as uint8 pixels + int labels:
- * loading (Fashion-MNIST / MNIST / generic IDX, CIFAR-10, CIFAR-100), subsets and validation
+ * loading (Fashion-MNIST / MNIST / generic IDX, CIFAR-10, CIFAR-100, NumPy .npy), subsets and validation
  * splits, per-channel normalisation statistics, class taxonomies, and augmented batch assembly.
- * Readers live in idx.c and cifar.c; everything else in dataset.c. */
+ * Readers live in idx.c, cifar.c and npyset.c; everything else in dataset.c. */
 #ifndef RC_DATASET_H
 #define RC_DATASET_H
 
@@ -22,7 +22,7 @@
  * rc_dataset_batch. Owned memory: pixels, labels, coarse_of (freed by rc_dataset_free). The name
  * tables point to static strings and are never freed. */
 typedef struct {
-    char name[64];   /* kind: "fashion-mnist", "mnist", "idx", "cifar10", "cifar100" */
+    char name[64];   /* kind: "fashion-mnist", "mnist", "idx", "cifar10", "cifar100", "npy" */
     char spec[512];  /* the spec it was loaded from, for messages (e.g. "cifar10:/data/c10") */
     int train;       /* 1: training split, 0: test split */
     int n, c, h, w;  /* images, channels, height, width */
@@ -54,8 +54,13 @@ typedef struct {
  *   "idx:DIR"            the same files; classes = 1 + the largest label in the training labels
  * file "cifar10:DIR"        data_batch_1..5.bin (train), test_batch.bin (test) "cifar100:DIR"
  * train.bin, test.bin; fine labels, coarse_of from the file's pairs For IDX files the .gz name is
- * preferred when both exist; either name may hold plain or gzip bytes. On failure *out is left
- * empty (safe to free) and rc_error() names the file and the problem. */
+ * preferred when both exist; either name may hold plain or gzip bytes.
+ *   "npy:IMAGES.npy,LABELS.npy[,TEST_IMAGES.npy,TEST_LABELS.npy]"  NumPy arrays (npyset.c): images
+ *        uint8 (0..255) or float32 (0..1, stored as round(255 v); other values are an error), 3-D
+ *        (N, H, W) = one channel, or 4-D: NHWC when the last dimension is 1 or 3 and the second is
+ *        not, else NCHW; labels a 1-D integer array of N values >= 0; classes = 1 + the largest
+ *        training label. Without the test pair the test split is an error. Paths hold no commas.
+ * On failure *out is left empty (safe to free) and rc_error() names the file and the problem. */
 rc_status rc_dataset_load(const char *spec, int train_split, rc_dataset *out);
 void rc_dataset_free(rc_dataset *d);
 
@@ -67,6 +72,8 @@ rc_status rc_dataset_load_cifar100(const char *dir, int train_split, rc_dataset 
  * ':' ("32" or "32:48"); spec is the whole spec, for messages. */
 rc_status rc_dataset_load_task(const char *spec, const char *kind, const char *args, int train_split,
                                rc_dataset *out);
+/* list: "IMAGES.npy,LABELS.npy[,TEST_IMAGES.npy,TEST_LABELS.npy]" (the spec after "npy:"). */
+rc_status rc_dataset_load_npy(const char *list, int train_split, rc_dataset *out);
 
 /* Copy of the images src[idx[0..n-1]] (indices checked, repeats allowed), with src's metadata and
  * statistics. */

@@ -393,11 +393,24 @@ static void emit_projection(builder *b, int k, int x) {
     set_node_area(b, first_node);
 }
 
-rc_status rc_model_build(const rc_model_cfg *cfg_in, int batch, int iterations_override, rc_model *m) {
-    return rc_model_build_ex(cfg_in, batch, iterations_override, 0, m);
+static rc_status build(const rc_model_cfg *cfg_in, int batch, int iterations_override, int flags, const int *keep_area,
+                       rc_model *m);
+
+rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m) {
+    return build(cfg, batch, iterations_override, 0, NULL, m);
 }
 
-rc_status rc_model_build_ex(const rc_model_cfg *cfg_in, int batch, int iterations_override, int flags, rc_model *m) {
+rc_status rc_model_build_keep(const rc_model_cfg *cfg, int batch, int iterations_override, const int *keep_area,
+                              rc_model *m) {
+    return build(cfg, batch, iterations_override, 0, keep_area, m);
+}
+
+rc_status rc_model_build_ex(const rc_model_cfg *cfg, int batch, int iterations_override, int flags, rc_model *m) {
+    return build(cfg, batch, iterations_override, flags, NULL, m);
+}
+
+static rc_status build(const rc_model_cfg *cfg_in, int batch, int iterations_override, int flags, const int *keep_area,
+                       rc_model *m) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg_in;
     m->state_in = m->state_out = -1;
@@ -483,7 +496,15 @@ rc_status rc_model_build_ex(const rc_model_cfg *cfg_in, int batch, int iteration
             }
         }
     }
-    for (int k = 0; k < K; k++) m->area_out[k] = b->h[k][b->T[k]];
+    for (int k = 0; k < K; k++) {
+        m->area_out[k] = b->h[k][b->T[k]];
+        m->area_steps[k] = b->T[k];
+        m->area_state[k] = rc_xmalloc((size_t)b->T[k] * sizeof(int));
+        for (int t = 1; t <= b->T[k]; t++) {
+            m->area_state[k][t - 1] = b->h[k][t];
+            if (keep_area && keep_area[k]) rc_graph_keep(g, b->h[k][t]);
+        }
+    }
     for (int t = 0; t <= b->T[K - 1]; t++) m->state[t] = b->h[K - 1][t];
     if (flags & RC_BUILD_STATE_OUT) {
         m->state_out = b->h[K - 1][b->T[K - 1]];
@@ -503,6 +524,10 @@ void rc_model_free(rc_model *m) {
     rc_graph_free(&m->g);
     free(m->node_area);
     m->node_area = NULL;
+    for (int k = 0; k < RC_MAX_AREAS; k++) {
+        free(m->area_state[k]);
+        m->area_state[k] = NULL;
+    }
 }
 
 rc_status rc_model_share_params(rc_model *dst, const rc_model *src) {

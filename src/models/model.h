@@ -54,6 +54,7 @@ typedef enum { RC_SCHED_CONSTANT = 0, RC_SCHED_STEP, RC_SCHED_COSINE } rc_sched_
 typedef struct {
     char data[512];
     int epochs, batch, limit, val;
+    int test_limit; /* evaluate on the first test_limit test images only (0: all) */
     rc_opt_kind optimizer;
     double lr, momentum, weight_decay, beta1, beta2, adam_eps;
     int nesterov;
@@ -81,6 +82,8 @@ typedef struct {
     int state[RC_MAX_ITERS + 1];     /* top area's state tensor after step t (t = 0: h(0), -1 if none) */
     int state_in;                    /* RC_BUILD_CONTINUE: the input state tensor, else -1 */
     int state_out;                   /* RC_BUILD_STATE_OUT: the final state, kept and plain; else -1 */
+    int area_steps[RC_MAX_AREAS];    /* steps unrolled per area (T_k) */
+    int *area_state[RC_MAX_AREAS];   /* tensor of area k's state h_k(t) after step t: area_state[k][t - 1] */
 } rc_model;
 
 /* rc_model_build_ex flags. CONTINUE: the graph continues an unroll from a given state: its steps are steps
@@ -97,6 +100,10 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg);
  * it is an error for an untied area. Params are not initialised (call rc_graph_init_params). */
 rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m);
 rc_status rc_model_build_ex(const rc_model_cfg *cfg, int batch, int iterations_override, int flags, rc_model *m);
+/* rc_model_build, keeping the states h_k(t) of every area k with keep_area[k] != 0 readable after a forward
+ * pass (rc_graph_read(&m->g, m->area_state[k][t - 1], 0, out); rc_graph_keep). keep_area may be NULL. */
+rc_status rc_model_build_keep(const rc_model_cfg *cfg, int batch, int iterations_override, const int *keep_area,
+                              rc_model *m);
 void rc_model_free(rc_model *m);
 /* Why cfg cannot be continued from a state (RC_BUILD_CONTINUE), as an error; RC_OK when it can. */
 rc_status rc_model_can_continue(const rc_model_cfg *cfg);

@@ -132,6 +132,7 @@ static rc_status read_train(rc_ini *ini, rc_train_cfg *t) {
     TRY(rc_ini_int_or(s, "epochs", 10, 1, 10000, &t->epochs));
     TRY(rc_ini_int_or(s, "batch", 128, 1, 65536, &t->batch));
     TRY(rc_ini_int_or(s, "limit", 0, 0, 100000000, &t->limit));
+    TRY(rc_ini_int_or(s, "test_limit", 0, 0, 100000000, &t->test_limit));
     TRY(rc_ini_int_or(s, "val", 0, 0, 100000000, &t->val));
     int v;
     TRY(rc_ini_enum_or(s, "optimizer", 1, opts, &v));
@@ -145,11 +146,16 @@ static rc_status read_train(rc_ini *ini, rc_train_cfg *t) {
     TRY(rc_ini_double_or(s, "adam_eps", 1e-8, 1e-30, 1.0, &t->adam_eps));
     TRY(rc_ini_enum_or(s, "schedule", 2, scheds, &v));
     t->schedule = (rc_sched_kind)v;
-    TRY(rc_ini_double_or(s, "warmup_epochs", 1.0, 0.0, 10000.0, &t->warmup_epochs));
+    /* a fifth of the run, at most one epoch: a short run still spends most of its steps at the full rate */
+    TRY(rc_ini_double_or(s, "warmup_epochs", RC_MIN(1.0, 0.2 * t->epochs), 0.0, 10000.0, &t->warmup_epochs));
     TRY(rc_ini_int_or(s, "step_every", 30, 1, 10000, &t->step_every));
     TRY(rc_ini_double_or(s, "step_gamma", 0.1, 0.0, 1.0, &t->step_gamma));
     TRY(rc_ini_int_or(s, "crop_pad", 2, 0, 16, &t->crop_pad));
-    TRY(rc_ini_bool_or(s, "flip", 1, &t->flip));
+    /* mirror images by default only where a mirrored image is still of its class (clothes, objects); not
+     * for digits (a mirrored 2 is not a 2), generated tasks or a user's own arrays */
+    int flip_ok = !strcmp(t->data, "fashion-mnist") || !strncmp(t->data, "fashion-mnist:", 14) ||
+                  !strncmp(t->data, "cifar10:", 8) || !strncmp(t->data, "cifar100:", 9);
+    TRY(rc_ini_bool_or(s, "flip", flip_ok, &t->flip));
     int64_t seed;
     TRY(rc_ini_i64_or(s, "seed", 1, 0, INT64_MAX, &seed));
     t->seed = (uint64_t)seed;
@@ -164,7 +170,7 @@ static const char *model_keys[] = {"name", "input", "classes", "unroll", "norm",
                                    "loss", "bn_sync", "alpha", "readout", "head_channels", "recall", NULL};
 static const char *area_keys[] = {"channels", "iterations", "tied", "cell", "kernel", "stride", "bottomup",
                                   "lateral", "topdown", NULL};
-static const char *train_keys[] = {"data",     "epochs",       "batch",         "limit",      "val",
+static const char *train_keys[] = {"data",     "epochs",       "batch",         "limit",      "test_limit", "val",
                                    "optimizer", "lr",          "momentum",      "nesterov",   "weight_decay",
                                    "beta1",    "beta2",        "adam_eps",      "schedule",   "warmup_epochs",
                                    "step_every", "step_gamma", "crop_pad",      "flip",       "seed",

@@ -107,6 +107,8 @@ void rc_gap_backward(int n, int c, int hw, const float *dy, float *dx, int dx_ac
  * source index = floor(dst * H / Ho) (PyTorch F.interpolate mode='nearest'). ---- */
 void rc_upsample_forward(int n, int c, int h, int w, int ho, int wo, const float *x, float *y);
 void rc_upsample_backward(int n, int c, int h, int w, int ho, int wo, const float *dy, float *dx, int dx_acc);
+/* Source row (column) of output row (column) dst when resizing in -> out (what the ONNX export gathers). */
+int rc_upsample_src_index(int dst, int in, int out);
 
 /* ---- linear: x (N, I), w (O, I), b (O) or NULL -> y (N, O) = x w^T + b ---- */
 void rc_linear_forward(int n, int in, int out, const float *x, const float *w, const float *b, float *y);

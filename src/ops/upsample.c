@@ -27,6 +27,8 @@ static int src_index(int dst, int in, int out) {
     return s < in - 1 ? s : in - 1;
 }
 
+int rc_upsample_src_index(int dst, int in, int out) { return src_index(dst, in, out); }
+
 // one plane: x: (H, W) -> y: (Ho, Wo)
 static void upsample_fwd_plane(int h, int w, int ho, int wo, const float *xp, float *yp) {
     for (int oy = 0; oy < ho; oy++) {

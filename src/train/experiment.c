@@ -74,6 +74,7 @@ static rc_status make_config(const char *text, const char *display, const char *
     if (o->threads > 0) snprintf(buf[nb++], sizeof buf[0], "train.threads=%d", o->threads);
     if (o->quick) {
         snprintf(buf[nb++], sizeof buf[0], "train.limit=%d", QUICK_TRAIN_IMAGES);
+        snprintf(buf[nb++], sizeof buf[0], "train.test_limit=%d", QUICK_TEST_IMAGES);
         snprintf(buf[nb++], sizeof buf[0], "train.epochs=1");
         snprintf(buf[nb++], sizeof buf[0], "train.batch=64");
         snprintf(buf[nb++], sizeof buf[0], "train.warmup_epochs=0.1");

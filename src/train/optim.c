@@ -85,7 +85,9 @@ void rc_optim_step(rc_graph *g, const rc_train_cfg *cfg, double lr, long t) {
 long rc_lr_warmup_steps(const rc_train_cfg *cfg, long steps_per_epoch) {
     RC_ASSERT(cfg && steps_per_epoch >= 1);
     if (!(cfg->warmup_epochs > 0.0)) return 0;
-    return (long)floor(cfg->warmup_epochs * (double)steps_per_epoch);
+    long w = (long)floor(cfg->warmup_epochs * (double)steps_per_epoch);
+    long cap = (long)cfg->epochs * steps_per_epoch / 4; /* a short run still spends 3/4 of it at the full rate */
+    return w < cap ? w : cap;
 }
 
 double rc_lr_at(const rc_train_cfg *cfg, long step, long steps_per_epoch) {

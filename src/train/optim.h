@@ -15,7 +15,8 @@
  * modified. The state must be zero before the first step (rc_graph_plan / rc_graph_init_params). */
 void rc_optim_step(rc_graph *g, const rc_train_cfg *cfg, double lr, long t);
 
-/* Number of warm-up steps: floor(warmup_epochs * steps_per_epoch). */
+/* Number of warm-up steps: floor(warmup_epochs * steps_per_epoch), at most a quarter of the run's
+ * epochs * steps_per_epoch steps (so that a run shortened to one epoch still reaches its learning rate). */
 long rc_lr_warmup_steps(const rc_train_cfg *cfg, long steps_per_epoch);
 
 /* Learning rate at 0-based step `step`, S = epochs * steps_per_epoch total steps, W warm-up steps:

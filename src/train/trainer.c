@@ -160,6 +160,12 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         memset(&full, 0, sizeof full);
     }
     if (rc_dataset_load(tc.data, 0, &test)) goto done;
+    if (tc.test_limit > 0 && tc.test_limit < test.n) {
+        if (rc_dataset_limit(&test, tc.test_limit, &tmp)) goto done;
+        rc_dataset_free(&test);
+        test = tmp;
+        memset(&tmp, 0, sizeof tmp);
+    }
     if (rc_dataset_copy_stats(&test, &train)) goto done;
     const int dense = train.dense;
     if (dense != (mc.readout == RC_READOUT_DENSE)) {
@@ -179,7 +185,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
      * built for it, sharing the params) */
     const int test_other_size = dense && test.c == mc.in_c && (test.h != mc.in_h || test.w != mc.in_w);
     if (!test_other_size && rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
-    if (train.classes > mc.classes || (strcmp(train.name, "idx") != 0 && train.classes != mc.classes))
+    if (train.classes > mc.classes || (strcmp(train.name, "idx") && strcmp(train.name, "npy") && train.classes != mc.classes))
         FAIL_GOTO("dataset %s has %d classes but model.classes = %d", train.spec, train.classes, mc.classes);
     if (o->check_numerics && nranks > 1) FAIL_GOTO("--check-numerics runs in a single process only");
     if (mc.loss == RC_LOSS_COARSE_TO_FINE && !train.coarse_of)
@@ -288,6 +294,11 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         fprintf(stderr, "recur: training %s: %zu params, %d readouts, %ld steps/epoch x %d epochs, %d threads%s\n",
                 mc.name, rc_graph_trainable_params(g), R, spe, tc.epochs, threads,
                 nranks > 1 ? " per rank" : "");
+    if (!o->quiet && !o->resume && (long)floor(tc.warmup_epochs * (double)spe) > rc_lr_warmup_steps(&tc, spe))
+        fprintf(stderr, "recur: note: warm-up capped at a quarter of the run: %ld of %ld steps (train.warmup_epochs = "
+                        "%g asks for %ld)\n",
+                rc_lr_warmup_steps(&tc, spe), spe * tc.epochs, tc.warmup_epochs,
+                (long)floor(tc.warmup_epochs * (double)spe));
     if (!o->quiet && nranks > 1)
         fprintf(stderr, "recur: data-parallel over %d ranks, %d images per rank per step, batch norm %s\n", nranks, lb,
                 mc.norm == RC_NORM_NONE ? "none" : mc.bn_sync ? "synchronised (bn_sync)" : "per rank");

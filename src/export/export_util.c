@@ -1,0 +1,221 @@
+/* export_util.c — the atomic output file, little-endian float encoding, param checks and metadata that
+ * the safetensors and npz writers share (export_util.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "export_util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- atomic output file ---- */
+
+static void release(rc_export_file *o) {
+    free(o->path);
+    free(o->tmp);
+    memset(o, 0, sizeof *o);
+}
+
+rc_status rc_export_file_open(rc_export_file *o, const char *path) {
+    memset(o, 0, sizeof *o);
+    size_t pl = strlen(path);
+    if (pl == 0) return rc_fail("--out: empty file name");
+    o->path = rc_xmalloc(pl + 1);
+    memcpy(o->path, path, pl + 1);
+    o->tmp = rc_xmalloc(pl + 5);
+    memcpy(o->tmp, path, pl);
+    memcpy(o->tmp + pl, ".tmp", 5);
+    o->f = fopen(o->tmp, "wb");
+    if (!o->f) {
+        rc_status st = rc_fail("cannot write %s: cannot create %s: %s", path, o->tmp, strerror(errno));
+        release(o);
+        return st;
+    }
+    return RC_OK;
+}
+
+rc_status rc_export_file_write(rc_export_file *o, const void *data, size_t bytes) {
+    RC_ASSERT(o->f);
+    if (bytes == 0) return RC_OK;
+    errno = 0;
+    if (fwrite(data, 1, bytes, o->f) != bytes)
+        return rc_fail("cannot write %s: %s", o->path, strerror(errno ? errno : EIO));
+    o->written += bytes;
+    return RC_OK;
+}
+
+void rc_export_f32le(unsigned char *out, const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        out[4 * i] = (unsigned char)(u & 0xffu);
+        out[4 * i + 1] = (unsigned char)((u >> 8) & 0xffu);
+        out[4 * i + 2] = (unsigned char)((u >> 16) & 0xffu);
+        out[4 * i + 3] = (unsigned char)(u >> 24);
+    }
+}
+
+rc_status rc_export_file_write_f32le(rc_export_file *o, const float *x, size_t n) {
+    unsigned char buf[4096];
+    const size_t per = sizeof buf / 4;
+    for (size_t i = 0; i < n; i += per) {
+        size_t k = n - i < per ? n - i : per;
+        rc_export_f32le(buf, x + i, k);
+        if (rc_export_file_write(o, buf, 4 * k)) return RC_ERR;
+    }
+    return RC_OK;
+}
+
+static void sync_dir_of(const char *path) {
+    size_t pl = strlen(path);
+    char *dir = rc_xmalloc(pl + 2);
+    memcpy(dir, path, pl + 1);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    else
+        memcpy(dir, ".", 2);
+    int fd = open(dir, O_RDONLY);
+    if (fd >= 0) {
+        fsync(fd); /* best effort: some file systems refuse fsync on a directory */
+        close(fd);
+    }
+    free(dir);
+}
+
+rc_status rc_export_file_commit(rc_export_file *o) {
+    RC_ASSERT(o->f);
+    rc_status st = RC_OK;
+    errno = 0;
+    if (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0)
+        st = rc_fail("cannot write %s: %s", o->path, strerror(errno ? errno : EIO));
+    errno = 0;
+    if (fclose(o->f) != 0 && st == RC_OK) st = rc_fail("cannot write %s: %s", o->path, strerror(errno ? errno : EIO));
+    o->f = NULL;
+    if (st == RC_OK && rename(o->tmp, o->path) != 0)
+        st = rc_fail("cannot write %s: cannot rename %s onto it: %s", o->path, o->tmp, strerror(errno));
+    if (st != RC_OK)
+        unlink(o->tmp);
+    else
+        sync_dir_of(o->path);
+    release(o);
+    return st;
+}
+
+void rc_export_file_abort(rc_export_file *o) {
+    if (o->f) {
+        fclose(o->f);
+        unlink(o->tmp);
+    }
+    release(o);
+}
+
+/* ---- tensors ---- */
+
+rc_status rc_export_check_params(const rc_graph *g) {
+    if (g->nparams < 1) return rc_fail("the model has no params to export");
+    uint64_t total = 0;
+    for (int i = 0; i < g->nparams; i++) {
+        const rc_param *p = &g->params[i];
+        size_t nl = strnlen(p->name, sizeof p->name);
+        if (nl == 0 || nl == sizeof p->name) return rc_fail("param %d has an empty or unterminated name", i);
+        for (size_t j = 0; j < nl; j++) {
+            unsigned char c = (unsigned char)p->name[j];
+            if (c < 0x20 || c == 0x7f || c == '/' || c == '\\' || c == '"')
+                return rc_fail("param '%s': its name holds a character that cannot be a tensor name", p->name);
+        }
+        if (!p->w) return rc_fail("param %s has no values (the graph is not planned)", p->name);
+        if (p->ndim < 1 || p->ndim > 4) return rc_fail("param %s has %d dimensions (1..4 expected)", p->name, p->ndim);
+        uint64_t n = 1;
+        for (int d = 0; d < p->ndim; d++) {
+            if (p->shape[d] < 1) return rc_fail("param %s: dimension %d is %d", p->name, d, p->shape[d]);
+            n *= (uint64_t)p->shape[d]; /* <= (2^31)^4 would overflow; bounded below */
+            if (n > ((uint64_t)1 << 40)) return rc_fail("param %s is too large to export", p->name);
+        }
+        if (n != (uint64_t)p->numel) return rc_fail("param %s: shape and element count disagree", p->name);
+        total += 4 * n;
+        if (total > ((uint64_t)1 << 62)) return rc_fail("the model is too large to export");
+    }
+    return RC_OK;
+}
+
+/* ---- metadata ---- */
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s);
+    char *d = rc_xmalloc(n + 1);
+    memcpy(d, s, n + 1);
+    return d;
+}
+
+static char *fmt_floats(const float *x, int n) {
+    char buf[256];
+    size_t len = 0;
+    buf[len++] = '[';
+    for (int i = 0; i < n && i < 3; i++)
+        len += (size_t)snprintf(buf + len, sizeof buf - len, "%s%.9g", i ? ", " : "", (double)x[i]);
+    snprintf(buf + len, sizeof buf - len, "]");
+    return dup_str(buf);
+}
+
+static void add(rc_export_meta *m, const char *key, char *value) {
+    RC_ASSERT(m->n < RC_EXPORT_MAX_META);
+    m->kv[m->n].key = key;
+    m->kv[m->n].value = value;
+    m->n++;
+}
+
+void rc_export_meta_build(const rc_graph *g, const rc_export_info *info, rc_export_meta *m) {
+    memset(m, 0, sizeof *m);
+    int c = info->channels < 1 ? 1 : info->channels > 3 ? 3 : info->channels;
+    char buf[128];
+    add(m, "format", dup_str("recur-tensors-1"));
+    add(m, "recur_version", dup_str(RC_VERSION));
+    add(m, "config", dup_str(info->config_text ? info->config_text : ""));
+    add(m, "data", dup_str(info->data_spec ? info->data_spec : ""));
+    add(m, "input", dup_str("pixel/255, NCHW"));
+    if (g->input >= 0 && g->input < g->ntensors) {
+        const rc_tensor *x = &g->tensors[g->input];
+        snprintf(buf, sizeof buf, "%dx%dx%d", x->c, x->h, x->w);
+        add(m, "input_shape", dup_str(buf));
+    }
+    add(m, "mean", fmt_floats(info->mean, c));
+    add(m, "std", fmt_floats(info->std, c));
+    add(m, "names", dup_str("AREA[.tT].{bu,lat,td,conv2}.{weight,bias}; AREA.{bn,bn2}[.tT].{gamma,beta,running_mean,"
+                            "running_var}; head[.tT].{weight,bias}; T counts from 1 (docs/EXPORT.md)"));
+}
+
+void rc_export_meta_free(rc_export_meta *m) {
+    for (int i = 0; i < m->n; i++) free(m->kv[i].value);
+    memset(m, 0, sizeof *m);
+}
+
+size_t rc_export_utf8_decode(const char *str, uint32_t *out, size_t cap) {
+    const unsigned char *s = (const unsigned char *)str;
+    size_t n = 0;
+    while (*s) {
+        uint32_t cp = 0xfffd;
+        unsigned char b = s[0];
+        int len = 1;
+        if (b < 0x80) {
+            cp = b;
+        } else {
+            int need = (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : (b & 0xf8) == 0xf0 ? 4 : 0;
+            if (need) {
+                uint32_t v = b & (0x7fu >> need);
+                int k = 1;
+                while (k < need && (s[k] & 0xc0) == 0x80) v = (v << 6) | (s[k++] & 0x3fu);
+                static const uint32_t min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
+                if (k == need) {
+                    len = need;
+                    if (v >= min_of[need] && v <= 0x10ffff && (v < 0xd800 || v > 0xdfff)) cp = v;
+                }
+                /* an incomplete sequence replaces its lead byte only; the rest is read again */
+            }
+        }
+        if (out && n < cap) out[n] = cp;
+        n++;
+        s += len;
+    }
+    return n;
+}
