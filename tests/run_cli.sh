@@ -125,6 +125,24 @@ for s,n in (('train',64),('t10k',64)):
     open(d+'/'+s+'-labels-idx1-ubyte','wb').write(struct.pack('>II',0x801,n)+bytes(n))" "$T/cifar" || fail "making 32x32 IDX"
 expect_fail "image size mismatch" "32x32.*28x28|28x28.*32x32" "$R" train tests/configs/tiny.cfg --out "$T/run6" --data "idx:$T/cifar"
 
+# generated tasks: prefix sums with a dense readout, recall and the progressive loss; resumed runs end
+# byte-identical (the progressive loss's draws come from the checkpointed stream); evaluation at a larger
+# size, step by step, beyond the trained depth
+"$R" train tests/configs/tiny_prefix.cfg --out "$T/ps" --quiet || fail "train prefix sums"
+"$R" train tests/configs/tiny_prefix.cfg --out "$T/ps2" --quiet --steps 20 || fail "prefix sums, first part"
+"$R" train --resume "$T/ps2" --quiet || fail "prefix sums, resumed"
+cmp "$T/ps/model.ckpt" "$T/ps2/model.ckpt" || fail "prefix sums: resumed run differs"; ok
+"$R" eval "$T/ps" --data prefix-sums:16:24 --iterations 12 --every 4 --limit 50 >"$T/pse" || fail "eval prefix sums"
+grep -q "step by step" "$T/pse" && grep -q "beyond trained depth" "$T/pse" && [ "$(grep -c '^ *[0-9]' "$T/pse")" = 4 ] ||
+    { cat "$T/pse"; fail "eval prefix sums output"; }; ok
+"$R" eval "$T/ps" --data prefix-sums:16:24 --iterations 12 --limit 50 --json >"$T/pse.json" || fail "eval --json"
+python3 -c "
+import json,sys; e=json.load(open(sys.argv[1]))
+assert len(e['solved']) == 12 and len(e['position_accuracy']) == 12 and e['images'] == 50, e
+assert all(0 <= p <= 1 for p in e['position_accuracy'])" "$T/pse.json" || fail "eval prefix sums json"; ok
+expect_fail "dense task with augmentation" "crop_pad = 0" "$R" train tests/configs/tiny_prefix.cfg --out "$T/ps3" --set train.crop_pad=2
+expect_fail "dense task, pooled readout" "readout = dense" "$R" train tests/configs/tiny_prefix.cfg --out "$T/ps4" --set model.readout=pool --set model.loss=every --set model.recall=no
+expect_fail "stepwise with per-iteration norms" "batch_per_iter" "$R" eval "$T/run" --stepwise
 # issue 15: short runs and their defaults
 # a config written for 6 epochs, shortened to 1: the warm-up is capped at a quarter of the run (noted), so
 # the run learns (it ended near 32% when the warm-up spanned the whole run; recur and its PyTorch twin

@@ -1030,6 +1030,123 @@ static void test_real_fashion_mnist(void) {
     rc_dataset_free(&te);
 }
 
+/* ---- generated tasks (tasks.c) ---------------------------------------------------------------- */
+
+static void test_task_prefix_sums(void) {
+    rc_dataset tr = {0}, te = {0}, te2 = {0}, again = {0};
+    CHECK(rc_dataset_load("prefix-sums:16", 1, &tr) == RC_OK, "load: %s", rc_error());
+    CHECK(rc_dataset_load("prefix-sums:16", 0, &te) == RC_OK, "load: %s", rc_error());
+    CHECK(rc_dataset_load("prefix-sums:16:40", 0, &te2) == RC_OK, "load: %s", rc_error());
+    CHECK(rc_dataset_load("prefix-sums:16:40", 1, &again) == RC_OK, "load: %s", rc_error());
+    CHECK(tr.n == 8000 && te.n == 2000 && tr.dense && tr.c == 1 && tr.h == 1 && tr.w == 16 && tr.classes == 2,
+          "shape n %d/%d %dx%dx%d", tr.n, te.n, tr.c, tr.h, tr.w);
+    CHECK(te2.w == 40 && te2.n == 2000 && again.w == 16, "test width %d, train width %d", te2.w, again.w);
+    CHECK(!memcmp(tr.pixels, again.pixels, (size_t)tr.n * 16), "the same spec gives the same strings");
+    /* targets are the running parity; strings are distinct across both splits of one length */
+    int bad = 0, dup = 0;
+    static unsigned char seen[1 << 16];
+    memset(seen, 0, sizeof seen);
+    const rc_dataset *sets[2] = {&tr, &te};
+    for (int s = 0; s < 2; s++)
+        for (int i = 0; i < sets[s]->n; i++) {
+            const uint8_t *p = sets[s]->pixels + (size_t)i * 16, *t = sets[s]->targets + (size_t)i * 16;
+            int sum = 0, v = 0;
+            for (int j = 0; j < 16; j++) {
+                sum ^= p[j] == 255;
+                bad += (p[j] != 0 && p[j] != 255) || t[j] != sum;
+                v |= (p[j] == 255) << j;
+            }
+            dup += seen[v]++ > 0;
+        }
+    CHECK(bad == 0 && dup == 0, "%d wrong targets, %d repeated strings", bad, dup);
+    CHECK(tr.mean[0] == 0.5f && tr.std[0] == 0.5f, "centred encoding: mean %g std %g", tr.mean[0], tr.std[0]);
+    /* batch: bits as -1/+1, targets and an all-ones mask */
+    int idx[2] = {3, 7};
+    float x[32];
+    uint8_t tg[32], mk[32];
+    rc_dataset_batch(&tr, idx, 2, NULL, NULL, x, NULL);
+    rc_dataset_batch_targets(&tr, idx, 2, tg, mk);
+    int ok = 1;
+    for (int j = 0; j < 32; j++) {
+        const uint8_t p = tr.pixels[(size_t)idx[j / 16] * 16 + j % 16];
+        ok &= x[j] == (p ? 1.0f : -1.0f) && mk[j] == 1 && tg[j] == tr.targets[(size_t)idx[j / 16] * 16 + j % 16];
+    }
+    CHECK(ok, "batch of a dense dataset");
+    /* a subset keeps the targets */
+    rc_dataset sub = {0};
+    CHECK(rc_dataset_subset(&tr, idx, 2, &sub) == RC_OK && sub.dense && sub.targets &&
+              !memcmp(sub.targets + 16, tr.targets + 7 * 16, 16),
+          "subset targets");
+    rc_dataset_free(&sub);
+    rc_dataset bogus = {0};
+    CHECK(rc_dataset_load("prefix-sums:x", 1, &bogus) == RC_ERR && strstr(rc_error(), "bits"), "%s", rc_error());
+    CHECK(rc_dataset_load("prefix-sums:32:2", 1, &bogus) == RC_ERR && strstr(rc_error(), "test bits"), "%s",
+          rc_error());
+    CHECK(rc_dataset_load("mazes:10", 1, &bogus) == RC_ERR && strstr(rc_error(), "odd"), "%s", rc_error());
+    rc_dataset_free(&tr);
+    rc_dataset_free(&te);
+    rc_dataset_free(&te2);
+    rc_dataset_free(&again);
+}
+
+/* Walk the target from the green start to the red goal through 2x2 blocks: it must be one simple path. */
+static void test_task_mazes(void) {
+    static const int sizes[4][2] = {{9, 24}, {13, 32}, {33, 72}, {59, 124}};
+    for (int s = 0; s < 4; s++) {
+        char spec[32];
+        snprintf(spec, sizeof spec, "mazes:9:%d", sizes[s][0]);
+        rc_dataset d = {0};
+        CHECK(rc_dataset_load(spec, 0, &d) == RC_OK, "load %s: %s", spec, rc_error());
+        int S = sizes[s][1];
+        CHECK(d.n == 2000 && d.c == 3 && d.h == S && d.w == S && d.mask, "%s: %d x %dx%dx%d", spec, d.n, d.c, d.h, d.w);
+        if (d.h != S) {
+            rc_dataset_free(&d);
+            continue;
+        }
+        size_t plane = (size_t)S * S;
+        int bad = 0;
+        for (int i = 0; i < (s < 2 ? 200 : 20); i++) {
+            const uint8_t *px = d.pixels + (size_t)i * 3 * plane, *t = d.targets + (size_t)i * plane;
+            const uint8_t *mk = d.mask + (size_t)i * plane;
+            int ngreen = 0, nred = 0, border = 0, outside = 0, ends = 0;
+            for (size_t k = 0; k < plane; k++) {
+                int r = px[k], g = px[plane + k], b = px[2 * plane + k];
+                ngreen += r == 0 && g == 255 && b == 0;
+                nred += r == 255 && g == 0 && b == 0;
+                int y = (int)(k / S), x = (int)(k % S);
+                if (y == 0 || x == 0 || y == S - 1 || x == S - 1) border += r | g | b;
+                outside += t[k] && !mk[k];
+                if (t[k] && ((r == 0 && g == 255) || (r == 255 && g == 0))) ends++;
+                bad += mk[k] != ((r | g | b) != 0);
+            }
+            /* path degree on the grid of 2x2 blocks: ends have 1 neighbour on the path, the rest 2 */
+            int deg_bad = 0, m = (S - 2) / 2;
+            for (int gy = 0; gy < m; gy++)
+                for (int gx = 0; gx < m; gx++) {
+                    if (!t[(size_t)(1 + 2 * gy) * S + 1 + 2 * gx]) continue;
+                    int deg = 0;
+                    static const int dy[4] = {-1, 1, 0, 0}, dx[4] = {0, 0, -1, 1};
+                    for (int q = 0; q < 4; q++) {
+                        int yy = gy + dy[q], xx = gx + dx[q];
+                        if (yy >= 0 && xx >= 0 && yy < m && xx < m) deg += t[(size_t)(1 + 2 * yy) * S + 1 + 2 * xx] != 0;
+                    }
+                    const uint8_t *c = px + (size_t)(1 + 2 * gy) * S + 1 + 2 * gx;
+                    int is_end = (c[0] == 0 && c[plane] == 255) || (c[0] == 255 && c[plane] == 0);
+                    deg_bad += is_end ? deg != 1 : deg != 2;
+                }
+            bad += ngreen != 4 || nred != 4 || border || outside || ends != 8 || deg_bad;
+        }
+        CHECK(bad == 0, "%s: %d bad mazes (start/goal colours, border, mask, path shape)", spec, bad);
+        rc_dataset_free(&d);
+    }
+    rc_dataset a = {0}, b = {0};
+    CHECK(rc_dataset_load("mazes:9", 1, &a) == RC_OK && rc_dataset_load("mazes:9:9", 0, &b) == RC_OK, "%s",
+          rc_error());
+    CHECK(a.n == 8000 && b.n == 2000, "split sizes %d %d", a.n, b.n);
+    rc_dataset_free(&a);
+    rc_dataset_free(&b);
+}
+
 int main(void) {
     snprintf(g_root, sizeof g_root, "/tmp/recur_test_data_XXXXXX");
     if (!mkdtemp(g_root)) {
@@ -1049,6 +1166,8 @@ int main(void) {
     RUN_TEST(test_batch_plain);
     RUN_TEST(test_batch_augment);
     RUN_TEST(test_real_fashion_mnist);
+    RUN_TEST(test_task_prefix_sums);
+    RUN_TEST(test_task_mazes);
     rm_tree(g_root);
     TEST_MAIN_END();
 }

@@ -179,4 +179,33 @@ if "$R" experiment more-iterations --run "$O/runs/untied-final" $Q --out "$T/o2"
     fail "more-iterations on an untied run"; fi
 grep -q "untied" "$T/err" || { cat "$T/err"; fail "untied message"; }; ok
 
+# extrapolate (generated prefix sums, no --data): 4 runs x 3 test sizes; tied runs to 2T = 8 iterations,
+# the feedforward twin its 4 layers; the numbers match recur eval on the larger strings
+if "$R" experiment extrapolate --quick --out "$T/x0" >/dev/null 2>"$T/err"; then fail "extrapolate without --task"; fi
+grep -q "task" "$T/err" || fail "extrapolate --task message"; ok
+X="$T/ex"
+"$R" experiment extrapolate --task prefix-sums --quick --quiet --threads 2 --out "$X" 2>"$T/log" ||
+    { cat "$T/log"; fail "extrapolate --quick"; }
+"$R" eval "$X/runs/recall-progressive" --data prefix-sums:32:48 --iterations 8 --limit 100 --json >"$T/x.json" ||
+    fail "eval of an extrapolate run"
+$PY - "$X/extrapolate.csv" "$X/extrapolate.md" "$T/x.json" <<'PY' || fail "extrapolate outputs"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1]))); e = json.load(open(sys.argv[3]))
+runs = {r["run"] for r in rows}
+assert runs == {"recall-progressive", "no-recall", "recall-final", "feedforward"}, runs
+assert {int(r["test_size"]) for r in rows} == {32, 48, 64}
+for run in runs:
+    n = len([r for r in rows if r["run"] == run and r["test_size"] == "48"])
+    assert n == (4 if run == "feedforward" else 8), (run, n)
+mine = [float(r["solved"]) for r in rows if r["run"] == "recall-progressive" and r["test_size"] == "48"]
+pos = [float(r["position_accuracy"]) for r in rows if r["run"] == "recall-progressive" and r["test_size"] == "48"]
+assert len(e["solved"]) == 8 and all(abs(a - b) < 1e-4 for a, b in zip(mine, e["solved"])), (mine, e)
+assert all(abs(a - b) < 1e-4 for a, b in zip(pos, e["position_accuracy"])), (pos, e)
+assert all(0.3 < p < 0.7 for p in pos), pos  # 1 epoch of 512 strings: about chance per position
+md = open(sys.argv[2]).read()
+assert "recall-progressive" in md and "| 64 |" in md
+PY
+ok
+O="$X"; figs extrapolate_32 extrapolate_48 extrapolate_64
+
 echo "all experiment tests passed ($pass checks)"

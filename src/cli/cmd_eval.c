@@ -29,9 +29,16 @@ static const char *help =
     "  --json               print one JSON object (keys accuracy, coarse_accuracy, loss, ...)\n"
     "  --save-logits FILE   write every image's logits at every readout as a float32 .npy array of shape\n"
     "                       (images, iterations, classes), in test-set order, streamed to disk\n"
+    "  --stepwise           run one step at a time (memory of two steps for any T; one tied area, no\n"
+    "                       per-iteration params); the default for dense readouts and T > 256\n"
+    "  --every N            print every N-th iteration (and the first and last)\n"
     "  --save-predictions FILE  write a CSV row per image: index,label, then per iteration t pred_t (the\n"
     "                       predicted class) and prob_t (its softmax probability); streamed to disk\n"
-    "  (both files are written to FILE.tmp and renamed onto FILE only when complete)\n";
+    "  (both files are written to FILE.tmp and renamed onto FILE only when complete)\n"
+    "\n"
+    "Dense readouts (tasks with a target per position) report the fraction of test examples solved (every\n"
+    "position right) and the position accuracy; the model is built for the test split's size, e.g.\n"
+    "--data prefix-sums:32:64 evaluates a model trained on 32 bits on 64-bit strings.\n";
 
 /* --save-logits: each batch's logits, image by image, readout by readout, into the .npy writer. */
 typedef struct {
@@ -127,17 +134,20 @@ static void json_array(FILE *f, const double *v, int n) {
 
 int rc_cmd_eval(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *logits_path = NULL, *preds_path = NULL;
-    long iters = 0, limit = 0, batch = 256, threads = 0;
+    long iters = 0, limit = 0, batch = 256, threads = 0, every = 1;
+    int stepwise = 0;
     double exit_p = 0;
     int json = 0;
     const rc_cli_opt opts[] = {{"--data", RC_ARG_STR, &data, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
+                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_READOUTS},
                                {"--exit-threshold", RC_ARG_DOUBLE, &exit_p, 1e-9, 1.0},
                                {"--limit", RC_ARG_INT, &limit, 1, 100000000},
                                {"--batch", RC_ARG_INT, &batch, 1, 65536},
                                {"--threads", RC_ARG_INT, &threads, 1, 256},
                                {"--json", RC_ARG_FLAG, &json, 0, 0},
                                {"--save-logits", RC_ARG_STR, &logits_path, 0, 0},
+                               {"--stepwise", RC_ARG_FLAG, &stepwise, 0, 0},
+                               {"--every", RC_ARG_INT, &every, 1, 1000000},
                                {"--save-predictions", RC_ARG_STR, &preds_path, 0, 0},
                                {NULL, RC_ARG_FLAG, NULL, 0, 0}};
     int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL, NULL);
@@ -168,14 +178,37 @@ int rc_cmd_eval(int argc, char **argv) {
         test = lim;
         memset(&lim, 0, sizeof lim);
     }
+    if (mc.readout == RC_READOUT_DENSE && test.dense && test.c == mc.in_c) { /* fully convolutional */
+        mc.in_h = test.h;
+        mc.in_w = test.w;
+    }
     if (rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto fail;
     if (test.classes > mc.classes) {
         rc_fail("dataset %s has %d classes, the model was trained for %d", spec, test.classes, mc.classes);
         goto fail;
     }
-    if (rc_model_build(&mc, (int)batch, (int)iters, &m)) goto fail;
-    built = 1;
-    if (rc_checkpoint_load(ckpt, &m.g, NULL)) goto fail;
+    int can_step = rc_model_can_continue(&mc) == RC_OK;
+    if (stepwise && !can_step) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", rc_error());
+        rc_fail("--stepwise: %s", why);
+        goto fail;
+    }
+    if (stepwise && (exit_p > 0 || logits_path)) {
+        rc_fail("--stepwise does not combine with --exit-threshold or --save-logits");
+        goto fail;
+    }
+    if (!stepwise && can_step && exit_p <= 0 && !logits_path &&
+        (mc.readout == RC_READOUT_DENSE || iters > RC_MAX_ITERS))
+        stepwise = 1;
+    if (stepwise) {
+        int T = iters > 0 ? (int)iters : mc.areas[0].iterations;
+        if (rc_evaluate_stepwise(&mc, ckpt, &test, (int)batch, T, &r)) goto fail;
+    } else {
+        if (rc_model_build(&mc, (int)batch, (int)iters, &m)) goto fail;
+        built = 1;
+        if (rc_checkpoint_load(ckpt, &m.g, NULL)) goto fail;
+    }
     if (logits_path) {
         int64_t shape[3] = {test.n, m.nreadouts, mc.classes};
         if (rc_npy_open(&ls.w, logits_path, "<f4", 3, shape)) goto fail;
@@ -183,14 +216,16 @@ int rc_cmd_eval(int argc, char **argv) {
     }
     if (preds_path && preds_open(&ps, preds_path, m.nreadouts)) goto fail;
     rc_eval_sink sink = {save_both, &both};
-    if (rc_evaluate_sink(&m, &test, 0, test.n, exit_p, logits_path || preds_path ? &sink : NULL, &r)) goto fail;
+    if (!stepwise && rc_evaluate_sink(&m, &test, 0, test.n, exit_p, logits_path || preds_path ? &sink : NULL, &r))
+        goto fail;
     if (logits_path && rc_npy_close(&ls.w)) goto fail;
     if (preds_path && preds_close(&ps)) goto fail;
     int R = r.nreadouts;
-    double acc[RC_MAX_READOUTS], cacc[RC_MAX_READOUTS];
+    double acc[RC_MAX_READOUTS], cacc[RC_MAX_READOUTS], pacc[RC_MAX_READOUTS];
     for (int t = 0; t < R; t++) {
         acc[t] = rc_eval_accuracy(&r, t);
         cacc[t] = rc_eval_coarse_accuracy(&r, t);
+        pacc[t] = rc_eval_position_accuracy(&r, t);
     }
     int trained_R = mc.areas[mc.nareas - 1].iterations;
     if (json) {
@@ -209,15 +244,29 @@ int rc_cmd_eval(int argc, char **argv) {
             printf("null");
         printf(", \"loss\": ");
         json_array(stdout, r.loss, R);
+        if (r.dense) {
+            printf(", \"solved\": ");
+            json_array(stdout, acc, R);
+            printf(", \"position_accuracy\": ");
+            json_array(stdout, pacc, R);
+        }
         if (exit_p > 0)
             printf(", \"exit_threshold\": %.6f, \"exit_accuracy\": %.6f, \"exit_mean_iterations\": %.4f, "
                    "\"exit_mean_flops\": %.0f",
                    exit_p, (double)r.exit_correct / (double)r.n, r.exit_mean_readouts, r.exit_mean_flops);
         printf("}\n");
     } else {
-        printf("%s: model %s, %ld test images of %s\n", ckpt, mc.name, r.n, spec);
-        printf("iteration  accuracy%s     loss\n", r.has_coarse ? "  coarse acc" : "");
+        printf("%s: model %s, %ld test %s of %s%s\n", ckpt, mc.name, r.n, r.dense ? "examples" : "images", spec,
+               stepwise ? " (step by step)" : "");
+        if (r.dense) printf("iteration    solved  positions     loss\n");
+        else printf("iteration  accuracy%s     loss\n", r.has_coarse ? "  coarse acc" : "");
         for (int t = 0; t < R; t++) {
+            if (t > 0 && t < R - 1 && (t + 1) % every != 0) continue;
+            if (r.dense) {
+                printf("%9d  %7.2f%%   %7.2f%%   %.4f%s\n", t + 1, 100 * acc[t], 100 * pacc[t], r.loss[t],
+                       t + 1 > trained_R ? "   (beyond trained depth)" : "");
+                continue;
+            }
             printf("%9d  %7.2f%%", t + 1, 100 * acc[t]);
             if (r.has_coarse) printf("     %6.2f%%", 100 * cacc[t]);
             printf("   %.4f%s\n", r.loss[t], t + 1 > trained_R ? "   (beyond trained depth)" : "");

@@ -23,6 +23,9 @@ static const char *help =
     "  coarse-fine       coarse and fine accuracy at every iteration, loss every vs coarse-to-fine\n"
     "  early-exit        confidence threshold swept over a trained run: accuracy vs mean FLOPs per image\n"
     "  more-iterations   a tied run unrolled T' = 1 .. 3T iterations at test time: accuracy vs T'\n"
+    "  extrapolate --task prefix-sums|mazes  thinking longer: recall + progressive loss vs without each vs\n"
+    "                    a feedforward twin, trained on one size, solved vs test-time iterations on larger\n"
+    "                    ones (configs/experiments/extrapolate_TASK.cfg)\n"
     "\n"
     "options:\n"
     "  --out DIR         output directory (default runs/experiments/NAME)\n"
@@ -36,13 +39,15 @@ static const char *help =
     "  --depth D         tradeoff: the effective depth (1..16)\n"
     "  --run RUN_DIR     early-exit, more-iterations: the trained run to study (default: train the base\n"
     "                    config, tied, loss every, as OUT/runs/tied-every)\n"
-    "  --iterations T    early-exit: unroll the tied areas T steps; more-iterations: the largest T'\n"
+    "  --iterations T    early-exit: unroll the tied areas T steps; more-iterations: the largest T';\n"
+    "                    extrapolate: the most test-time iterations (default 4T)\n"
+    "  --task NAME       extrapolate: prefix-sums or mazes\n"
     "  --limit N         early-exit, more-iterations: evaluate the first N test images\n"
     "  --quick           a smoke test of under a minute: 4096 training images, 1 epoch, 1000 test images\n"
     "  --quiet           no training progress\n";
 
 int rc_cmd_experiment(int argc, char **argv) {
-    const char *name = NULL, *out = NULL, *config = NULL, *run = NULL;
+    const char *name = NULL, *out = NULL, *config = NULL, *run = NULL, *task = NULL;
     long depth = 0, iters = 0, limit = 0, epochs = 0, threads = 0;
     rc_exp_opts o;
     memset(&o, 0, sizeof o);
@@ -54,7 +59,8 @@ int rc_cmd_experiment(int argc, char **argv) {
                                {"--run", RC_ARG_STR, &run, 0, 0},
                                {"--set", RC_ARG_SET, NULL, 0, 0},
                                {"--depth", RC_ARG_INT, &depth, 1, 16},
-                               {"--iterations", RC_ARG_INT, &iters, 1, 256},
+                               {"--iterations", RC_ARG_INT, &iters, 1, 1024},
+                               {"--task", RC_ARG_STR, &task, 0, 0},
                                {"--limit", RC_ARG_INT, &limit, 1, 100000000},
                                {"--epochs", RC_ARG_INT, &epochs, 1, 10000},
                                {"--threads", RC_ARG_INT, &threads, 1, 256},
@@ -64,14 +70,20 @@ int rc_cmd_experiment(int argc, char **argv) {
     int rc = rc_cli_parse("experiment", help, argc, argv, opts, &name, sets, &nsets);
     if (rc >= 0) return rc;
     if (!name) return rc_cli_usage_error("experiment", "missing the experiment's NAME");
-    static const char *known[] = {"table4", "tradeoff", "coarse-fine", "early-exit", "more-iterations", NULL};
+    static const char *known[] = {"table4",          "tradeoff",    "coarse-fine", "early-exit",
+                                  "more-iterations", "extrapolate", NULL};
     int which = -1;
     for (int k = 0; known[k]; k++)
         if (!strcmp(name, known[k])) which = k;
     if (which < 0) return rc_cli_usage_error("experiment", "unknown experiment '%s'", name);
     if (which == 1 && depth == 0) return rc_cli_usage_error("experiment", "tradeoff needs --depth D");
     if (which != 1 && depth) return rc_cli_usage_error("experiment", "--depth is for tradeoff only");
-    if (run && which < 3) return rc_cli_usage_error("experiment", "--run is for early-exit and more-iterations");
+    if (run && (which < 3 || which == 5))
+        return rc_cli_usage_error("experiment", "--run is for early-exit and more-iterations");
+    if (which == 5 && (!task || (strcmp(task, "prefix-sums") && strcmp(task, "mazes"))))
+        return rc_cli_usage_error("experiment", "extrapolate needs --task prefix-sums or --task mazes");
+    if (which != 5 && task) return rc_cli_usage_error("experiment", "--task is for extrapolate only");
+    if (which == 4 && iters > 256) return rc_cli_usage_error("experiment", "more-iterations: --iterations 1..256");
     if ((iters || limit) && which < 3)
         return rc_cli_usage_error("experiment", "--iterations and --limit are for early-exit and more-iterations");
     if (run && (config || epochs || nsets))
@@ -80,6 +92,12 @@ int rc_cmd_experiment(int argc, char **argv) {
     if (!out) {
         snprintf(outbuf, sizeof outbuf, "runs/experiments/%s", name);
         out = outbuf;
+    }
+    char cfgbuf[256];
+    if (!config && which == 5) {
+        snprintf(cfgbuf, sizeof cfgbuf, "configs/experiments/extrapolate_%s.cfg",
+                 !strcmp(task, "mazes") ? "mazes" : "prefix_sums");
+        config = cfgbuf;
     }
     if (!config) config = which == 1 ? "configs/experiments/tradeoff.cfg" : "configs/experiments/table4.cfg";
     o.out_dir = out;
@@ -96,7 +114,8 @@ int rc_cmd_experiment(int argc, char **argv) {
     case 1: st = rc_exp_tradeoff(config, (int)depth, &o); break;
     case 2: st = rc_exp_coarse_fine(config, &o); break;
     case 3: st = rc_exp_early_exit(run, config, (int)iters, &o); break;
-    default: st = rc_exp_more_iterations(run, config, (int)iters, &o); break;
+    case 4: st = rc_exp_more_iterations(run, config, (int)iters, &o); break;
+    default: st = rc_exp_extrapolate(config, task, (int)iters, &o); break;
     }
     if (st) return rc_cli_error(rc_error());
     fprintf(stderr, "experiment %s: done in %.1f s; results in %s\n", name, rc_now() - t0, out);

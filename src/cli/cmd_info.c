@@ -98,7 +98,7 @@ int rc_cmd_info(int argc, char **argv) {
                    a->tied ? "yes" : "no", iters > 0 ? (int)iters : a->iterations, a->channels, size, ai[k].params,
                    ai[k].units_step, ai[k].flops / 1e6);
         }
-        printf("%-10s %-9s %5s %6s %9s %10s %12zu %14s %12.2f\n", "readout", "linear", mc.head_per_iter ? "no" : "yes",
+        printf("%-10s %-9s %5s %6s %9s %10s %12zu %14s %12.2f\n", "readout", mc.readout == RC_READOUT_DENSE ? "conv" : "linear", mc.head_per_iter ? "no" : "yes",
                "", "", "", ai[K].params, "", ai[K].flops / 1e6);
         printf("total: %zu params, %ld units per step (%ld unrolled), %.2f MFLOP per image forward, "
                "effective depth %d\n",

@@ -289,7 +289,8 @@ static int same_layout_all(rc_graph *g, const int *ts, int n) {
 static void make_layouts(rc_graph *g, int blocked) {
     for (int t = 0; t < g->ntensors; t++) {
         rc_tensor *x = &g->tensors[t];
-        x->layout = blocked && !x->is_input && !x->dead && x->h * x->w > 1 ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
+        x->layout = blocked && !x->is_input && !x->is_output && !x->dead && x->h * x->w > 1 ? RC_LAYOUT_BLK16
+                                                                                          : RC_LAYOUT_NCHW;
     }
     if (!blocked) return;
     /* constraints to a fixpoint: a group of operands that must agree goes plain if any member is */

@@ -76,7 +76,10 @@ rc_status rc_dataset_load(const char *spec, int train_split, rc_dataset *out) {
 
     static const char *const known =
         "fashion-mnist, fashion-mnist:DIR, mnist:DIR, idx:DIR, cifar10:DIR, cifar100:DIR, "
-        "npy:IMAGES.npy,LABELS.npy[,TEST_IMAGES.npy,TEST_LABELS.npy]";
+        "npy:IMAGES.npy,LABELS.npy[,TEST_IMAGES.npy,TEST_LABELS.npy], prefix-sums:BITS[:TEST_BITS], "
+        "mazes:SIZE[:TEST_SIZE]";
+    if (!strcmp(kind, "prefix-sums") || !strcmp(kind, "mazes"))
+        return rc_dataset_load_task(spec, kind, dir ? dir : "", train_split, out);
     int is_idx = !strcmp(kind, "fashion-mnist") || !strcmp(kind, "mnist") || !strcmp(kind, "idx");
     int is_c10 = !strcmp(kind, "cifar10"), is_c100 = !strcmp(kind, "cifar100"), is_npy = !strcmp(kind, "npy");
     if (!is_idx && !is_c10 && !is_c100 && !is_npy)
@@ -104,6 +107,8 @@ void rc_dataset_free(rc_dataset *d) {
     free(d->pixels);
     free(d->labels);
     free(d->coarse_of);
+    free(d->targets);
+    free(d->mask);
     memset(d, 0, sizeof *d);
 }
 
@@ -195,10 +200,15 @@ rc_status rc_dataset_subset(const rc_dataset *src, const int *idx, int n, rc_dat
     uint8_t *pixels = malloc(n ? (size_t)n * chw : 1);
     int *labels = malloc(n ? (size_t)n * sizeof(int) : 1);
     int *coarse = src->coarse_of ? malloc((size_t)src->classes * sizeof(int)) : NULL;
-    if (!pixels || !labels || (src->coarse_of && !coarse)) {
+    const size_t hw = (size_t)src->h * src->w;
+    uint8_t *tgt = src->targets ? malloc(n ? (size_t)n * hw : 1) : NULL;
+    uint8_t *msk = src->mask ? malloc(n ? (size_t)n * hw : 1) : NULL;
+    if (!pixels || !labels || (src->coarse_of && !coarse) || (src->targets && !tgt) || (src->mask && !msk)) {
         free(pixels);
         free(labels);
         free(coarse);
+        free(tgt);
+        free(msk);
         return rc_fail("dataset %s: out of memory for a subset of %d images", src->spec, n);
     }
     *out = *src;
@@ -206,12 +216,16 @@ rc_status rc_dataset_subset(const rc_dataset *src, const int *idx, int n, rc_dat
     out->pixels = pixels;
     out->labels = labels;
     out->coarse_of = coarse;
+    out->targets = tgt;
+    out->mask = msk;
     if (coarse)
         memcpy(coarse, src->coarse_of, (size_t)src->classes * sizeof(int));
     for (int j = 0; j < n; j++) {
         if (chw)
             memcpy(pixels + (size_t)j * chw, src->pixels + (size_t)idx[j] * chw, chw);
         labels[j] = src->labels[idx[j]];
+        if (tgt) memcpy(tgt + (size_t)j * hw, src->targets + (size_t)idx[j] * hw, hw);
+        if (msk) memcpy(msk + (size_t)j * hw, src->mask + (size_t)idx[j] * hw, hw);
     }
     return RC_OK;
 }
@@ -345,6 +359,7 @@ void rc_dataset_batch(const rc_dataset *d, const int *idx, int n, const rc_augme
     RC_ASSERT(pad >= 0 && pad <= RC_DATA_MAX_SIDE);
     const int augmenting = pad > 0 || flip;
     RC_ASSERT(!augmenting || rng);
+    RC_ASSERT(!augmenting || !d->dense);
     for (int j = 0; j < n; j++)
         RC_ASSERT(idx[j] >= 0 && idx[j] < d->n);
 
@@ -379,4 +394,18 @@ void rc_dataset_batch(const rc_dataset *d, const int *idx, int n, const rc_augme
     if (y)
         for (int j = 0; j < n; j++)
             y[j] = d->labels[idx[j]];
+}
+
+void rc_dataset_batch_targets(const rc_dataset *d, const int *idx, int n, uint8_t *tgt, uint8_t *mask) {
+    RC_ASSERT(d && d->dense && d->targets && n >= 0 && (n == 0 || (idx && tgt)));
+    const size_t hw = (size_t)d->h * d->w;
+    for (int j = 0; j < n; j++) {
+        RC_ASSERT(idx[j] >= 0 && idx[j] < d->n);
+        memcpy(tgt + (size_t)j * hw, d->targets + (size_t)idx[j] * hw, hw);
+        if (!mask) continue;
+        if (d->mask)
+            memcpy(mask + (size_t)j * hw, d->mask + (size_t)idx[j] * hw, hw);
+        else
+            memset(mask + (size_t)j * hw, 1, hw);
+    }
 }

@@ -38,6 +38,12 @@ typedef struct {
      * training statistics (what you want), call rc_dataset_copy_stats(&test, &train). Subsets and
      * splits inherit the statistics of their source. Unused channels hold mean 0, std 1. */
     float mean[RC_DATA_MAX_CHANNELS], std[RC_DATA_MAX_CHANNELS];
+    /* Dense tasks (src/io/tasks.c): a target class per position instead of one per image. targets holds
+     * n*h*w classes (image i's map at targets + i*h*w); mask (NULL: every position counts) holds n*h*w
+     * flags, 1 where the position enters the loss and the "solved" test. labels are then all 0. */
+    int dense;
+    uint8_t *targets;
+    uint8_t *mask;
 } rc_dataset;
 
 /* Load one split. spec (NULL or "" means "fashion-mnist"):
@@ -62,6 +68,10 @@ void rc_dataset_free(rc_dataset *d);
 rc_status rc_dataset_load_idx(const char *dir, const char *kind, int train_split, rc_dataset *out);
 rc_status rc_dataset_load_cifar10(const char *dir, int train_split, rc_dataset *out);
 rc_status rc_dataset_load_cifar100(const char *dir, int train_split, rc_dataset *out);
+/* Generated algorithmic tasks (tasks.c): kind "prefix-sums" or "mazes", args the text after the first
+ * ':' ("32" or "32:48"); spec is the whole spec, for messages. */
+rc_status rc_dataset_load_task(const char *spec, const char *kind, const char *args, int train_split,
+                               rc_dataset *out);
 /* list: "IMAGES.npy,LABELS.npy[,TEST_IMAGES.npy,TEST_LABELS.npy]" (the spec after "npy:"). */
 rc_status rc_dataset_load_npy(const char *list, int train_split, rc_dataset *out);
 
@@ -92,13 +102,18 @@ typedef struct {
     int flip;     /* nonzero: mirror left-right with probability 1/2 */
 } rc_augment;
 
-/* Assemble a batch: x (n, c, h, w) normalised float, y (n) labels (y may be NULL).
+/* Assemble a batch: x (n, c, h, w) normalised float, y (n) labels (y may be NULL). Dense datasets take
+ * no augmentation (it would move the input against its target map; asserted).
  * Padding for the random crop has value 0 in normalised space, i.e. the dataset's mean colour.
  * The crop offset and flip of every image come from one 64-bit draw of rng (made only when some
  * augmentation is on; rng may be NULL otherwise), so the result depends only on the rng state, not
  * on the thread count. Indices must be in range (asserted). Allocates nothing. */
 void rc_dataset_batch(const rc_dataset *d, const int *idx, int n, const rc_augment *aug,
                       rc_rng *rng, float *x, int *y);
+
+/* Dense datasets: image idx[j]'s target map into tgt (n*h*w) and its loss mask into mask (n*h*w, all
+ * 1 where the dataset has none); mask may be NULL. Indices must be in range (asserted). */
+void rc_dataset_batch_targets(const rc_dataset *d, const int *idx, int n, uint8_t *tgt, uint8_t *mask);
 
 /* Built-in class and taxonomy tables. */
 extern const char *const rc_fashion_mnist_classes[10];

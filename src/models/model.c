@@ -6,6 +6,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/ops.h"
+
 static const char *cell_names[] = {"conv", "residual", "convlstm"};
 
 rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
@@ -46,6 +48,50 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
     }
     if (cfg->areas[cfg->nareas - 1].iterations > RC_MAX_READOUTS)
         return rc_fail("too many readouts (%d)", cfg->areas[cfg->nareas - 1].iterations);
+    if (cfg->readout == RC_READOUT_DENSE) {
+        for (int k = 0; k < cfg->nareas; k++)
+            if (cfg->areas[k].stride != 1)
+                return rc_fail("area %s: stride %d, but model.readout = dense needs every area at the input's "
+                               "resolution (stride 1)",
+                               cfg->areas[k].name, cfg->areas[k].stride);
+        if (cfg->head_nch < 1 || cfg->head_nch > RC_MAX_HEAD_LAYERS)
+            return rc_fail("model.head_channels has %d widths (1..%d)", cfg->head_nch, RC_MAX_HEAD_LAYERS);
+        for (int i = 0; i < cfg->head_nch; i++)
+            if (cfg->head_ch[i] < 1 || cfg->head_ch[i] > 1024)
+                return rc_fail("model.head_channels: width %d out of range 1..1024", cfg->head_ch[i]);
+    }
+    if (cfg->recall) {
+        if (cfg->unroll != RC_UNROLL_SEQUENTIAL)
+            return rc_fail("model.recall = yes needs model.unroll = sequential (each area recalls its fixed input)");
+        for (int k = 0; k < cfg->nareas; k++) {
+            const rc_area_cfg *a = &cfg->areas[k];
+            if (!a->bottomup_every || !a->lateral)
+                return rc_fail("area %s: model.recall = yes feeds the input and the previous state to every step: it "
+                               "needs bottomup = every and lateral = yes",
+                               a->name);
+        }
+    }
+    if (cfg->loss == RC_LOSS_PROGRESSIVE) {
+        if (rc_model_can_continue(cfg)) {
+            char why[256];
+            snprintf(why, sizeof why, "%s", rc_error());
+            return rc_fail("model.loss = progressive reruns steps n+1..n+k from a detached state: %s", why);
+        }
+        if (cfg->recompute > 0)
+            return rc_fail("model.loss = progressive reads the state after every step: it cannot be used with "
+                           "train.recompute");
+        if (!(cfg->alpha >= 0.0f && cfg->alpha <= 1.0f)) return rc_fail("model.alpha %g out of range 0..1", cfg->alpha);
+    }
+    return RC_OK;
+}
+
+rc_status rc_model_can_continue(const rc_model_cfg *cfg) {
+    const rc_area_cfg *a = &cfg->areas[0];
+    if (cfg->nareas != 1) return rc_fail("the model has %d areas (one is needed)", cfg->nareas);
+    if (!a->tied) return rc_fail("area %s is untied (a tied area is needed)", a->name);
+    if (a->cell == RC_CELL_CONVLSTM) return rc_fail("area %s is a ConvLSTM (its cell state is not carried)", a->name);
+    if (cfg->norm == RC_NORM_BATCH_PER_ITER) return rc_fail("model.norm = batch_per_iter has a norm per step");
+    if (cfg->head_per_iter) return rc_fail("model.head = per_iter has a readout per step");
     return RC_OK;
 }
 
@@ -60,6 +106,7 @@ typedef struct {
     int c[RC_MAX_AREAS][RC_MAX_ITERS + 1]; /* ConvLSTM cell states */
     int drive_cache[RC_MAX_AREAS];         /* sequential tied bottomup=every: D computed once */
     int cur_area;
+    int cont;   /* RC_BUILD_CONTINUE: local step t is the model's step t + 1 */
     int nsteps; /* steps emitted so far (all areas): the step tag of train.recompute's segments */
 } builder;
 
@@ -69,9 +116,13 @@ static void set_node_area(builder *b, int from) {
 }
 
 static int conv_param(builder *b, const char *name, int kout, int kin, int r) {
+    /* (an image of height 1 makes an r x r conv an 1 x r one: its zero-padded rows add nothing) */
     int shape[4] = {kout, kin, r, r};
     int p = rc_graph_param(&b->m->g, name, 4, shape, RC_PARAM_WEIGHT);
-    b->m->g.params[p].init_std = sqrtf(2.0f / (float)(kin * r * r));
+    if (b->cfg->recall || b->cfg->readout == RC_READOUT_DENSE) /* the deep-thinking nets: PyTorch's default */
+        b->m->g.params[p].init_uniform = 1.0f / sqrtf((float)(kin * r * r));
+    else
+        b->m->g.params[p].init_std = sqrtf(2.0f / (float)(kin * r * r));
     return p;
 }
 
@@ -124,7 +175,9 @@ static void emit_step(builder *b, int k, int t, int x) {
     const rc_model_cfg *cfg = b->cfg;
     const rc_area_cfg *a = &cfg->areas[k];
     rc_graph *g = &b->m->g;
-    int pt = t < a->iterations ? t : a->iterations; /* param step: past the trained T, reuse step T's */
+    int tt = t + b->cont;                              /* the model's step */
+    int pt = tt < a->iterations ? tt : a->iterations; /* param step: past the trained T, reuse step T's */
+    int prev = b->h[k][t - 1];                         /* h(t-1): -1 at t = 1 unless recall or continuing */
     int C = b->C[k], ker = a->kernel, pad = ker / 2;
     int cout = a->cell == RC_CELL_CONVLSTM ? 4 * C : C;
     int bias = cfg->norm == RC_NORM_NONE;
@@ -138,7 +191,7 @@ static void emit_step(builder *b, int k, int t, int x) {
     b->cur_area = k;
     rc_graph_set_step(g, b->nsteps++); /* the readout after this step shares its tag */
 
-    if (t == 1 || a->bottomup_every) {
+    if (tt == 1 || a->bottomup_every) {
         int reuse = cfg->unroll == RC_UNROLL_SEQUENTIAL && a->tied && a->bottomup_every && b->drive_cache[k] >= 0;
         if (reuse) {
             sum = add_term(g, a->name, t, sum, b->drive_cache[k], &nterms);
@@ -156,11 +209,11 @@ static void emit_step(builder *b, int k, int t, int x) {
             sum = add_term(g, a->name, t, sum, d, &nterms);
         }
     }
-    if (a->lateral && t > 1) {
+    if (a->lateral && prev >= 0) {
         snprintf(nm, sizeof nm, "%s.lat.weight", pre);
         int w = conv_param(b, nm, cout, C, ker);
         snprintf(tn, sizeof tn, "%s.t%d.lat", a->name, t);
-        sum = add_term(g, a->name, t, sum, rc_emit_conv(g, tn, b->h[k][t - 1], w, -1, cout, ker, 1, pad), &nterms);
+        sum = add_term(g, a->name, t, sum, rc_emit_conv(g, tn, prev, w, -1, cout, ker, 1, pad), &nterms);
     }
     if (a->topdown && t > 1 && k + 1 < cfg->nareas) {
         snprintf(nm, sizeof nm, "%s.td.weight", pre);
@@ -191,9 +244,9 @@ static void emit_step(builder *b, int k, int t, int x) {
         int v = rc_emit_conv(g, tn, u, w, bp, C, ker, 1, pad);
         snprintf(tn, sizeof tn, "%s.t%d.norm2", a->name, t);
         v = emit_norm(b, k, pt, "bn2", v, tn);
-        if (t > 1) {
+        if (prev >= 0) {
             snprintf(tn, sizeof tn, "%s.t%d.skip", a->name, t);
-            v = rc_emit_binary(g, RC_OP_ADD, tn, v, b->h[k][t - 1]);
+            v = rc_emit_binary(g, RC_OP_ADD, tn, v, prev);
         }
         snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
         h = rc_emit_unary(g, RC_OP_RELU, tn, v);
@@ -226,18 +279,56 @@ static void emit_step(builder *b, int k, int t, int x) {
     set_node_area(b, first_node);
 }
 
+/* The dense head on h_K(t): conv (kernel of the top area) -> relu per hidden width, then a conv to the
+ * classes: logits (classes, H, W), a graph output (plain layout). */
+static int emit_dense_head(builder *b, int t, const char *pre) {
+    const rc_model_cfg *cfg = b->cfg;
+    rc_graph *g = &b->m->g;
+    int K = cfg->nareas, ker = cfg->areas[K - 1].kernel;
+    int x = b->h[K - 1][t], cin = b->C[K - 1];
+    char nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
+    for (int i = 0; i <= cfg->head_nch; i++) {
+        int last = i == cfg->head_nch, cout = last ? cfg->classes : cfg->head_ch[i];
+        char lname[16];
+        if (last)
+            snprintf(lname, sizeof lname, "out");
+        else
+            snprintf(lname, sizeof lname, "conv%d", i + 1);
+        snprintf(nm, sizeof nm, "%s.%s.weight", pre, lname);
+        int w = conv_param(b, nm, cout, cin, ker);
+        snprintf(nm, sizeof nm, "%s.%s.bias", pre, lname);
+        int bp = vec_param(b, nm, cout, RC_PARAM_NODECAY, 0.0f);
+        snprintf(tn, sizeof tn, "readout.t%d.%s", t, last ? "logits" : lname);
+        x = rc_emit_conv(g, tn, x, w, bp, cout, ker, 1, ker / 2);
+        if (!last) {
+            snprintf(tn, sizeof tn, "readout.t%d.%s_relu", t, lname);
+            x = rc_emit_unary(g, RC_OP_RELU, tn, x);
+        }
+        cin = cout;
+    }
+    return x;
+}
+
 static void emit_readout(builder *b, int t) {
     const rc_model_cfg *cfg = b->cfg;
     rc_model *m = b->m;
     rc_graph *g = &m->g;
     int K = cfg->nareas, first_node = g->nnodes;
     int R_trained = cfg->areas[K - 1].iterations;
-    int pt = t < R_trained ? t : R_trained;
+    int pt = t + b->cont < R_trained ? t + b->cont : R_trained;
     char pre[RC_NAME_MAX], nm[RC_NAME_MAX + 16], tn[RC_NAME_MAX];
     if (cfg->head_per_iter)
         snprintf(pre, sizeof pre, "head.t%d", pt);
     else
         snprintf(pre, sizeof pre, "head");
+    if (cfg->readout == RC_READOUT_DENSE) {
+        int y = emit_dense_head(b, t, pre);
+        rc_graph_mark_output(g, y);
+        m->readout[m->nreadouts++] = y;
+        b->cur_area = -1;
+        set_node_area(b, first_node);
+        return;
+    }
     int CK = b->C[K - 1];
     snprintf(nm, sizeof nm, "%s.weight", pre);
     int shape[2] = {cfg->classes, CK};
@@ -262,7 +353,10 @@ static void loss_weights(rc_model *m) {
     for (int t = 1; t <= R; t++) {
         float wf = 0, wc = 0;
         switch (m->cfg.loss) {
-        case RC_LOSS_FINAL: wf = t == R ? 1.0f : 0.0f; break;
+        case RC_LOSS_FINAL:
+        case RC_LOSS_PROGRESSIVE: /* the trainer draws its weights per step; evaluation reports the last */
+            wf = t == R ? 1.0f : 0.0f;
+            break;
         case RC_LOSS_EVERY: wf = 1.0f / (float)R; break;
         case RC_LOSS_INCREASING: wf = (float)t / ((float)R * (float)(R + 1) / 2.0f); break;
         case RC_LOSS_COARSE_TO_FINE: {
@@ -277,21 +371,64 @@ static void loss_weights(rc_model *m) {
     }
 }
 
-rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m) {
-    return rc_model_build_keep(cfg, batch, iterations_override, NULL, m);
+/* Recall: area k's h(0) = relu(conv_proj(x) (+ bias)), at the area's stride. */
+static void emit_projection(builder *b, int k, int x) {
+    const rc_area_cfg *a = &b->cfg->areas[k];
+    rc_graph *g = &b->m->g;
+    char nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
+    int first_node = g->nnodes;
+    b->cur_area = k;
+    rc_graph_set_step(g, b->nsteps); /* with the step that reads it */
+    snprintf(nm, sizeof nm, "%s.proj.weight", a->name);
+    int w = conv_param(b, nm, b->C[k], g->tensors[x].c, a->kernel);
+    int bp = -1;
+    if (b->cfg->norm == RC_NORM_NONE) {
+        snprintf(nm, sizeof nm, "%s.proj.bias", a->name);
+        bp = vec_param(b, nm, b->C[k], RC_PARAM_NODECAY, 0.0f);
+    }
+    snprintf(tn, sizeof tn, "%s.proj", a->name);
+    int p = rc_emit_conv(g, tn, x, w, bp, b->C[k], a->kernel, a->stride, a->kernel / 2);
+    snprintf(tn, sizeof tn, "%s.t0.h", a->name);
+    b->h[k][0] = rc_emit_unary(g, RC_OP_RELU, tn, p);
+    set_node_area(b, first_node);
 }
 
-rc_status rc_model_build_keep(const rc_model_cfg *cfg_in, int batch, int iterations_override, const int *keep_area,
+static rc_status build(const rc_model_cfg *cfg_in, int batch, int iterations_override, int flags, const int *keep_area,
+                       rc_model *m);
+
+rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m) {
+    return build(cfg, batch, iterations_override, 0, NULL, m);
+}
+
+rc_status rc_model_build_keep(const rc_model_cfg *cfg, int batch, int iterations_override, const int *keep_area,
                               rc_model *m) {
+    return build(cfg, batch, iterations_override, 0, keep_area, m);
+}
+
+rc_status rc_model_build_ex(const rc_model_cfg *cfg, int batch, int iterations_override, int flags, rc_model *m) {
+    return build(cfg, batch, iterations_override, flags, NULL, m);
+}
+
+static rc_status build(const rc_model_cfg *cfg_in, int batch, int iterations_override, int flags, const int *keep_area,
+                       rc_model *m) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg_in;
+    m->state_in = m->state_out = -1;
+    for (int t = 0; t <= RC_MAX_ITERS; t++) m->state[t] = -1;
     rc_model_cfg *cfg = &m->cfg;
     if (rc_model_cfg_validate(cfg)) return RC_ERR;
+    if ((flags & RC_BUILD_CONTINUE) && rc_model_can_continue(cfg)) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", rc_error());
+        return rc_fail("cannot continue this model from a state: %s", why);
+    }
     if (batch < 1 || batch > 65536) return rc_fail("batch %d out of range 1..65536", batch);
     builder *b = rc_xcalloc(1, sizeof *b);
     b->m = m;
     b->cfg = cfg;
+    b->cont = (flags & RC_BUILD_CONTINUE) != 0;
     int K = cfg->nareas;
+    for (int k = 0; k < K; k++) b->h[k][0] = -1;
     int h = cfg->in_h, w = cfg->in_w;
     for (int k = 0; k < K; k++) {
         const rc_area_cfg *a = &cfg->areas[k];
@@ -319,11 +456,23 @@ rc_status rc_model_build_keep(const rc_model_cfg *cfg_in, int batch, int iterati
     m->input = rc_graph_tensor(g, "input", cfg->in_c, cfg->in_h, cfg->in_w);
     g->tensors[m->input].is_input = 1;
     g->input = m->input;
+    if (b->cont) {
+        m->state_in = rc_graph_tensor(g, "state", b->C[0], b->H[0], b->W[0]);
+        g->tensors[m->state_in].is_input = 1;
+        b->h[0][0] = m->state_in;
+    }
     /* node -> area map, grown with the graph */
     size_t cap = 0;
     if (cfg->unroll == RC_UNROLL_SEQUENTIAL) {
         for (int k = 0; k < K; k++) {
             int x = k == 0 ? m->input : b->h[k - 1][b->T[k - 1]];
+            if (cfg->recall && !b->cont) {
+                if ((size_t)g->nnodes + 64 > cap) {
+                    cap = 2 * cap + 256;
+                    m->node_area = rc_xrealloc(m->node_area, cap * sizeof(int));
+                }
+                emit_projection(b, k, x);
+            }
             for (int t = 1; t <= b->T[k]; t++) {
                 if ((size_t)g->nnodes + 64 > cap) {
                     cap = 2 * cap + 256;
@@ -356,6 +505,11 @@ rc_status rc_model_build_keep(const rc_model_cfg *cfg_in, int batch, int iterati
             if (keep_area && keep_area[k]) rc_graph_keep(g, b->h[k][t]);
         }
     }
+    for (int t = 0; t <= b->T[K - 1]; t++) m->state[t] = b->h[K - 1][t];
+    if (flags & RC_BUILD_STATE_OUT) {
+        m->state_out = b->h[K - 1][b->T[K - 1]];
+        rc_graph_mark_output(g, m->state_out);
+    }
     free(b);
     loss_weights(m);
     rc_graph_set_recompute(g, cfg->recompute);
@@ -376,8 +530,44 @@ void rc_model_free(rc_model *m) {
     }
 }
 
+rc_status rc_model_share_params(rc_model *dst, const rc_model *src) {
+    for (int i = 0; i < dst->g.nparams; i++) {
+        rc_param *p = &dst->g.params[i];
+        int j = rc_graph_find_param(&src->g, p->name);
+        if (j < 0 || src->g.params[j].numel != p->numel)
+            return rc_fail("param %s of the model has no counterpart of its shape to share", p->name);
+        const rc_param *q = &src->g.params[j];
+        p->w = q->w;
+        p->g = q->g;
+        p->m = q->m;
+        p->v = q->v;
+    }
+    return RC_OK;
+}
+
+double rc_model_loss_dense(rc_model *m, const uint8_t *targets, const uint8_t *mask, const float *w, double *ce_out,
+                           int want_grad) {
+    rc_graph *g = &m->g;
+    RC_ASSERT(m->cfg.readout == RC_READOUT_DENSE);
+    double total = 0;
+    for (int r = 0; r < m->nreadouts; r++) {
+        rc_tensor *y = &g->tensors[m->readout[r]];
+        float wr = w ? w[r] : m->w_fine[r];
+        RC_ASSERT(y->layout == RC_LAYOUT_NCHW);
+        int hw = y->h * y->w;
+        if (wr != 0.0f)
+            total += rc_xent_dense_forward_backward(g->batch, y->c, hw, y->x, targets, mask, wr,
+                                                    want_grad ? y->dx : NULL, 0);
+        else if (want_grad)
+            memset(y->dx, 0, (size_t)g->batch * y->c * hw * sizeof(float));
+        if (ce_out) ce_out[r] = rc_xent_dense_forward_backward(g->batch, y->c, hw, y->x, targets, mask, 1.0f, NULL, 0);
+    }
+    return total;
+}
+
 double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad) {
     rc_graph *g = &m->g;
+    RC_ASSERT(m->cfg.readout == RC_READOUT_POOL);
     int N = g->batch, K = m->cfg.classes;
     double total = 0;
     for (int r = 0; r < m->nreadouts; r++) {

@@ -11,7 +11,15 @@
 
 typedef enum { RC_CELL_CONV = 0, RC_CELL_RESIDUAL, RC_CELL_CONVLSTM } rc_cell_kind;
 typedef enum { RC_NORM_NONE = 0, RC_NORM_BATCH, RC_NORM_BATCH_PER_ITER } rc_norm_kind;
-typedef enum { RC_LOSS_FINAL = 0, RC_LOSS_EVERY, RC_LOSS_INCREASING, RC_LOSS_COARSE_TO_FINE } rc_loss_kind;
+typedef enum {
+    RC_LOSS_FINAL = 0,
+    RC_LOSS_EVERY,
+    RC_LOSS_INCREASING,
+    RC_LOSS_COARSE_TO_FINE,
+    RC_LOSS_PROGRESSIVE /* Bansal et al. 2022: alpha on k steps from a detached state after n, 1 - alpha on the last */
+} rc_loss_kind;
+typedef enum { RC_READOUT_POOL = 0, RC_READOUT_DENSE } rc_readout_kind;
+#define RC_MAX_HEAD_LAYERS 3
 typedef enum { RC_UNROLL_SEQUENTIAL = 0, RC_UNROLL_LOCKSTEP } rc_unroll_kind;
 
 typedef struct {
@@ -32,6 +40,10 @@ typedef struct {
     int recompute; /* copied from train.recompute: keep every K-th step's state, recompute the rest (0 off) */
     int head_per_iter;
     rc_loss_kind loss;
+    float alpha;                 /* loss = progressive: weight of the progressive term */
+    rc_readout_kind readout;     /* pool: gap + linear (classes); dense: a conv head, logits per position */
+    int head_nch, head_ch[RC_MAX_HEAD_LAYERS]; /* dense head: hidden conv widths */
+    int recall;                  /* h(0) = relu(proj(x)) and the input enters every step (sequential) */
     int nareas;
     rc_area_cfg areas[RC_MAX_AREAS];
 } rc_model_cfg;
@@ -67,9 +79,18 @@ typedef struct {
     int *node_area;                  /* area index of each node (-1: readout head) */
     int area_out[RC_MAX_AREAS];      /* tensor of each area's final state */
     int area_h[RC_MAX_AREAS], area_w[RC_MAX_AREAS];
+    int state[RC_MAX_ITERS + 1];     /* top area's state tensor after step t (t = 0: h(0), -1 if none) */
+    int state_in;                    /* RC_BUILD_CONTINUE: the input state tensor, else -1 */
+    int state_out;                   /* RC_BUILD_STATE_OUT: the final state, kept and plain; else -1 */
     int area_steps[RC_MAX_AREAS];    /* steps unrolled per area (T_k) */
     int *area_state[RC_MAX_AREAS];   /* tensor of area k's state h_k(t) after step t: area_state[k][t - 1] */
 } rc_model;
+
+/* rc_model_build_ex flags. CONTINUE: the graph continues an unroll from a given state: its steps are steps
+ * 2.. of the model (no projection, no first-step-only input), h(0) is the input tensor state_in (no gradient
+ * flows into it: the progressive loss's detached state). Single tied area, no per-iteration params, not
+ * ConvLSTM. STATE_OUT: mark the top area's final state as a graph output (kept whole, plain layout). */
+enum { RC_BUILD_CONTINUE = 1, RC_BUILD_STATE_OUT = 2 };
 
 /* Validate a model config (ranges, combinations); the message names the area and key. */
 rc_status rc_model_cfg_validate(const rc_model_cfg *cfg);
@@ -78,16 +99,28 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg);
  * tied area that many steps (test-time depth; per-iteration params past the trained T reuse step T's);
  * it is an error for an untied area. Params are not initialised (call rc_graph_init_params). */
 rc_status rc_model_build(const rc_model_cfg *cfg, int batch, int iterations_override, rc_model *m);
+rc_status rc_model_build_ex(const rc_model_cfg *cfg, int batch, int iterations_override, int flags, rc_model *m);
 /* rc_model_build, keeping the states h_k(t) of every area k with keep_area[k] != 0 readable after a forward
  * pass (rc_graph_read(&m->g, m->area_state[k][t - 1], 0, out); rc_graph_keep). keep_area may be NULL. */
 rc_status rc_model_build_keep(const rc_model_cfg *cfg, int batch, int iterations_override, const int *keep_area,
                               rc_model *m);
 void rc_model_free(rc_model *m);
+/* Why cfg cannot be continued from a state (RC_BUILD_CONTINUE), as an error; RC_OK when it can. */
+rc_status rc_model_can_continue(const rc_model_cfg *cfg);
+/* Make dst read and write src's params (values, gradients, optimizer state) by name: every param of dst
+ * must exist in src with the same shape. dst's own param memory is then unused. src must outlive dst. */
+rc_status rc_model_share_params(rc_model *dst, const rc_model *src);
 
 /* Scheduled loss over all readouts for the current forward pass; writes every readout's logits
  * gradient when want_grad. coarse_of: class -> group map (needed by coarse-to-fine, else may be NULL).
  * ce_out (may be NULL): the unweighted fine cross-entropy of each readout. */
 double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad);
+
+/* Dense readouts: per-position softmax cross-entropy of every readout, mean over the unmasked positions of
+ * the batch, weighted by w[r] (NULL: the schedule's w_fine); writes every readout's logits gradient when
+ * want_grad (zero for weight 0). targets, mask: batch x H x W (mask NULL: all positions). */
+double rc_model_loss_dense(rc_model *m, const uint8_t *targets, const uint8_t *mask, const float *w, double *ce_out,
+                           int want_grad);
 
 /* Effective depth: conv layers on the longest path from the image to the last readout. */
 int rc_model_effective_depth(const rc_model *m);

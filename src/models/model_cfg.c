@@ -15,7 +15,8 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
     static const char *unrolls[] = {"sequential", "lockstep", NULL};
     static const char *norms[] = {"none", "batch", "batch_per_iter", NULL};
     static const char *heads[] = {"shared", "per_iter", NULL};
-    static const char *losses[] = {"final", "every", "increasing", "coarse-to-fine", NULL};
+    static const char *losses[] = {"final", "every", "increasing", "coarse-to-fine", "progressive", NULL};
+    static const char *readouts[] = {"pool", "dense", NULL};
     if (rc_ini_count(ini, "model") > 1) {
         rc_ini_section *s2 = rc_ini_find_nth(ini, "model", 1);
         return rc_fail("%s:%d: a second [model] section (only one is allowed)", rc_ini_display_name(ini),
@@ -51,6 +52,21 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
     TRY(rc_ini_enum_or(s, "head", 0, heads, &m->head_per_iter));
     TRY(rc_ini_enum_or(s, "loss", 1, losses, &v));
     m->loss = (rc_loss_kind)v;
+    if (m->loss == RC_LOSS_PROGRESSIVE || rc_ini_has(s, "alpha")) { /* kept (unused) under other losses, so a
+                                                                       * --set of model.loss alone switches */
+        TRY(rc_ini_double_or(s, "alpha", 1.0, 0.0, 1.0, &d));
+        m->alpha = (float)d;
+    }
+    TRY(rc_ini_enum_or(s, "readout", 0, readouts, &v));
+    m->readout = (rc_readout_kind)v;
+    if (m->readout == RC_READOUT_DENSE) {
+        int hdef[2] = {32, 8};
+        TRY(rc_ini_dims_or(s, "head_channels", hdef, 2, 1, RC_MAX_HEAD_LAYERS, m->head_ch, &m->head_nch));
+    } else if (rc_ini_has(s, "head_channels")) {
+        return rc_fail("%s:%d: model.head_channels sizes the dense head: it needs model.readout = dense",
+                       rc_ini_display_name(ini), rc_ini_line(s));
+    }
+    TRY(rc_ini_bool_or(s, "recall", 0, &m->recall));
     return RC_OK;
 }
 
@@ -151,7 +167,7 @@ static rc_status read_train(rc_ini *ini, rc_train_cfg *t) {
 /* The schema: every key each section type may hold. Checked before anything is read, so a misspelt
  * key is reported as unknown (with the known ones) rather than as a missing required key. */
 static const char *model_keys[] = {"name", "input", "classes", "unroll", "norm", "bn_momentum", "bn_eps", "head",
-                                   "loss", "bn_sync", NULL};
+                                   "loss", "bn_sync", "alpha", "readout", "head_channels", "recall", NULL};
 static const char *area_keys[] = {"channels", "iterations", "tied", "cell", "kernel", "stride", "bottomup",
                                   "lateral", "topdown", NULL};
 static const char *train_keys[] = {"data",     "epochs",       "batch",         "limit",      "test_limit", "val",

@@ -124,6 +124,13 @@ void rc_linear_backward(int n, int in, int out, const float *x, const float *w, 
 double rc_xent_forward_backward(int n, int k, const float *logits, const int *labels, float w_fine,
                                 const int *coarse_of, float w_coarse, float *dlogits, int acc);
 
+/* ---- per-position softmax cross-entropy: logits (N, K, HW), labels (N, HW) in [0, K), mask (N, HW) or
+ * NULL (all positions) ----
+ * loss = w * sum over kept positions of -log p[n, labels, p] / (number of kept positions in the batch);
+ * 0 when none is kept. dlogits (may be NULL) written (acc = 0; zero at dropped positions) or added. */
+double rc_xent_dense_forward_backward(int n, int k, int hw, const float *logits, const unsigned char *labels,
+                                      const unsigned char *mask, float w, float *dlogits, int acc);
+
 /* ======== fast-path layouts and fused ops (used by the graph's layout-aware plan) ========
  * An activation (N, C, H, W) is stored either plain (RC_LAYOUT_NCHW) or in oneDNN's blocked nChw16c
  * (RC_LAYOUT_BLK16, C % 16 == 0): element (n, c, s) at ((n * C/16 + c/16) * HW + s) * 16 + c % 16.

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "ops/ops.h"
+
 void rc_model_readout_flops(const rc_model *m, double *out) {
     /* cumulative cost of the nodes each readout depends on: mark ancestors of each readout */
     const rc_graph *g = &m->g;
@@ -28,6 +30,70 @@ void rc_model_readout_flops(const rc_model *m, double *out) {
 }
 
 double rc_eval_accuracy(const rc_eval_result *r, int t) { return r->n ? (double)r->correct[t] / (double)r->n : 0; }
+double rc_eval_position_accuracy(const rc_eval_result *r, int t) {
+    return r->positions ? (double)r->pos_correct[t] / (double)r->positions : 0;
+}
+
+void rc_eval_dense_score(int n, int k, int hw, const float *logits, const uint8_t *tgt, const uint8_t *mask,
+                         long *solved, long *right, long *kept) {
+    for (int b = 0; b < n; b++) {
+        const float *z = logits + (size_t)b * k * hw;
+        long ok = 0, cnt = 0;
+        for (int p = 0; p < hw; p++) {
+            size_t i = (size_t)b * hw + p;
+            if (mask && !mask[i]) continue;
+            int arg = 0;
+            for (int j = 1; j < k; j++)
+                if (z[(size_t)j * hw + p] > z[(size_t)arg * hw + p]) arg = j;
+            ok += arg == tgt[i];
+            cnt++;
+        }
+        *solved += ok == cnt;
+        *right += ok;
+        *kept += cnt;
+    }
+}
+
+/* Dense readouts: images solved and positions right at every readout, mean loss over kept positions. */
+static rc_status evaluate_dense(rc_model *m, const rc_dataset *d, long lo, long hi, const rc_eval_sink *sink,
+                                rc_eval_result *r) {
+    rc_graph *g = &m->g;
+    int B = g->batch, R = m->nreadouts;
+    if (!d->dense) return rc_fail("model.readout = dense needs a dataset with a target per position, not %s", d->spec);
+    size_t hw = (size_t)d->h * d->w;
+    int *idx = rc_xmalloc((size_t)B * sizeof(int));
+    int *y = rc_xmalloc((size_t)B * sizeof(int));
+    uint8_t *tgt = rc_xmalloc((size_t)B * hw), *mask = rc_xmalloc((size_t)B * hw);
+    rc_status st = RC_OK;
+    for (long start = lo; start < hi; start += B) {
+        int nb = (int)RC_MIN((long)B, hi - start);
+        for (int i = 0; i < B; i++) idx[i] = (int)(start + (i < nb ? i : 0));
+        rc_dataset_batch(d, idx, B, NULL, NULL, g->tensors[m->input].x, y);
+        rc_dataset_batch_targets(d, idx, B, tgt, mask);
+        rc_graph_forward(g, 0);
+        if (sink && sink->fn(sink->ctx, m, start, nb, y)) {
+            st = RC_ERR;
+            break;
+        }
+        long kept = 0;
+        for (int t = 0; t < R; t++) {
+            const rc_tensor *lt = &g->tensors[m->readout[t]];
+            long k0 = 0;
+            rc_eval_dense_score(nb, lt->c, (int)hw, lt->x, tgt, mask, &r->correct[t], &r->pos_correct[t], &k0);
+            kept = k0;
+            r->loss[t] += rc_xent_dense_forward_backward(nb, lt->c, (int)hw, lt->x, tgt, mask, 1.0f, NULL, 0) * k0;
+        }
+        r->positions += kept;
+        r->n += nb;
+    }
+    for (int t = 0; t < R; t++) r->loss[t] /= (double)(r->positions ? r->positions : 1);
+    free(idx);
+    free(y);
+    free(tgt);
+    free(mask);
+    return st;
+}
+
 double rc_eval_coarse_accuracy(const rc_eval_result *r, int t) {
     return r->n ? (double)r->coarse_correct[t] / (double)r->n : 0;
 }
@@ -50,6 +116,12 @@ rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long lo, long hi, d
     r->nreadouts = R;
     r->exit_threshold = exit_threshold;
     if (rc_dataset_check_shape(d, m->cfg.in_c, m->cfg.in_h, m->cfg.in_w, -1)) return RC_ERR;
+    if (m->cfg.readout == RC_READOUT_DENSE) {
+        if (exit_threshold > 0) return rc_fail("early exit is for pooled readouts, not model.readout = dense");
+        r->dense = 1;
+        return evaluate_dense(m, d, lo, hi, sink, r);
+    }
+    if (d->dense) return rc_fail("dataset %s has a target per position: it needs model.readout = dense", d->spec);
     if (d->classes > K)
         return rc_fail("dataset %s has %d classes, the model has %d", d->spec, d->classes, K);
     int ncoarse = d->coarse_of ? d->ncoarse : 0;

@@ -19,6 +19,12 @@ typedef struct {
     long exit_correct;
     double exit_mean_readouts; /* mean number of readouts (iterations) used */
     double exit_mean_flops;    /* mean forward FLOPs per image up to the exit readout */
+    /* dense readouts (a target per position): correct[] counts images solved (every kept position
+     * right), pos_correct[] kept positions right, positions the kept positions evaluated, and loss[] is
+     * the mean cross-entropy over kept positions */
+    int dense;
+    long positions;
+    long pos_correct[RC_MAX_READOUTS];
 } rc_eval_result;
 
 /* Evaluate the model (eval-mode batch norm) on every image of d, in batches of the model's batch size
@@ -46,7 +52,18 @@ rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long start, long en
 /* Forward FLOPs per image needed to produce readout r (0-based): every node that readout depends on. */
 void rc_model_readout_flops(const rc_model *m, double *flops_per_readout);
 
-double rc_eval_accuracy(const rc_eval_result *r, int readout);
+/* Step by step (eval_steps.c): a model that continues from its state (rc_model_can_continue) loaded from
+ * ckpt and run for `iterations` (<= RC_MAX_READOUTS) steps over every image of d, holding two steps'
+ * activations whatever the number of steps; r as rc_evaluate's with one readout per iteration. */
+rc_status rc_evaluate_stepwise(const rc_model_cfg *mc, const char *ckpt, const rc_dataset *d, int batch,
+                               int iterations, rc_eval_result *r);
+
+double rc_eval_accuracy(const rc_eval_result *r, int readout); /* dense: the fraction solved */
+double rc_eval_position_accuracy(const rc_eval_result *r, int readout);
+/* Dense readout logits (N, K, HW) of the first n images against targets / mask (N x HW, mask NULL: all):
+ * adds the images solved, the kept positions right and the kept positions. */
+void rc_eval_dense_score(int n, int k, int hw, const float *logits, const uint8_t *tgt, const uint8_t *mask,
+                         long *solved, long *right, long *kept);
 double rc_eval_coarse_accuracy(const rc_eval_result *r, int readout);
 
 #endif

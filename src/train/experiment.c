@@ -971,3 +971,181 @@ done:
     rc_dataset_free(&test);
     return st;
 }
+
+/* ---- extrapolation: thinking longer on larger problems ----------------------------------------------- */
+
+#define EXP_ALPHA "0.5"
+#define EXTRA_SIZES 3
+
+/* The training size of a task spec "KIND:N[:M]" and the test sizes the experiment evaluates. */
+static rc_status extrapolate_sizes(const char *spec, const char *task, int sizes[EXTRA_SIZES], char *kind, size_t nk) {
+    const char *c = strchr(spec, ':');
+    if (!c || strncmp(spec, task, (size_t)(c - spec)) || strlen(task) != (size_t)(c - spec))
+        return rc_fail("extrapolate --task %s: the config's train.data is '%s', not a %s:SIZE spec", task, spec, task);
+    int n = atoi(c + 1);
+    if (n < 3) return rc_fail("extrapolate: cannot read the training size in '%s'", spec);
+    snprintf(kind, nk, "%s", task);
+    sizes[0] = n;
+    if (!strcmp(task, "mazes")) {
+        sizes[1] = n + 4;
+        sizes[2] = 2 * n + 1;
+    } else {
+        sizes[1] = n + n / 2;
+        sizes[2] = 2 * n;
+    }
+    return RC_OK;
+}
+
+rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_iters, const rc_exp_opts *o) {
+    char *base = NULL;
+    if (rc_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
+    char areas[RC_MAX_AREAS][32];
+    int na = 0;
+    rc_status st = RC_ERR;
+    enum { NV = 4 };
+    static const char *names[NV] = {"recall-progressive", "no-recall", "recall-final", "feedforward"};
+    static const char *what[NV] = {"tied, recall, progressive loss", "tied, no recall, progressive loss",
+                                   "tied, recall, loss on the last readout", "untied (feedforward), recall, loss final"};
+    sub_result res[NV];
+    rc_model_cfg mcs[NV];
+    rc_train_cfg tc = {0};
+    double *solved = NULL, *posacc = NULL; /* [v][size][iteration] */
+    int sizes[EXTRA_SIZES] = {0, 0, 0}, T = 0, I = 0;
+    char kind[32];
+    rc_dataset test = {0};
+    if (area_names(base, areas, &na)) goto done;
+    if (na != 1) {
+        rc_fail("extrapolate: the base config has %d areas; it needs one (the recurrent block)", na);
+        goto done;
+    }
+    /* --quick: a smoke test of seconds (the generic quick settings would train 4096 examples) */
+    rc_exp_opts oq = *o;
+    oq.quick = 0;
+    for (int v = 0; v < NV; v++) {
+        char sets[16][96];
+        const char *sp[17];
+        int ns = 0;
+        if (o->quick) {
+            snprintf(sets[ns++], sizeof sets[0], "train.limit=512");
+            snprintf(sets[ns++], sizeof sets[0], "train.epochs=1");
+            snprintf(sets[ns++], sizeof sets[0], "train.batch=32");
+            snprintf(sets[ns++], sizeof sets[0], "train.warmup_epochs=0.1");
+            snprintf(sets[ns++], sizeof sets[0], "area.%.31s.channels=8", areas[0]);
+            snprintf(sets[ns++], sizeof sets[0], "area.%.31s.iterations=4", areas[0]);
+            snprintf(sets[ns++], sizeof sets[0], "model.head_channels=8");
+        }
+        snprintf(sets[ns++], sizeof sets[0], "area.%.31s.tied=%s", areas[0], v == 3 ? "no" : "yes");
+        snprintf(sets[ns++], sizeof sets[0], "model.recall=%s", v == 1 ? "no" : "yes");
+        snprintf(sets[ns++], sizeof sets[0], "area.%.31s.bottomup=%s", areas[0], v == 1 ? "first" : "every");
+        snprintf(sets[ns++], sizeof sets[0], "model.loss=%s", v < 2 ? "progressive" : "final");
+        if (v < 2) snprintf(sets[ns++], sizeof sets[0], "model.alpha=" EXP_ALPHA);
+        for (int i = 0; i < ns; i++) sp[i] = sets[i];
+        sp[ns] = NULL;
+        char *text = NULL;
+        if (make_config(base, base_cfg, sp, names[v], &oq, &text, &mcs[v], &tc)) goto done;
+        rc_status rs = run_sub(&oq, names[v], text, &mcs[v], &tc, &res[v]);
+        free(text);
+        if (rs) goto done;
+    }
+    if (extrapolate_sizes(tc.data, task, sizes, kind, sizeof kind)) goto done;
+    T = mcs[0].areas[0].iterations;
+    I = max_iters > 0 ? max_iters : (o->quick ? 2 * T : 4 * T);
+    if (I > RC_MAX_READOUTS) I = RC_MAX_READOUTS;
+    solved = rc_xcalloc((size_t)NV * EXTRA_SIZES * I, sizeof(double));
+    posacc = rc_xcalloc((size_t)NV * EXTRA_SIZES * I, sizeof(double));
+    if (o->threads > 0) rc_set_threads(o->threads);
+    int limit = o->eval_limit > 0 ? o->eval_limit : o->quick ? 100 : 0;
+    for (int s = 0; s < EXTRA_SIZES; s++) {
+        char spec[96];
+        snprintf(spec, sizeof spec, "%s:%d:%d", kind, sizes[0], sizes[s]);
+        if (load_test(spec, limit, &test)) goto done;
+        for (int v = 0; v < NV; v++) {
+            rc_model_cfg mc = mcs[v];
+            mc.in_h = test.h;
+            mc.in_w = test.w;
+            char ckpt[4200];
+            snprintf(ckpt, sizeof ckpt, "%s/runs/%s/model.ckpt", o->out_dir, names[v]);
+            rc_eval_result r;
+            int n_it = I;
+            if (mc.areas[0].tied) {
+                if (rc_evaluate_stepwise(&mc, ckpt, &test, 100, I, &r)) goto done;
+            } else { /* a feedforward net has its T readouts only */
+                rc_model m;
+                if (rc_model_build(&mc, 100, 0, &m)) goto done;
+                rc_status es = rc_checkpoint_load(ckpt, &m.g, NULL);
+                if (!es) es = rc_evaluate(&m, &test, 0, &r);
+                rc_model_free(&m);
+                if (es) goto done;
+                n_it = RC_MIN(I, r.nreadouts);
+            }
+            for (int t = 0; t < I; t++) {
+                size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t;
+                solved[q] = t < n_it ? rc_eval_accuracy(&r, t) : NAN;
+                posacc[q] = t < n_it ? rc_eval_position_accuracy(&r, t) : NAN;
+            }
+            say(o, "%s on %s: solved %.2f%% at the trained %d iterations, %.2f%% at %d", names[v], spec,
+                100 * solved[((size_t)v * EXTRA_SIZES + s) * I + T - 1], T,
+                100 * solved[((size_t)v * EXTRA_SIZES + s) * I + n_it - 1], n_it);
+        }
+        rc_dataset_free(&test);
+    }
+    rc_strbuf csv = {0}, md = {0};
+    rc_sb_printf(&csv, "run,test_size,iteration,solved,position_accuracy\n");
+    md_header(&md, "Thinking longer: extrapolation to larger problems", base_cfg, o, &tc);
+    rc_sb_printf(&md, "Trained on `%s` with T = %d iterations; evaluated on %s of sizes %d, %d and %d with 1..%d "
+                   "iterations (tied runs step by step, the feedforward twin at its %d layers). Solved = every "
+                   "position right (maze walls excluded). Progressive loss: alpha = " EXP_ALPHA ".\n\n"
+                   "| run | what | params | test size | solved at T = %d %% | positions at T %% | best solved %% "
+                   "(iteration) | solved at %d %% |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
+              tc.data, T, kind, sizes[0], sizes[1], sizes[2], I, T, T, I);
+    for (int v = 0; v < NV; v++)
+        for (int s = 0; s < EXTRA_SIZES; s++) {
+            const double *sv = solved + ((size_t)v * EXTRA_SIZES + s) * I;
+            const double *pv = posacc + ((size_t)v * EXTRA_SIZES + s) * I;
+            int best = 0, last = 0;
+            for (int t = 0; t < I; t++) {
+                if (isnan(sv[t])) continue;
+                rc_sb_printf(&csv, "%s,%d,%d,%.4f,%.4f\n", names[v], sizes[s], t + 1, sv[t], pv[t]);
+                if (sv[t] > sv[best]) best = t;
+                last = t;
+            }
+            rc_sb_printf(&md, "| %s | %s | %zu | %d | %.2f | %.2f | %.2f (%d) | %.2f |\n", names[v], what[v],
+                         res[v].nb.params, sizes[s], 100 * sv[T - 1], 100 * pv[T - 1], 100 * sv[best], best + 1,
+                         100 * sv[last]);
+        }
+    st = save_outputs(o, "extrapolate", &csv, &md, NULL);
+    for (int s = 0; s < EXTRA_SIZES && !st; s++) {
+        rc_plot p;
+        memset(&p, 0, sizeof p);
+        double *xs = rc_xmalloc((size_t)I * sizeof(double)), *ys = rc_xmalloc((size_t)NV * I * sizeof(double));
+        for (int t = 0; t < I; t++) xs[t] = t + 1;
+        for (int v = 0; v < NV; v++) {
+            int n = 0;
+            for (int t = 0; t < I; t++) {
+                double q = solved[((size_t)v * EXTRA_SIZES + s) * I + t];
+                if (!isnan(q)) ys[(size_t)v * I + n++] = 100 * q;
+            }
+            p.series[v] = (rc_plot_series){names[v], n, xs, ys + (size_t)v * I, NULL, RC_PLOT_LINES, 0};
+        }
+        p.nseries = NV;
+        char title[160], fig[64], vl[48];
+        snprintf(title, sizeof title, "%s: trained on size %d, tested on size %d", kind, sizes[0], sizes[s]);
+        snprintf(vl, sizeof vl, "trained T = %d", T);
+        snprintf(fig, sizeof fig, "extrapolate_%d", sizes[s]);
+        p.title = title;
+        p.xlabel = "test-time iterations";
+        p.ylabel = "solved (%)";
+        p.vline_x = T;
+        p.vline_label = vl;
+        p.key_pos = "top right";
+        st = figure(o, fig, &p);
+        free(xs);
+        free(ys);
+    }
+done:
+    free(base);
+    free(solved);
+    free(posacc);
+    rc_dataset_free(&test);
+    return st;
+}

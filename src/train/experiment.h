@@ -47,4 +47,12 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
  * .{png,svg}. */
 rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o);
 
+/* Thinking longer (Schwarzschild et al. 2021, Bansal et al. 2022) on a generated task (task: "prefix-sums"
+ * or "mazes", base_cfg's train.data a spec of it): a tied area with recall and the progressive loss, the
+ * same without recall, the same without the progressive loss (loss final), and an untied (feedforward)
+ * twin of the trained depth; every run evaluated on the training size and two larger ones with 1..max_iters
+ * test-time iterations (max_iters <= 0: 4T, --quick 2T). Files: extrapolate.csv, extrapolate.md and a
+ * figure extrapolate_SIZE per test size (solved against iterations). */
+rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_iters, const rc_exp_opts *o);
+
 #endif

@@ -116,8 +116,9 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     rc_ini *ini = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    rc_model m;
-    int model_built = 0;
+    rc_model m, mcont, mtest;
+    int model_built = 0, cont_built = 0, test_built = 0;
+    uint8_t *tgt = NULL, *tmask = NULL;
     rc_dataset full = {0}, train = {0}, val = {0}, test = {0}, tmp = {0};
     int *perm = NULL, *labels = NULL;
     float *xglob = NULL; /* data-parallel: the whole global batch, of which this rank takes its slice */
@@ -166,8 +167,24 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         memset(&tmp, 0, sizeof tmp);
     }
     if (rc_dataset_copy_stats(&test, &train)) goto done;
+    const int dense = train.dense;
+    if (dense != (mc.readout == RC_READOUT_DENSE)) {
+        if (dense)
+            FAIL_GOTO("dataset %s has a target per position: it needs model.readout = dense", train.spec);
+        FAIL_GOTO("model.readout = dense needs a dataset with a target per position (prefix-sums:BITS, mazes:SIZE), "
+                  "not %s", train.spec);
+    }
+    if (dense && (tc.crop_pad > 0 || tc.flip))
+        FAIL_GOTO("dataset %s has a target per position: augmentation would move the input against it; set "
+                  "train.crop_pad = 0 and train.flip = no",
+                  train.spec);
+    if (dense && nranks > 1) FAIL_GOTO("dataset %s: tasks with a target per position train in one process", train.spec);
+    if (mc.loss == RC_LOSS_PROGRESSIVE && nranks > 1) FAIL_GOTO("model.loss = progressive trains in one process");
     if (rc_dataset_check_shape(&train, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
-    if (rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
+    /* a fully convolutional dense model is evaluated at the test split's own size (a copy of the model
+     * built for it, sharing the params) */
+    const int test_other_size = dense && test.c == mc.in_c && (test.h != mc.in_h || test.w != mc.in_w);
+    if (!test_other_size && rc_dataset_check_shape(&test, mc.in_c, mc.in_h, mc.in_w, -1)) goto done;
     if (train.classes > mc.classes || (strcmp(train.name, "idx") && strcmp(train.name, "npy") && train.classes != mc.classes))
         FAIL_GOTO("dataset %s has %d classes but model.classes = %d", train.spec, train.classes, mc.classes);
     if (o->check_numerics && nranks > 1) FAIL_GOTO("--check-numerics runs in a single process only");
@@ -188,6 +205,24 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     /* model */
     if (rc_model_build(&mc, lb, 0, &m)) goto done;
     model_built = 1;
+    const int prog = mc.loss == RC_LOSS_PROGRESSIVE;
+    if (prog && m.nreadouts > 1) { /* steps n+1..n+k from the detached state h(n), n >= 1: k <= T - 1 */
+        if (rc_model_build_ex(&mc, lb, m.nreadouts - 1, RC_BUILD_CONTINUE, &mcont)) goto done;
+        cont_built = 1;
+        if (rc_model_share_params(&mcont, &m)) goto done;
+    }
+    if (test_other_size) {
+        rc_model_cfg mct = mc;
+        mct.in_h = test.h;
+        mct.in_w = test.w;
+        if (rc_model_build(&mct, lb, 0, &mtest)) goto done;
+        test_built = 1;
+        if (rc_model_share_params(&mtest, &m)) goto done;
+    }
+    if (dense) {
+        tgt = rc_xmalloc((size_t)tc.batch * mc.in_h * mc.in_w);
+        tmask = rc_xmalloc((size_t)tc.batch * mc.in_h * mc.in_w);
+    }
     rc_dist_bn_sync(mc.bn_sync);
     rc_graph *g = &m.g;
     long spe = train.n / tc.batch;
@@ -288,14 +323,38 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
                 rc_dataset_batch(&train, perm + s * tc.batch, tc.batch, &aug, &aug_rng, xglob, labels);
                 memcpy(x, xglob + (size_t)rank * lb * img_floats, (size_t)lb * img_floats * sizeof(float));
             }
+            if (dense) rc_dataset_batch_targets(&train, perm + s * tc.batch, tc.batch, tgt, tmask);
             if (nan_step == meta.global_step + 1 && !nan_grad) x[0] = NAN; /* test hook */
             rc_numcheck.tripped = 0;
             rc_graph_forward(g, 1);
             if (rc_numcheck.tripped) NUMERICS_FAIL();
-            double loss = rc_model_loss(&m, my_labels, train.coarse_of, NULL, 1);
+            /* progressive loss (Bansal et al. 2022): n ~ U{0..T-1} steps without gradient, then k ~ U{1..T-n}
+             * with it, scored at the last; 1 - alpha on the full unroll's last readout. The k steps run in
+             * the continuation graph from a copy of h(n) (no gradient flows into it) with the same params;
+             * n = 0 needs no detaching: it is readout k of this graph. */
+            int pn = 0, pk = 0;
+            if (prog) {
+                pn = (int)rc_rng_below(&aug_rng, (uint32_t)R);
+                pk = 1 + (int)rc_rng_below(&aug_rng, (uint32_t)(R - pn));
+                for (int t = 0; t < R; t++) m.w_fine[t] = 0.0f;
+                m.w_fine[R - 1] += 1.0f - mc.alpha;
+                if (pn == 0) m.w_fine[pk - 1] += mc.alpha;
+            }
+            double loss = dense ? rc_model_loss_dense(&m, tgt, tmask, NULL, NULL, 1)
+                                : rc_model_loss(&m, my_labels, train.coarse_of, NULL, 1);
+            int full_backward = 1, cont_step = prog && pn > 0 && mc.alpha > 0.0f;
+            if (cont_step) {
+                rc_graph_read(g, m.state[pn], 0, mcont.g.tensors[mcont.state_in].x); /* before backward reuses it */
+                full_backward = mc.alpha < 1.0f;
+            }
             if (nan_step == meta.global_step + 1 && nan_grad) g->tensors[m.readout[R - 1]].dx[0] = NAN;
             long step_correct = 0;
-            for (int i = 0; i < lb; i++) {
+            if (dense) {
+                const rc_tensor *lt = &g->tensors[m.readout[R - 1]];
+                long right = 0, kept = 0;
+                rc_eval_dense_score(lb, lt->c, lt->h * lt->w, lt->x, tgt, tmask, &step_correct, &right, &kept);
+            }
+            for (int i = 0; i < lb && !dense; i++) {
                 const float *l = final_logits + (size_t)i * mc.classes;
                 int arg = 0;
                 for (int j = 1; j < mc.classes; j++)
@@ -319,8 +378,22 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
                           isnan(loss) ? "NaN" : "Inf", meta.global_step + 1, epoch + 1, s + 1, spe,
                           access(ckpt_path, R_OK) == 0 ? ckpt_path : "(none yet)");
             rc_graph_zero_grads(g);
-            rc_graph_backward(g);
+            if (full_backward) rc_graph_backward(g);
             if (rc_numcheck.tripped) NUMERICS_FAIL();
+            if (cont_step) {
+                rc_graph *gc = &mcont.g;
+                memcpy(gc->tensors[mcont.input].x, x, (size_t)lb * img_floats * sizeof(float));
+                rc_graph_forward(gc, 1);
+                for (int t = 0; t < mcont.nreadouts; t++) mcont.w_fine[t] = t == pk - 1 ? mc.alpha : 0.0f;
+                double lp = dense ? rc_model_loss_dense(&mcont, tgt, tmask, NULL, NULL, 1)
+                                  : rc_model_loss(&mcont, my_labels, NULL, NULL, 1);
+                if (!isfinite(lp))
+                    FAIL_GOTO("progressive loss is %s at step %ld; stopped; the last good checkpoint is %s",
+                              isnan(lp) ? "NaN" : "Inf", meta.global_step + 1,
+                              access(ckpt_path, R_OK) == 0 ? ckpt_path : "(none yet)");
+                loss += lp;
+                rc_graph_backward(gc); /* into the shared params' gradients, after the full unroll's */
+            }
             if (rc_dist_allreduce_grads(g)) goto done;
             size_t elem = 0;
             int bad = rc_grads_first_nonfinite(g, &elem);
@@ -382,7 +455,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         double ep_sec = rc_now() - ep_t0;
         rc_eval_result ev, evv;
         if (rc_dist_average_buffers(g)) goto done;
-        if (rc_dist_evaluate(&m, &test, 0, &ev)) goto done;
+        if (rc_dist_evaluate(test_built ? &mtest : &m, &test, 0, &ev)) goto done;
         if (val.n > 0 && rc_dist_evaluate(&m, &val, 0, &evv)) goto done;
         double lr_now = rc_lr_at(&tc, meta.global_step > 0 ? meta.global_step - 1 : 0, spe);
         rc_sb_printf(&csv, "%ld,%ld,%.6g,%.6f,%.6f,%.3f,%.1f", epoch + 1, meta.global_step, lr_now,
@@ -443,7 +516,11 @@ done:
     rc_dist_bn_sync(0);
     if (losslog) fclose(losslog);
     free(xglob);
+    if (cont_built) rc_model_free(&mcont);
+    if (test_built) rc_model_free(&mtest);
     if (model_built) rc_model_free(&m);
+    free(tgt);
+    free(tmask);
     rc_dataset_free(&full);
     rc_dataset_free(&train);
     rc_dataset_free(&val);
