@@ -561,6 +561,8 @@ class RecurNet(nn.Module):
             u = F.relu(g)
             v = self._normf(self.bn_name(a, t, "bn2"), self._convf(self.conv_name(a, t, "conv2"), u, 1, kk))
             vd = ad_ + 1
+            if self.recall:  # the skip adds the recall conv's (normalised) output, not h(t-1)
+                return F.relu(v + g), vd, None, None
             if h_prev is None:
                 return F.relu(v), vd, None, None
             return F.relu(v + h_prev), max(vd, hd_prev), None, None
