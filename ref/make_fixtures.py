@@ -28,6 +28,7 @@ FIXTURES = [
     "ff_untied", "tied_bnpi_every", "tied_bnpi_final", "tied_bn_shared", "residual", "convlstm",
     "topdown", "nonorm_c2f", "untied_lockstep_perhead", "mixed_odd", "single_c2f",
     "blocked_mix", "blocked_lstm",  # channels of 16: recur's blocked, fused fast path
+    "dense_recall",  # recall, a dense head and a masked per-position loss (algorithmic tasks)
 ]
 
 
@@ -117,9 +118,13 @@ def read_fixture(path):
 # ---------------------------------------------------------------------------------------------------
 
 def batch_for(cfg, idx):
+    """(x, labels); dense readouts: labels = (targets (N, H, W), mask (N, H, W), about 3/4 kept)."""
     g = torch.Generator().manual_seed(1000 + idx)
     c, h, w = cfg.model["input"]
     x = torch.randn(N_BATCH, c, h, w, generator=g)
+    if cfg.model["readout"] == "dense":
+        t = torch.randint(0, cfg.model["classes"], (N_BATCH, h, w), generator=g)
+        return x, (t, torch.rand(N_BATCH, h, w, generator=g) < 0.75)
     y = torch.randint(0, cfg.model["classes"], (N_BATCH,), generator=g)
     return x, y
 
@@ -139,7 +144,12 @@ def make_fixture(name, idx):
     w = Writer()
     w.raw("config", text)
     w.f32("input", x)
-    w.i32("labels", y)
+    if cfg.model["readout"] == "dense":
+        w.i32("labels", torch.zeros(N_BATCH, dtype=torch.int32))
+        w.i32("targets", y[0])
+        w.i32("mask", y[1].to(torch.int32))
+    else:
+        w.i32("labels", y)
     for n in model.recur_names:
         w.f32("param/" + n, init[n])
 
@@ -253,7 +263,10 @@ def check_gradcheck(name, n=2, hw=None):
     g = torch.Generator().manual_seed(7)
     c, h, w_ = cfg.model["input"]
     x = torch.randn(n, c, h, w_, generator=g, dtype=torch.float64)
-    y = torch.randint(0, cfg.model["classes"], (n,), generator=g)
+    if cfg.model["readout"] == "dense":
+        y = (torch.randint(0, cfg.model["classes"], (n, h, w_), generator=g), torch.rand(n, h, w_, generator=g) < 0.75)
+    else:
+        y = torch.randint(0, cfg.model["classes"], (n,), generator=g)
     names = list(model.param_names)
     params = tuple(model.get(p).detach().clone().requires_grad_(True) for p in names)
     f = _functional_loss(model, names, x, y)
@@ -446,7 +459,7 @@ def main(argv):
         check_tying(name)
         check_upsample_indices(name)
     print("directional float64 derivative, tying and upsampling checks: ok (%d models)" % len(names))
-    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f"):
+    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f", "dense_recall"):
         if name in names:
             check_tied_equals_untied_sum(name)
     print("tied gradient == sum of untied per-step gradients: ok")
@@ -454,7 +467,7 @@ def main(argv):
         if name in names:
             check_bu_reuse(name)
     print("bottom-up reuse in sequential tied areas: ok")
-    for name, hw in (("topdown", 8), ("mixed_odd", 9), ("nonorm_c2f", 8)):
+    for name, hw in (("topdown", 8), ("mixed_odd", 9), ("nonorm_c2f", 8), ("dense_recall", None)):
         if name in names:
             k = check_gradcheck(name, hw=hw)
             print("gradcheck (float64, all %d params) %s: ok" % (k, name))

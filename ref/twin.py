@@ -96,10 +96,23 @@ def _k_dims(v):
     return d
 
 
+def _k_widths(v):
+    parts = v.split("x")
+    if not 1 <= len(parts) <= 3 or not all(re.fullmatch(r"\d+", p) for p in parts):
+        raise ValueError("expected 1 to 3 widths AxB...")
+    d = tuple(int(p) for p in parts)
+    if min(d) < 1 or max(d) > 1024:
+        raise ValueError("expected widths in 1..1024")
+    return d
+
+
 def _k_data(v):
     if v == "fashion-mnist" or re.fullmatch(r"(mnist|idx|cifar10|cifar100):.+", v):
         return v
-    raise ValueError("expected fashion-mnist, mnist:DIR, idx:DIR, cifar10:DIR or cifar100:DIR")
+    if re.fullmatch(r"(prefix-sums|mazes):[0-9]+(:[0-9]+)?", v):
+        return v
+    raise ValueError("expected fashion-mnist, mnist:DIR, idx:DIR, cifar10:DIR, cifar100:DIR, prefix-sums:N or "
+                     "mazes:N")
 
 
 # key -> (converter, default as text; None = required)
@@ -112,7 +125,15 @@ MODEL_KEYS = OrderedDict([
     ("bn_momentum", (_k_float(0.0, 1.0, lo_open=True), "0.1")),
     ("bn_eps", (_k_float(0.0, 1.0, lo_open=True, hi_open=True), "1e-5")),
     ("head", (_k_enum("shared", "per_iter"), "shared")),
-    ("loss", (_k_enum("final", "every", "increasing", "coarse-to-fine"), "every")),
+    ("loss", (_k_enum("final", "every", "increasing", "coarse-to-fine", "progressive"), "every")),
+    ("readout", (_k_enum("pool", "dense"), "pool")),
+    ("recall", (_k_bool, "no")),
+])
+# keys read only in some configs: key -> (converter, default, applies(model dict) -> bool); present while
+# not applying is an error (head_channels) or kept unused (alpha), as recur's reader does
+MODEL_COND_KEYS = OrderedDict([
+    ("alpha", (_k_float(0.0, 1.0), "1", lambda m: m["loss"] == "progressive")),
+    ("head_channels", (_k_widths, "32x8", lambda m: m["readout"] == "dense")),
 ])
 
 AREA_KEYS = OrderedDict([
@@ -151,7 +172,8 @@ TRAIN_KEYS = OrderedDict([
     ("threads", (_k_int(0, 256), "0")),
 ])
 
-_SECTION_KEYS = {"model": MODEL_KEYS, "train": TRAIN_KEYS, "area": AREA_KEYS}
+_SECTION_KEYS = {"model": OrderedDict(list(MODEL_KEYS.items()) + [(k, v[:2]) for k, v in MODEL_COND_KEYS.items()]),
+                 "train": TRAIN_KEYS, "area": AREA_KEYS}
 
 
 class Config(object):
@@ -274,6 +296,12 @@ def parse_config(text, source="<config>", overrides=()):
 
     secs = {t: [r for r in raw if r[0] == t] for t in _SECTION_KEYS}
     fill("model", "", MODEL_KEYS, secs["model"][0][2] if secs["model"] else {}, 0, cfg.model)
+    ment = secs["model"][0][2] if secs["model"] else {}
+    for key, (conv, default, applies) in MODEL_COND_KEYS.items():
+        if applies(cfg.model) or key in ment:
+            if key == "head_channels" and not applies(cfg.model):
+                raise ConfigError("%s:%d: model.head_channels needs model.readout = dense" % (source, ment[key][1]))
+            fill("model", "", OrderedDict([(key, (conv, default))]), ment, 0, cfg.model)
     fill("train", "", TRAIN_KEYS, secs["train"][0][2] if secs["train"] else {}, 0, cfg.train)
     for r in secs["area"]:
         a = {"name": r[1]}
@@ -315,6 +343,13 @@ def _validate(cfg):
             raise ConfigError("%s:%d: [area %s]: spatial size drops below 1" % (src, a["_line"], a["name"]))
     if cfg.model["loss"] == "coarse-to-fine":
         coarse_map(cfg)  # raises when the dataset has no taxonomy
+    if cfg.model["readout"] == "dense" and any(a["stride"] != 1 for a in areas):
+        raise ConfigError("%s: readout = dense needs stride 1 in every area" % src)
+    if cfg.model["recall"]:
+        if lockstep or any(a["bottomup"] != "every" or not a["lateral"] for a in areas):
+            raise ConfigError("%s: recall needs sequential unroll, bottomup = every and lateral = yes" % src)
+    if cfg.model["loss"] == "progressive":
+        raise ConfigError("%s: the twin has no progressive loss (tests/test_tasks_model.c checks it)" % src)
 
 
 def coarse_map(cfg):
@@ -354,6 +389,8 @@ class RecurNet(nn.Module):
         self.recompute_bu = False  # True: do not reuse D in sequential tied areas (checks only)
         self.last_depth = None
         in_c = self.m["input"][0]
+        self.recall = bool(self.m["recall"])
+        self.dense = self.m["readout"] == "dense"
         for k, a in enumerate(self.areas):
             below_c = in_c if k == 0 else self.areas[k - 1]["channels"]
             above_c = self.areas[k + 1]["channels"] if k + 1 < len(self.areas) else None
@@ -361,10 +398,12 @@ class RecurNet(nn.Module):
             Cout = 4 * C if a["cell"] == "convlstm" else C
             kk = a["kernel"]
             nobn = self.norm == "none"
+            if self.recall:
+                self._conv("%s.proj" % a["name"], C, below_c, kk, bias=nobn)
             for t in range(1, a["iterations"] + 1):
                 if t == 1 or a["bottomup"] == "every":
                     self._conv(self.conv_name(a, t, "bu"), Cout, below_c, kk, bias=nobn)
-                if t > 1 and a["lateral"]:
+                if (t > 1 or self.recall) and a["lateral"]:
                     self._conv(self.conv_name(a, t, "lat"), Cout, C, kk, bias=False)
                 if t > 1 and a["topdown"]:
                     self._conv(self.conv_name(a, t, "td"), Cout, above_c, kk, bias=False)
@@ -376,7 +415,14 @@ class RecurNet(nn.Module):
                         self._bn(self.bn_name(a, t, "bn2"), C)
         Ck = self.areas[-1]["channels"]
         for t in range(1, self.cfg.readouts() + 1):
-            self._linear(self.head_name(t), self.m["classes"], Ck)
+            if self.dense:
+                cin, kk = Ck, self.areas[-1]["kernel"]
+                for i, wdt in enumerate(self.m["head_channels"]):
+                    self._conv("%s.conv%d" % (self.head_name(t), i + 1), wdt, cin, kk, bias=True)
+                    cin = wdt
+                self._conv("%s.out" % self.head_name(t), self.m["classes"], cin, kk, bias=True)
+            else:
+                self._linear(self.head_name(t), self.m["classes"], Ck)
         if init:
             self.reset_parameters(cfg.train["seed"] if seed is None else seed)
 
@@ -411,7 +457,11 @@ class RecurNet(nn.Module):
         self._init_spec[name] = ("const", value)
 
     def _conv(self, base, cout, cin, k, bias):
-        self._add_param(base + ".weight", (cout, cin, k, k), ("normal", math.sqrt(2.0 / (cin * k * k))), True)
+        if self.recall or self.dense:  # the deep-thinking nets: PyTorch's default, the anchor's
+            init = ("uniform", 1.0 / math.sqrt(cin * k * k))
+        else:
+            init = ("normal", math.sqrt(2.0 / (cin * k * k)))
+        self._add_param(base + ".weight", (cout, cin, k, k), init, True)
         if bias:
             self._add_param(base + ".bias", (cout,), ("const", 0.0), False)
 
@@ -491,7 +541,7 @@ class RecurNet(nn.Module):
                     D_cache["D"], D_cache["Dd"] = D, Dd
             terms.append(D)
             depths.append(Dd)
-        if t > 1 and a["lateral"]:
+        if h_prev is not None and a["lateral"]:  # t > 1, or t = 1 from recall's projection
             terms.append(self._convf(self.conv_name(a, t, "lat"), h_prev, 1, kk))
             depths.append(hd_prev + 1)
         if t > 1 and a["topdown"]:
@@ -511,6 +561,8 @@ class RecurNet(nn.Module):
             u = F.relu(g)
             v = self._normf(self.bn_name(a, t, "bn2"), self._convf(self.conv_name(a, t, "conv2"), u, 1, kk))
             vd = ad_ + 1
+            if self.recall:  # the skip adds the recall conv's (normalised) output, not h(t-1)
+                return F.relu(v + g), vd, None, None
             if h_prev is None:
                 return F.relu(v), vd, None, None
             return F.relu(v + h_prev), max(vd, hd_prev), None, None
@@ -526,6 +578,11 @@ class RecurNet(nn.Module):
 
     def _head(self, t, h):
         base = self.head_name(t)
+        if self.dense:
+            kk = self.areas[-1]["kernel"]
+            for i in range(len(self.m["head_channels"])):
+                h = F.relu(self._convf("%s.conv%d" % (base, i + 1), h, 1, kk))
+            return self._convf(base + ".out", h, 1, kk)
         return F.linear(h.mean(dim=(2, 3)), self.get(base + ".weight"), self.get(base + ".bias"))
 
     def forward(self, x):
@@ -537,12 +594,14 @@ class RecurNet(nn.Module):
                 reuse = a["tied"] and a["bottomup"] == "every" and not self.recompute_bu
                 cache = {} if reuse else None
                 h = hd = c = cd = None
+                if self.recall:  # h(0) = relu(proj(x)) at the area's stride
+                    h, hd = F.relu(self._convf("%s.proj" % a["name"], inp, a["stride"], a["kernel"])), inpd + 1
                 for t in range(1, a["iterations"] + 1):
                     h, hd, c, cd = self._step(k, t, inp, inpd, h, hd, c, cd, None, None, cache)
                     if k == K - 1:
                         outs.append(self._head(t, h))
                 inp, inpd = h, hd
-            self.last_depth = inpd
+            self.last_depth = inpd + (len(self.m["head_channels"]) + 1 if self.dense else 0)
         else:
             T = self.areas[0]["iterations"]
             h = [None] * K
@@ -597,9 +656,24 @@ def coarse_ce(logits, labels, groups):
     return (lse_all - lse_grp).mean()
 
 
+def dense_ce(logits, labels):
+    """labels = (targets (N, H, W) long, mask (N, H, W) bool): mean over the kept positions of the batch."""
+    y, mask = labels
+    ce = F.cross_entropy(logits, y, reduction="none")
+    m = mask.to(ce.dtype)
+    return (ce * m).sum() / m.sum().clamp(min=1.0)
+
+
 def scheduled_loss(logits, labels, cfg):
-    """Returns (total scheduled loss, [unweighted fine CE of each readout]) as tensors."""
+    """Returns (total scheduled loss, [unweighted fine CE of each readout]) as tensors. Dense readouts:
+    labels is (targets, mask)."""
     ws = schedule_weights(cfg)
+    if cfg.model["readout"] == "dense":
+        fines = [dense_ce(lg, labels) for lg in logits]
+        total = None
+        for ce, (wf, _) in zip(fines, ws):
+            total = wf * ce if total is None else total + wf * ce
+        return total, fines
     groups = coarse_map(cfg) if cfg.model["loss"] == "coarse-to-fine" else None
     total = None
     fines = []

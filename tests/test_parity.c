@@ -19,7 +19,9 @@ static const char *models[] = {"ff_untied",  "tied_bnpi_every", "tied_bnpi_final
                                "residual",   "convlstm",        "topdown",         "nonorm_c2f",
                                "single_c2f", "mixed_odd",       "untied_lockstep_perhead",
                                /* 16-channel areas: the fast path's blocked layout and fused ops */
-                               "blocked_mix", "blocked_lstm", NULL};
+                               "blocked_mix", "blocked_lstm",
+                               /* recall, a dense head, a masked per-position loss */
+                               "dense_recall", NULL};
 
 static int read_cfg(const rc_fixture *fx, const char *name, rc_model_cfg *mc, rc_train_cfg *tc) {
     size_t len = 0;
@@ -95,6 +97,17 @@ static void check_model(const char *name, int fast) {
     }
     int labels[64];
     for (int i = 0; i < N; i++) labels[i] = labels32[i];
+    /* dense readouts: targets and mask per position, logits (N, classes, H, W) */
+    const int dense = mc.readout == RC_READOUT_DENSE;
+    const size_t npos = (size_t)N * mc.in_h * mc.in_w, nlogit = dense ? npos * mc.classes : (size_t)N * mc.classes;
+    uint8_t *tgt = NULL, *mask = NULL;
+    if (dense) {
+        const int32_t *t32 = rc_fx_i32(fx, "targets", NULL, NULL), *m32 = rc_fx_i32(fx, "mask", NULL, NULL);
+        CHECK(t32 && m32 && rc_fx_numel(fx, "targets") == (long)npos, "%s: targets / mask missing", name);
+        tgt = rc_xcalloc(npos, 1);
+        mask = rc_xcalloc(npos, 1);
+        for (size_t i = 0; t32 && m32 && i < npos; i++) tgt[i] = (uint8_t)t32[i], mask[i] = m32[i] != 0;
+    }
     const int *coarse = mc.loss == RC_LOSS_COARSE_TO_FINE ? rc_fashion_mnist_coarse_of : NULL;
     const double tol = 1e-4;
     char key[256], what[300];
@@ -111,11 +124,11 @@ static void check_model(const char *name, int fast) {
         memcpy(g->tensors[m.input].x, input, sizeof(float) * (size_t)rc_fx_numel(fx, "input"));
         rc_graph_forward(g, 1);
         double ce[RC_MAX_READOUTS];
-        double loss = rc_model_loss(&m, labels, coarse, ce, 1);
+        double loss = dense ? rc_model_loss_dense(&m, tgt, mask, NULL, ce, 1) : rc_model_loss(&m, labels, coarse, ce, 1);
         for (int t = 1; t <= m.nreadouts; t++) {
             snprintf(key, sizeof key, "logits/%d", t);
             const float *ref = rc_fx_f32(fx, key, NULL, NULL);
-            double e = ref ? rel_err(g->tensors[m.readout[t - 1]].x, ref, (size_t)N * mc.classes) : 1;
+            double e = ref ? rel_err(g->tensors[m.readout[t - 1]].x, ref, nlogit) : 1;
             CHECK(e < tol, "%s fast=%d: %s rel err %.3g", name, fast, key, e);
             snprintf(key, sizeof key, "loss/%d", t);
             snprintf(what, sizeof what, "%s fast=%d %s", name, fast, key);
@@ -144,7 +157,7 @@ static void check_model(const char *name, int fast) {
         for (int t = 1; t <= m.nreadouts; t++) {
             snprintf(key, sizeof key, "eval_logits/%d", t);
             const float *ref = rc_fx_f32(fx, key, NULL, NULL);
-            double e = ref ? rel_err(g->tensors[m.readout[t - 1]].x, ref, (size_t)N * mc.classes) : 1;
+            double e = ref ? rel_err(g->tensors[m.readout[t - 1]].x, ref, nlogit) : 1;
             CHECK(e < tol, "%s fast=%d: %s rel err %.3g", name, fast, key, e);
         }
     }
@@ -154,7 +167,8 @@ static void check_model(const char *name, int fast) {
         for (int s = 0; s < 10 && ref; s++) {
             memcpy(g->tensors[m.input].x, input, sizeof(float) * (size_t)rc_fx_numel(fx, "input"));
             rc_graph_forward(g, 1);
-            double loss = rc_model_loss(&m, labels, coarse, NULL, 1);
+            double loss = dense ? rc_model_loss_dense(&m, tgt, mask, NULL, NULL, 1)
+                                : rc_model_loss(&m, labels, coarse, NULL, 1);
             snprintf(what, sizeof what, "%s fast=%d train loss step %d", name, fast, s + 1);
             CHECK_CLOSE(loss, ref[s], tol, 1e-6, what);
             rc_graph_zero_grads(g);
@@ -171,6 +185,8 @@ static void check_model(const char *name, int fast) {
     }
     rc_model_free(&m);
     rc_fx_free(fx);
+    free(tgt);
+    free(mask);
 }
 
 static void test_models_reference(void) {

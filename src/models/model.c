@@ -244,9 +244,12 @@ static void emit_step(builder *b, int k, int t, int x) {
         int v = rc_emit_conv(g, tn, u, w, bp, C, ker, 1, pad);
         snprintf(tn, sizeof tn, "%s.t%d.norm2", a->name, t);
         v = emit_norm(b, k, pt, "bn2", v, tn);
-        if (prev >= 0) {
+        /* the skip adds the block's input: h(t-1), or with recall the recall conv's output (normalised),
+         * so the state is recomputed from concat(h(t-1), x) at every step, not accumulated */
+        int skip = cfg->recall ? z : prev;
+        if (skip >= 0) {
             snprintf(tn, sizeof tn, "%s.t%d.skip", a->name, t);
-            v = rc_emit_binary(g, RC_OP_ADD, tn, v, prev);
+            v = rc_emit_binary(g, RC_OP_ADD, tn, v, skip);
         }
         snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
         h = rc_emit_unary(g, RC_OP_RELU, tn, v);
