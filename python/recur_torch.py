@@ -112,7 +112,12 @@ _MODEL = OrderedDict([
     ("norm", (_enum("none", "batch", "batch_per_iter"), "batch_per_iter")),
     ("bn_momentum", (_float(1e-6, 1.0), "0.1")), ("bn_eps", (_float(1e-12, 0.5), "1e-05")),
     ("bn_sync", (_bool, "no")), ("head", (_enum("shared", "per_iter"), "shared")),
-    ("loss", (_enum("final", "every", "increasing", "coarse-to-fine"), "every")),
+    ("loss", (_enum("final", "every", "increasing", "coarse-to-fine", "progressive"), "every")),
+    # keys of models this module does not build (dense readouts, recall, halting): read so that their
+    # configs parse, and refused by _validate with a message
+    ("alpha", (_float(0.0, 1.0), "1")), ("readout", (_enum("pool", "dense"), "pool")),
+    ("head_channels", (_text, "")), ("recall", (_bool, "no")), ("halting", (_text, "none")),
+    ("ponder_beta", (_text, "")), ("ponder_lambda", (_text, "")),
 ])
 _AREA = OrderedDict([
     ("channels", (_int(1, 1024), None)), ("iterations", (_int(1, MAX_ITERS), None)), ("tied", (_bool, None)),
@@ -219,6 +224,11 @@ def _validate(cfg, source):
         raise ConfigError("%s: too many areas (%d); the limit is 16" % (source, len(areas)))
     if m["bn_sync"] and m["norm"] == "none":
         raise ConfigError("%s: model.bn_sync = yes needs batch norm, but model.norm = none" % source)
+    for key, plain in (("readout", "pool"), ("recall", False), ("halting", "none")):
+        if m[key] != plain:
+            raise ConfigError("%s: model.%s = %s: recur_torch builds classification models with pooled "
+                              "readouts only (use the exported safetensors/npz tensors, docs/EXPORT.md)"
+                              % (source, key, m[key] if not isinstance(m[key], bool) else "yes"))
     h, w = m["input"][1], m["input"][2]
     for k, a in enumerate(areas):
         where = "%s: area %s: " % (source, a["name"])

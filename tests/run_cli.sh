@@ -141,6 +141,7 @@ import json,sys; e=json.load(open(sys.argv[1]))
 assert len(e['solved']) == 12 and len(e['position_accuracy']) == 12 and e['images'] == 50, e
 assert all(0 <= p <= 1 for p in e['position_accuracy'])" "$T/pse.json" || fail "eval prefix sums json"; ok
 expect_fail "dense logits to .npy" "pooled readouts" "$R" eval "$T/ps" --save-logits "$T/x.npy"
+expect_fail "dense predictions to .csv" "pooled readouts" "$R" eval "$T/ps" --save-predictions "$T/x.csv"
 expect_fail "dense task with augmentation" "crop_pad = 0" "$R" train tests/configs/tiny_prefix.cfg --out "$T/ps3" --set train.crop_pad=2
 expect_fail "dense task, pooled readout" "readout = dense" "$R" train tests/configs/tiny_prefix.cfg --out "$T/ps4" --set model.readout=pool --set model.loss=every --set model.recall=no
 expect_fail "stepwise with per-iteration norms" "batch_per_iter" "$R" eval "$T/run" --stepwise

@@ -250,6 +250,9 @@ rc_status rc_net_predict(rc_net *net, const float *images, int n, float *logits)
     NEED(net && images && logits, "rc_net_predict: net, images or logits is NULL");
     NEED(n >= 1, "rc_net_predict: n = %d images (need >= 1)", n);
     if (need_params(net, "rc_net_predict") || need_stats(net)) return RC_ERR;
+    NEED(net->mc.readout != RC_READOUT_DENSE,
+         "rc_net_predict: model %s has dense readouts (a prediction per position); rc_net_predict returns one "
+         "vector of class scores per image (use recur eval on the run)", net->mc.name);
     rc_model *m = net->m;
     rc_graph *g = &m->g;
     const int B = g->batch, C = net->mc.in_c, R = m->nreadouts, K = net->mc.classes;

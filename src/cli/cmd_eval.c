@@ -187,9 +187,9 @@ int rc_cmd_eval(int argc, char **argv) {
         rc_fail("dataset %s has %d classes, the model was trained for %d", spec, test.classes, mc.classes);
         goto fail;
     }
-    if (mc.readout == RC_READOUT_DENSE && (logits_path || exit_p > 0)) {
-        rc_fail("--save-logits and --exit-threshold are for pooled readouts (one prediction per image), not "
-                "model.readout = dense");
+    if (mc.readout == RC_READOUT_DENSE && (logits_path || preds_path || exit_p > 0)) {
+        rc_fail("--save-logits, --save-predictions and --exit-threshold are for pooled readouts (one prediction "
+                "per image), not model.readout = dense");
         goto fail;
     }
     int can_step = rc_model_can_continue(&mc) == RC_OK;
