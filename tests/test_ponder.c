@@ -1,6 +1,6 @@
 /* test_ponder.c — PonderNet halting (src/models/ponder.c): the loss value against a direct product-form
  * computation, its gradient w.r.t. the halting logits and the CE terms against central differences in
- * double, the truncated geometric prior, the halting step, and the model's halting heads and loss. */
+ * double and against PyTorch autograd (golden values), the truncated geometric prior, the halting step, and the model's halting heads and loss. */
 #include <string.h>
 
 #include "io/ini.h"
@@ -82,6 +82,25 @@ static void test_kl_zero_at_prior(void) {
     int fin = isfinite(Lx);
     for (int n = 0; n < T; n++) fin &= isfinite(ds[n]) && isfinite(p[n]);
     CHECK(fin, "finite at |s| = 800: L = %g", Lx);
+}
+
+/* Golden values from PyTorch autograd in float64 (an independent implementation: lambda by sigmoid and a
+ * cumulative product, q normalised, KL by torch.nn.functional.kl_div(log q, p, reduction='sum'), which is
+ * sum p (log p - log q) = KL(p || q)):
+ *   ce = [2.1, 1.3, 0.7, 0.4, 0.35], s = [-1.5, 0.2, -0.3, 1.1, 0.0], beta = 0.25, lambda_p = 0.3 */
+static void test_torch_golden(void) {
+    double ce[5] = {2.1, 1.3, 0.7, 0.4, 0.35}, s[5] = {-1.5, 0.2, -0.3, 1.1, 0.0}, logq[5], p[5], ds[5];
+    static const double L_ref = 1.1914379408827291;
+    static const double ds_ref[5] = {0.13466655754310852, 0.18770087769900504, 0.023982936864554508,
+                                     0.009342169672568283, 0.0};
+    static const double p_ref[5] = {0.18242552380635635, 0.4495302423462064, 0.15662397785809662,
+                                    0.1586201835835095, 0.0528000724058311};
+    rc_ponder_log_prior(5, 0.3, logq);
+    CHECK_CLOSE(rc_ponder_loss(5, ce, s, 0.25, logq, p, ds), L_ref, 1e-12, 1e-14, "loss vs torch");
+    for (int n = 0; n < 5; n++) {
+        CHECK_CLOSE(ds[n], ds_ref[n], 1e-10, 1e-14, "dL/ds vs torch");
+        CHECK_CLOSE(p[n], p_ref[n], 1e-12, 1e-14, "p (= dL/dce) vs torch");
+    }
 }
 
 static void test_halt_step(void) {
@@ -181,6 +200,7 @@ static void test_model_loss(void) {
 int main(void) {
     RUN_TEST(test_loss_value_and_grad);
     RUN_TEST(test_kl_zero_at_prior);
+    RUN_TEST(test_torch_golden);
     RUN_TEST(test_halt_step);
     RUN_TEST(test_config_errors);
     RUN_TEST(test_model_loss);
