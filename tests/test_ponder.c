@@ -115,6 +115,28 @@ static void test_halt_step(void) {
     CHECK(rc_ponder_halt_step(3, s4, 2) == 2, "strided halt step %d, expected 2", rc_ponder_halt_step(3, s4, 2));
 }
 
+static double lcg_u01(void *ctx) {
+    unsigned long long *x = ctx;
+    *x = *x * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (double)(*x >> 11) / 9007199254740992.0;
+}
+
+/* Sampled halting is distributed as p: frequencies over many draws against p_n. */
+static void test_halt_sample(void) {
+    float s[4] = {-1.0f, 0.5f, -0.2f, 0.0f};
+    double sd[4] = {-1.0, 0.5, -0.2, 0.0}, logp[4];
+    rc_ponder_log_probs(4, sd, logp);
+    long cnt[4] = {0};
+    unsigned long long st = 7;
+    int n = 200000;
+    for (int i = 0; i < n; i++) cnt[rc_ponder_halt_sample(4, s, 1, lcg_u01, &st) - 1]++;
+    for (int k = 0; k < 4; k++) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "sampled frequency of step %d", k + 1);
+        CHECK_CLOSE((double)cnt[k] / n, exp(logp[k]), 0, 0.005, msg);
+    }
+}
+
 static int read_cfg(const char *text, rc_model_cfg *mc) {
     rc_ini *ini = NULL;
     rc_train_cfg tc;
@@ -202,6 +224,7 @@ int main(void) {
     RUN_TEST(test_kl_zero_at_prior);
     RUN_TEST(test_torch_golden);
     RUN_TEST(test_halt_step);
+    RUN_TEST(test_halt_sample);
     RUN_TEST(test_config_errors);
     RUN_TEST(test_model_loss);
     TEST_MAIN_END();

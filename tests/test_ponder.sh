@@ -40,6 +40,19 @@ assert abs(mean - e["halt_mean_iterations"]) < 1e-3, (mean, e)
 assert e["halt_mean_flops"] > 0 and "exit_accuracy" in e, e
 PY
 ok
+"$R" eval "$T/p" --halt sample --limit 200 --json >"$T/sample.json" || fail "eval --halt sample --json"
+/usr/bin/python3 - "$T/sample.json" <<'PY' || fail "eval --halt sample --json: bad values"
+import json, sys
+e = json.load(open(sys.argv[1]))
+assert e["halt"] == "sample" and 0.0 <= e["halt_accuracy"] <= 1.0 and 1.0 <= e["halt_mean_iterations"] <= 3.0, e
+PY
+"$R" eval "$T/p" --halt sample --limit 200 --batch 7 --json >"$T/sample7.json" || fail "eval --halt sample --batch 7"
+/usr/bin/python3 - "$T/sample.json" "$T/sample7.json" <<'PY' || fail "--halt sample depends on the batch size"
+import json, sys
+a, b = (json.load(open(f)) for f in sys.argv[1:3])
+assert a["halt_fraction"] == b["halt_fraction"] and a["halt_accuracy"] == b["halt_accuracy"], (a, b)
+PY
+ok
 # errors
 "$R" train $C --out "$T/plain" --steps 1 --quiet --set train.limit=128 --set train.test_limit=64 2>/dev/null ||
     fail "train plain"

@@ -26,7 +26,8 @@ static const char *help =
     "                       accuracy and mean iterations used\n"
     "  --halt ponder        learned halting (models trained with model.halting = ponder): each image stops at\n"
     "                       the first iteration whose cumulative halting probability reaches 0.5; report\n"
-    "                       accuracy, mean iterations and mean FLOPs per image (--halt none: off)\n"
+    "                       accuracy, mean iterations and mean FLOPs per image (--halt none: off);\n"
+    "                       --halt sample: halt at iteration n with probability lambda_n (seeded per image)\n"
     "  --limit N            evaluate the first N test images only\n"
     "  --batch N            evaluation batch (default 256)   --threads N\n"
     "  --json               print one JSON object (keys accuracy, coarse_accuracy, loss, ...)\n"
@@ -159,8 +160,9 @@ int rc_cmd_eval(int argc, char **argv) {
     if (!run) return rc_cli_usage_error("eval", "missing RUN_DIR or CKPT");
     int halt_ponder = 0;
     if (halt && strcmp(halt, "ponder") == 0) halt_ponder = 1;
+    else if (halt && strcmp(halt, "sample") == 0) halt_ponder = 2;
     else if (halt && strcmp(halt, "none") != 0)
-        return rc_cli_usage_error("eval", "--halt: unknown mode (known: ponder, none)");
+        return rc_cli_usage_error("eval", "--halt: unknown mode (known: ponder, sample, none)");
     if (threads > 0) rc_set_threads((int)threads);
     char ckpt[4200];
     char *text = NULL;
@@ -203,7 +205,7 @@ int rc_cmd_eval(int argc, char **argv) {
         goto fail;
     }
     if (halt_ponder && mc.halting != RC_HALT_PONDER) {
-        rc_fail("--halt ponder: model %s was trained without learned halting (set model.halting = ponder)", mc.name);
+        rc_fail("--halt %s: model %s was trained without learned halting (set model.halting = ponder)", halt, mc.name);
         goto fail;
     }
     if (stepwise && (exit_p > 0 || logits_path || halt_ponder)) {
@@ -228,7 +230,8 @@ int rc_cmd_eval(int argc, char **argv) {
     }
     if (preds_path && preds_open(&ps, preds_path, m.nreadouts)) goto fail;
     rc_eval_sink sink = {save_both, &both};
-    if (!stepwise && rc_evaluate_halt(&m, &test, 0, test.n, exit_p, halt_ponder, logits_path || preds_path ? &sink : NULL, &r))
+    if (!stepwise &&
+        rc_evaluate_halt(&m, &test, 0, test.n, exit_p, halt_ponder, logits_path || preds_path ? &sink : NULL, &r))
         goto fail;
     if (logits_path && rc_npy_close(&ls.w)) goto fail;
     if (preds_path && preds_close(&ps)) goto fail;
@@ -269,9 +272,10 @@ int rc_cmd_eval(int argc, char **argv) {
         if (halt_ponder) {
             double hist[RC_MAX_READOUTS];
             for (int t = 0; t < R; t++) hist[t] = r.n ? (double)r.halt_hist[t] / (double)r.n : 0;
-            printf(", \"halt\": \"ponder\", \"halt_accuracy\": %.6f, \"halt_mean_iterations\": %.4f, "
+            printf(", \"halt\": \"%s\", \"halt_accuracy\": %.6f, \"halt_mean_iterations\": %.4f, "
                    "\"halt_mean_flops\": %.0f, \"halt_fraction\": ",
-                   (double)r.halt_correct / (double)r.n, r.halt_mean_readouts, r.halt_mean_flops);
+                   halt_ponder == 2 ? "sample" : "ponder", (double)r.halt_correct / (double)r.n, r.halt_mean_readouts,
+                   r.halt_mean_flops);
             json_array(stdout, hist, R);
         }
         printf("}\n");
@@ -295,9 +299,10 @@ int rc_cmd_eval(int argc, char **argv) {
             printf("early exit at p >= %.3f: accuracy %.2f%%, mean iterations %.2f of %d, mean %.1f MFLOP/image\n",
                    exit_p, 100.0 * r.exit_correct / r.n, r.exit_mean_readouts, R, r.exit_mean_flops / 1e6);
         if (halt_ponder) {
-            printf("ponder halting (cumulative p >= 0.5): accuracy %.2f%%, mean iterations %.2f of %d, mean %.1f "
+            printf("ponder halting (%s): accuracy %.2f%%, mean iterations %.2f of %d, mean %.1f "
                    "MFLOP/image\nhalted at iteration:",
-                   100.0 * r.halt_correct / r.n, r.halt_mean_readouts, R, r.halt_mean_flops / 1e6);
+                   halt_ponder == 2 ? "sampled" : "cumulative p >= 0.5", 100.0 * r.halt_correct / r.n,
+                   r.halt_mean_readouts, R, r.halt_mean_flops / 1e6);
             for (int t = 0; t < R; t++) printf(" %d: %.1f%%", t + 1, 100.0 * r.halt_hist[t] / r.n);
             printf("\n");
         }

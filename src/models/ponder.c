@@ -1,6 +1,6 @@
 /* ponder.c — PonderNet halting: halting probabilities p_n from halting logits, the truncated geometric
  * prior, the loss sum_n p_n CE_n + beta KL(p || q) of one image with its gradients w.r.t. the CE terms and
- * the halting logits, and the deterministic halting step (cumulative p >= 0.5). */
+ * the halting logits, and the halting step: deterministic (cumulative p >= 0.5) or sampled. */
 #include "ponder.h"
 
 #include <math.h>
@@ -60,6 +60,14 @@ int rc_ponder_halt_step(int T, const float *s, int stride) {
     for (int n = 1; n < T; n++) {
         logrem += log_sigmoid(-(double)s[(long)(n - 1) * stride]);
         if (logrem <= log(0.5)) return n;
+    }
+    return T;
+}
+
+int rc_ponder_halt_sample(int T, const float *s, int stride, double (*u01)(void *ctx), void *ctx) {
+    for (int n = 1; n < T; n++) {
+        double lam = 1.0 / (1.0 + exp(-(double)s[(long)(n - 1) * stride]));
+        if (u01(ctx) < lam) return n;
     }
     return T;
 }

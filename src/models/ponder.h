@@ -21,4 +21,8 @@ double rc_ponder_loss(int T, const double *ce, const double *s, double beta, con
  * reaches 0.5, i.e. prod_{j<=n} (1 - lambda_j) <= 0.5; T when none before. */
 int rc_ponder_halt_step(int T, const float *s, int stride);
 
+/* Sampled halting (PonderNet's inference rule): at step n < T halt with probability lambda_n, else go on;
+ * the step is then distributed as p. u01 draws uniforms in [0, 1) from ctx. */
+int rc_ponder_halt_sample(int T, const float *s, int stride, double (*u01)(void *ctx), void *ctx);
+
 #endif

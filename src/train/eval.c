@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/rng.h"
 #include "models/ponder.h"
 #include "ops/ops.h"
 
@@ -115,6 +116,8 @@ rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long lo, long hi, d
     return rc_evaluate_halt(m, d, lo, hi, exit_threshold, 0, sink, r);
 }
 
+static double rng_u01(void *ctx) { return (double)rc_rng_uniform(ctx); }
+
 rc_status rc_evaluate_halt(rc_model *m, const rc_dataset *d, long lo, long hi, double exit_threshold,
                            int halt_ponder, const rc_eval_sink *sink, rc_eval_result *r) {
     RC_ASSERT(0 <= lo && lo <= hi && hi <= d->n);
@@ -160,7 +163,14 @@ rc_status rc_evaluate_halt(rc_model *m, const rc_dataset *d, long lo, long hi, d
         for (int i = 0; i < nb; i++) exited[i] = -1;
         for (int i = 0; i < nb && halt_ponder; i++) {
             for (int t = 0; t < R; t++) hs[t] = g->tensors[m->halt[t]].x[i];
-            int n = rc_ponder_halt_step(R, hs, 1);
+            int n;
+            if (halt_ponder == 2) {
+                rc_rng rng;
+                rc_rng_seed(&rng, 0x5eedU + (uint64_t)(start + i) * 0x9E3779B97F4A7C15ULL);
+                n = rc_ponder_halt_sample(R, hs, 1, rng_u01, &rng);
+            } else {
+                n = rc_ponder_halt_step(R, hs, 1);
+            }
             const float *l = g->tensors[m->readout[n - 1]].x + (size_t)i * K;
             int arg = 0;
             for (int j = 1; j < K; j++)

@@ -20,7 +20,8 @@ typedef struct {
     double exit_mean_readouts; /* mean number of readouts (iterations) used */
     double exit_mean_flops;    /* mean forward FLOPs per image up to the exit readout */
     /* learned halting (halt_ponder, model.halting = ponder): each image stops at the first step whose
-     * cumulative halting probability reaches 0.5 (rc_ponder_halt_step); counts as the early exit's */
+     * cumulative halting probability reaches 0.5 (halt_ponder 1) or at a sampled step (2); counts as the
+     * early exit's */
     int halt_ponder;
     long halt_correct;
     double halt_mean_readouts, halt_mean_flops;
@@ -55,7 +56,9 @@ typedef struct {
 rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long start, long end, double exit_threshold,
                            const rc_eval_sink *sink, rc_eval_result *r);
 
-/* rc_evaluate_sink with learned halting (halt_ponder != 0 needs model.halting = ponder). */
+/* rc_evaluate_sink with learned halting (halt_ponder != 0 needs model.halting = ponder): 1 = the first step
+ * whose cumulative halting probability reaches 0.5; 2 = sampled (halt at step n with probability lambda_n),
+ * each image's draws seeded by its index in d, so the result does not depend on batch or range. */
 rc_status rc_evaluate_halt(rc_model *m, const rc_dataset *d, long start, long end, double exit_threshold,
                            int halt_ponder, const rc_eval_sink *sink, rc_eval_result *r);
 
