@@ -28,6 +28,7 @@ FIXTURES = [
     "ff_untied", "tied_bnpi_every", "tied_bnpi_final", "tied_bn_shared", "residual", "convlstm",
     "topdown", "nonorm_c2f", "untied_lockstep_perhead", "mixed_odd", "single_c2f",
     "blocked_mix", "blocked_lstm",  # channels of 16: recur's blocked, fused fast path
+    "ponder",  # model.halting = ponder: halting heads and the PonderNet loss
 ]
 
 
