@@ -29,6 +29,7 @@ FIXTURES = [
     "topdown", "nonorm_c2f", "untied_lockstep_perhead", "mixed_odd", "single_c2f",
     "blocked_mix", "blocked_lstm",  # channels of 16: recur's blocked, fused fast path
     "dense_recall",  # recall, a dense head and a masked per-position loss (algorithmic tasks)
+    "ponder",  # model.halting = ponder: halting heads and the PonderNet loss
 ]
 
 

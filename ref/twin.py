@@ -128,6 +128,9 @@ MODEL_KEYS = OrderedDict([
     ("loss", (_k_enum("final", "every", "increasing", "coarse-to-fine", "progressive"), "every")),
     ("readout", (_k_enum("pool", "dense"), "pool")),
     ("recall", (_k_bool, "no")),
+    ("halting", (_k_enum("none", "ponder"), "none")),
+    ("ponder_beta", (_k_float(0.0, 100.0), "0.01")),
+    ("ponder_lambda", (_k_float(0.0, 1.0, lo_open=True, hi_open=True), "0.2")),
 ])
 # keys read only in some configs: key -> (converter, default, applies(model dict) -> bool); present while
 # not applying is an error (head_channels) or kept unused (alpha), as recur's reader does
@@ -350,6 +353,8 @@ def _validate(cfg):
             raise ConfigError("%s: recall needs sequential unroll, bottomup = every and lateral = yes" % src)
     if cfg.model["loss"] == "progressive":
         raise ConfigError("%s: the twin has no progressive loss (tests/test_tasks_model.c checks it)" % src)
+    if cfg.model["halting"] == "ponder" and (cfg.model["loss"] != "every" or cfg.readouts() < 2):
+        raise ConfigError("%s: halting = ponder needs loss = every and at least 2 readouts" % src)
 
 
 def coarse_map(cfg):
@@ -423,6 +428,9 @@ class RecurNet(nn.Module):
                 self._conv("%s.out" % self.head_name(t), self.m["classes"], cin, kk, bias=True)
             else:
                 self._linear(self.head_name(t), self.m["classes"], Ck)
+        if self.m["halting"] == "ponder":
+            for t in range(1, self.cfg.readouts() + 1):
+                self._linear(self.halt_name(t), 1, Ck)
         if init:
             self.reset_parameters(cfg.train["seed"] if seed is None else seed)
 
@@ -436,6 +444,12 @@ class RecurNet(nn.Module):
 
     def head_name(self, t):
         return "head" if self.m["head"] == "shared" else "head.t%d" % t
+
+    def halt_name(self, t):
+        """PonderNet halting head after step t; per iteration, steps >= R - 1 share step R - 1's."""
+        if self.m["head"] == "shared":
+            return "halt"
+        return "halt.t%d" % min(t, self.cfg.readouts() - 1)
 
     # registration ---------------------------------------------------------------------------------
     def _add_param(self, name, shape, init, decay):
@@ -576,18 +590,24 @@ class RecurNet(nn.Module):
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, cd, c, cd
 
-    def _head(self, t, h):
+    def _head(self, t, h, outs):
         base = self.head_name(t)
         if self.dense:
             kk = self.areas[-1]["kernel"]
             for i in range(len(self.m["head_channels"])):
                 h = F.relu(self._convf("%s.conv%d" % (base, i + 1), h, 1, kk))
-            return self._convf(base + ".out", h, 1, kk)
-        return F.linear(h.mean(dim=(2, 3)), self.get(base + ".weight"), self.get(base + ".bias"))
+            outs.append(self._convf(base + ".out", h, 1, kk))
+            return
+        pool = h.mean(dim=(2, 3))
+        outs.append(F.linear(pool, self.get(base + ".weight"), self.get(base + ".bias")))
+        if self.m["halting"] == "ponder":
+            hb = self.halt_name(t)
+            outs.halts.append(F.linear(pool, self.get(hb + ".weight"), self.get(hb + ".bias"))[:, 0])
 
     def forward(self, x):
+        """[logits_1..logits_R]; with halting = ponder the list's .halts holds the halting logits (N,)."""
         K = len(self.areas)
-        outs = []
+        outs = Readouts()
         if self.m["unroll"] == "sequential":
             inp, inpd = x, 0
             for k, a in enumerate(self.areas):
@@ -599,7 +619,7 @@ class RecurNet(nn.Module):
                 for t in range(1, a["iterations"] + 1):
                     h, hd, c, cd = self._step(k, t, inp, inpd, h, hd, c, cd, None, None, cache)
                     if k == K - 1:
-                        outs.append(self._head(t, h))
+                        self._head(t, h, outs)
                 inp, inpd = h, hd
             self.last_depth = inpd + (len(self.m["head_channels"]) + 1 if self.dense else 0)
         else:
@@ -617,9 +637,17 @@ class RecurNet(nn.Module):
                     h[k], hd[k], c[k], cd[k] = self._step(k, t, inp, inpd, ph[k], phd[k], c[k], cd[k],
                                                           above, ad, None)
                     inp, inpd = h[k], hd[k]
-                outs.append(self._head(t, h[K - 1]))
+                self._head(t, h[K - 1], outs)
             self.last_depth = hd[K - 1]
         return outs
+
+
+class Readouts(list):
+    """The forward pass's readout logits, with the halting logits (halting = ponder) as .halts."""
+
+    def __init__(self):
+        super(Readouts, self).__init__()
+        self.halts = []
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -664,9 +692,30 @@ def dense_ce(logits, labels):
     return (ce * m).sum() / m.sum().clamp(min=1.0)
 
 
+def ponder_loss(logits, halts, labels, cfg):
+    """PonderNet (docs/CONFIG.md): per image sum_n p_n CE_n + beta KL(p || q), mean over the batch, with
+    p_n = lambda_n prod_{j<n} (1 - lambda_j), lambda_n = sigmoid(s_n), lambda_R = 1, and q the geometric
+    prior truncated at R and renormalised. Returns (total, [mean CE per readout])."""
+    R = len(logits)
+    ce = torch.stack([F.cross_entropy(lg, labels, reduction="none") for lg in logits], dim=1)  # (N, R)
+    s = torch.stack(halts, dim=1)
+    lam = torch.cat([torch.sigmoid(s[:, :R - 1]), torch.ones_like(s[:, :1])], dim=1)
+    surv = torch.cumprod(torch.cat([torch.ones_like(s[:, :1]), 1 - lam[:, :R - 1]], dim=1), dim=1)
+    p = lam * surv
+    lp = cfg.model["ponder_lambda"]
+    q = torch.tensor([lp * (1 - lp) ** n for n in range(R)], dtype=s.dtype)
+    q = q / q.sum()
+    kl = (p * (torch.log(p) - torch.log(q))).sum(dim=1)
+    total = ((p * ce).sum(dim=1) + cfg.model["ponder_beta"] * kl).mean()
+    return total, [ce[:, t].mean() for t in range(R)]
+
+
 def scheduled_loss(logits, labels, cfg):
     """Returns (total scheduled loss, [unweighted fine CE of each readout]) as tensors. Dense readouts:
-    labels is (targets, mask)."""
+    labels is (targets, mask). The PonderNet loss when halting = ponder: logits must then be the model's
+    output list, which carries .halts."""
+    if cfg.model["halting"] == "ponder":
+        return ponder_loss(logits, logits.halts, labels, cfg)
     ws = schedule_weights(cfg)
     if cfg.model["readout"] == "dense":
         fines = [dense_ce(lg, labels) for lg in logits]

@@ -120,6 +120,24 @@ static void test_convlstm_topdown(void) {
               5);
 }
 
+/* PonderNet halting (model.halting = ponder): the gradient reaches the halting heads through p_n and the
+ * classifier and the areas through p_n-weighted CE terms (a large beta so the KL term matters). */
+static void test_ponder_shared(void) {
+    gradcheck("ponder halting, shared heads",
+              "[model]\ninput = 1x8x8\nclasses = 10\nnorm = batch_per_iter\nhalting = ponder\nponder_beta = 0.5\n"
+              "[area V1]\nchannels = 4\niterations = 4\ntied = yes\n",
+              6);
+}
+
+static void test_ponder_per_iter(void) {
+    gradcheck("ponder halting, per-iteration heads",
+              "[model]\ninput = 1x8x8\nclasses = 10\nnorm = batch\nhead = per_iter\nhalting = ponder\n"
+              "ponder_beta = 0.2\nponder_lambda = 0.4\n"
+              "[area V1]\nchannels = 3\niterations = 2\ntied = yes\n"
+              "[area V2]\nchannels = 4\niterations = 3\ntied = yes\nstride = 2\ncell = residual\n",
+              4);
+}
+
 /* A tied area's weight gradient equals the sum over steps: doubling T with identical per-step inputs
  * is not easy to arrange, so instead check that the tied model has the same params for T = 2 and 5. */
 static void test_tied_param_count_independent_of_T(void) {
@@ -152,5 +170,7 @@ int main(void) {
     RUN_TEST(test_tied_residual_shared_bn);
     RUN_TEST(test_convlstm_topdown);
     RUN_TEST(test_tied_param_count_independent_of_T);
+    RUN_TEST(test_ponder_shared);
+    RUN_TEST(test_ponder_per_iter);
     TEST_MAIN_END();
 }

@@ -21,7 +21,9 @@ static const char *models[] = {"ff_untied",  "tied_bnpi_every", "tied_bnpi_final
                                /* 16-channel areas: the fast path's blocked layout and fused ops */
                                "blocked_mix", "blocked_lstm",
                                /* recall, a dense head, a masked per-position loss */
-                               "dense_recall", NULL};
+                               "dense_recall",
+                               /* model.halting = ponder: halting heads and the PonderNet loss */
+                               "ponder", NULL};
 
 static int read_cfg(const rc_fixture *fx, const char *name, rc_model_cfg *mc, rc_train_cfg *tc) {
     size_t len = 0;

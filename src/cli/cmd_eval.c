@@ -24,6 +24,10 @@ static const char *help =
     "                       the trained T reuse the last step's per-iteration params)\n"
     "  --exit-threshold P   early exit: stop at the first readout whose max probability >= P; report\n"
     "                       accuracy and mean iterations used\n"
+    "  --halt ponder        learned halting (models trained with model.halting = ponder): each image stops at\n"
+    "                       the first iteration whose cumulative halting probability reaches 0.5; report\n"
+    "                       accuracy, mean iterations and mean FLOPs per image (--halt none: off);\n"
+    "                       --halt sample: halt at iteration n with probability lambda_n (seeded per image)\n"
     "  --limit N            evaluate the first N test images only\n"
     "  --batch N            evaluation batch (default 256)   --threads N\n"
     "  --json               print one JSON object (keys accuracy, coarse_accuracy, loss, ...)\n"
@@ -133,7 +137,7 @@ static void json_array(FILE *f, const double *v, int n) {
 
 
 int rc_cmd_eval(int argc, char **argv) {
-    const char *run = NULL, *data = NULL, *logits_path = NULL, *preds_path = NULL;
+    const char *run = NULL, *data = NULL, *logits_path = NULL, *preds_path = NULL, *halt = NULL;
     long iters = 0, limit = 0, batch = 256, threads = 0, every = 1;
     int stepwise = 0;
     double exit_p = 0;
@@ -141,6 +145,7 @@ int rc_cmd_eval(int argc, char **argv) {
     const rc_cli_opt opts[] = {{"--data", RC_ARG_STR, &data, 0, 0},
                                {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_READOUTS},
                                {"--exit-threshold", RC_ARG_DOUBLE, &exit_p, 1e-9, 1.0},
+                               {"--halt", RC_ARG_STR, &halt, 0, 0},
                                {"--limit", RC_ARG_INT, &limit, 1, 100000000},
                                {"--batch", RC_ARG_INT, &batch, 1, 65536},
                                {"--threads", RC_ARG_INT, &threads, 1, 256},
@@ -153,6 +158,11 @@ int rc_cmd_eval(int argc, char **argv) {
     int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL, NULL);
     if (rc >= 0) return rc;
     if (!run) return rc_cli_usage_error("eval", "missing RUN_DIR or CKPT");
+    int halt_ponder = 0;
+    if (halt && strcmp(halt, "ponder") == 0) halt_ponder = 1;
+    else if (halt && strcmp(halt, "sample") == 0) halt_ponder = 2;
+    else if (halt && strcmp(halt, "none") != 0)
+        return rc_cli_usage_error("eval", "--halt: unknown mode (known: ponder, sample, none)");
     if (threads > 0) rc_set_threads((int)threads);
     char ckpt[4200];
     char *text = NULL;
@@ -199,8 +209,12 @@ int rc_cmd_eval(int argc, char **argv) {
         rc_fail("--stepwise: %s", why);
         goto fail;
     }
-    if (stepwise && (exit_p > 0 || logits_path)) {
-        rc_fail("--stepwise does not combine with --exit-threshold or --save-logits");
+    if (halt_ponder && mc.halting != RC_HALT_PONDER) {
+        rc_fail("--halt %s: model %s was trained without learned halting (set model.halting = ponder)", halt, mc.name);
+        goto fail;
+    }
+    if (stepwise && (exit_p > 0 || logits_path || halt_ponder)) {
+        rc_fail("--stepwise does not combine with --exit-threshold, --halt or --save-logits");
         goto fail;
     }
     if (!stepwise && can_step && exit_p <= 0 && !logits_path &&
@@ -221,7 +235,8 @@ int rc_cmd_eval(int argc, char **argv) {
     }
     if (preds_path && preds_open(&ps, preds_path, m.nreadouts)) goto fail;
     rc_eval_sink sink = {save_both, &both};
-    if (!stepwise && rc_evaluate_sink(&m, &test, 0, test.n, exit_p, logits_path || preds_path ? &sink : NULL, &r))
+    if (!stepwise &&
+        rc_evaluate_halt(&m, &test, 0, test.n, exit_p, halt_ponder, logits_path || preds_path ? &sink : NULL, &r))
         goto fail;
     if (logits_path && rc_npy_close(&ls.w)) goto fail;
     if (preds_path && preds_close(&ps)) goto fail;
@@ -259,6 +274,15 @@ int rc_cmd_eval(int argc, char **argv) {
             printf(", \"exit_threshold\": %.6f, \"exit_accuracy\": %.6f, \"exit_mean_iterations\": %.4f, "
                    "\"exit_mean_flops\": %.0f",
                    exit_p, (double)r.exit_correct / (double)r.n, r.exit_mean_readouts, r.exit_mean_flops);
+        if (halt_ponder) {
+            double hist[RC_MAX_READOUTS];
+            for (int t = 0; t < R; t++) hist[t] = r.n ? (double)r.halt_hist[t] / (double)r.n : 0;
+            printf(", \"halt\": \"%s\", \"halt_accuracy\": %.6f, \"halt_mean_iterations\": %.4f, "
+                   "\"halt_mean_flops\": %.0f, \"halt_fraction\": ",
+                   halt_ponder == 2 ? "sample" : "ponder", (double)r.halt_correct / (double)r.n, r.halt_mean_readouts,
+                   r.halt_mean_flops);
+            json_array(stdout, hist, R);
+        }
         printf("}\n");
     } else {
         printf("%s: model %s, %ld test %s of %s%s\n", ckpt, mc.name, r.n, r.dense ? "examples" : "images", spec,
@@ -279,6 +303,14 @@ int rc_cmd_eval(int argc, char **argv) {
         if (exit_p > 0)
             printf("early exit at p >= %.3f: accuracy %.2f%%, mean iterations %.2f of %d, mean %.1f MFLOP/image\n",
                    exit_p, 100.0 * r.exit_correct / r.n, r.exit_mean_readouts, R, r.exit_mean_flops / 1e6);
+        if (halt_ponder) {
+            printf("ponder halting (%s): accuracy %.2f%%, mean iterations %.2f of %d, mean %.1f "
+                   "MFLOP/image\nhalted at iteration:",
+                   halt_ponder == 2 ? "sampled" : "cumulative p >= 0.5", 100.0 * r.halt_correct / r.n,
+                   r.halt_mean_readouts, R, r.halt_mean_flops / 1e6);
+            for (int t = 0; t < R; t++) printf(" %d: %.1f%%", t + 1, 100.0 * r.halt_hist[t] / r.n);
+            printf("\n");
+        }
     }
     code = 0;
     goto done;

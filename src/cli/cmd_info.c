@@ -86,8 +86,9 @@ int rc_cmd_info(int argc, char **argv) {
         }
         printf("]}\n");
     } else {
-        printf("model %s: %d area%s, unroll %s, %d readouts\n", mc.name, K, K > 1 ? "s" : "",
-               mc.unroll == RC_UNROLL_LOCKSTEP ? "lockstep" : "sequential", m.nreadouts);
+        printf("model %s: %d area%s, unroll %s, %d readouts%s\n", mc.name, K, K > 1 ? "s" : "",
+               mc.unroll == RC_UNROLL_LOCKSTEP ? "lockstep" : "sequential", m.nreadouts,
+               mc.halting == RC_HALT_PONDER ? " with ponder halting heads (in the readout row)" : "");
         printf("%-10s %-9s %5s %6s %9s %10s %12s %14s %12s\n", "area", "cell", "tied", "iters", "channels", "size",
                "params", "units/step", "MFLOP/image");
         for (int k = 0; k < K; k++) {

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "ops/ops.h"
+#include "ponder.h"
 
 static const char *cell_names[] = {"conv", "residual", "convlstm"};
 
@@ -82,6 +83,23 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
                            "train.recompute");
         if (!(cfg->alpha >= 0.0f && cfg->alpha <= 1.0f)) return rc_fail("model.alpha %g out of range 0..1", cfg->alpha);
     }
+    if (cfg->halting == RC_HALT_PONDER) {
+        const rc_area_cfg *top = &cfg->areas[cfg->nareas - 1];
+        if (cfg->readout != RC_READOUT_POOL)
+            return rc_fail("model.halting = ponder needs model.readout = pool (one prediction per image per "
+                           "iteration), not dense");
+        if (cfg->loss != RC_LOSS_EVERY)
+            return rc_fail("model.halting = ponder replaces the loss schedule with PonderNet's loss over every "
+                           "readout: leave model.loss at every");
+        if (top->iterations < 2)
+            return rc_fail("model.halting = ponder needs a readout per iteration of the top area and at least 2 of "
+                           "them; area %s has iterations = %d",
+                           top->name, top->iterations);
+        if (!(cfg->ponder_beta >= 0.0f && cfg->ponder_beta <= 100.0f))
+            return rc_fail("model.ponder_beta %g out of range 0..100", cfg->ponder_beta);
+        if (!(cfg->ponder_lambda > 0.0f && cfg->ponder_lambda < 1.0f))
+            return rc_fail("model.ponder_lambda %g out of range (0, 1) (exclusive)", cfg->ponder_lambda);
+    }
     return RC_OK;
 }
 
@@ -92,6 +110,7 @@ rc_status rc_model_can_continue(const rc_model_cfg *cfg) {
     if (a->cell == RC_CELL_CONVLSTM) return rc_fail("area %s is a ConvLSTM (its cell state is not carried)", a->name);
     if (cfg->norm == RC_NORM_BATCH_PER_ITER) return rc_fail("model.norm = batch_per_iter has a norm per step");
     if (cfg->head_per_iter) return rc_fail("model.head = per_iter has a readout per step");
+    if (cfg->halting != RC_HALT_NONE) return rc_fail("model.halting = ponder scores every step of the full unroll");
     return RC_OK;
 }
 
@@ -346,6 +365,27 @@ static void emit_readout(builder *b, int t) {
     snprintf(tn, sizeof tn, "readout.t%d.logits", t);
     int y = rc_emit_linear(g, tn, p, w, bp, cfg->classes);
     rc_graph_mark_output(g, y);
+    m->halt[m->nreadouts] = -1;
+    if (cfg->halting == RC_HALT_PONDER) {
+        /* halting logit s(t) = linear(gap(h_K(t))) -> 1; per_iter: steps >= T - 1 share step T - 1's head
+         * (step T's lambda is 1 in training, so a head of its own would never be trained) */
+        char hp[32];
+        if (cfg->head_per_iter)
+            snprintf(hp, sizeof hp, "halt.t%d", pt < R_trained ? pt : R_trained - 1);
+        else
+            snprintf(hp, sizeof hp, "halt");
+        snprintf(nm, sizeof nm, "%s.weight", hp);
+        int hshape[2] = {1, CK};
+        int hw = rc_graph_param(g, nm, 2, hshape, RC_PARAM_WEIGHT);
+        g->params[hw].init_uniform = 1.0f / sqrtf((float)CK);
+        snprintf(nm, sizeof nm, "%s.bias", hp);
+        int hb = vec_param(b, nm, 1, RC_PARAM_NODECAY, 0.0f);
+        g->params[hb].init_uniform = 1.0f / sqrtf((float)CK);
+        snprintf(tn, sizeof tn, "halt.t%d.logit", t);
+        int s = rc_emit_linear(g, tn, p, hw, hb, 1);
+        rc_graph_mark_output(g, s);
+        m->halt[m->nreadouts] = s;
+    }
     m->readout[m->nreadouts++] = y;
     b->cur_area = -1;
     set_node_area(b, first_node);
@@ -418,6 +458,7 @@ static rc_status build(const rc_model_cfg *cfg_in, int batch, int iterations_ove
     m->cfg = *cfg_in;
     m->state_in = m->state_out = -1;
     for (int t = 0; t <= RC_MAX_ITERS; t++) m->state[t] = -1;
+    for (int r = 0; r < RC_MAX_READOUTS; r++) m->halt[r] = -1;
     rc_model_cfg *cfg = &m->cfg;
     if (rc_model_cfg_validate(cfg)) return RC_ERR;
     if ((flags & RC_BUILD_CONTINUE) && rc_model_can_continue(cfg)) {
@@ -568,9 +609,47 @@ double rc_model_loss_dense(rc_model *m, const uint8_t *targets, const uint8_t *m
     return total;
 }
 
+/* PonderNet: per image, L_i = sum_n p_n CE_n + beta KL(p || q) (ponder.h), averaged over the batch;
+ * d L / d logits_n = p_n (softmax_n - onehot) / N and d L / d s_n from rc_ponder_loss, / N. */
+static double ponder_loss(rc_model *m, const int *labels, double *ce_out, int want_grad) {
+    rc_graph *g = &m->g;
+    int N = g->batch, K = m->cfg.classes, R = m->nreadouts;
+    double logq[RC_MAX_READOUTS], ce[RC_MAX_READOUTS], s[RC_MAX_READOUTS], p[RC_MAX_READOUTS],
+        ds[RC_MAX_READOUTS];
+    rc_ponder_log_prior(R, m->cfg.ponder_lambda, logq);
+    if (ce_out)
+        for (int r = 0; r < R; r++) ce_out[r] = 0;
+    double total = 0;
+    for (int i = 0; i < N; i++) {
+        for (int r = 0; r < R; r++) {
+            const float *l = g->tensors[m->readout[r]].x + (size_t)i * K;
+            double mx = l[0], z = 0;
+            for (int j = 1; j < K; j++) mx = l[j] > mx ? l[j] : mx;
+            for (int j = 0; j < K; j++) z += exp((double)l[j] - mx);
+            ce[r] = mx + log(z) - (double)l[labels[i]];
+            s[r] = g->tensors[m->halt[r]].x[i];
+            if (ce_out) ce_out[r] += ce[r] / N;
+        }
+        total += rc_ponder_loss(R, ce, s, m->cfg.ponder_beta, logq, p, want_grad ? ds : NULL) / N;
+        if (!want_grad) continue;
+        for (int r = 0; r < R; r++) {
+            const float *l = g->tensors[m->readout[r]].x + (size_t)i * K;
+            float *dl = g->tensors[m->readout[r]].dx + (size_t)i * K;
+            /* softmax_j = exp(l_j - logsumexp) = exp(l_j - l_label - ce) */
+            for (int j = 0; j < K; j++) {
+                double sm = exp((double)l[j] - (double)l[labels[i]] - ce[r]);
+                dl[j] = (float)(p[r] * (sm - (j == labels[i])) / N);
+            }
+            g->tensors[m->halt[r]].dx[i] = (float)(ds[r] / N);
+        }
+    }
+    return total;
+}
+
 double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad) {
     rc_graph *g = &m->g;
     RC_ASSERT(m->cfg.readout == RC_READOUT_POOL);
+    if (m->cfg.halting == RC_HALT_PONDER) return ponder_loss(m, labels, ce_out, want_grad);
     int N = g->batch, K = m->cfg.classes;
     double total = 0;
     for (int r = 0; r < m->nreadouts; r++) {

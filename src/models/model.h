@@ -21,6 +21,7 @@ typedef enum {
 typedef enum { RC_READOUT_POOL = 0, RC_READOUT_DENSE } rc_readout_kind;
 #define RC_MAX_HEAD_LAYERS 3
 typedef enum { RC_UNROLL_SEQUENTIAL = 0, RC_UNROLL_LOCKSTEP } rc_unroll_kind;
+typedef enum { RC_HALT_NONE = 0, RC_HALT_PONDER } rc_halt_kind; /* PonderNet (Banino et al. 2021): ponder.h */
 
 typedef struct {
     char name[32];
@@ -44,6 +45,8 @@ typedef struct {
     rc_readout_kind readout;     /* pool: gap + linear (classes); dense: a conv head, logits per position */
     int head_nch, head_ch[RC_MAX_HEAD_LAYERS]; /* dense head: hidden conv widths */
     int recall;                  /* h(0) = relu(proj(x)) and the input enters every step (sequential) */
+    rc_halt_kind halting;        /* ponder: a halting head per readout and the PonderNet loss */
+    float ponder_beta, ponder_lambda; /* halting = ponder: KL weight and the geometric prior's lambda_p */
     int nareas;
     rc_area_cfg areas[RC_MAX_AREAS];
 } rc_model_cfg;
@@ -76,6 +79,7 @@ typedef struct {
     int readout[RC_MAX_READOUTS];    /* logits tensor per readout t = 1..R (index t-1) */
     float w_fine[RC_MAX_READOUTS];   /* loss-schedule weights */
     float w_coarse[RC_MAX_READOUTS];
+    int halt[RC_MAX_READOUTS];       /* halting = ponder: halting logit tensor (N x 1) per readout, else -1 */
     int *node_area;                  /* area index of each node (-1: readout head) */
     int area_out[RC_MAX_AREAS];      /* tensor of each area's final state */
     int area_h[RC_MAX_AREAS], area_w[RC_MAX_AREAS];
@@ -112,7 +116,8 @@ rc_status rc_model_can_continue(const rc_model_cfg *cfg);
 rc_status rc_model_share_params(rc_model *dst, const rc_model *src);
 
 /* Scheduled loss over all readouts for the current forward pass; writes every readout's logits
- * gradient when want_grad. coarse_of: class -> group map (needed by coarse-to-fine, else may be NULL).
+ * gradient when want_grad. With model.halting = ponder the loss is PonderNet's (ponder.h) and the halting
+ * logits' gradients are written too. coarse_of: class -> group map (needed by coarse-to-fine, else may be NULL).
  * ce_out (may be NULL): the unweighted fine cross-entropy of each readout. */
 double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad);
 

@@ -17,6 +17,7 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
     static const char *heads[] = {"shared", "per_iter", NULL};
     static const char *losses[] = {"final", "every", "increasing", "coarse-to-fine", "progressive", NULL};
     static const char *readouts[] = {"pool", "dense", NULL};
+    static const char *haltings[] = {"none", "ponder", NULL};
     if (rc_ini_count(ini, "model") > 1) {
         rc_ini_section *s2 = rc_ini_find_nth(ini, "model", 1);
         return rc_fail("%s:%d: a second [model] section (only one is allowed)", rc_ini_display_name(ini),
@@ -67,6 +68,18 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
                        rc_ini_display_name(ini), rc_ini_line(s));
     }
     TRY(rc_ini_bool_or(s, "recall", 0, &m->recall));
+    TRY(rc_ini_enum_or(s, "halting", 0, haltings, &v));
+    m->halting = (rc_halt_kind)v;
+    if (m->halting == RC_HALT_PONDER) {
+        TRY(rc_ini_double_or(s, "ponder_beta", 0.01, 0.0, 100.0, &d));
+        m->ponder_beta = (float)d;
+        TRY(rc_ini_double_or(s, "ponder_lambda", 0.2, 1e-6, 1.0 - 1e-6, &d));
+        m->ponder_lambda = (float)d;
+    } else if (rc_ini_has(s, "ponder_beta") || rc_ini_has(s, "ponder_lambda")) {
+        return rc_fail("%s:%d: model.ponder_beta and model.ponder_lambda configure learned halting: they need "
+                       "model.halting = ponder",
+                       rc_ini_display_name(ini), rc_ini_line(s));
+    }
     return RC_OK;
 }
 
@@ -167,7 +180,8 @@ static rc_status read_train(rc_ini *ini, rc_train_cfg *t) {
 /* The schema: every key each section type may hold. Checked before anything is read, so a misspelt
  * key is reported as unknown (with the known ones) rather than as a missing required key. */
 static const char *model_keys[] = {"name", "input", "classes", "unroll", "norm", "bn_momentum", "bn_eps", "head",
-                                   "loss", "bn_sync", "alpha", "readout", "head_channels", "recall", NULL};
+                                   "loss", "bn_sync", "alpha", "readout", "head_channels", "recall",
+                                   "halting", "ponder_beta", "ponder_lambda", NULL};
 static const char *area_keys[] = {"channels", "iterations", "tied", "cell", "kernel", "stride", "bottomup",
                                   "lateral", "topdown", NULL};
 static const char *train_keys[] = {"data",     "epochs",       "batch",         "limit",      "test_limit", "val",

@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/rng.h"
+#include "models/ponder.h"
 #include "ops/ops.h"
 
 void rc_model_readout_flops(const rc_model *m, double *out) {
@@ -16,6 +18,8 @@ void rc_model_readout_flops(const rc_model *m, double *out) {
     for (int r = 0; r < m->nreadouts; r++) {
         memset(need, 0, (size_t)g->ntensors);
         need[m->readout[r]] = 1;
+        for (int j = 0; j <= r; j++)
+            if (m->halt[j] >= 0) need[m->halt[j]] = 1;
         double f = 0;
         for (int i = g->nnodes - 1; i >= 0; i--) {
             const rc_node *n = &g->nodes[i];
@@ -109,12 +113,22 @@ rc_status rc_evaluate_range(rc_model *m, const rc_dataset *d, long lo, long hi, 
 
 rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long lo, long hi, double exit_threshold,
                            const rc_eval_sink *sink, rc_eval_result *r) {
+    return rc_evaluate_halt(m, d, lo, hi, exit_threshold, 0, sink, r);
+}
+
+static double rng_u01(void *ctx) { return (double)rc_rng_uniform(ctx); }
+
+rc_status rc_evaluate_halt(rc_model *m, const rc_dataset *d, long lo, long hi, double exit_threshold,
+                           int halt_ponder, const rc_eval_sink *sink, rc_eval_result *r) {
     RC_ASSERT(0 <= lo && lo <= hi && hi <= d->n);
     rc_graph *g = &m->g;
     int B = g->batch, K = m->cfg.classes, R = m->nreadouts;
     memset(r, 0, sizeof *r);
     r->nreadouts = R;
     r->exit_threshold = exit_threshold;
+    r->halt_ponder = halt_ponder;
+    if (halt_ponder && m->cfg.halting != RC_HALT_PONDER)
+        return rc_fail("halting by ponder needs a model trained with model.halting = ponder (this one has none)");
     if (rc_dataset_check_shape(d, m->cfg.in_c, m->cfg.in_h, m->cfg.in_w, -1)) return RC_ERR;
     if (m->cfg.readout == RC_READOUT_DENSE) {
         if (exit_threshold > 0) return rc_fail("early exit is for pooled readouts, not model.readout = dense");
@@ -133,7 +147,8 @@ rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long lo, long hi, d
     int *exited = rc_xmalloc((size_t)B * sizeof(int));
     double *rflops = rc_xmalloc((size_t)R * sizeof(double));
     rc_model_readout_flops(m, rflops);
-    double exit_sum = 0, exit_flops = 0;
+    double exit_sum = 0, exit_flops = 0, halt_sum = 0, halt_flops = 0;
+    float *hs = rc_xmalloc((size_t)R * sizeof(float));
     rc_status st = RC_OK;
     float *x = g->tensors[m->input].x;
     for (long start = lo; start < hi; start += B) {
@@ -146,6 +161,25 @@ rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long lo, long hi, d
             break;
         }
         for (int i = 0; i < nb; i++) exited[i] = -1;
+        for (int i = 0; i < nb && halt_ponder; i++) {
+            for (int t = 0; t < R; t++) hs[t] = g->tensors[m->halt[t]].x[i];
+            int n;
+            if (halt_ponder == 2) {
+                rc_rng rng;
+                rc_rng_seed(&rng, 0x5eedU + (uint64_t)(start + i) * 0x9E3779B97F4A7C15ULL);
+                n = rc_ponder_halt_sample(R, hs, 1, rng_u01, &rng);
+            } else {
+                n = rc_ponder_halt_step(R, hs, 1);
+            }
+            const float *l = g->tensors[m->readout[n - 1]].x + (size_t)i * K;
+            int arg = 0;
+            for (int j = 1; j < K; j++)
+                if (l[j] > l[arg]) arg = j;
+            r->halt_correct += arg == y[i];
+            r->halt_hist[n - 1]++;
+            halt_sum += n;
+            halt_flops += rflops[n - 1];
+        }
         for (int t = 0; t < R; t++) {
             const float *lg = g->tensors[m->readout[t]].x;
             for (int i = 0; i < nb; i++) {
@@ -184,6 +218,11 @@ rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long lo, long hi, d
         r->exit_mean_readouts = exit_sum / (double)r->n;
         r->exit_mean_flops = exit_flops / (double)r->n;
     }
+    if (halt_ponder && r->n) {
+        r->halt_mean_readouts = halt_sum / (double)r->n;
+        r->halt_mean_flops = halt_flops / (double)r->n;
+    }
+    free(hs);
     free(idx);
     free(y);
     free(prob);

@@ -19,6 +19,13 @@ typedef struct {
     long exit_correct;
     double exit_mean_readouts; /* mean number of readouts (iterations) used */
     double exit_mean_flops;    /* mean forward FLOPs per image up to the exit readout */
+    /* learned halting (halt_ponder, model.halting = ponder): each image stops at the first step whose
+     * cumulative halting probability reaches 0.5 (halt_ponder 1) or at a sampled step (2); counts as the
+     * early exit's */
+    int halt_ponder;
+    long halt_correct;
+    double halt_mean_readouts, halt_mean_flops;
+    long halt_hist[RC_MAX_READOUTS]; /* images halted at each step */
     /* dense readouts (a target per position): correct[] counts images solved (every kept position
      * right), pos_correct[] kept positions right, positions the kept positions evaluated, and loss[] is
      * the mean cross-entropy over kept positions */
@@ -49,7 +56,14 @@ typedef struct {
 rc_status rc_evaluate_sink(rc_model *m, const rc_dataset *d, long start, long end, double exit_threshold,
                            const rc_eval_sink *sink, rc_eval_result *r);
 
-/* Forward FLOPs per image needed to produce readout r (0-based): every node that readout depends on. */
+/* rc_evaluate_sink with learned halting (halt_ponder != 0 needs model.halting = ponder): 1 = the first step
+ * whose cumulative halting probability reaches 0.5; 2 = sampled (halt at step n with probability lambda_n),
+ * each image's draws seeded by its index in d, so the result does not depend on batch or range. */
+rc_status rc_evaluate_halt(rc_model *m, const rc_dataset *d, long start, long end, double exit_threshold,
+                           int halt_ponder, const rc_eval_sink *sink, rc_eval_result *r);
+
+/* Forward FLOPs per image needed to produce readout r (0-based): every node that readout depends on (and,
+ * with halting heads, every node the halting logits of readouts 0..r depend on). */
 void rc_model_readout_flops(const rc_model *m, double *flops_per_readout);
 
 /* Step by step (eval_steps.c): a model that continues from its state (rc_model_can_continue) loaded from
