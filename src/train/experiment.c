@@ -158,11 +158,62 @@ typedef struct {
     char name[64];
     model_numbers nb;
     int R;
-    double acc[RC_MAX_READOUTS], coarse[RC_MAX_READOUTS];
+    double acc[RC_MAX_READOUTS], coarse[RC_MAX_READOUTS]; /* over seeds: the mean */
     int has_coarse;
     int epochs;
-    double train_seconds; /* sum of epoch_seconds in train.csv */
+    double train_seconds; /* sum of epoch_seconds in train.csv (over seeds: the mean) */
+    int nseeds;           /* > 1: seed_acc and seed_coarse hold every seed's values, [seed * R + t] */
+    double *seed_acc, *seed_coarse;
 } sub_result;
+
+static void sub_free(sub_result *r) {
+    free(r->seed_acc);
+    free(r->seed_coarse);
+    r->seed_acc = r->seed_coarse = NULL;
+}
+
+/* Sample standard deviation (n - 1) over seeds of readout t (coarse: the coarse accuracy); 0 for 1 seed. */
+static double seed_sd(const sub_result *r, int t, int coarse) {
+    if (r->nseeds < 2) return 0;
+    const double *v = coarse ? r->seed_coarse : r->seed_acc, m = coarse ? r->coarse[t] : r->acc[t];
+    double ss = 0;
+    for (int k = 0; k < r->nseeds; k++) ss += (v[k * r->R + t] - m) * (v[k * r->R + t] - m);
+    return sqrt(ss / (r->nseeds - 1));
+}
+
+/* CSV columns for seeds > 1 (nothing for one seed): MEAS_std for every measure, seeds, then
+ * MEAS_seedK for every measure and seed. */
+static void csv_seed_header(rc_strbuf *csv, int nseeds, const char *const *meas, int nm) {
+    if (nseeds < 2) return;
+    for (int m = 0; m < nm; m++) rc_sb_printf(csv, ",%s_std", meas[m]);
+    rc_sb_printf(csv, ",seeds");
+    for (int m = 0; m < nm; m++)
+        for (int k = 1; k <= nseeds; k++) rc_sb_printf(csv, ",%s_seed%d", meas[m], k);
+}
+
+/* The values of those columns for readout t; measures: accuracy, then coarse accuracy when nm = 2. */
+static void csv_seed_row(rc_strbuf *csv, const sub_result *r, int t, int nm) {
+    if (r->nseeds < 2) return;
+    for (int m = 0; m < nm; m++) rc_sb_printf(csv, ",%.4f", seed_sd(r, t, m));
+    rc_sb_printf(csv, ",%d", r->nseeds);
+    for (int m = 0; m < nm; m++)
+        for (int k = 0; k < r->nseeds; k++) rc_sb_printf(csv, ",%.4f", (m ? r->seed_coarse : r->seed_acc)[k * r->R + t]);
+}
+
+/* A Markdown cell: accuracy in % (" 85.12 |"), with " ± sd" over seeds. */
+static void md_acc(rc_strbuf *md, const sub_result *r, int t, int coarse) {
+    rc_sb_printf(md, " %.2f", 100 * (coarse ? r->coarse[t] : r->acc[t]));
+    if (r->nseeds > 1) rc_sb_printf(md, " ± %.2f", 100 * seed_sd(r, t, coarse));
+    rc_sb_printf(md, " |");
+}
+
+/* The sentence the Markdown tables get for seeds > 1. */
+static void md_seeds_note(rc_strbuf *md, const rc_exp_opts *o) {
+    if (o->seeds > 1)
+        rc_sb_printf(md, "Every cell was trained %d times (train.seed = 1..%d): accuracies are mean ± sample standard "
+                         "deviation (n - 1) over the seeds; the CSV has every seed's value.\n\n",
+                     o->seeds, o->seeds);
+}
 
 /* Read the last row of RUN/train.csv: test accuracy (and coarse accuracy) of every readout. */
 static rc_status read_train_csv(const char *path, int want_epochs, sub_result *r) {
@@ -259,6 +310,71 @@ static rc_status run_sub(const rc_exp_opts *o, const char *name, const char *tex
     return RC_OK;
 }
 
+/* One cell of an experiment: the config text (with the NULL-terminated assignments sets, may be NULL)
+ * trained once, or for o->seeds > 1 once per seed with train.seed = k in OUT/runs/NAME (k = 1) and
+ * OUT/runs/NAME-seedK; r gets the mean over seeds and every seed's values (free with sub_free). *mc and
+ * *tc are seed 1's. */
+static rc_status run_cell(const rc_exp_opts *o, const char *text, const char *display, const char *const *sets,
+                          const char *name, rc_model_cfg *mc, rc_train_cfg *tc, sub_result *r) {
+    int N = o->seeds > 1 ? o->seeds : 1;
+    const char *sp[64];
+    int ns = 0;
+    for (; sets && sets[ns] && ns < 62; ns++) sp[ns] = sets[ns];
+    char seedset[32], sname[80];
+    memset(r, 0, sizeof *r);
+    for (int k = 1; k <= N; k++) {
+        snprintf(seedset, sizeof seedset, "train.seed=%d", k);
+        sp[ns] = N > 1 ? seedset : NULL;
+        sp[ns + 1] = NULL;
+        if (k == 1)
+            snprintf(sname, sizeof sname, "%s", name);
+        else
+            snprintf(sname, sizeof sname, "%.50s-seed%d", name, k);
+        char *canon = NULL;
+        rc_model_cfg mck;
+        rc_train_cfg tck;
+        sub_result one;
+        if (make_config(text, display, sp, sname, o, &canon, &mck, &tck)) goto fail;
+        rc_status rs = run_sub(o, sname, canon, &mck, &tck, &one);
+        free(canon);
+        if (rs) goto fail;
+        if (k == 1) {
+            *mc = mck;
+            *tc = tck;
+            *r = one;
+            snprintf(r->name, sizeof r->name, "%s", name);
+            if (N == 1) return RC_OK;
+            r->nseeds = N;
+            r->seed_acc = rc_xcalloc((size_t)N * r->R, sizeof(double));
+            r->seed_coarse = rc_xcalloc((size_t)N * r->R, sizeof(double));
+            for (int t = 0; t < r->R; t++) r->acc[t] = r->coarse[t] = 0;
+            r->train_seconds = 0;
+        } else if (one.R != r->R) {
+            rc_fail("%s: %d readouts, seed 1 has %d", sname, one.R, r->R);
+            goto fail;
+        }
+        for (int t = 0; t < r->R; t++) {
+            r->seed_acc[(k - 1) * r->R + t] = one.acc[t];
+            r->seed_coarse[(k - 1) * r->R + t] = one.coarse[t];
+            r->acc[t] += one.acc[t] / N;
+            r->coarse[t] += one.coarse[t] / N;
+        }
+        r->train_seconds += one.train_seconds / N;
+    }
+    return RC_OK;
+fail:
+    sub_free(r);
+    return RC_ERR;
+}
+
+/* Error bars of a plotted accuracy series: 100 x the sample sd of every readout, or NULL for one seed. */
+static double *err_bars(const sub_result *r, int coarse) {
+    if (r->nseeds < 2) return NULL;
+    double *e = rc_xmalloc((size_t)r->R * sizeof(double));
+    for (int t = 0; t < r->R; t++) e[t] = 100 * seed_sd(r, t, coarse);
+    return e;
+}
+
 /* Common output: write figure, tell where it went. */
 static rc_status figure(const rc_exp_opts *o, const char *name, const rc_plot *p) {
     int rendered = 0;
@@ -302,6 +418,8 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     int na = 0;
     rc_status st = RC_ERR;
     sub_result res[4];
+    memset(res, 0, sizeof res);
+    double *eb[4] = {NULL, NULL, NULL, NULL};
     rc_train_cfg tc = {0};
     if (area_names(base, areas, &na)) goto done;
     static const char *tied_w[2] = {"yes", "no"}, *loss_w[2] = {"final", "every"};
@@ -316,12 +434,8 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
         sp[ns] = NULL;
         char name[64];
         snprintf(name, sizeof name, "%s-%s", ti ? "untied" : "tied", loss_w[li]);
-        char *text = NULL;
         rc_model_cfg mc;
-        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
-        rc_status rs = run_sub(o, name, text, &mc, &tc, &res[v]);
-        free(text);
-        if (rs) goto done;
+        if (run_cell(o, base, base_cfg, sp, name, &mc, &tc, &res[v])) goto done;
     }
     for (int v = 1; v < 4; v++)
         if (res[v].R != res[0].R) {
@@ -330,8 +444,12 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
         }
     int R = res[0].R;
     rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy\n");
+    static const char *meas[1] = {"accuracy"};
+    rc_sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy");
+    csv_seed_header(&csv, o->seeds, meas, 1);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Table 4 at matched effective depth: tying x loss schedule", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Test accuracy (%%) of the shared readout after every iteration of the top area. All four "
                    "have the same unrolled graph (effective depth %d, %.2f MFLOP/image); `final` trains only the "
                    "last readout, `every` averages the loss over all %d.\n\n",
@@ -349,18 +467,22 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
         const sub_result *r = &res[v];
         rc_sb_printf(&md, "| %s | %s | %s | %zu |", r->name, v / 2 ? "no" : "yes", loss_w[v % 2], r->nb.params);
         for (int t = 0; t < R; t++) {
-            rc_sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f\n", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
+            rc_sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
                       r->nb.params, r->nb.flops / 1e6, r->nb.depth, r->train_seconds, t + 1, r->acc[t]);
-            rc_sb_printf(&md, " %.2f |", 100 * r->acc[t]);
+            csv_seed_row(&csv, r, t, 1);
+            rc_sb_printf(&csv, "\n");
+            md_acc(&md, r, t, 0);
             xs[t] = t + 1;
             ys[v][t] = 100 * r->acc[t];
         }
         rc_sb_printf(&md, " %.0f |\n", r->train_seconds);
         snprintf(titles[v], sizeof titles[v], "%s, loss %s (%zu params)", v / 2 ? "untied" : "tied", loss_w[v % 2],
                  r->nb.params);
-        p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS, 0};
+        eb[v] = err_bars(r, 0);
+        p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS, 0, eb[v]};
     }
     p.nseries = 4;
+    p.percent_y = 1;
     char title[200];
     snprintf(title, sizeof title, "Tied vs untied x loss final vs every (effective depth %d, %d epoch%s)", res[0].nb.depth,
              tc.epochs, tc.epochs == 1 ? "" : "s");
@@ -370,6 +492,10 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     p.integer_x = 1;
     st = save_outputs(o, "table4", &csv, &md, &p);
 done:
+    for (int v = 0; v < 4; v++) {
+        sub_free(&res[v]);
+        free(eb[v]);
+    }
     free(base);
     return st;
 }
@@ -484,23 +610,24 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
                 snprintf(name, sizeof name, "%dx%d-c%d", K, T, channels);
             else
                 snprintf(name, sizeof name, "%dx%d", K, T);
-            char *text = NULL, *canon = NULL;
+            char *text = NULL;
             rc_model_cfg mc;
             if (split_text(base, K, T, channels, &text)) goto done;
-            rc_status s2 = make_config(text, base_cfg, NULL, name, o, &canon, &mc, &tc);
+            rc_status s2 = run_cell(o, text, base_cfg, NULL, name, &mc, &tc, &sr->r);
             free(text);
             if (s2) goto done;
             sr->channels = mc.areas[0].channels;
-            s2 = run_sub(o, name, canon, &mc, &tc, &sr->r);
-            free(canon);
-            if (s2) goto done;
             nrun++;
         }
     }
     rc_strbuf csv = {0}, md = {0};
+    static const char *meas[1] = {"accuracy"};
     rc_sb_printf(&csv, "run,areas_K,iterations_T,width_matched,channels,params,units_per_step,units_unrolled,mflops,"
-                    "effective_depth,train_seconds,accuracy\n");
+                    "effective_depth,train_seconds,accuracy");
+    csv_seed_header(&csv, o->seeds, meas, 1);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Depth from recurrence vs depth from distinct layers", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Effective depth %d split into K areas of T = %d/K tied iterations (`KxT`; K = 1 fully recurrent, "
                    "K = %d fully feedforward), every split at width %d, plus width-matched twins (`KxT-cN`) whose "
                    "width N is raised until their params are closest to the fully feedforward split's (%zu). "
@@ -509,7 +636,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
               depth, depth, depth, base_channels, target);
     rc_sb_printf(&md, "| run | K | T | width | params | units | units unrolled | MFLOP/image | depth | accuracy %% | "
                    "train s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    double px[2][MAX_SPLITS], ux[2][MAX_SPLITS], fx[2][MAX_SPLITS], ay[2][MAX_SPLITS];
+    double px[2][MAX_SPLITS], ux[2][MAX_SPLITS], fx[2][MAX_SPLITS], ay[2][MAX_SPLITS], ey[2][MAX_SPLITS];
     char lab[2][MAX_SPLITS][24];
     const char *labp[2][MAX_SPLITS];
     int ns[2] = {0, 0};
@@ -517,12 +644,15 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         const split_run *s = &runs[i];
         const sub_result *r = &s->r;
         double acc = r->acc[r->R - 1];
-        rc_sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f\n", r->name, s->K, s->T, s->matched ? "yes" : "no",
+        rc_sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f", r->name, s->K, s->T, s->matched ? "yes" : "no",
                   s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
                   r->train_seconds, acc);
-        rc_sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d | %.2f | %.0f |\n", r->name, s->K, s->T,
-                  s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
-                  100 * acc, r->train_seconds);
+        csv_seed_row(&csv, r, r->R - 1, 1);
+        rc_sb_printf(&csv, "\n");
+        rc_sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d |", r->name, s->K, s->T, s->channels,
+                     r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth);
+        md_acc(&md, r, r->R - 1, 0);
+        rc_sb_printf(&md, " %.0f |\n", r->train_seconds);
         /* series 0: base width (all splits, including K = D); series 1: width-matched twins and K = D */
         for (int w = 0; w < 2; w++) {
             if ((w == 0 && s->matched) || (w == 1 && !s->matched && s->K != depth)) continue;
@@ -531,6 +661,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
             ux[w][j] = (double)r->nb.units_step;
             fx[w][j] = r->nb.flops / 1e6;
             ay[w][j] = 100 * acc;
+            ey[w][j] = 100 * seed_sd(r, r->R - 1, 0);
             if (s->matched)
                 snprintf(lab[w][j], sizeof lab[w][j], "%dx%d c%d", s->K, s->T, s->channels);
             else
@@ -558,12 +689,14 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         p.logx = 1;
         p.key_pos = "bottom right";
         const double *xx[2] = {f == 0 ? px[0] : f == 1 ? ux[0] : fx[0], f == 0 ? px[1] : f == 1 ? ux[1] : fx[1]};
-        p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS, 0};
-        p.series[1] = (rc_plot_series){t1, ns[1], xx[1], ay[1], labp[1], RC_PLOT_LINESPOINTS, 1};
+        p.percent_y = 1;
+        p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS, 0, o->seeds > 1 ? ey[0] : NULL};
+        p.series[1] = (rc_plot_series){t1, ns[1], xx[1], ay[1], labp[1], RC_PLOT_LINESPOINTS, 1, o->seeds > 1 ? ey[1] : NULL};
         p.nseries = ns[1] > 1 ? 2 : 1;
         st = figure(o, names[f], &p);
     }
 done:
+    for (int i = 0; i < nrun; i++) sub_free(&runs[i].r);
     free(base);
     return st;
 }
@@ -577,6 +710,8 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     int na = 0;
     rc_status st = RC_ERR;
     sub_result res[2];
+    memset(res, 0, sizeof res);
+    double *eb[4] = {NULL, NULL, NULL, NULL};
     rc_train_cfg tc = {0};
     static const char *loss_w[2] = {"every", "coarse-to-fine"};
     if (area_names(base, areas, &na)) goto done;
@@ -590,12 +725,8 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
         sp[ns] = NULL;
         char name[64];
         snprintf(name, sizeof name, "tied-%s", loss_w[v]);
-        char *text = NULL;
         rc_model_cfg mc;
-        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
-        rc_status rs = run_sub(o, name, text, &mc, &tc, &res[v]);
-        free(text);
-        if (rs) goto done;
+        if (run_cell(o, base, base_cfg, sp, name, &mc, &tc, &res[v])) goto done;
         if (!res[v].has_coarse) {
             rc_fail("coarse-fine: dataset %s has no coarse taxonomy", tc.data);
             goto done;
@@ -603,8 +734,12 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     }
     int R = res[0].R;
     rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy\n");
+    static const char *meas[2] = {"fine_accuracy", "coarse_accuracy"};
+    rc_sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy");
+    csv_seed_header(&csv, o->seeds, meas, 2);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Coarse to fine: accuracy at every iteration", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Fine (class) and coarse (taxonomy group) test accuracy (%%) of the readout after every "
                    "iteration. `coarse-to-fine` weights readout t's loss between the coarse term (early) and the "
                    "fine term (late); `every` uses the fine loss at every readout. Coarse prediction: the group "
@@ -620,20 +755,25 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     for (int v = 0; v < 2; v++) {
         const sub_result *r = &res[v];
         for (int t = 0; t < R; t++) {
-            rc_sb_printf(&csv, "%s,%s,%d,%.4f,%.4f\n", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
+            rc_sb_printf(&csv, "%s,%s,%d,%.4f,%.4f", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
+            csv_seed_row(&csv, r, t, 2);
+            rc_sb_printf(&csv, "\n");
             xs[t] = t + 1;
             ys[2 * v][t] = 100 * r->acc[t];
             ys[2 * v + 1][t] = 100 * r->coarse[t];
         }
         for (int c = 0; c < 2; c++) {
             rc_sb_printf(&md, "| %s | %s |", r->name, c ? "coarse" : "fine");
-            for (int t = 0; t < R; t++) rc_sb_printf(&md, " %.2f |", 100 * (c ? r->coarse[t] : r->acc[t]));
+            for (int t = 0; t < R; t++) md_acc(&md, r, t, c);
             rc_sb_printf(&md, "\n");
             snprintf(titles[2 * v + c], sizeof titles[0], "%s accuracy, loss %s", c ? "coarse" : "fine", loss_w[v]);
-            p.series[2 * v + c] = (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS, 0};
+            eb[2 * v + c] = err_bars(r, c);
+            p.series[2 * v + c] =
+                (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS, 0, eb[2 * v + c]};
         }
     }
     p.nseries = 4;
+    p.percent_y = 1;
     char title[200];
     snprintf(title, sizeof title, "Coarse and fine accuracy by iteration (%.60s, %d epoch%s)", tc.data, tc.epochs,
              tc.epochs == 1 ? "" : "s");
@@ -644,6 +784,8 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     p.key_pos = "bottom right";
     st = save_outputs(o, "coarse_fine", &csv, &md, &p);
 done:
+    for (int v = 0; v < 2; v++) sub_free(&res[v]);
+    for (int v = 0; v < 4; v++) free(eb[v]);
     free(base);
     return st;
 }
@@ -875,8 +1017,10 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
     p.title = title;
     p.xlabel = "mean forward MFLOP per image";
     p.ylabel = "test accuracy (%)";
-    p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS, 0};
-    p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS, 0};
+    p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.series[1] =
+        (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.percent_y = 1;
     p.nseries = 2;
     st = save_outputs(o, "early_exit", &csv, &md, &p);
 done:
@@ -959,7 +1103,8 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
     p.integer_x = max_iters <= 30;
     p.vline_x = T;
     p.vline_label = vl;
-    p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0};
+    p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.percent_y = 1;
     p.nseries = 1;
     st = save_outputs(o, "more_iterations", &csv, &md, &p);
 done:
@@ -1125,7 +1270,7 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
                 double q = solved[((size_t)v * EXTRA_SIZES + s) * I + t];
                 if (!isnan(q)) ys[(size_t)v * I + n++] = 100 * q;
             }
-            p.series[v] = (rc_plot_series){names[v], n, xs, ys + (size_t)v * I, NULL, RC_PLOT_LINES, 0};
+            p.series[v] = (rc_plot_series){names[v], n, xs, ys + (size_t)v * I, NULL, RC_PLOT_LINES, 0, NULL};
         }
         p.nseries = NV;
         char title[160], fig[64], vl[48];
@@ -1135,6 +1280,7 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
         p.title = title;
         p.xlabel = "test-time iterations";
         p.ylabel = "solved (%)";
+        p.percent_y = 1;
         p.vline_x = T;
         p.vline_label = vl;
         p.key_pos = "top right";
