@@ -792,8 +792,10 @@ done:
 
 /* ---- evaluations of a trained run ------------------------------------------------------------- */
 
-/* The run to evaluate: run_dir, or base_cfg (tied, loss every) trained as OUT/runs/tied-every. */
-static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc_exp_opts *o, char *dir, size_t n) {
+/* The run to evaluate: run_dir, or base_cfg (tied, loss every) trained as OUT/runs/tied-every; seed > 0:
+ * with train.seed = seed, as OUT/runs/tied-every (seed 1) or OUT/runs/tied-every-seedK. */
+static rc_status resolve_run_seed(const char *run_dir, const char *base_cfg, const rc_exp_opts *o, int seed,
+                                  char *dir, size_t n) {
     if (run_dir) {
         snprintf(dir, n, "%s", run_dir);
         return RC_OK;
@@ -809,18 +811,186 @@ static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc
     int ns = 0;
     for (int k = 0; k < na; k++) snprintf(sets[ns++], sizeof sets[0], "area.%.31s.tied=yes", areas[k]);
     snprintf(sets[ns++], sizeof sets[0], "model.loss=every");
+    if (seed > 0) snprintf(sets[ns++], sizeof sets[0], "train.seed=%d", seed);
     for (int i = 0; i < ns; i++) sp[i] = sets[i];
     sp[ns] = NULL;
-    char *text = NULL;
+    char *text = NULL, name[48];
+    if (seed > 1)
+        snprintf(name, sizeof name, "tied-every-seed%d", seed);
+    else
+        snprintf(name, sizeof name, "tied-every");
     rc_model_cfg mc;
     rc_train_cfg tc;
     sub_result r;
-    if (make_config(base, base_cfg, sp, "tied-every", o, &text, &mc, &tc)) goto done;
-    st = run_sub(o, "tied-every", text, &mc, &tc, &r);
+    if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
+    st = run_sub(o, name, text, &mc, &tc, &r);
     free(text);
-    snprintf(dir, n, "%s/runs/tied-every", o->out_dir);
+    snprintf(dir, n, "%s/runs/%s", o->out_dir, name);
 done:
     free(base);
+    return st;
+}
+
+static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc_exp_opts *o, char *dir, size_t n) {
+    return resolve_run_seed(run_dir, base_cfg, o, 0, dir, n);
+}
+
+/* A CSV as text cells: row 0 the header; empty cells kept. */
+typedef struct {
+    int rows, cols;
+    char **cell; /* [row * cols + col], pointers into text */
+    char *text;
+} csv_table;
+
+static void csv_free(csv_table *t) {
+    free(t->cell);
+    free(t->text);
+    memset(t, 0, sizeof *t);
+}
+
+static rc_status csv_load(const char *path, csv_table *t) {
+    memset(t, 0, sizeof *t);
+    t->text = slurp(path);
+    if (!t->text) return rc_fail("cannot read %s: %s", path, strerror(errno));
+    int cap = 0;
+    for (char *line = t->text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        int nc = 1;
+        for (char *c = line; *c; c++) nc += *c == ',';
+        if (t->rows == 0) t->cols = nc;
+        if (nc != t->cols) {
+            csv_free(t);
+            return rc_fail("%s: row %d has %d cells, the header %d", path, t->rows + 1, nc, t->cols);
+        }
+        if ((t->rows + 1) * t->cols > cap) {
+            cap = 2 * (t->rows + 1) * t->cols;
+            t->cell = rc_xrealloc(t->cell, (size_t)cap * sizeof(char *));
+        }
+        char *c = line;
+        for (int j = 0; j < nc; j++) {
+            t->cell[t->rows * t->cols + j] = c;
+            c = strchr(c, ',');
+            if (c) *c++ = 0;
+        }
+        t->rows++;
+    }
+    if (t->rows < 2) {
+        csv_free(t);
+        return rc_fail("%s has no rows", path);
+    }
+    return RC_OK;
+}
+
+static int csv_col(const csv_table *t, const char *name) {
+    for (int j = 0; j < t->cols; j++)
+        if (!strcmp(t->cell[j], name)) return j;
+    return -1;
+}
+
+/* One seed's study of its own run (early-exit or more-iterations), writing into o->out_dir. */
+typedef rc_status (*study_fn)(const char *run_dir, const char *base_cfg, int arg, const rc_exp_opts *o);
+
+/* early-exit / more-iterations with o->seeds > 1: seed k's run (trained if needed) is studied into
+ * OUT/seedK (its own CSV, Markdown and figure), then the CSVs are merged into OUT/STEM.csv: every column
+ * of `vals` (comma-separated) becomes the mean over seeds, followed by V_std (sample, n - 1) columns,
+ * seeds and V_seedK columns; the other columns must agree across seeds. *merged gets the merged table's
+ * means and standard deviations: mean[v * rows + i], sd[v * rows + i] for data row i. */
+static rc_status over_seeds(const char *stem, const char *base_cfg, int arg, const rc_exp_opts *o, study_fn one,
+                            const char *vals, csv_table *t1, double **mean, double **sd) {
+    int N = o->seeds;
+    csv_table *tab = rc_xcalloc((size_t)N, sizeof(csv_table));
+    rc_strbuf csv = {0};
+    rc_status st = RC_ERR;
+    char dir[4096], sub[4096], path[4200];
+    int vcol[16], nv = 0;
+    *mean = *sd = NULL;
+    for (int k = 1; k <= N; k++) {
+        if (resolve_run_seed(NULL, base_cfg, o, k, dir, sizeof dir)) goto done;
+        rc_exp_opts ok = *o;
+        ok.seeds = 1;
+        snprintf(sub, sizeof sub, "%s/seed%d", o->out_dir, k);
+        ok.out_dir = sub;
+        if (rc_mkdirs(sub) || one(dir, base_cfg, arg, &ok)) goto done;
+        snprintf(path, sizeof path, "%s/%s.csv", sub, stem);
+        if (csv_load(path, &tab[k - 1])) goto done;
+        if (tab[k - 1].rows != tab[0].rows || tab[k - 1].cols != tab[0].cols) {
+            rc_fail("%s: %d rows, seed 1's has %d", path, tab[k - 1].rows, tab[0].rows);
+            goto done;
+        }
+    }
+    {
+        char vl[256];
+        snprintf(vl, sizeof vl, "%s", vals);
+        char *save = NULL;
+        for (char *v = strtok_r(vl, ",", &save); v && nv < 16; v = strtok_r(NULL, ",", &save)) {
+            vcol[nv] = csv_col(&tab[0], v);
+            if (vcol[nv] < 0) {
+                rc_fail("%s/seed1/%s.csv has no column %s", o->out_dir, stem, v);
+                goto done;
+            }
+            nv++;
+        }
+    }
+    int rows = tab[0].rows - 1, C = tab[0].cols;
+    *mean = rc_xcalloc((size_t)nv * rows + 1, sizeof(double));
+    *sd = rc_xcalloc((size_t)nv * rows + 1, sizeof(double));
+    for (int j = 0; j < C; j++) rc_sb_printf(&csv, "%s%s", j ? "," : "", tab[0].cell[j]);
+    for (int v = 0; v < nv; v++) rc_sb_printf(&csv, ",%s_std", tab[0].cell[vcol[v]]);
+    rc_sb_printf(&csv, ",seeds");
+    for (int v = 0; v < nv; v++)
+        for (int k = 1; k <= N; k++) rc_sb_printf(&csv, ",%s_seed%d", tab[0].cell[vcol[v]], k);
+    rc_sb_printf(&csv, "\n");
+    for (int i = 1; i <= rows; i++) {
+        for (int j = 0; j < C; j++) {
+            int v = 0;
+            while (v < nv && vcol[v] != j) v++;
+            if (v == nv) { /* a key column: the same for every seed */
+                for (int k = 1; k < N; k++)
+                    if (strcmp(tab[k].cell[i * C + j], tab[0].cell[i * C + j])) {
+                        rc_fail("%s: seed %d's row %d has %s = %s, seed 1's %s", stem, k + 1, i, tab[0].cell[j],
+                                tab[k].cell[i * C + j], tab[0].cell[i * C + j]);
+                        goto done;
+                    }
+                rc_sb_printf(&csv, "%s%s", j ? "," : "", tab[0].cell[i * C + j]);
+                continue;
+            }
+            double m = 0, ss = 0;
+            if (!*tab[0].cell[i * C + j]) { /* an empty cell (no coarse accuracy): stays empty */
+                rc_sb_printf(&csv, "%s", j ? "," : "");
+                continue;
+            }
+            for (int k = 0; k < N; k++) m += atof(tab[k].cell[i * C + j]) / N;
+            for (int k = 0; k < N; k++) ss += (atof(tab[k].cell[i * C + j]) - m) * (atof(tab[k].cell[i * C + j]) - m);
+            (*mean)[v * rows + i - 1] = m;
+            (*sd)[v * rows + i - 1] = sqrt(ss / (N - 1));
+            rc_sb_printf(&csv, "%s%.4f", j ? "," : "", m);
+        }
+        for (int v = 0; v < nv; v++)
+            if (*tab[0].cell[i * C + vcol[v]])
+                rc_sb_printf(&csv, ",%.4f", (*sd)[v * rows + i - 1]);
+            else
+                rc_sb_printf(&csv, ",");
+        rc_sb_printf(&csv, ",%d", N);
+        for (int v = 0; v < nv; v++)
+            for (int k = 0; k < N; k++) rc_sb_printf(&csv, ",%s", tab[k].cell[i * C + vcol[v]]);
+        rc_sb_printf(&csv, "\n");
+    }
+    char file[128];
+    snprintf(file, sizeof file, "%s.csv", stem);
+    if (sb_save(&csv, o->out_dir, file)) goto done;
+    *t1 = tab[0];
+    memset(&tab[0], 0, sizeof tab[0]);
+    st = RC_OK;
+done:
+    for (int k = 0; k < N; k++) csv_free(&tab[k]);
+    free(tab);
+    free(csv.buf);
+    if (st) {
+        free(*mean);
+        free(*sd);
+        *mean = *sd = NULL;
+    }
     return st;
 }
 
@@ -899,7 +1069,99 @@ static int eval_limit(const rc_exp_opts *o) {
     return o->quick ? QUICK_TEST_IMAGES : 0;
 }
 
+/* --seeds N for early-exit and more-iterations: each seed studied into OUT/seedK, the CSVs merged (over_seeds),
+ * then STEM.md (mean ± sd) and the figure with error bars. more = 1: more-iterations, 0: early-exit. */
+static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_exp_opts *o) {
+    const char *stem = more ? "more_iterations" : "early_exit";
+    csv_table t;
+    double *mean = NULL, *sd = NULL;
+    if (over_seeds(stem, base_cfg, arg, o, more ? rc_exp_more_iterations : rc_exp_early_exit,
+                   more ? "accuracy,coarse_accuracy,mflops" : "accuracy,mean_iterations,mean_mflops", &t, &mean, &sd))
+        return RC_ERR;
+    int rows = t.rows - 1, C = t.cols, T = 0;
+    rc_strbuf md = {0};
+    rc_sb_printf(&md, "# %s\n\n", more ? "More iterations at test time" : "Early exit by confidence");
+    md_seeds_note(&md, o);
+    rc_sb_printf(&md, "The run of every seed was studied on its own (its table and figure: `%s/seedK/`); the base "
+                      "config `%s`%s.\n\n",
+                 o->out_dir, base_cfg, o->quick ? " (--quick: a smoke test, not a result)" : "");
+    double *xs = rc_xcalloc((size_t)rows + 1, sizeof(double)), *ys = rc_xcalloc((size_t)rows + 1, sizeof(double));
+    double *es = rc_xcalloc((size_t)rows + 1, sizeof(double));
+    char(*lab)[24] = rc_xcalloc((size_t)rows + 1, sizeof *lab);
+    const char **labp = rc_xcalloc((size_t)rows + 1, sizeof(char *));
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    char title[200], vl[48];
+    if (more) {
+        int c_it = csv_col(&t, "iterations"), c_bt = csv_col(&t, "beyond_trained");
+        rc_sb_printf(&md, "| T' | accuracy %% | MFLOP/image |\n| ---: | ---: | ---: |\n");
+        for (int i = 0; i < rows; i++) {
+            const char *it = t.cell[(i + 1) * C + c_it];
+            T += !strcmp(t.cell[(i + 1) * C + c_bt], "no");
+            rc_sb_printf(&md, "| %s | %.2f ± %.2f | %.2f |\n", it, 100 * mean[i], 100 * sd[i], mean[2 * rows + i]);
+            xs[i] = atof(it);
+            ys[i] = 100 * mean[i];
+            es[i] = 100 * sd[i];
+        }
+        snprintf(title, sizeof title, "Test-time depth: accuracy vs iterations (%d seeds, trained with T = %d)", o->seeds, T);
+        snprintf(vl, sizeof vl, "trained T = %d", T);
+        p.xlabel = "iterations T' unrolled at test time (every tied area)";
+        p.integer_x = rows <= 30;
+        p.vline_x = T;
+        p.vline_label = vl;
+        p.series[0] = (rc_plot_series){"last readout", rows, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0, es};
+        p.nseries = 1;
+    } else {
+        int c_kind = csv_col(&t, "kind"), c_th = csv_col(&t, "threshold"), c_it = csv_col(&t, "iteration");
+        rc_sb_printf(&md, "| exit rule | accuracy %% | mean iterations | mean MFLOP/image |\n| --- | ---: | ---: | ---: |\n");
+        int nf = 0;
+        for (int i = 0; i < rows; i++) nf += !strcmp(t.cell[(i + 1) * C + c_kind], "fixed");
+        for (int i = 0; i < rows; i++) {
+            int fixed = !strcmp(t.cell[(i + 1) * C + c_kind], "fixed");
+            if (fixed)
+                rc_sb_printf(&md, "| always iteration %s |", t.cell[(i + 1) * C + c_it]);
+            else
+                rc_sb_printf(&md, "| P >= %g |", atof(t.cell[(i + 1) * C + c_th]));
+            rc_sb_printf(&md, " %.2f ± %.2f | %.2f | %.2f ± %.2f |\n", 100 * mean[i], 100 * sd[i], mean[rows + i],
+                         mean[2 * rows + i], sd[2 * rows + i]);
+            xs[i] = mean[2 * rows + i];
+            ys[i] = 100 * mean[i];
+            es[i] = 100 * sd[i];
+            if (fixed)
+                snprintf(lab[i], sizeof lab[i], "t=%s", t.cell[(i + 1) * C + c_it]);
+            else
+                snprintf(lab[i], sizeof lab[i], "%g", atof(t.cell[(i + 1) * C + c_th]));
+            labp[i] = lab[i];
+        }
+        snprintf(title, sizeof title, "Early exit: accuracy vs mean compute (%d seeds)", o->seeds);
+        p.xlabel = "mean forward MFLOP per image (mean over seeds)";
+        p.series[0] = (rc_plot_series){"fixed depth: always readout t", nf, xs, ys, labp, RC_PLOT_LINESPOINTS, 0, es};
+        p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", rows - nf, xs + nf, ys + nf,
+                                       labp + nf, RC_PLOT_LINESPOINTS, 0, es + nf};
+        p.nseries = 2;
+    }
+    p.title = title;
+    p.ylabel = "test accuracy (%)";
+    p.percent_y = 1;
+    char file[64];
+    snprintf(file, sizeof file, "%s.md", stem);
+    rc_status st = sb_save(&md, o->out_dir, file);
+    if (!st) st = figure(o, stem, &p);
+    if (!st) say(o, "wrote %s/%s.csv and %s.md (mean over %d seeds)", o->out_dir, stem, stem, o->seeds);
+    free(md.buf);
+    free(xs);
+    free(ys);
+    free(es);
+    free(lab);
+    free(labp);
+    free(mean);
+    free(sd);
+    csv_free(&t);
+    return st;
+}
+
 rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int iterations, const rc_exp_opts *o) {
+    if (!run_dir && o->seeds > 1) return study_seeds(0, base_cfg, iterations, o);
     char dir[4096];
     if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
     if (o->threads > 0) rc_set_threads(o->threads);
@@ -1035,6 +1297,7 @@ done:
 }
 
 rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o) {
+    if (!run_dir && o->seeds > 1) return study_seeds(1, base_cfg, max_iters, o);
     char dir[4096];
     if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
     if (o->threads > 0) rc_set_threads(o->threads);
