@@ -334,7 +334,16 @@ static rc_status run_cell(const rc_exp_opts *o, const char *text, const char *di
         rc_model_cfg mck;
         rc_train_cfg tck;
         sub_result one;
-        if (make_config(text, display, sp, sname, o, &canon, &mck, &tck)) goto fail;
+        if (k == 1) { /* a config whose seed is already 1 is left as it is: the one-seed run, reused */
+            sp[ns] = NULL;
+            if (make_config(text, display, sp, sname, o, &canon, &mck, &tck)) goto fail;
+            if (tck.seed != 1 && N > 1) {
+                free(canon);
+                canon = NULL;
+                sp[ns] = seedset;
+            }
+        }
+        if (!canon && make_config(text, display, sp, sname, o, &canon, &mck, &tck)) goto fail;
         rc_status rs = run_sub(o, sname, canon, &mck, &tck, &one);
         free(canon);
         if (rs) goto fail;
@@ -806,14 +815,13 @@ static rc_status resolve_run_seed(const char *run_dir, const char *base_cfg, con
     int na = 0;
     rc_status st = RC_ERR;
     if (area_names(base, areas, &na)) goto done;
-    char sets[RC_MAX_AREAS + 2][96];
-    const char *sp[RC_MAX_AREAS + 2];
+    char sets[RC_MAX_AREAS + 3][96];
+    const char *sp[RC_MAX_AREAS + 3];
     int ns = 0;
     for (int k = 0; k < na; k++) snprintf(sets[ns++], sizeof sets[0], "area.%.31s.tied=yes", areas[k]);
     snprintf(sets[ns++], sizeof sets[0], "model.loss=every");
-    if (seed > 0) snprintf(sets[ns++], sizeof sets[0], "train.seed=%d", seed);
     for (int i = 0; i < ns; i++) sp[i] = sets[i];
-    sp[ns] = NULL;
+    sp[ns] = sp[ns + 1] = NULL;
     char *text = NULL, name[48];
     if (seed > 1)
         snprintf(name, sizeof name, "tied-every-seed%d", seed);
@@ -823,6 +831,12 @@ static rc_status resolve_run_seed(const char *run_dir, const char *base_cfg, con
     rc_train_cfg tc;
     sub_result r;
     if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
+    if (seed > 0 && tc.seed != (uint64_t)seed) { /* seed 1 of a config whose seed is 1: the one-seed run */
+        free(text);
+        snprintf(sets[ns], sizeof sets[0], "train.seed=%d", seed);
+        sp[ns] = sets[ns];
+        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
+    }
     st = run_sub(o, name, text, &mc, &tc, &r);
     free(text);
     snprintf(dir, n, "%s/runs/%s", o->out_dir, name);
@@ -1404,6 +1418,14 @@ static rc_status extrapolate_sizes(const char *spec, const char *task, int sizes
     return RC_OK;
 }
 
+/* Sample sd (n - 1) over n seeds of element q of arrays laid out [seed][stride]; 0 for one seed. */
+static double xsd(const double *seeds, const double *mean, size_t q, int n, size_t stride) {
+    if (n < 2) return 0;
+    double ss = 0;
+    for (int k = 0; k < n; k++) ss += (seeds[k * stride + q] - mean[q]) * (seeds[k * stride + q] - mean[q]);
+    return sqrt(ss / (n - 1));
+}
+
 rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_iters, const rc_exp_opts *o) {
     char *base = NULL;
     if (rc_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
@@ -1417,7 +1439,10 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
     sub_result res[NV];
     rc_model_cfg mcs[NV];
     rc_train_cfg tc = {0};
-    double *solved = NULL, *posacc = NULL; /* [v][size][iteration] */
+    double *solved = NULL, *posacc = NULL; /* [v][size][iteration]: the mean over seeds */
+    double *seed_sv = NULL, *seed_pv = NULL; /* [seed][v][size][iteration] */
+    const int N = o->seeds > 1 ? o->seeds : 1;
+    memset(res, 0, sizeof res);
     int sizes[EXTRA_SIZES] = {0, 0, 0}, T = 0, I = 0;
     char kind[32];
     rc_dataset test = {0};
@@ -1449,11 +1474,7 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
         if (v < 2) snprintf(sets[ns++], sizeof sets[0], "model.alpha=" EXP_ALPHA);
         for (int i = 0; i < ns; i++) sp[i] = sets[i];
         sp[ns] = NULL;
-        char *text = NULL;
-        if (make_config(base, base_cfg, sp, names[v], &oq, &text, &mcs[v], &tc)) goto done;
-        rc_status rs = run_sub(&oq, names[v], text, &mcs[v], &tc, &res[v]);
-        free(text);
-        if (rs) goto done;
+        if (run_cell(&oq, base, base_cfg, sp, names[v], &mcs[v], &tc, &res[v])) goto done;
     }
     if (extrapolate_sizes(tc.data, task, sizes, kind, sizeof kind)) goto done;
     T = mcs[0].areas[0].iterations;
@@ -1461,18 +1482,24 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
     if (I > RC_MAX_READOUTS) I = RC_MAX_READOUTS;
     solved = rc_xcalloc((size_t)NV * EXTRA_SIZES * I, sizeof(double));
     posacc = rc_xcalloc((size_t)NV * EXTRA_SIZES * I, sizeof(double));
+    seed_sv = rc_xcalloc((size_t)N * NV * EXTRA_SIZES * I, sizeof(double));
+    seed_pv = rc_xcalloc((size_t)N * NV * EXTRA_SIZES * I, sizeof(double));
     if (o->threads > 0) rc_set_threads(o->threads);
     int limit = o->eval_limit > 0 ? o->eval_limit : o->quick ? 100 : 0;
     for (int s = 0; s < EXTRA_SIZES; s++) {
         char spec[96];
         snprintf(spec, sizeof spec, "%s:%d:%d", kind, sizes[0], sizes[s]);
         if (load_test(spec, limit, &test)) goto done;
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < NV; v++)
+        for (int k = 0; k < N; k++) {
             rc_model_cfg mc = mcs[v];
             mc.in_h = test.h;
             mc.in_w = test.w;
             char ckpt[4200];
-            snprintf(ckpt, sizeof ckpt, "%s/runs/%s/model.ckpt", o->out_dir, names[v]);
+            if (k == 0)
+                snprintf(ckpt, sizeof ckpt, "%s/runs/%s/model.ckpt", o->out_dir, names[v]);
+            else
+                snprintf(ckpt, sizeof ckpt, "%s/runs/%s-seed%d/model.ckpt", o->out_dir, names[v], k + 1);
             rc_eval_result r;
             int n_it = I;
             if (mc.areas[0].tied) {
@@ -1487,19 +1514,32 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
                 n_it = RC_MIN(I, r.nreadouts);
             }
             for (int t = 0; t < I; t++) {
-                size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t;
-                solved[q] = t < n_it ? rc_eval_accuracy(&r, t) : NAN;
-                posacc[q] = t < n_it ? rc_eval_position_accuracy(&r, t) : NAN;
+                size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t, qk = (size_t)k * NV * EXTRA_SIZES * I + q;
+                seed_sv[qk] = t < n_it ? rc_eval_accuracy(&r, t) : NAN;
+                seed_pv[qk] = t < n_it ? rc_eval_position_accuracy(&r, t) : NAN;
+                solved[q] += seed_sv[qk] / N;
+                posacc[q] += seed_pv[qk] / N;
             }
-            say(o, "%s on %s: solved %.2f%% at the trained %d iterations, %.2f%% at %d", names[v], spec,
-                100 * solved[((size_t)v * EXTRA_SIZES + s) * I + T - 1], T,
-                100 * solved[((size_t)v * EXTRA_SIZES + s) * I + n_it - 1], n_it);
+            size_t q0 = (size_t)k * NV * EXTRA_SIZES * I + ((size_t)v * EXTRA_SIZES + s) * I;
+            char who[96];
+            if (N > 1)
+                snprintf(who, sizeof who, "%s (seed %d)", names[v], k + 1);
+            else
+                snprintf(who, sizeof who, "%s", names[v]);
+            say(o, "%s on %s: solved %.2f%% at the trained %d iterations, %.2f%% at %d", who, spec,
+                100 * seed_sv[q0 + T - 1], T, 100 * seed_sv[q0 + n_it - 1], n_it);
         }
         rc_dataset_free(&test);
     }
     rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "run,test_size,iteration,solved,position_accuracy\n");
+    /* sample sd over seeds of [v][size][iteration] q (0 for one seed) */
+#define XSD(arr, mean, q) xsd(arr, mean, q, N, (size_t)NV * EXTRA_SIZES * I)
+    static const char *meas[2] = {"solved", "position_accuracy"};
+    rc_sb_printf(&csv, "run,test_size,iteration,solved,position_accuracy");
+    csv_seed_header(&csv, N, meas, 2);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Thinking longer: extrapolation to larger problems", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Trained on `%s` with T = %d iterations; evaluated on %s of sizes %d, %d and %d with 1..%d "
                    "iterations (tied runs step by step, the feedforward twin at its %d layers). Solved = every "
                    "position right (maze walls excluded). Progressive loss: alpha = " EXP_ALPHA ".\n\n"
@@ -1513,27 +1553,48 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
             int best = 0, last = 0;
             for (int t = 0; t < I; t++) {
                 if (isnan(sv[t])) continue;
-                rc_sb_printf(&csv, "%s,%d,%d,%.4f,%.4f\n", names[v], sizes[s], t + 1, sv[t], pv[t]);
+                rc_sb_printf(&csv, "%s,%d,%d,%.4f,%.4f", names[v], sizes[s], t + 1, sv[t], pv[t]);
+                if (N > 1) {
+                    size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t;
+                    rc_sb_printf(&csv, ",%.4f,%.4f,%d", XSD(seed_sv, solved, q), XSD(seed_pv, posacc, q), N);
+                    for (int m = 0; m < 2; m++)
+                        for (int k = 0; k < N; k++)
+                            rc_sb_printf(&csv, ",%.4f", (m ? seed_pv : seed_sv)[(size_t)k * NV * EXTRA_SIZES * I + q]);
+                }
+                rc_sb_printf(&csv, "\n");
                 if (sv[t] > sv[best]) best = t;
                 last = t;
             }
-            rc_sb_printf(&md, "| %s | %s | %zu | %d | %.2f | %.2f | %.2f (%d) | %.2f |\n", names[v], what[v],
-                         res[v].nb.params, sizes[s], 100 * sv[T - 1], 100 * pv[T - 1], 100 * sv[best], best + 1,
-                         100 * sv[last]);
+            size_t q = ((size_t)v * EXTRA_SIZES + s) * I;
+            rc_sb_printf(&md, "| %s | %s | %zu | %d |", names[v], what[v], res[v].nb.params, sizes[s]);
+            const int at[4] = {T - 1, T - 1, best, last}; /* solved at T, positions at T, best, at I */
+            for (int c = 0; c < 4; c++) {
+                double mv = 100 * (c == 1 ? pv : sv)[at[c]];
+                double sdv = 100 * (c == 1 ? XSD(seed_pv, posacc, q + at[c]) : XSD(seed_sv, solved, q + at[c]));
+                rc_sb_printf(&md, " %.2f", mv);
+                if (N > 1) rc_sb_printf(&md, " ± %.2f", sdv);
+                if (c == 2) rc_sb_printf(&md, " (%d)", best + 1);
+                rc_sb_printf(&md, " |");
+            }
+            rc_sb_printf(&md, "\n");
         }
     st = save_outputs(o, "extrapolate", &csv, &md, NULL);
     for (int s = 0; s < EXTRA_SIZES && !st; s++) {
         rc_plot p;
         memset(&p, 0, sizeof p);
         double *xs = rc_xmalloc((size_t)I * sizeof(double)), *ys = rc_xmalloc((size_t)NV * I * sizeof(double));
+        double *es = rc_xmalloc((size_t)NV * I * sizeof(double));
         for (int t = 0; t < I; t++) xs[t] = t + 1;
         for (int v = 0; v < NV; v++) {
             int n = 0;
             for (int t = 0; t < I; t++) {
                 double q = solved[((size_t)v * EXTRA_SIZES + s) * I + t];
-                if (!isnan(q)) ys[(size_t)v * I + n++] = 100 * q;
+                if (isnan(q)) continue;
+                es[(size_t)v * I + n] = 100 * XSD(seed_sv, solved, ((size_t)v * EXTRA_SIZES + s) * I + t);
+                ys[(size_t)v * I + n++] = 100 * q;
             }
-            p.series[v] = (rc_plot_series){names[v], n, xs, ys + (size_t)v * I, NULL, RC_PLOT_LINES, 0, NULL};
+            p.series[v] = (rc_plot_series){names[v], n, xs, ys + (size_t)v * I, NULL, RC_PLOT_LINES, 0,
+                                           N > 1 ? es + (size_t)v * I : NULL};
         }
         p.nseries = NV;
         char title[160], fig[64], vl[48];
@@ -1550,11 +1611,16 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
         st = figure(o, fig, &p);
         free(xs);
         free(ys);
+        free(es);
     }
+#undef XSD
 done:
+    for (int v = 0; v < NV; v++) sub_free(&res[v]);
     free(base);
     free(solved);
     free(posacc);
+    free(seed_sv);
+    free(seed_pv);
     rc_dataset_free(&test);
     return st;
 }
