@@ -117,6 +117,22 @@ assert "sample standard deviation" in md, md
 assert sum(l.count(" ± ") for l in md.splitlines() if l.startswith("| ")) == 8, md
 PY
 ok
+# more-iterations --seeds 2 studies table4's tied-every and tied-every-seed2 (no training) one by one into
+# seedK/ and merges them: the merged columns are the per-seed files' values, their mean and sample std
+"$R" experiment more-iterations $TINY --seeds 2 --iterations 3 2>"$T/log" || { cat "$T/log"; fail "more-iterations --seeds 2"; }
+grep -q "training run" "$T/log" && { cat "$T/log"; fail "more-iterations --seeds 2 trained again"; }
+$PY - "$S/more_iterations.csv" "$S/seed1/more_iterations.csv" "$S/seed2/more_iterations.csv" <<'PY' || fail "more-iterations --seeds 2 outputs"
+import csv, statistics, sys
+m, a, b = (list(csv.DictReader(open(f))) for f in sys.argv[1:])
+assert len(m) == len(a) == len(b) == 3 and [r["iterations"] for r in m] == ["1", "2", "3"]
+for r, x, y in zip(m, a, b):
+    v = [float(x["accuracy"]), float(y["accuracy"])]
+    assert [float(r["accuracy_seed1"]), float(r["accuracy_seed2"])] == v, (r, x, y)
+    assert abs(float(r["accuracy"]) - statistics.mean(v)) < 1.5e-4 and abs(float(r["accuracy_std"]) - statistics.stdev(v)) < 1.5e-4, r
+    assert r["mflops"] == x["mflops"] and r["beyond_trained"] == x["beyond_trained"], (r, x)
+assert any(float(r["accuracy_std"]) > 0 for r in m), m
+PY
+grep -q "yerrorlines" "$S/more_iterations.gp" || fail "no error bars in more_iterations.gp"; ok
 grep -q "yerrorlines" "$S/table4.gp" || fail "no error bars in table4.gp"
 grep -q "yerrorlines" "$O/table4.gp" && fail "error bars with one seed"; ok
 if "$R" experiment early-exit --run "$O/runs/tied-every" --seeds 2 $Q --out "$T/o3" >/dev/null 2>"$T/err"; then
