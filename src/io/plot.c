@@ -241,7 +241,20 @@ rc_status rc_plot_write(const char *dir, const char *name, const rc_plot *p, int
     int any = data_range(p, &xlo, &xhi, &ylo, &yhi);
     if (any && p->logx) { /* the data's decades only, a little room on the left and more for labels right */
         double span = xhi > xlo ? xhi - xlo : 1;
-        fprintf(f, "set xrange [%.10g:%.10g]\n", pow(10, xlo - 0.05 * span), pow(10, xhi + 0.12 * span));
+        double lo = pow(10, xlo - 0.05 * span), hi = pow(10, xhi + 0.12 * span);
+        fprintf(f, "set xrange [%.10g:%.10g]\n", lo, hi);
+        if (xhi - xlo < 2) { /* under two decades: tics at 1, 2 and 5 x 10^k when that gives 2 or more */
+            double tic[16];
+            int nt = 0;
+            for (int e = (int)floor(log10(lo)); e <= (int)ceil(log10(hi)); e++)
+                for (int m = 1; m <= 5 && nt < 16; m += m == 1 ? 1 : 3)
+                    if (m * pow(10, e) >= lo && m * pow(10, e) <= hi) tic[nt++] = m * pow(10, e);
+            if (nt >= 2) {
+                fprintf(f, "set xtics (");
+                for (int i = 0; i < nt; i++) fprintf(f, "%s%.10g", i ? ", " : "", tic[i]);
+                fprintf(f, ")\n");
+            }
+        }
     }
     if (any && p->percent_y) { /* a margin below the data; the top at most 100 */
         double m = RC_MAX(0.5, 0.06 * (yhi - ylo)), top = RC_MIN(100.0, yhi + m), bot = RC_MAX(0.0, ylo - m);
