@@ -87,6 +87,57 @@ cp "$O/table4.csv" "$T/t4.csv"
 "$R" experiment table4 $Q --out "$O" 2>"$T/log" || { cat "$T/log"; fail "table4 rerun"; }
 grep -q "training run" "$T/log" && fail "table4 rerun trained again"
 cmp "$O/table4.csv" "$T/t4.csv" || fail "table4 rerun changed the results"; ok
+# --seeds 2 on a tiny table4 (256 images, width 4, T = 2): seed 1 is the one-seed run (reused, not retrained),
+# seed 2 trains in NAME-seed2 with train.seed = 2; the CSV's mean and sample std (n - 1) match its per-seed
+# columns, the one-seed CSV has none of them, and the figure draws error bars
+S="$T/seeds"
+TINY="--quiet --threads 2 --data $D --epochs 1 --set train.limit=256 --set train.test_limit=200 --set train.batch=64
+ --set train.warmup_epochs=0 --set area.V1.channels=4 --set area.V2.channels=4 --set area.V1.iterations=2
+ --set area.V2.iterations=2 --out $S"
+"$R" experiment table4 $TINY 2>"$T/log" || { cat "$T/log"; fail "tiny table4"; }
+cp "$S/table4.csv" "$T/s1.csv"
+"$R" experiment table4 $TINY --seeds 2 2>"$T/log" || { cat "$T/log"; fail "table4 --seeds 2"; }
+[ "$(grep -c "training run" "$T/log")" = 4 ] && [ "$(grep -c "training run.*-seed2 " "$T/log")" = 4 ] ||
+    { cat "$T/log"; fail "--seeds 2 should train the 4 seed-2 runs only"; }
+grep -q "^seed = 2" "$S/runs/untied-every-seed2/config.cfg" || fail "seed 2 run's train.seed"
+$PY - "$T/s1.csv" "$S/table4.csv" "$S/table4.md" <<'PY' || fail "table4 --seeds 2 outputs"
+import csv, statistics, sys
+one = list(csv.DictReader(open(sys.argv[1]))); two = list(csv.DictReader(open(sys.argv[2])))
+assert "accuracy_std" not in one[0] and "seeds" not in one[0], one[0].keys()
+assert len(two) == len(one) == 8
+for a, b in zip(one, two):
+    assert (a["run"], a["iteration"]) == (b["run"], b["iteration"]) and b["seeds"] == "2"
+    v = [float(b["accuracy_seed1"]), float(b["accuracy_seed2"])]
+    assert v[0] == float(a["accuracy"]), (a, b)                       # seed 1 = the one-seed run
+    assert abs(float(b["accuracy"]) - statistics.mean(v)) < 1.5e-4, b
+    assert abs(float(b["accuracy_std"]) - statistics.stdev(v)) < 1.5e-4, b   # sample std (n - 1)
+assert any(float(b["accuracy_std"]) > 0 for b in two), two              # the seeds differ
+md = open(sys.argv[3]).read()
+assert "sample standard deviation" in md, md
+assert sum(l.count(" ± ") for l in md.splitlines() if l.startswith("| ")) == 8, md
+PY
+ok
+# more-iterations --seeds 2 studies table4's tied-every and tied-every-seed2 (no training) one by one into
+# seedK/ and merges them: the merged columns are the per-seed files' values, their mean and sample std
+"$R" experiment more-iterations $TINY --seeds 2 --iterations 3 2>"$T/log" || { cat "$T/log"; fail "more-iterations --seeds 2"; }
+grep -q "training run" "$T/log" && { cat "$T/log"; fail "more-iterations --seeds 2 trained again"; }
+$PY - "$S/more_iterations.csv" "$S/seed1/more_iterations.csv" "$S/seed2/more_iterations.csv" <<'PY' || fail "more-iterations --seeds 2 outputs"
+import csv, statistics, sys
+m, a, b = (list(csv.DictReader(open(f))) for f in sys.argv[1:])
+assert len(m) == len(a) == len(b) == 3 and [r["iterations"] for r in m] == ["1", "2", "3"]
+for r, x, y in zip(m, a, b):
+    v = [float(x["accuracy"]), float(y["accuracy"])]
+    assert [float(r["accuracy_seed1"]), float(r["accuracy_seed2"])] == v, (r, x, y)
+    assert abs(float(r["accuracy"]) - statistics.mean(v)) < 1.5e-4 and abs(float(r["accuracy_std"]) - statistics.stdev(v)) < 1.5e-4, r
+    assert r["mflops"] == x["mflops"] and r["beyond_trained"] == x["beyond_trained"], (r, x)
+assert any(float(r["accuracy_std"]) > 0 for r in m), m
+PY
+grep -q "yerrorlines" "$S/more_iterations.gp" || fail "no error bars in more_iterations.gp"; ok
+grep -q "yerrorlines" "$S/table4.gp" || fail "no error bars in table4.gp"
+grep -q "yerrorlines" "$O/table4.gp" && fail "error bars with one seed"; ok
+if "$R" experiment early-exit --run "$O/runs/tied-every" --seeds 2 $Q --out "$T/o3" >/dev/null 2>"$T/err"; then
+    fail "--seeds with --run accepted"; fi
+grep -q "seeds" "$T/err" || fail "--seeds with --run message"; ok
 # a sub-run whose config changed is refused, not silently mixed
 sed 's/lr = 0.002/lr = 0.003/' "$O/runs/tied-final/config.cfg" >"$T/c" && cp "$T/c" "$O/runs/tied-final/config.cfg"
 if "$R" experiment table4 $Q --out "$O" >/dev/null 2>"$T/err"; then fail "changed sub-run config accepted"; fi

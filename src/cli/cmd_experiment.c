@@ -43,12 +43,15 @@ static const char *help =
     "                    extrapolate: the most test-time iterations (default 4T)\n"
     "  --task NAME       extrapolate: prefix-sums or mazes\n"
     "  --limit N         early-exit, more-iterations: evaluate the first N test images\n"
+    "  --seeds N         train every cell N times with train.seed = 1..N (seed 1 in runs/NAME, the run\n"
+    "                    one seed makes; seed k in runs/NAME-seedK); tables give mean +- sample std\n"
+    "                    (n - 1), the CSV every seed's value, plots error bars (default 1: one run)\n"
     "  --quick           a smoke test of under a minute: 4096 training images, 1 epoch, 1000 test images\n"
     "  --quiet           no training progress\n";
 
 int rc_cmd_experiment(int argc, char **argv) {
     const char *name = NULL, *out = NULL, *config = NULL, *run = NULL, *task = NULL;
-    long depth = 0, iters = 0, limit = 0, epochs = 0, threads = 0;
+    long depth = 0, iters = 0, limit = 0, epochs = 0, threads = 0, seeds = 1;
     rc_exp_opts o;
     memset(&o, 0, sizeof o);
     const char *sets[RC_MAX_SETS];
@@ -64,6 +67,7 @@ int rc_cmd_experiment(int argc, char **argv) {
                                {"--limit", RC_ARG_INT, &limit, 1, 100000000},
                                {"--epochs", RC_ARG_INT, &epochs, 1, 10000},
                                {"--threads", RC_ARG_INT, &threads, 1, 256},
+                               {"--seeds", RC_ARG_INT, &seeds, 1, 100},
                                {"--quick", RC_ARG_FLAG, &o.quick, 0, 0},
                                {"--quiet", RC_ARG_FLAG, &o.quiet, 0, 0},
                                {NULL, RC_ARG_FLAG, NULL, 0, 0}};
@@ -86,6 +90,8 @@ int rc_cmd_experiment(int argc, char **argv) {
     if (which == 4 && iters > 256) return rc_cli_usage_error("experiment", "more-iterations: --iterations 1..256");
     if ((iters || limit) && which < 3)
         return rc_cli_usage_error("experiment", "--iterations and --limit are for early-exit and more-iterations");
+    if (run && seeds > 1)
+        return rc_cli_usage_error("experiment", "--seeds trains runs; with --run there is one run to study");
     if (run && (config || epochs || nsets))
         return rc_cli_usage_error("experiment", "--run studies a trained run: --config, --epochs and --set do not apply");
     char outbuf[4096];
@@ -104,6 +110,7 @@ int rc_cmd_experiment(int argc, char **argv) {
     o.epochs = (int)epochs;
     o.threads = (int)threads;
     o.eval_limit = (int)limit;
+    o.seeds = (int)seeds;
     o.sets = sets;
     o.nsets = nsets;
     rc_train_install_signal_handlers();

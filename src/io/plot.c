@@ -1,5 +1,5 @@
 /* plot.c — gnuplot driver: writes NAME.dat (one block per series, separated by two blank lines so a
- * series is `index i`) and NAME.gp (renders NAME.png with pngcairo, then NAME.svg), and runs gnuplot in
+ * series is `index i`; columns x, y, label, error bar) and NAME.gp (renders NAME.png with pngcairo, then NAME.svg), and runs gnuplot in
  * the output directory with fork + execv (the program is found on PATH beforehand, in the parent). */
 #define _POSIX_C_SOURCE 200809L
 #include "plot.h"
@@ -101,6 +101,9 @@ static rc_status check_plot(const rc_plot *p) {
             if (!isfinite(se->x[i]) || !isfinite(se->y[i]))
                 return rc_fail("plot '%s': series '%s' point %d is not finite", p->title ? p->title : "",
                                se->title ? se->title : "", i + 1);
+            if (se->yerr && !(isfinite(se->yerr[i]) && se->yerr[i] >= 0))
+                return rc_fail("plot '%s': series '%s' point %d has error bar %g", p->title ? p->title : "",
+                               se->title ? se->title : "", i + 1, se->yerr[i]);
             if (p->logx && se->x[i] <= 0)
                 return rc_fail("plot '%s': series '%s' point %d has x = %g on a logarithmic axis",
                                p->title ? p->title : "", se->title ? se->title : "", i + 1, se->x[i]);
@@ -109,27 +112,78 @@ static rc_status check_plot(const rc_plot *p) {
     return RC_OK;
 }
 
+/* The data's extent: x (log10 x on a log axis) and y including the error bars. 0 when no points. */
+static int data_range(const rc_plot *p, double *xlo, double *xhi, double *ylo, double *yhi) {
+    int any = 0;
+    for (int s = 0; s < p->nseries; s++) {
+        const rc_plot_series *se = &p->series[s];
+        for (int i = 0; i < se->n; i++) {
+            double x = p->logx ? log10(se->x[i]) : se->x[i], e = se->yerr ? se->yerr[i] : 0;
+            if (!any || x < *xlo) *xlo = x;
+            if (!any || x > *xhi) *xhi = x;
+            if (!any || se->y[i] - e < *ylo) *ylo = se->y[i] - e;
+            if (!any || se->y[i] + e > *yhi) *yhi = se->y[i] + e;
+            any = 1;
+        }
+    }
+    return any;
+}
+
+/* Which labels are drawn (kept[k] for the k-th point over all series in order): not one whose point lies
+ * within a label's box (about 12% of the x span, 5% of the y span) of a point already labelled. */
+static void labels_kept(const rc_plot *p, char *kept) {
+    double xlo = 0, xhi = 0, ylo = 0, yhi = 0;
+    data_range(p, &xlo, &xhi, &ylo, &yhi);
+    double sx = xhi > xlo ? xhi - xlo : 1, sy = yhi > ylo ? yhi - ylo : 1;
+    int k = 0;
+    for (int s = 0; s < p->nseries; s++) {
+        const rc_plot_series *se = &p->series[s];
+        for (int i = 0; i < se->n; i++, k++) {
+            kept[k] = se->labels && se->labels[i] && se->labels[i][0];
+            double x = p->logx ? log10(se->x[i]) : se->x[i];
+            int k2 = 0;
+            for (int s2 = 0; s2 <= s && kept[k]; s2++) {
+                const rc_plot_series *o = &p->series[s2];
+                for (int j = 0; j < o->n && k2 < k; j++, k2++) {
+                    double x2 = p->logx ? log10(o->x[j]) : o->x[j];
+                    if (kept[k2] && fabs(x - x2) < 0.12 * sx && fabs(se->y[i] - o->y[j]) < 0.05 * sy) kept[k] = 0;
+                }
+            }
+        }
+    }
+}
+
 static rc_status write_data(const char *path, const rc_plot *p) {
     FILE *f = fopen(path, "w");
     if (!f) return rc_fail("cannot write %s: %s", path, strerror(errno));
-    fprintf(f, "# x y label, one block per series (gnuplot index 0..%d)\n", p->nseries - 1);
+    fprintf(f, "# x y label (yerr), one block per series (gnuplot index 0..%d)\n", p->nseries - 1);
+    int total = 0;
+    for (int s = 0; s < p->nseries; s++) total += p->series[s].n;
+    char *kept = rc_xcalloc((size_t)total + 1, 1);
+    labels_kept(p, kept);
+    int k = 0, errs = 0;
+    for (int s = 0; s < p->nseries; s++) errs |= p->series[s].yerr != NULL;
     for (int s = 0; s < p->nseries; s++) {
         const rc_plot_series *se = &p->series[s];
         if (s) fprintf(f, "\n\n");
         fprintf(f, "# series %d: %s\n", s, se->title ? se->title : "");
         for (int i = 0; i < se->n; i++) {
             fprintf(f, "%.10g %.10g ", se->x[i], se->y[i]);
-            put_label(f, se->labels && se->labels[i] ? se->labels[i] : "");
+            put_label(f, kept[k++] ? se->labels[i] : "");
+            if (errs) fprintf(f, " %.10g", se->yerr ? se->yerr[i] : 0.0);
             fputc('\n', f);
         }
         if (se->n == 0) fprintf(f, "# (empty)\n");
     }
+    free(kept);
     if (fclose(f) != 0) return rc_fail("cannot write %s: %s", path, strerror(errno));
     return RC_OK;
 }
 
 static void write_plot_cmd(FILE *f, const char *name, const rc_plot *p) {
     static const char *styles[] = {"linespoints lw 2 pt 7 ps 1.1", "points pt 7 ps 1.4", "lines lw 2"};
+    static const char *err_styles[] = {"yerrorlines lw 2 pt 7 ps 1.1", "yerrorbars pt 7 ps 1.4",
+                                       "yerrorlines lw 2 pt 0"};
     int first = 1;
     fprintf(f, "plot ");
     for (int s = 0; s < p->nseries; s++) {
@@ -137,7 +191,14 @@ static void write_plot_cmd(FILE *f, const char *name, const rc_plot *p) {
         if (se->n == 0) continue;
         if (!first) fprintf(f, ", \\\n     ");
         first = 0;
-        fprintf(f, "\"%s.dat\" index %d using 1:2 with %s lc %d title ", name, s, styles[se->style], s + 1);
+        /* error bars at integer x: series side by side (+-0.03 apart), so the bars do not hide each other */
+        char cols[64];
+        if (se->yerr && p->integer_x)
+            snprintf(cols, sizeof cols, "($1%+.3f):2:4", 0.03 * (s - (p->nseries - 1) / 2.0));
+        else
+            snprintf(cols, sizeof cols, "%s", se->yerr ? "1:2:4" : "1:2");
+        fprintf(f, "\"%s.dat\" index %d using %s with %s lc %d title ", name, s, cols,
+                se->yerr ? err_styles[se->style] : styles[se->style], s + 1);
         put_quoted(f, se->title);
         if (se->labels)
             fprintf(f, ", \\\n     \"%s.dat\" index %d using 1:2:3 with labels offset char %s,0.7 %s "
@@ -176,7 +237,32 @@ rc_status rc_plot_write(const char *dir, const char *name, const rc_plot *p, int
     fprintf(f, "\nset grid\nset key %s box opaque\n", p->key_pos ? p->key_pos : "bottom right");
     if (p->logx) fprintf(f, "set logscale x\nset format x \"%%g\"\n");
     if (p->integer_x) fprintf(f, "set xtics 1\nset mxtics 1\n");
-    fprintf(f, "set offsets graph 0.04, graph 0.1, graph 0.06, graph 0.06\n");
+    double xlo = 0, xhi = 0, ylo = 0, yhi = 0;
+    int any = data_range(p, &xlo, &xhi, &ylo, &yhi);
+    if (any && p->logx) { /* the data's decades only, a little room on the left and more for labels right */
+        double span = xhi > xlo ? xhi - xlo : 1;
+        double lo = pow(10, xlo - 0.05 * span), hi = pow(10, xhi + 0.12 * span);
+        fprintf(f, "set xrange [%.10g:%.10g]\n", lo, hi);
+        if (xhi - xlo < 2) { /* under two decades: tics at 1, 2 and 5 x 10^k when that gives 2 or more */
+            double tic[16];
+            int nt = 0;
+            for (int e = (int)floor(log10(lo)); e <= (int)ceil(log10(hi)); e++)
+                for (int m = 1; m <= 5 && nt < 16; m += m == 1 ? 1 : 3)
+                    if (m * pow(10, e) >= lo && m * pow(10, e) <= hi) tic[nt++] = m * pow(10, e);
+            if (nt >= 2) {
+                fprintf(f, "set xtics (");
+                for (int i = 0; i < nt; i++) fprintf(f, "%s%.10g", i ? ", " : "", tic[i]);
+                fprintf(f, ")\n");
+            }
+        }
+    }
+    if (any && p->percent_y) { /* a margin below the data; the top at most 100 */
+        double m = RC_MAX(0.5, 0.06 * (yhi - ylo)), top = RC_MIN(100.0, yhi + m), bot = RC_MAX(0.0, ylo - m);
+        if (top <= bot) bot = top - 1;
+        fprintf(f, "set yrange [%.10g:%.10g]\n", bot, top);
+    }
+    fprintf(f, "set offsets graph %s, graph %s, graph %s, graph %s\n", p->logx ? "0" : "0.04", p->logx ? "0" : "0.1",
+            p->percent_y ? "0" : "0.06", p->percent_y ? "0" : "0.06");
     if (p->vline_x > 0) {
         fprintf(f, "set arrow from %.10g, graph 0 to %.10g, graph 1 nohead dt 2 lw 1.5 lc rgb \"gray40\"\n", p->vline_x,
                 p->vline_x);

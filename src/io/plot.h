@@ -15,7 +15,9 @@ typedef enum {
 } rc_plot_style;
 
 /* One series: n points (x[i], y[i]); labels (may be NULL) puts a short text next to each point
- * (letters, digits, space and ".-_=<>" only; other characters are replaced by '_'). */
+ * (letters, digits, space and ".-_=<>" only; other characters are replaced by '_'); a label whose point
+ * crowds one already labelled (any series) is dropped. yerr (may be NULL): +- error bar half-lengths
+ * (>= 0), drawn with gnuplot's yerrorlines (yerrorbars for RC_PLOT_POINTS). */
 typedef struct {
     const char *title;
     int n;
@@ -23,11 +25,14 @@ typedef struct {
     const char *const *labels;
     rc_plot_style style;
     int labels_left;           /* put the labels left of the points (default: right) */
+    const double *yerr;        /* NULL: no error bars */
 } rc_plot_series;
 
 typedef struct {
     const char *title, *xlabel, *ylabel;
-    int logx;                  /* logarithmic x axis (every x must be > 0) */
+    int logx;                  /* logarithmic x axis (every x must be > 0); its range is the data's with a
+                                  small margin, not whole decades */
+    int percent_y;             /* y is a percentage: the axis never runs past 100 */
     int integer_x;             /* x tics at integers only */
     double vline_x;            /* > 0: a dashed vertical marker at this x ... */
     const char *vline_label;   /* ... with this text */

@@ -158,11 +158,62 @@ typedef struct {
     char name[64];
     model_numbers nb;
     int R;
-    double acc[RC_MAX_READOUTS], coarse[RC_MAX_READOUTS];
+    double acc[RC_MAX_READOUTS], coarse[RC_MAX_READOUTS]; /* over seeds: the mean */
     int has_coarse;
     int epochs;
-    double train_seconds; /* sum of epoch_seconds in train.csv */
+    double train_seconds; /* sum of epoch_seconds in train.csv (over seeds: the mean) */
+    int nseeds;           /* > 1: seed_acc and seed_coarse hold every seed's values, [seed * R + t] */
+    double *seed_acc, *seed_coarse;
 } sub_result;
+
+static void sub_free(sub_result *r) {
+    free(r->seed_acc);
+    free(r->seed_coarse);
+    r->seed_acc = r->seed_coarse = NULL;
+}
+
+/* Sample standard deviation (n - 1) over seeds of readout t (coarse: the coarse accuracy); 0 for 1 seed. */
+static double seed_sd(const sub_result *r, int t, int coarse) {
+    if (r->nseeds < 2) return 0;
+    const double *v = coarse ? r->seed_coarse : r->seed_acc, m = coarse ? r->coarse[t] : r->acc[t];
+    double ss = 0;
+    for (int k = 0; k < r->nseeds; k++) ss += (v[k * r->R + t] - m) * (v[k * r->R + t] - m);
+    return sqrt(ss / (r->nseeds - 1));
+}
+
+/* CSV columns for seeds > 1 (nothing for one seed): MEAS_std for every measure, seeds, then
+ * MEAS_seedK for every measure and seed. */
+static void csv_seed_header(rc_strbuf *csv, int nseeds, const char *const *meas, int nm) {
+    if (nseeds < 2) return;
+    for (int m = 0; m < nm; m++) rc_sb_printf(csv, ",%s_std", meas[m]);
+    rc_sb_printf(csv, ",seeds");
+    for (int m = 0; m < nm; m++)
+        for (int k = 1; k <= nseeds; k++) rc_sb_printf(csv, ",%s_seed%d", meas[m], k);
+}
+
+/* The values of those columns for readout t; measures: accuracy, then coarse accuracy when nm = 2. */
+static void csv_seed_row(rc_strbuf *csv, const sub_result *r, int t, int nm) {
+    if (r->nseeds < 2) return;
+    for (int m = 0; m < nm; m++) rc_sb_printf(csv, ",%.4f", seed_sd(r, t, m));
+    rc_sb_printf(csv, ",%d", r->nseeds);
+    for (int m = 0; m < nm; m++)
+        for (int k = 0; k < r->nseeds; k++) rc_sb_printf(csv, ",%.4f", (m ? r->seed_coarse : r->seed_acc)[k * r->R + t]);
+}
+
+/* A Markdown cell: accuracy in % (" 85.12 |"), with " ± sd" over seeds. */
+static void md_acc(rc_strbuf *md, const sub_result *r, int t, int coarse) {
+    rc_sb_printf(md, " %.2f", 100 * (coarse ? r->coarse[t] : r->acc[t]));
+    if (r->nseeds > 1) rc_sb_printf(md, " ± %.2f", 100 * seed_sd(r, t, coarse));
+    rc_sb_printf(md, " |");
+}
+
+/* The sentence the Markdown tables get for seeds > 1. */
+static void md_seeds_note(rc_strbuf *md, const rc_exp_opts *o) {
+    if (o->seeds > 1)
+        rc_sb_printf(md, "Every cell was trained %d times (train.seed = 1..%d): accuracies are mean ± sample standard "
+                         "deviation (n - 1) over the seeds; the CSV has every seed's value.\n\n",
+                     o->seeds, o->seeds);
+}
 
 /* Read the last row of RUN/train.csv: test accuracy (and coarse accuracy) of every readout. */
 static rc_status read_train_csv(const char *path, int want_epochs, sub_result *r) {
@@ -259,6 +310,80 @@ static rc_status run_sub(const rc_exp_opts *o, const char *name, const char *tex
     return RC_OK;
 }
 
+/* One cell of an experiment: the config text (with the NULL-terminated assignments sets, may be NULL)
+ * trained once, or for o->seeds > 1 once per seed with train.seed = k in OUT/runs/NAME (k = 1) and
+ * OUT/runs/NAME-seedK; r gets the mean over seeds and every seed's values (free with sub_free). *mc and
+ * *tc are seed 1's. */
+static rc_status run_cell(const rc_exp_opts *o, const char *text, const char *display, const char *const *sets,
+                          const char *name, rc_model_cfg *mc, rc_train_cfg *tc, sub_result *r) {
+    int N = o->seeds > 1 ? o->seeds : 1;
+    const char *sp[64];
+    int ns = 0;
+    for (; sets && sets[ns] && ns < 62; ns++) sp[ns] = sets[ns];
+    char seedset[32], sname[80];
+    memset(r, 0, sizeof *r);
+    for (int k = 1; k <= N; k++) {
+        snprintf(seedset, sizeof seedset, "train.seed=%d", k);
+        sp[ns] = N > 1 ? seedset : NULL;
+        sp[ns + 1] = NULL;
+        if (k == 1)
+            snprintf(sname, sizeof sname, "%s", name);
+        else
+            snprintf(sname, sizeof sname, "%.50s-seed%d", name, k);
+        char *canon = NULL;
+        rc_model_cfg mck;
+        rc_train_cfg tck;
+        sub_result one;
+        if (k == 1) { /* a config whose seed is already 1 is left as it is: the one-seed run, reused */
+            sp[ns] = NULL;
+            if (make_config(text, display, sp, sname, o, &canon, &mck, &tck)) goto fail;
+            if (tck.seed != 1 && N > 1) {
+                free(canon);
+                canon = NULL;
+                sp[ns] = seedset;
+            }
+        }
+        if (!canon && make_config(text, display, sp, sname, o, &canon, &mck, &tck)) goto fail;
+        rc_status rs = run_sub(o, sname, canon, &mck, &tck, &one);
+        free(canon);
+        if (rs) goto fail;
+        if (k == 1) {
+            *mc = mck;
+            *tc = tck;
+            *r = one;
+            snprintf(r->name, sizeof r->name, "%s", name);
+            if (N == 1) return RC_OK;
+            r->nseeds = N;
+            r->seed_acc = rc_xcalloc((size_t)N * r->R, sizeof(double));
+            r->seed_coarse = rc_xcalloc((size_t)N * r->R, sizeof(double));
+            for (int t = 0; t < r->R; t++) r->acc[t] = r->coarse[t] = 0;
+            r->train_seconds = 0;
+        } else if (one.R != r->R) {
+            rc_fail("%s: %d readouts, seed 1 has %d", sname, one.R, r->R);
+            goto fail;
+        }
+        for (int t = 0; t < r->R; t++) {
+            r->seed_acc[(k - 1) * r->R + t] = one.acc[t];
+            r->seed_coarse[(k - 1) * r->R + t] = one.coarse[t];
+            r->acc[t] += one.acc[t] / N;
+            r->coarse[t] += one.coarse[t] / N;
+        }
+        r->train_seconds += one.train_seconds / N;
+    }
+    return RC_OK;
+fail:
+    sub_free(r);
+    return RC_ERR;
+}
+
+/* Error bars of a plotted accuracy series: 100 x the sample sd of every readout, or NULL for one seed. */
+static double *err_bars(const sub_result *r, int coarse) {
+    if (r->nseeds < 2) return NULL;
+    double *e = rc_xmalloc((size_t)r->R * sizeof(double));
+    for (int t = 0; t < r->R; t++) e[t] = 100 * seed_sd(r, t, coarse);
+    return e;
+}
+
 /* Common output: write figure, tell where it went. */
 static rc_status figure(const rc_exp_opts *o, const char *name, const rc_plot *p) {
     int rendered = 0;
@@ -302,6 +427,8 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     int na = 0;
     rc_status st = RC_ERR;
     sub_result res[4];
+    memset(res, 0, sizeof res);
+    double *eb[4] = {NULL, NULL, NULL, NULL};
     rc_train_cfg tc = {0};
     if (area_names(base, areas, &na)) goto done;
     static const char *tied_w[2] = {"yes", "no"}, *loss_w[2] = {"final", "every"};
@@ -316,12 +443,8 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
         sp[ns] = NULL;
         char name[64];
         snprintf(name, sizeof name, "%s-%s", ti ? "untied" : "tied", loss_w[li]);
-        char *text = NULL;
         rc_model_cfg mc;
-        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
-        rc_status rs = run_sub(o, name, text, &mc, &tc, &res[v]);
-        free(text);
-        if (rs) goto done;
+        if (run_cell(o, base, base_cfg, sp, name, &mc, &tc, &res[v])) goto done;
     }
     for (int v = 1; v < 4; v++)
         if (res[v].R != res[0].R) {
@@ -330,8 +453,12 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
         }
     int R = res[0].R;
     rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy\n");
+    static const char *meas[1] = {"accuracy"};
+    rc_sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy");
+    csv_seed_header(&csv, o->seeds, meas, 1);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Table 4 at matched effective depth: tying x loss schedule", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Test accuracy (%%) of the shared readout after every iteration of the top area. All four "
                    "have the same unrolled graph (effective depth %d, %.2f MFLOP/image); `final` trains only the "
                    "last readout, `every` averages the loss over all %d.\n\n",
@@ -349,18 +476,22 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
         const sub_result *r = &res[v];
         rc_sb_printf(&md, "| %s | %s | %s | %zu |", r->name, v / 2 ? "no" : "yes", loss_w[v % 2], r->nb.params);
         for (int t = 0; t < R; t++) {
-            rc_sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f\n", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
+            rc_sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
                       r->nb.params, r->nb.flops / 1e6, r->nb.depth, r->train_seconds, t + 1, r->acc[t]);
-            rc_sb_printf(&md, " %.2f |", 100 * r->acc[t]);
+            csv_seed_row(&csv, r, t, 1);
+            rc_sb_printf(&csv, "\n");
+            md_acc(&md, r, t, 0);
             xs[t] = t + 1;
             ys[v][t] = 100 * r->acc[t];
         }
         rc_sb_printf(&md, " %.0f |\n", r->train_seconds);
         snprintf(titles[v], sizeof titles[v], "%s, loss %s (%zu params)", v / 2 ? "untied" : "tied", loss_w[v % 2],
                  r->nb.params);
-        p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS, 0};
+        eb[v] = err_bars(r, 0);
+        p.series[v] = (rc_plot_series){titles[v], R, xs, ys[v], NULL, RC_PLOT_LINESPOINTS, 0, eb[v]};
     }
     p.nseries = 4;
+    p.percent_y = 1;
     char title[200];
     snprintf(title, sizeof title, "Tied vs untied x loss final vs every (effective depth %d, %d epoch%s)", res[0].nb.depth,
              tc.epochs, tc.epochs == 1 ? "" : "s");
@@ -370,6 +501,10 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     p.integer_x = 1;
     st = save_outputs(o, "table4", &csv, &md, &p);
 done:
+    for (int v = 0; v < 4; v++) {
+        sub_free(&res[v]);
+        free(eb[v]);
+    }
     free(base);
     return st;
 }
@@ -484,23 +619,24 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
                 snprintf(name, sizeof name, "%dx%d-c%d", K, T, channels);
             else
                 snprintf(name, sizeof name, "%dx%d", K, T);
-            char *text = NULL, *canon = NULL;
+            char *text = NULL;
             rc_model_cfg mc;
             if (split_text(base, K, T, channels, &text)) goto done;
-            rc_status s2 = make_config(text, base_cfg, NULL, name, o, &canon, &mc, &tc);
+            rc_status s2 = run_cell(o, text, base_cfg, NULL, name, &mc, &tc, &sr->r);
             free(text);
             if (s2) goto done;
             sr->channels = mc.areas[0].channels;
-            s2 = run_sub(o, name, canon, &mc, &tc, &sr->r);
-            free(canon);
-            if (s2) goto done;
             nrun++;
         }
     }
     rc_strbuf csv = {0}, md = {0};
+    static const char *meas[1] = {"accuracy"};
     rc_sb_printf(&csv, "run,areas_K,iterations_T,width_matched,channels,params,units_per_step,units_unrolled,mflops,"
-                    "effective_depth,train_seconds,accuracy\n");
+                    "effective_depth,train_seconds,accuracy");
+    csv_seed_header(&csv, o->seeds, meas, 1);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Depth from recurrence vs depth from distinct layers", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Effective depth %d split into K areas of T = %d/K tied iterations (`KxT`; K = 1 fully recurrent, "
                    "K = %d fully feedforward), every split at width %d, plus width-matched twins (`KxT-cN`) whose "
                    "width N is raised until their params are closest to the fully feedforward split's (%zu). "
@@ -509,7 +645,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
               depth, depth, depth, base_channels, target);
     rc_sb_printf(&md, "| run | K | T | width | params | units | units unrolled | MFLOP/image | depth | accuracy %% | "
                    "train s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
-    double px[2][MAX_SPLITS], ux[2][MAX_SPLITS], fx[2][MAX_SPLITS], ay[2][MAX_SPLITS];
+    double px[2][MAX_SPLITS], ux[2][MAX_SPLITS], fx[2][MAX_SPLITS], ay[2][MAX_SPLITS], ey[2][MAX_SPLITS];
     char lab[2][MAX_SPLITS][24];
     const char *labp[2][MAX_SPLITS];
     int ns[2] = {0, 0};
@@ -517,12 +653,15 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         const split_run *s = &runs[i];
         const sub_result *r = &s->r;
         double acc = r->acc[r->R - 1];
-        rc_sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f\n", r->name, s->K, s->T, s->matched ? "yes" : "no",
+        rc_sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f", r->name, s->K, s->T, s->matched ? "yes" : "no",
                   s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
                   r->train_seconds, acc);
-        rc_sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d | %.2f | %.0f |\n", r->name, s->K, s->T,
-                  s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
-                  100 * acc, r->train_seconds);
+        csv_seed_row(&csv, r, r->R - 1, 1);
+        rc_sb_printf(&csv, "\n");
+        rc_sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d |", r->name, s->K, s->T, s->channels,
+                     r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth);
+        md_acc(&md, r, r->R - 1, 0);
+        rc_sb_printf(&md, " %.0f |\n", r->train_seconds);
         /* series 0: base width (all splits, including K = D); series 1: width-matched twins and K = D */
         for (int w = 0; w < 2; w++) {
             if ((w == 0 && s->matched) || (w == 1 && !s->matched && s->K != depth)) continue;
@@ -531,6 +670,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
             ux[w][j] = (double)r->nb.units_step;
             fx[w][j] = r->nb.flops / 1e6;
             ay[w][j] = 100 * acc;
+            ey[w][j] = 100 * seed_sd(r, r->R - 1, 0);
             if (s->matched)
                 snprintf(lab[w][j], sizeof lab[w][j], "%dx%d c%d", s->K, s->T, s->channels);
             else
@@ -558,12 +698,14 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         p.logx = 1;
         p.key_pos = "bottom right";
         const double *xx[2] = {f == 0 ? px[0] : f == 1 ? ux[0] : fx[0], f == 0 ? px[1] : f == 1 ? ux[1] : fx[1]};
-        p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS, 0};
-        p.series[1] = (rc_plot_series){t1, ns[1], xx[1], ay[1], labp[1], RC_PLOT_LINESPOINTS, 1};
+        p.percent_y = 1;
+        p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS, 0, o->seeds > 1 ? ey[0] : NULL};
+        p.series[1] = (rc_plot_series){t1, ns[1], xx[1], ay[1], labp[1], RC_PLOT_LINESPOINTS, 1, o->seeds > 1 ? ey[1] : NULL};
         p.nseries = ns[1] > 1 ? 2 : 1;
         st = figure(o, names[f], &p);
     }
 done:
+    for (int i = 0; i < nrun; i++) sub_free(&runs[i].r);
     free(base);
     return st;
 }
@@ -577,6 +719,8 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     int na = 0;
     rc_status st = RC_ERR;
     sub_result res[2];
+    memset(res, 0, sizeof res);
+    double *eb[4] = {NULL, NULL, NULL, NULL};
     rc_train_cfg tc = {0};
     static const char *loss_w[2] = {"every", "coarse-to-fine"};
     if (area_names(base, areas, &na)) goto done;
@@ -590,12 +734,8 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
         sp[ns] = NULL;
         char name[64];
         snprintf(name, sizeof name, "tied-%s", loss_w[v]);
-        char *text = NULL;
         rc_model_cfg mc;
-        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
-        rc_status rs = run_sub(o, name, text, &mc, &tc, &res[v]);
-        free(text);
-        if (rs) goto done;
+        if (run_cell(o, base, base_cfg, sp, name, &mc, &tc, &res[v])) goto done;
         if (!res[v].has_coarse) {
             rc_fail("coarse-fine: dataset %s has no coarse taxonomy", tc.data);
             goto done;
@@ -603,8 +743,12 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     }
     int R = res[0].R;
     rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy\n");
+    static const char *meas[2] = {"fine_accuracy", "coarse_accuracy"};
+    rc_sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy");
+    csv_seed_header(&csv, o->seeds, meas, 2);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Coarse to fine: accuracy at every iteration", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Fine (class) and coarse (taxonomy group) test accuracy (%%) of the readout after every "
                    "iteration. `coarse-to-fine` weights readout t's loss between the coarse term (early) and the "
                    "fine term (late); `every` uses the fine loss at every readout. Coarse prediction: the group "
@@ -620,20 +764,25 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     for (int v = 0; v < 2; v++) {
         const sub_result *r = &res[v];
         for (int t = 0; t < R; t++) {
-            rc_sb_printf(&csv, "%s,%s,%d,%.4f,%.4f\n", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
+            rc_sb_printf(&csv, "%s,%s,%d,%.4f,%.4f", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
+            csv_seed_row(&csv, r, t, 2);
+            rc_sb_printf(&csv, "\n");
             xs[t] = t + 1;
             ys[2 * v][t] = 100 * r->acc[t];
             ys[2 * v + 1][t] = 100 * r->coarse[t];
         }
         for (int c = 0; c < 2; c++) {
             rc_sb_printf(&md, "| %s | %s |", r->name, c ? "coarse" : "fine");
-            for (int t = 0; t < R; t++) rc_sb_printf(&md, " %.2f |", 100 * (c ? r->coarse[t] : r->acc[t]));
+            for (int t = 0; t < R; t++) md_acc(&md, r, t, c);
             rc_sb_printf(&md, "\n");
             snprintf(titles[2 * v + c], sizeof titles[0], "%s accuracy, loss %s", c ? "coarse" : "fine", loss_w[v]);
-            p.series[2 * v + c] = (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS, 0};
+            eb[2 * v + c] = err_bars(r, c);
+            p.series[2 * v + c] =
+                (rc_plot_series){titles[2 * v + c], R, xs, ys[2 * v + c], NULL, RC_PLOT_LINESPOINTS, 0, eb[2 * v + c]};
         }
     }
     p.nseries = 4;
+    p.percent_y = 1;
     char title[200];
     snprintf(title, sizeof title, "Coarse and fine accuracy by iteration (%.60s, %d epoch%s)", tc.data, tc.epochs,
              tc.epochs == 1 ? "" : "s");
@@ -644,14 +793,18 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     p.key_pos = "bottom right";
     st = save_outputs(o, "coarse_fine", &csv, &md, &p);
 done:
+    for (int v = 0; v < 2; v++) sub_free(&res[v]);
+    for (int v = 0; v < 4; v++) free(eb[v]);
     free(base);
     return st;
 }
 
 /* ---- evaluations of a trained run ------------------------------------------------------------- */
 
-/* The run to evaluate: run_dir, or base_cfg (tied, loss every) trained as OUT/runs/tied-every. */
-static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc_exp_opts *o, char *dir, size_t n) {
+/* The run to evaluate: run_dir, or base_cfg (tied, loss every) trained as OUT/runs/tied-every; seed > 0:
+ * with train.seed = seed, as OUT/runs/tied-every (seed 1) or OUT/runs/tied-every-seedK. */
+static rc_status resolve_run_seed(const char *run_dir, const char *base_cfg, const rc_exp_opts *o, int seed,
+                                  char *dir, size_t n) {
     if (run_dir) {
         snprintf(dir, n, "%s", run_dir);
         return RC_OK;
@@ -662,23 +815,196 @@ static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc
     int na = 0;
     rc_status st = RC_ERR;
     if (area_names(base, areas, &na)) goto done;
-    char sets[RC_MAX_AREAS + 2][96];
-    const char *sp[RC_MAX_AREAS + 2];
+    char sets[RC_MAX_AREAS + 3][96];
+    const char *sp[RC_MAX_AREAS + 3];
     int ns = 0;
     for (int k = 0; k < na; k++) snprintf(sets[ns++], sizeof sets[0], "area.%.31s.tied=yes", areas[k]);
     snprintf(sets[ns++], sizeof sets[0], "model.loss=every");
     for (int i = 0; i < ns; i++) sp[i] = sets[i];
-    sp[ns] = NULL;
-    char *text = NULL;
+    sp[ns] = sp[ns + 1] = NULL;
+    char *text = NULL, name[48];
+    if (seed > 1)
+        snprintf(name, sizeof name, "tied-every-seed%d", seed);
+    else
+        snprintf(name, sizeof name, "tied-every");
     rc_model_cfg mc;
     rc_train_cfg tc;
     sub_result r;
-    if (make_config(base, base_cfg, sp, "tied-every", o, &text, &mc, &tc)) goto done;
-    st = run_sub(o, "tied-every", text, &mc, &tc, &r);
+    if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
+    if (seed > 0 && tc.seed != (uint64_t)seed) { /* seed 1 of a config whose seed is 1: the one-seed run */
+        free(text);
+        snprintf(sets[ns], sizeof sets[0], "train.seed=%d", seed);
+        sp[ns] = sets[ns];
+        if (make_config(base, base_cfg, sp, name, o, &text, &mc, &tc)) goto done;
+    }
+    st = run_sub(o, name, text, &mc, &tc, &r);
     free(text);
-    snprintf(dir, n, "%s/runs/tied-every", o->out_dir);
+    snprintf(dir, n, "%s/runs/%s", o->out_dir, name);
 done:
     free(base);
+    return st;
+}
+
+static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc_exp_opts *o, char *dir, size_t n) {
+    return resolve_run_seed(run_dir, base_cfg, o, 0, dir, n);
+}
+
+/* A CSV as text cells: row 0 the header; empty cells kept. */
+typedef struct {
+    int rows, cols;
+    char **cell; /* [row * cols + col], pointers into text */
+    char *text;
+} csv_table;
+
+static void csv_free(csv_table *t) {
+    free(t->cell);
+    free(t->text);
+    memset(t, 0, sizeof *t);
+}
+
+static rc_status csv_load(const char *path, csv_table *t) {
+    memset(t, 0, sizeof *t);
+    t->text = slurp(path);
+    if (!t->text) return rc_fail("cannot read %s: %s", path, strerror(errno));
+    int cap = 0;
+    for (char *line = t->text, *next; line && *line; line = next) {
+        next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        int nc = 1;
+        for (char *c = line; *c; c++) nc += *c == ',';
+        if (t->rows == 0) t->cols = nc;
+        if (nc != t->cols) {
+            csv_free(t);
+            return rc_fail("%s: row %d has %d cells, the header %d", path, t->rows + 1, nc, t->cols);
+        }
+        if ((t->rows + 1) * t->cols > cap) {
+            cap = 2 * (t->rows + 1) * t->cols;
+            t->cell = rc_xrealloc(t->cell, (size_t)cap * sizeof(char *));
+        }
+        char *c = line;
+        for (int j = 0; j < nc; j++) {
+            t->cell[t->rows * t->cols + j] = c;
+            c = strchr(c, ',');
+            if (c) *c++ = 0;
+        }
+        t->rows++;
+    }
+    if (t->rows < 2) {
+        csv_free(t);
+        return rc_fail("%s has no rows", path);
+    }
+    return RC_OK;
+}
+
+static int csv_col(const csv_table *t, const char *name) {
+    for (int j = 0; j < t->cols; j++)
+        if (!strcmp(t->cell[j], name)) return j;
+    return -1;
+}
+
+/* One seed's study of its own run (early-exit or more-iterations), writing into o->out_dir. */
+typedef rc_status (*study_fn)(const char *run_dir, const char *base_cfg, int arg, const rc_exp_opts *o);
+
+/* early-exit / more-iterations with o->seeds > 1: seed k's run (trained if needed) is studied into
+ * OUT/seedK (its own CSV, Markdown and figure), then the CSVs are merged into OUT/STEM.csv: every column
+ * of `vals` (comma-separated) becomes the mean over seeds, followed by V_std (sample, n - 1) columns,
+ * seeds and V_seedK columns; the other columns must agree across seeds. *merged gets the merged table's
+ * means and standard deviations: mean[v * rows + i], sd[v * rows + i] for data row i. */
+static rc_status over_seeds(const char *stem, const char *base_cfg, int arg, const rc_exp_opts *o, study_fn one,
+                            const char *vals, csv_table *t1, double **mean, double **sd) {
+    int N = o->seeds;
+    csv_table *tab = rc_xcalloc((size_t)N, sizeof(csv_table));
+    rc_strbuf csv = {0};
+    rc_status st = RC_ERR;
+    char dir[4096], sub[4096], path[4200];
+    int vcol[16], nv = 0;
+    *mean = *sd = NULL;
+    for (int k = 1; k <= N; k++) {
+        if (resolve_run_seed(NULL, base_cfg, o, k, dir, sizeof dir)) goto done;
+        rc_exp_opts ok = *o;
+        ok.seeds = 1;
+        snprintf(sub, sizeof sub, "%s/seed%d", o->out_dir, k);
+        ok.out_dir = sub;
+        if (rc_mkdirs(sub) || one(dir, base_cfg, arg, &ok)) goto done;
+        snprintf(path, sizeof path, "%s/%s.csv", sub, stem);
+        if (csv_load(path, &tab[k - 1])) goto done;
+        if (tab[k - 1].rows != tab[0].rows || tab[k - 1].cols != tab[0].cols) {
+            rc_fail("%s: %d rows, seed 1's has %d", path, tab[k - 1].rows, tab[0].rows);
+            goto done;
+        }
+    }
+    {
+        char vl[256];
+        snprintf(vl, sizeof vl, "%s", vals);
+        char *save = NULL;
+        for (char *v = strtok_r(vl, ",", &save); v && nv < 16; v = strtok_r(NULL, ",", &save)) {
+            vcol[nv] = csv_col(&tab[0], v);
+            if (vcol[nv] < 0) {
+                rc_fail("%s/seed1/%s.csv has no column %s", o->out_dir, stem, v);
+                goto done;
+            }
+            nv++;
+        }
+    }
+    int rows = tab[0].rows - 1, C = tab[0].cols;
+    *mean = rc_xcalloc((size_t)nv * rows + 1, sizeof(double));
+    *sd = rc_xcalloc((size_t)nv * rows + 1, sizeof(double));
+    for (int j = 0; j < C; j++) rc_sb_printf(&csv, "%s%s", j ? "," : "", tab[0].cell[j]);
+    for (int v = 0; v < nv; v++) rc_sb_printf(&csv, ",%s_std", tab[0].cell[vcol[v]]);
+    rc_sb_printf(&csv, ",seeds");
+    for (int v = 0; v < nv; v++)
+        for (int k = 1; k <= N; k++) rc_sb_printf(&csv, ",%s_seed%d", tab[0].cell[vcol[v]], k);
+    rc_sb_printf(&csv, "\n");
+    for (int i = 1; i <= rows; i++) {
+        for (int j = 0; j < C; j++) {
+            int v = 0;
+            while (v < nv && vcol[v] != j) v++;
+            if (v == nv) { /* a key column: the same for every seed */
+                for (int k = 1; k < N; k++)
+                    if (strcmp(tab[k].cell[i * C + j], tab[0].cell[i * C + j])) {
+                        rc_fail("%s: seed %d's row %d has %s = %s, seed 1's %s", stem, k + 1, i, tab[0].cell[j],
+                                tab[k].cell[i * C + j], tab[0].cell[i * C + j]);
+                        goto done;
+                    }
+                rc_sb_printf(&csv, "%s%s", j ? "," : "", tab[0].cell[i * C + j]);
+                continue;
+            }
+            double m = 0, ss = 0;
+            if (!*tab[0].cell[i * C + j]) { /* an empty cell (no coarse accuracy): stays empty */
+                rc_sb_printf(&csv, "%s", j ? "," : "");
+                continue;
+            }
+            for (int k = 0; k < N; k++) m += atof(tab[k].cell[i * C + j]) / N;
+            for (int k = 0; k < N; k++) ss += (atof(tab[k].cell[i * C + j]) - m) * (atof(tab[k].cell[i * C + j]) - m);
+            (*mean)[v * rows + i - 1] = m;
+            (*sd)[v * rows + i - 1] = sqrt(ss / (N - 1));
+            rc_sb_printf(&csv, "%s%.4f", j ? "," : "", m);
+        }
+        for (int v = 0; v < nv; v++)
+            if (*tab[0].cell[i * C + vcol[v]])
+                rc_sb_printf(&csv, ",%.4f", (*sd)[v * rows + i - 1]);
+            else
+                rc_sb_printf(&csv, ",");
+        rc_sb_printf(&csv, ",%d", N);
+        for (int v = 0; v < nv; v++)
+            for (int k = 0; k < N; k++) rc_sb_printf(&csv, ",%s", tab[k].cell[i * C + vcol[v]]);
+        rc_sb_printf(&csv, "\n");
+    }
+    char file[128];
+    snprintf(file, sizeof file, "%s.csv", stem);
+    if (sb_save(&csv, o->out_dir, file)) goto done;
+    *t1 = tab[0];
+    memset(&tab[0], 0, sizeof tab[0]);
+    st = RC_OK;
+done:
+    for (int k = 0; k < N; k++) csv_free(&tab[k]);
+    free(tab);
+    free(csv.buf);
+    if (st) {
+        free(*mean);
+        free(*sd);
+        *mean = *sd = NULL;
+    }
     return st;
 }
 
@@ -757,7 +1083,99 @@ static int eval_limit(const rc_exp_opts *o) {
     return o->quick ? QUICK_TEST_IMAGES : 0;
 }
 
+/* --seeds N for early-exit and more-iterations: each seed studied into OUT/seedK, the CSVs merged (over_seeds),
+ * then STEM.md (mean ± sd) and the figure with error bars. more = 1: more-iterations, 0: early-exit. */
+static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_exp_opts *o) {
+    const char *stem = more ? "more_iterations" : "early_exit";
+    csv_table t;
+    double *mean = NULL, *sd = NULL;
+    if (over_seeds(stem, base_cfg, arg, o, more ? rc_exp_more_iterations : rc_exp_early_exit,
+                   more ? "accuracy,coarse_accuracy,mflops" : "accuracy,mean_iterations,mean_mflops", &t, &mean, &sd))
+        return RC_ERR;
+    int rows = t.rows - 1, C = t.cols, T = 0;
+    rc_strbuf md = {0};
+    rc_sb_printf(&md, "# %s\n\n", more ? "More iterations at test time" : "Early exit by confidence");
+    md_seeds_note(&md, o);
+    rc_sb_printf(&md, "The run of every seed was studied on its own (its table and figure: `%s/seedK/`); the base "
+                      "config `%s`%s.\n\n",
+                 o->out_dir, base_cfg, o->quick ? " (--quick: a smoke test, not a result)" : "");
+    double *xs = rc_xcalloc((size_t)rows + 1, sizeof(double)), *ys = rc_xcalloc((size_t)rows + 1, sizeof(double));
+    double *es = rc_xcalloc((size_t)rows + 1, sizeof(double));
+    char(*lab)[24] = rc_xcalloc((size_t)rows + 1, sizeof *lab);
+    const char **labp = rc_xcalloc((size_t)rows + 1, sizeof(char *));
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    char title[200], vl[48];
+    if (more) {
+        int c_it = csv_col(&t, "iterations"), c_bt = csv_col(&t, "beyond_trained");
+        rc_sb_printf(&md, "| T' | accuracy %% | MFLOP/image |\n| ---: | ---: | ---: |\n");
+        for (int i = 0; i < rows; i++) {
+            const char *it = t.cell[(i + 1) * C + c_it];
+            T += !strcmp(t.cell[(i + 1) * C + c_bt], "no");
+            rc_sb_printf(&md, "| %s | %.2f ± %.2f | %.2f |\n", it, 100 * mean[i], 100 * sd[i], mean[2 * rows + i]);
+            xs[i] = atof(it);
+            ys[i] = 100 * mean[i];
+            es[i] = 100 * sd[i];
+        }
+        snprintf(title, sizeof title, "Test-time depth: accuracy vs iterations (%d seeds, trained with T = %d)", o->seeds, T);
+        snprintf(vl, sizeof vl, "trained T = %d", T);
+        p.xlabel = "iterations T' unrolled at test time (every tied area)";
+        p.integer_x = rows <= 30;
+        p.vline_x = T;
+        p.vline_label = vl;
+        p.series[0] = (rc_plot_series){"last readout", rows, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0, es};
+        p.nseries = 1;
+    } else {
+        int c_kind = csv_col(&t, "kind"), c_th = csv_col(&t, "threshold"), c_it = csv_col(&t, "iteration");
+        rc_sb_printf(&md, "| exit rule | accuracy %% | mean iterations | mean MFLOP/image |\n| --- | ---: | ---: | ---: |\n");
+        int nf = 0;
+        for (int i = 0; i < rows; i++) nf += !strcmp(t.cell[(i + 1) * C + c_kind], "fixed");
+        for (int i = 0; i < rows; i++) {
+            int fixed = !strcmp(t.cell[(i + 1) * C + c_kind], "fixed");
+            if (fixed)
+                rc_sb_printf(&md, "| always iteration %s |", t.cell[(i + 1) * C + c_it]);
+            else
+                rc_sb_printf(&md, "| P >= %g |", atof(t.cell[(i + 1) * C + c_th]));
+            rc_sb_printf(&md, " %.2f ± %.2f | %.2f | %.2f ± %.2f |\n", 100 * mean[i], 100 * sd[i], mean[rows + i],
+                         mean[2 * rows + i], sd[2 * rows + i]);
+            xs[i] = mean[2 * rows + i];
+            ys[i] = 100 * mean[i];
+            es[i] = 100 * sd[i];
+            if (fixed)
+                snprintf(lab[i], sizeof lab[i], "t=%s", t.cell[(i + 1) * C + c_it]);
+            else
+                snprintf(lab[i], sizeof lab[i], "%g", atof(t.cell[(i + 1) * C + c_th]));
+            labp[i] = lab[i];
+        }
+        snprintf(title, sizeof title, "Early exit: accuracy vs mean compute (%d seeds)", o->seeds);
+        p.xlabel = "mean forward MFLOP per image (mean over seeds)";
+        p.series[0] = (rc_plot_series){"fixed depth: always readout t", nf, xs, ys, labp, RC_PLOT_LINESPOINTS, 0, es};
+        p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", rows - nf, xs + nf, ys + nf,
+                                       labp + nf, RC_PLOT_LINESPOINTS, 0, es + nf};
+        p.nseries = 2;
+    }
+    p.title = title;
+    p.ylabel = "test accuracy (%)";
+    p.percent_y = 1;
+    char file[64];
+    snprintf(file, sizeof file, "%s.md", stem);
+    rc_status st = sb_save(&md, o->out_dir, file);
+    if (!st) st = figure(o, stem, &p);
+    if (!st) say(o, "wrote %s/%s.csv and %s.md (mean over %d seeds)", o->out_dir, stem, stem, o->seeds);
+    free(md.buf);
+    free(xs);
+    free(ys);
+    free(es);
+    free(lab);
+    free(labp);
+    free(mean);
+    free(sd);
+    csv_free(&t);
+    return st;
+}
+
 rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int iterations, const rc_exp_opts *o) {
+    if (!run_dir && o->seeds > 1) return study_seeds(0, base_cfg, iterations, o);
     char dir[4096];
     if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
     if (o->threads > 0) rc_set_threads(o->threads);
@@ -875,8 +1293,10 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
     p.title = title;
     p.xlabel = "mean forward MFLOP per image";
     p.ylabel = "test accuracy (%)";
-    p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS, 0};
-    p.series[1] = (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS, 0};
+    p.series[0] = (rc_plot_series){"fixed depth: always readout t", R, fxx, fxy, fl_p, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.series[1] =
+        (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.percent_y = 1;
     p.nseries = 2;
     st = save_outputs(o, "early_exit", &csv, &md, &p);
 done:
@@ -891,6 +1311,7 @@ done:
 }
 
 rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o) {
+    if (!run_dir && o->seeds > 1) return study_seeds(1, base_cfg, max_iters, o);
     char dir[4096];
     if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
     if (o->threads > 0) rc_set_threads(o->threads);
@@ -959,7 +1380,8 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
     p.integer_x = max_iters <= 30;
     p.vline_x = T;
     p.vline_label = vl;
-    p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0};
+    p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.percent_y = 1;
     p.nseries = 1;
     st = save_outputs(o, "more_iterations", &csv, &md, &p);
 done:
@@ -996,6 +1418,14 @@ static rc_status extrapolate_sizes(const char *spec, const char *task, int sizes
     return RC_OK;
 }
 
+/* Sample sd (n - 1) over n seeds of element q of arrays laid out [seed][stride]; 0 for one seed. */
+static double xsd(const double *seeds, const double *mean, size_t q, int n, size_t stride) {
+    if (n < 2) return 0;
+    double ss = 0;
+    for (int k = 0; k < n; k++) ss += (seeds[k * stride + q] - mean[q]) * (seeds[k * stride + q] - mean[q]);
+    return sqrt(ss / (n - 1));
+}
+
 rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_iters, const rc_exp_opts *o) {
     char *base = NULL;
     if (rc_mkdirs(o->out_dir) || base_text(base_cfg, o, &base)) return RC_ERR;
@@ -1009,7 +1439,10 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
     sub_result res[NV];
     rc_model_cfg mcs[NV];
     rc_train_cfg tc = {0};
-    double *solved = NULL, *posacc = NULL; /* [v][size][iteration] */
+    double *solved = NULL, *posacc = NULL; /* [v][size][iteration]: the mean over seeds */
+    double *seed_sv = NULL, *seed_pv = NULL; /* [seed][v][size][iteration] */
+    const int N = o->seeds > 1 ? o->seeds : 1;
+    memset(res, 0, sizeof res);
     int sizes[EXTRA_SIZES] = {0, 0, 0}, T = 0, I = 0;
     char kind[32];
     rc_dataset test = {0};
@@ -1041,11 +1474,7 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
         if (v < 2) snprintf(sets[ns++], sizeof sets[0], "model.alpha=" EXP_ALPHA);
         for (int i = 0; i < ns; i++) sp[i] = sets[i];
         sp[ns] = NULL;
-        char *text = NULL;
-        if (make_config(base, base_cfg, sp, names[v], &oq, &text, &mcs[v], &tc)) goto done;
-        rc_status rs = run_sub(&oq, names[v], text, &mcs[v], &tc, &res[v]);
-        free(text);
-        if (rs) goto done;
+        if (run_cell(&oq, base, base_cfg, sp, names[v], &mcs[v], &tc, &res[v])) goto done;
     }
     if (extrapolate_sizes(tc.data, task, sizes, kind, sizeof kind)) goto done;
     T = mcs[0].areas[0].iterations;
@@ -1053,18 +1482,24 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
     if (I > RC_MAX_READOUTS) I = RC_MAX_READOUTS;
     solved = rc_xcalloc((size_t)NV * EXTRA_SIZES * I, sizeof(double));
     posacc = rc_xcalloc((size_t)NV * EXTRA_SIZES * I, sizeof(double));
+    seed_sv = rc_xcalloc((size_t)N * NV * EXTRA_SIZES * I, sizeof(double));
+    seed_pv = rc_xcalloc((size_t)N * NV * EXTRA_SIZES * I, sizeof(double));
     if (o->threads > 0) rc_set_threads(o->threads);
     int limit = o->eval_limit > 0 ? o->eval_limit : o->quick ? 100 : 0;
     for (int s = 0; s < EXTRA_SIZES; s++) {
         char spec[96];
         snprintf(spec, sizeof spec, "%s:%d:%d", kind, sizes[0], sizes[s]);
         if (load_test(spec, limit, &test)) goto done;
-        for (int v = 0; v < NV; v++) {
+        for (int v = 0; v < NV; v++)
+        for (int k = 0; k < N; k++) {
             rc_model_cfg mc = mcs[v];
             mc.in_h = test.h;
             mc.in_w = test.w;
             char ckpt[4200];
-            snprintf(ckpt, sizeof ckpt, "%s/runs/%s/model.ckpt", o->out_dir, names[v]);
+            if (k == 0)
+                snprintf(ckpt, sizeof ckpt, "%s/runs/%s/model.ckpt", o->out_dir, names[v]);
+            else
+                snprintf(ckpt, sizeof ckpt, "%s/runs/%s-seed%d/model.ckpt", o->out_dir, names[v], k + 1);
             rc_eval_result r;
             int n_it = I;
             if (mc.areas[0].tied) {
@@ -1079,19 +1514,32 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
                 n_it = RC_MIN(I, r.nreadouts);
             }
             for (int t = 0; t < I; t++) {
-                size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t;
-                solved[q] = t < n_it ? rc_eval_accuracy(&r, t) : NAN;
-                posacc[q] = t < n_it ? rc_eval_position_accuracy(&r, t) : NAN;
+                size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t, qk = (size_t)k * NV * EXTRA_SIZES * I + q;
+                seed_sv[qk] = t < n_it ? rc_eval_accuracy(&r, t) : NAN;
+                seed_pv[qk] = t < n_it ? rc_eval_position_accuracy(&r, t) : NAN;
+                solved[q] += seed_sv[qk] / N;
+                posacc[q] += seed_pv[qk] / N;
             }
-            say(o, "%s on %s: solved %.2f%% at the trained %d iterations, %.2f%% at %d", names[v], spec,
-                100 * solved[((size_t)v * EXTRA_SIZES + s) * I + T - 1], T,
-                100 * solved[((size_t)v * EXTRA_SIZES + s) * I + n_it - 1], n_it);
+            size_t q0 = (size_t)k * NV * EXTRA_SIZES * I + ((size_t)v * EXTRA_SIZES + s) * I;
+            char who[96];
+            if (N > 1)
+                snprintf(who, sizeof who, "%s (seed %d)", names[v], k + 1);
+            else
+                snprintf(who, sizeof who, "%s", names[v]);
+            say(o, "%s on %s: solved %.2f%% at the trained %d iterations, %.2f%% at %d", who, spec,
+                100 * seed_sv[q0 + T - 1], T, 100 * seed_sv[q0 + n_it - 1], n_it);
         }
         rc_dataset_free(&test);
     }
     rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "run,test_size,iteration,solved,position_accuracy\n");
+    /* sample sd over seeds of [v][size][iteration] q (0 for one seed) */
+#define XSD(arr, mean, q) xsd(arr, mean, q, N, (size_t)NV * EXTRA_SIZES * I)
+    static const char *meas[2] = {"solved", "position_accuracy"};
+    rc_sb_printf(&csv, "run,test_size,iteration,solved,position_accuracy");
+    csv_seed_header(&csv, N, meas, 2);
+    rc_sb_printf(&csv, "\n");
     md_header(&md, "Thinking longer: extrapolation to larger problems", base_cfg, o, &tc);
+    md_seeds_note(&md, o);
     rc_sb_printf(&md, "Trained on `%s` with T = %d iterations; evaluated on %s of sizes %d, %d and %d with 1..%d "
                    "iterations (tied runs step by step, the feedforward twin at its %d layers). Solved = every "
                    "position right (maze walls excluded). Progressive loss: alpha = " EXP_ALPHA ".\n\n"
@@ -1105,27 +1553,48 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
             int best = 0, last = 0;
             for (int t = 0; t < I; t++) {
                 if (isnan(sv[t])) continue;
-                rc_sb_printf(&csv, "%s,%d,%d,%.4f,%.4f\n", names[v], sizes[s], t + 1, sv[t], pv[t]);
+                rc_sb_printf(&csv, "%s,%d,%d,%.4f,%.4f", names[v], sizes[s], t + 1, sv[t], pv[t]);
+                if (N > 1) {
+                    size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t;
+                    rc_sb_printf(&csv, ",%.4f,%.4f,%d", XSD(seed_sv, solved, q), XSD(seed_pv, posacc, q), N);
+                    for (int m = 0; m < 2; m++)
+                        for (int k = 0; k < N; k++)
+                            rc_sb_printf(&csv, ",%.4f", (m ? seed_pv : seed_sv)[(size_t)k * NV * EXTRA_SIZES * I + q]);
+                }
+                rc_sb_printf(&csv, "\n");
                 if (sv[t] > sv[best]) best = t;
                 last = t;
             }
-            rc_sb_printf(&md, "| %s | %s | %zu | %d | %.2f | %.2f | %.2f (%d) | %.2f |\n", names[v], what[v],
-                         res[v].nb.params, sizes[s], 100 * sv[T - 1], 100 * pv[T - 1], 100 * sv[best], best + 1,
-                         100 * sv[last]);
+            size_t q = ((size_t)v * EXTRA_SIZES + s) * I;
+            rc_sb_printf(&md, "| %s | %s | %zu | %d |", names[v], what[v], res[v].nb.params, sizes[s]);
+            const int at[4] = {T - 1, T - 1, best, last}; /* solved at T, positions at T, best, at I */
+            for (int c = 0; c < 4; c++) {
+                double mv = 100 * (c == 1 ? pv : sv)[at[c]];
+                double sdv = 100 * (c == 1 ? XSD(seed_pv, posacc, q + at[c]) : XSD(seed_sv, solved, q + at[c]));
+                rc_sb_printf(&md, " %.2f", mv);
+                if (N > 1) rc_sb_printf(&md, " ± %.2f", sdv);
+                if (c == 2) rc_sb_printf(&md, " (%d)", best + 1);
+                rc_sb_printf(&md, " |");
+            }
+            rc_sb_printf(&md, "\n");
         }
     st = save_outputs(o, "extrapolate", &csv, &md, NULL);
     for (int s = 0; s < EXTRA_SIZES && !st; s++) {
         rc_plot p;
         memset(&p, 0, sizeof p);
         double *xs = rc_xmalloc((size_t)I * sizeof(double)), *ys = rc_xmalloc((size_t)NV * I * sizeof(double));
+        double *es = rc_xmalloc((size_t)NV * I * sizeof(double));
         for (int t = 0; t < I; t++) xs[t] = t + 1;
         for (int v = 0; v < NV; v++) {
             int n = 0;
             for (int t = 0; t < I; t++) {
                 double q = solved[((size_t)v * EXTRA_SIZES + s) * I + t];
-                if (!isnan(q)) ys[(size_t)v * I + n++] = 100 * q;
+                if (isnan(q)) continue;
+                es[(size_t)v * I + n] = 100 * XSD(seed_sv, solved, ((size_t)v * EXTRA_SIZES + s) * I + t);
+                ys[(size_t)v * I + n++] = 100 * q;
             }
-            p.series[v] = (rc_plot_series){names[v], n, xs, ys + (size_t)v * I, NULL, RC_PLOT_LINES, 0};
+            p.series[v] = (rc_plot_series){names[v], n, xs, ys + (size_t)v * I, NULL, RC_PLOT_LINES, 0,
+                                           N > 1 ? es + (size_t)v * I : NULL};
         }
         p.nseries = NV;
         char title[160], fig[64], vl[48];
@@ -1135,17 +1604,23 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
         p.title = title;
         p.xlabel = "test-time iterations";
         p.ylabel = "solved (%)";
+        p.percent_y = 1;
         p.vline_x = T;
         p.vline_label = vl;
         p.key_pos = "top right";
         st = figure(o, fig, &p);
         free(xs);
         free(ys);
+        free(es);
     }
+#undef XSD
 done:
+    for (int v = 0; v < NV; v++) sub_free(&res[v]);
     free(base);
     free(solved);
     free(posacc);
+    free(seed_sv);
+    free(seed_pv);
     rc_dataset_free(&test);
     return st;
 }

@@ -15,6 +15,9 @@ typedef struct {
     int eval_limit;      /* > 0: evaluate on the first N test images only (early-exit, more-iterations) */
     int quick;           /* a tiny run for tests: 4096 training images, 1 epoch, 1000 test images */
     int quiet;           /* no progress output from training */
+    int seeds;           /* > 1: every trained cell N times, train.seed = 1..N (seed 1 in OUT/runs/NAME, seed k
+                            in OUT/runs/NAME-seedK); results are the mean, sample std (n - 1) and per-seed
+                            values. <= 1: one run with the config's own seed (today's outputs) */
     const char *const *sets; /* nsets `SECTION.KEY=VALUE` overrides of the base config, applied before the */
     int nsets;               /* experiment's own settings (for tradeoff: to the [area] template) */
 } rc_exp_opts;

@@ -5,7 +5,8 @@ set xlabel "mean forward MFLOP per image"
 set ylabel "test accuracy (%)"
 set grid
 set key bottom right box opaque
-set offsets graph 0.04, graph 0.1, graph 0.06, graph 0.06
+set yrange [91.88:93.09]
+set offsets graph 0.04, graph 0.1, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "early_exit.png"
 plot "early_exit.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 1 title "fixed depth: always readout t", \

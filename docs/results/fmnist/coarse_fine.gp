@@ -7,7 +7,8 @@ set grid
 set key bottom right box opaque
 set xtics 1
 set mxtics 1
-set offsets graph 0.04, graph 0.1, graph 0.06, graph 0.06
+set yrange [71.8088:100]
+set offsets graph 0.04, graph 0.1, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "coarse_fine.png"
 plot "coarse_fine.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 1 title "fine accuracy, loss every", \

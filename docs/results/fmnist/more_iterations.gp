@@ -7,7 +7,8 @@ set grid
 set key bottom right box opaque
 set xtics 1
 set mxtics 1
-set offsets graph 0.04, graph 0.1, graph 0.06, graph 0.06
+set yrange [4.6254:89.6446]
+set offsets graph 0.04, graph 0.1, graph 0, graph 0
 set arrow from 4, graph 0 to 4, graph 1 nohead dt 2 lw 1.5 lc rgb "gray40"
 set label "trained T = 4" at 4, graph 0.06 offset char 0.5,0 tc rgb "gray30"
 set terminal pngcairo noenhanced size 900,600 font "sans,11"

@@ -7,7 +7,8 @@ set grid
 set key bottom right box opaque
 set xtics 1
 set mxtics 1
-set offsets graph 0.04, graph 0.1, graph 0.06, graph 0.06
+set yrange [25.281:92.089]
+set offsets graph 0.04, graph 0.1, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "table4.png"
 plot "table4.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 1 title "tied, loss final (28890 params)", \

@@ -7,7 +7,10 @@ set grid
 set key bottom right box opaque
 set logscale x
 set format x "%g"
-set offsets graph 0.04, graph 0.1, graph 0.06, graph 0.06
+set xrange [9461.564872:57225.74594]
+set xtics (10000, 20000, 50000)
+set yrange [83.39:88.37]
+set offsets graph 0, graph 0, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "tradeoff_params.png"
 plot "tradeoff_params.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 1 title "width 32: same FLOPs, params grow with K", \
