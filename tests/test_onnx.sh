@@ -45,10 +45,10 @@ run() {
     done
 }
 
-# the sanitizer build (make test runs this script twice) takes the zoo's ConvLSTM and top-down nets; with the
+# the sanitizer build (make test runs this script twice) takes the zoo's ConvLSTM, top-down and untied nets; with the
 # test configs below they emit every op the zoo does
 ZOO="configs/*.cfg"
-case $B in *san*) ZOO="configs/convlstm.cfg configs/topdown.cfg" ;; esac
+case $B in *san*) ZOO="configs/convlstm.cfg configs/topdown.cfg configs/feedforward.cfg" ;; esac
 for c in $ZOO; do run "$(basename "$c" .cfg)" "$c"; done
 run tiny tests/configs/tiny.cfg 5
 run onnx_batch tests/configs/onnx_batch.cfg 4
