@@ -3,10 +3,13 @@ config the way `recur bench` times recur (random batch, 3 warm-up steps, N train
 config's optimizer, then N eval-mode forward passes under no_grad) and prints one JSON line with the
 same keys: train_images_per_s, infer_images_per_s, peak_rss_mb (this process's ru_maxrss).
 
-usage: /usr/bin/python3 bench/torch_bench.py CONFIG [--batch N] [--threads N] [--steps N] [--set S.K=V]
-                                              [--channels-last]
+usage: PYTHON bench/torch_bench.py CONFIG [--batch N] [--threads N] [--steps N] [--set S.K=V]
+                                       [--channels-last] [--compile [MODE]]
 --channels-last puts the model and the batch in PyTorch's NHWC memory format (the default is NCHW, what
-the twin uses); docs/PERFORMANCE.md compares both.
+the twin uses); docs/PERFORMANCE.md compares both. --compile (PyTorch 2.x only) runs the model through
+torch.compile (MODE: default, reduce-overhead, max-autotune; the inductor backend, which generates C++
+with OpenMP on a CPU); the warm-up steps (not timed) do the compiling, and their time is printed as
+warmup_s. Works with Debian's PyTorch 1.13 (/usr/bin/python3) and a PyTorch 2.x (bench/torch2_env.sh).
 """
 
 import argparse
@@ -31,7 +34,11 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--json", action="store_true", help="accepted like recur bench's (always JSON)")
+    ap.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE")
     args = ap.parse_args()
+    if args.compile and not hasattr(torch, "compile"):
+        ap.error("--compile needs PyTorch 2.x (this is %s)" % torch.__version__)
 
     torch.set_num_threads(args.threads)
     model, cfg = twin.build_model(args.config, overrides=args.sets)
@@ -46,9 +53,13 @@ def main():
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     opt = twin.make_optimizer(model, cfg, lr=1e-4)
+    if args.compile:  # the compiled module forwards .cfg, .train() and the parameters to the model
+        model = torch.compile(model, mode=args.compile)
 
+    t0 = time.perf_counter()
     for _ in range(3):
         twin.train_step(model, opt, x, y)
+    t_warm = time.perf_counter() - t0
     t0 = time.perf_counter()
     for _ in range(args.steps):
         twin.train_step(model, opt, x, y)
@@ -56,8 +67,10 @@ def main():
 
     model.eval()
     with torch.no_grad():
+        t0 = time.perf_counter()
         for _ in range(2):
             model(x)
+        t_warm += time.perf_counter() - t0
         t0 = time.perf_counter()
         for _ in range(args.steps):
             model(x)
@@ -69,6 +82,7 @@ def main():
         "train_images_per_s": round(args.steps * batch / t_train, 2),
         "infer_images_per_s": round(args.steps * batch / t_inf, 2),
         "peak_rss_mb": round(rss_mb, 1), "channels_last": bool(args.channels_last),
+        "compile": args.compile or "", "torch": torch.__version__, "warmup_s": round(t_warm, 2),
     }))
 
 
