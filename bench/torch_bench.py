@@ -9,7 +9,8 @@ usage: PYTHON bench/torch_bench.py CONFIG [--batch N] [--threads N] [--steps N] 
 the twin uses); docs/PERFORMANCE.md compares both. --compile (PyTorch 2.x only) runs the model through
 torch.compile (MODE: default, reduce-overhead, max-autotune; the inductor backend, which generates C++
 with OpenMP on a CPU); the warm-up steps (not timed) do the compiling, and their time is printed as
-warmup_s. Works with Debian's PyTorch 1.13 (/usr/bin/python3) and a PyTorch 2.x (bench/torch2_env.sh).
+warmup_s. --profile prints torch.profiler's per-op table (self CPU time, top 25) of the timed
+training steps to stderr (PyTorch's counterpart of `recur bench --profile`). Works with Debian's PyTorch 1.13 (/usr/bin/python3) and a PyTorch 2.x (bench/torch2_env.sh).
 """
 
 import argparse
@@ -20,6 +21,13 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ref"))
+# torch.compile on a CPU: inductor vectorises its C++ only if a probe library, built with its chosen ISA
+# flags, loads; that library needs the vectorised math (Sleef) of libtorch_cpu, which `import torch`
+# (RTLD_LOCAL) does not make visible, so the probe fails and every generated kernel is scalar (PyPI
+# torch 2.15.0 on Debian 12; torch._inductor.cpu_vec_isa.pick_vec_isa() says INVALID_VEC_ISA). Loading
+# libtorch with RTLD_GLOBAL (torch reads this variable at import) lets the probe pass (avx512).
+if "--compile" in sys.argv:
+    os.environ.setdefault("TORCH_USE_RTLD_GLOBAL", "1")
 
 import torch  # noqa: E402
 
@@ -34,6 +42,7 @@ def main():
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--set", action="append", default=[], dest="sets")
     ap.add_argument("--channels-last", action="store_true")
+    ap.add_argument("--profile", action="store_true")
     ap.add_argument("--json", action="store_true", help="accepted like recur bench's (always JSON)")
     ap.add_argument("--compile", nargs="?", const="default", default=None, metavar="MODE")
     args = ap.parse_args()
@@ -60,10 +69,19 @@ def main():
     for _ in range(3):
         twin.train_step(model, opt, x, y)
     t_warm = time.perf_counter() - t0
+    prof = None
+    if args.profile:
+        from torch.profiler import profile, ProfilerActivity
+        prof = profile(activities=[ProfilerActivity.CPU])
+        prof.__enter__()
     t0 = time.perf_counter()
     for _ in range(args.steps):
         twin.train_step(model, opt, x, y)
     t_train = time.perf_counter() - t0
+    if prof is not None:
+        prof.__exit__(None, None, None)
+        print("torch.profiler, %d training steps (%.3fs wall):" % (args.steps, t_train), file=sys.stderr)
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25), file=sys.stderr)
 
     model.eval()
     with torch.no_grad():
