@@ -46,8 +46,13 @@ if [ -n "$modes2" ]; then
         esac
     done
 fi
-tmp=$(mktemp)
-trap 'rm -f "$tmp" "$tmp.err"' EXIT
+if [ -n "$out" ]; then  # runs go to FILE as they finish (a stopped run keeps what it measured)
+    tmp=$out; : >"$tmp"
+    trap 'rm -f "$tmp.err"' EXIT
+else
+    tmp=$(mktemp)
+    trap 'rm -f "$tmp" "$tmp.err"' EXIT
+fi
 bargs="--threads $threads --steps $steps"
 [ "$batch" -gt 0 ] && bargs="$bargs --batch $batch"
 echo "# vs_pytorch.sh: $rounds rounds, $threads threads, $steps steps, $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cpus, load $(cut -d' ' -f1-3 /proc/loadavg), sides: $sides" >&2
@@ -88,5 +93,4 @@ while [ "$r" -le "$rounds" ]; do
     done
     r=$((r + 1))
 done
-[ -n "$out" ] && cp "$tmp" "$out"
 "$py" "$(dirname "$0")/vs_pytorch_table.py" "$tmp"
