@@ -8,9 +8,10 @@
 # networkx, jinja2, fsspec, setuptools), triton, and the nvidia-* CUDA 13 runtime packages (cudnn,
 # cublas, cufft, cusparse, cusparselt, nccl, nvshmem, cufile, ...), plus numpy. The CUDA packages are
 # never used here, but they cannot be left out: with `pip install --no-deps torch` the import fails
-# (libtorch.so is linked against libcufile.so.0, libcusparseLt.so.0 and libnvshmem_host.so.3, which
-# only those packages ship). TORCH2_VERSION pins a version (default: the one below). torch.compile's CPU backend compiles C++ at run time: it needs g++ and the
-# interpreter's headers (Python.h, Debian package python3-dev), which this script checks for and, as
+# (libtorch.so is linked against the CUDA libraries; on the project's machine, which has a CUDA 13
+# toolkit in /usr/local, libcufile.so.0, libcusparseLt.so.0 and libnvshmem_host.so.3 were missing).
+# TORCH2_VERSION pins a version (default: the one below). torch.compile's CPU backend compiles C++ at
+# run time: it needs g++ and the interpreter's headers (Python.h, Debian package python3-dev), which this script checks for and, as
 # root, installs with apt-get.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
