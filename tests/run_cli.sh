@@ -2,22 +2,7 @@
 # CLI tests: help, info, config errors, train a few steps, resume, eval (incl. more iterations at test
 # time and early exit), refusal to resume with a changed config, and data errors.
 # Usage: tests/run_cli.sh BUILD_DIR. Every check must pass; the script exits non-zero on the first failure.
-set -u
-B=${1:-build}
-R="$B/recur"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { pass=$((pass + 1)); }
-# expect_fail NAME PATTERN CMD...: CMD must exit non-zero and its stderr must match PATTERN (grep -E)
-expect_fail() {
-    name=$1; pat=$2; shift 2
-    if "$@" >"$T/out" 2>"$T/err"; then fail "$name: succeeded, expected an error"; fi
-    grep -Eq "$pat" "$T/err" || { cat "$T/err"; fail "$name: stderr does not match '$pat'"; }
-    [ "$(grep -c . "$T/err")" -ge 1 ] || fail "$name: no error message"
-    ok
-}
+. tests/lib.sh
 
 # help
 "$R" --help | grep -q "usage: recur" || fail "recur --help"; ok

@@ -2,14 +2,7 @@
 # Experiment tests: every `recur experiment` with --quick on a small Fashion-MNIST copy (2048 training,
 # 500 test images); checks the CSV/Markdown/PNG/SVG outputs, the numbers against `recur eval`, reuse of
 # finished sub-runs and the refusal of a changed one. Usage: tests/test_experiments.sh BUILD_DIR.
-set -u
-B=${1:-build}
-R="$B/recur"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { pass=$((pass + 1)); }
+. tests/lib.sh
 PY=/usr/bin/python3
 export OMP_WAIT_POLICY=passive
 

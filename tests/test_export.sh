@@ -6,20 +6,7 @@
 # python/recur_torch.py's logits against recur's. Then the error paths: bad --format, an --out
 # directory that does not exist, a full disk (the tmp file is a link to /dev/full) leaving the existing
 # file byte for byte, a read-only directory. Usage: tests/test_export.sh BUILD_DIR.
-set -u
-B=${1:-build}
-R="$B/recur"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { pass=$((pass + 1)); }
-expect_fail() {
-    name=$1; pat=$2; shift 2
-    if "$@" >"$T/out" 2>"$T/err"; then fail "$name: succeeded, expected an error"; fi
-    grep -Eq "$pat" "$T/err" || { cat "$T/err"; fail "$name: stderr does not match '$pat'"; }
-    ok
-}
+. tests/lib.sh
 export OMP_WAIT_POLICY=passive
 PY=$(sh scripts/pyenv.sh) || fail "scripts/pyenv.sh could not make the Python environment"
 N=200

@@ -4,21 +4,8 @@
 # ops), and npy: datasets (Fashion-MNIST rewritten as uint8 NHWC / float32 NCHW arrays gives the same
 # logits as the IDX files; a small npy dataset trains and evaluates; bad arrays are refused naming the file).
 # Usage: tests/test_outputs.sh BUILD_DIR. Seconds; exits non-zero on the first failure.
-set -u
-B=${1:-build}
-R="$B/recur"
+. tests/lib.sh
 PY=/usr/bin/python3
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { pass=$((pass + 1)); }
-expect_fail() {
-    name=$1; pat=$2; shift 2
-    if "$@" >"$T/out" 2>"$T/err"; then fail "$name: succeeded, expected an error"; fi
-    grep -Eq "$pat" "$T/err" || { cat "$T/err"; fail "$name: stderr does not match '$pat'"; }
-    ok
-}
 
 "$R" train tests/configs/tiny.cfg --out "$T/run" --steps 8 --quiet || fail "train tiny"
 

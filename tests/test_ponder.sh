@@ -2,20 +2,7 @@
 # CLI tests of learned halting (model.halting = ponder): train tiny.cfg with it for a few steps, eval with
 # --halt ponder (text and JSON: mean iterations within [1, T], accuracy in [0, 1]), and the error messages.
 # Usage: tests/test_ponder.sh BUILD_DIR. Exits non-zero on the first failure.
-set -u
-B=${1:-build}
-R="$B/recur"
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-pass=0
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { pass=$((pass + 1)); }
-expect_fail() {
-    name=$1; pat=$2; shift 2
-    if "$@" >"$T/out" 2>"$T/err"; then fail "$name: succeeded, expected an error"; fi
-    grep -Eq "$pat" "$T/err" || { cat "$T/err"; fail "$name: stderr does not match '$pat'"; }
-    ok
-}
+. tests/lib.sh
 C=tests/configs/tiny.cfg
 
 "$R" info $C --set model.halting=ponder >"$T/info" || fail "info with halting = ponder"
