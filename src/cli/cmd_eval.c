@@ -64,16 +64,14 @@ static rc_status save_logits(void *ctx, const rc_model *m, long first, int n, co
 
 /* --save-predictions: one CSV row per image into PATH.tmp, renamed onto PATH when complete. */
 typedef struct {
-    FILE *f;
-    char tmp[4200];
-    const char *path;
+    rc_atomic_file af; /* rows are printed into af.f; rc_atomic_commit checks and renames */
 } preds_sink;
 
 static rc_status save_predictions(void *ctx, const rc_model *m, long first, int n, const int *labels) {
     preds_sink *ps = ctx;
     int R = m->nreadouts, K = m->cfg.classes;
     for (int i = 0; i < n; i++) {
-        fprintf(ps->f, "%ld,%d", first + i, labels[i]);
+        fprintf(ps->af.f, "%ld,%d", first + i, labels[i]);
         for (int t = 0; t < R; t++) {
             const float *lg = m->g.tensors[m->readout[t]].x + (size_t)i * K;
             int best = 0;
@@ -81,34 +79,28 @@ static rc_status save_predictions(void *ctx, const rc_model *m, long first, int 
                 if (lg[j] > lg[best]) best = j;
             double z = 0; /* softmax of the best class: 1 / sum_j exp(l_j - l_best) */
             for (int j = 0; j < K; j++) z += exp((double)lg[j] - (double)lg[best]);
-            fprintf(ps->f, ",%d,%.6f", best, 1.0 / z);
+            fprintf(ps->af.f, ",%d,%.6f", best, 1.0 / z);
         }
-        if (fputc('\n', ps->f) == EOF) return rc_fail("cannot write %s: %s", ps->tmp, strerror(errno));
+        if (fputc('\n', ps->af.f) == EOF) return rc_fail("cannot write %s: %s", ps->af.path, strerror(errno));
     }
     return RC_OK;
 }
 
 static rc_status preds_open(preds_sink *ps, const char *path, int R) {
-    ps->path = path;
-    snprintf(ps->tmp, sizeof ps->tmp, "%s.tmp", path);
-    ps->f = fopen(ps->tmp, "w");
-    if (!ps->f) return rc_fail("cannot write %s: %s", ps->tmp, strerror(errno));
-    fprintf(ps->f, "index,label");
-    for (int t = 1; t <= R; t++) fprintf(ps->f, ",pred_%d,prob_%d", t, t);
-    fputc('\n', ps->f);
+    if (rc_atomic_open(&ps->af, path)) return RC_ERR;
+    fprintf(ps->af.f, "index,label");
+    for (int t = 1; t <= R; t++) fprintf(ps->af.f, ",pred_%d,prob_%d", t, t);
+    fputc('\n', ps->af.f);
     return RC_OK;
 }
 
 static rc_status preds_close(preds_sink *ps) {
-    rc_status st = RC_OK;
-    if (ferror(ps->f) || fflush(ps->f) != 0 || fsync(fileno(ps->f)) != 0)
-        st = rc_fail("cannot write %s: %s", ps->tmp, strerror(errno ? errno : EIO));
-    if (fclose(ps->f) != 0 && st == RC_OK) st = rc_fail("cannot write %s: %s", ps->tmp, strerror(errno));
-    ps->f = NULL;
-    if (st == RC_OK && rename(ps->tmp, ps->path) != 0)
-        st = rc_fail("cannot rename %s to %s: %s", ps->tmp, ps->path, strerror(errno));
-    if (st != RC_OK) unlink(ps->tmp);
-    return st;
+    if (ferror(ps->af.f)) {
+        rc_status st = rc_fail("cannot write %s: %s", ps->af.path, strerror(errno ? errno : EIO));
+        rc_atomic_abort(&ps->af);
+        return st;
+    }
+    return rc_atomic_commit(&ps->af);
 }
 
 /* Both sinks after each batch. */
@@ -120,7 +112,7 @@ typedef struct {
 static rc_status save_both(void *ctx, const rc_model *m, long first, int n, const int *labels) {
     both_sink *b = ctx;
     if (b->ls->row && save_logits(b->ls, m, first, n, labels)) return RC_ERR;
-    if (b->ps->f && save_predictions(b->ps, m, first, n, labels)) return RC_ERR;
+    if (b->ps->af.f && save_predictions(b->ps, m, first, n, labels)) return RC_ERR;
     return RC_OK;
 }
 
@@ -317,11 +309,8 @@ int rc_cmd_eval(int argc, char **argv) {
 fail:
     rc_cli_error(rc_error());
 done:
-    if (ls.w.f) rc_npy_abort(&ls.w);
-    if (ps.f) {
-        fclose(ps.f);
-        unlink(ps.tmp);
-    }
+    rc_npy_abort(&ls.w);
+    rc_atomic_abort(&ps.af);
     free(ls.row);
     if (built) rc_model_free(&m);
     rc_dataset_free(&train);

@@ -8,41 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- atomic output file ---- */
-
-static void release(rc_export_file *o) {
-    free(o->path);
-    free(o->tmp);
-    memset(o, 0, sizeof *o);
-}
-
-rc_status rc_export_file_open(rc_export_file *o, const char *path) {
-    memset(o, 0, sizeof *o);
-    size_t pl = strlen(path);
-    if (pl == 0) return rc_fail("--out: empty file name");
-    o->path = rc_xmalloc(pl + 1);
-    memcpy(o->path, path, pl + 1);
-    o->tmp = rc_xmalloc(pl + 5);
-    memcpy(o->tmp, path, pl);
-    memcpy(o->tmp + pl, ".tmp", 5);
-    o->f = fopen(o->tmp, "wb");
-    if (!o->f) {
-        rc_status st = rc_fail("cannot write %s: cannot create %s: %s", path, o->tmp, strerror(errno));
-        release(o);
-        return st;
-    }
-    return RC_OK;
-}
-
-rc_status rc_export_file_write(rc_export_file *o, const void *data, size_t bytes) {
-    RC_ASSERT(o->f);
-    if (bytes == 0) return RC_OK;
-    errno = 0;
-    if (fwrite(data, 1, bytes, o->f) != bytes)
-        return rc_fail("cannot write %s: %s", o->path, strerror(errno ? errno : EIO));
-    o->written += bytes;
-    return RC_OK;
-}
+/* ---- little-endian floats ---- */
 
 void rc_export_f32le(unsigned char *out, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -55,59 +21,15 @@ void rc_export_f32le(unsigned char *out, const float *x, size_t n) {
     }
 }
 
-rc_status rc_export_file_write_f32le(rc_export_file *o, const float *x, size_t n) {
+rc_status rc_export_file_write_f32le(rc_atomic_file *o, const float *x, size_t n) {
     unsigned char buf[4096];
     const size_t per = sizeof buf / 4;
     for (size_t i = 0; i < n; i += per) {
         size_t k = n - i < per ? n - i : per;
         rc_export_f32le(buf, x + i, k);
-        if (rc_export_file_write(o, buf, 4 * k)) return RC_ERR;
+        if (rc_atomic_write(o, buf, 4 * k)) return RC_ERR;
     }
     return RC_OK;
-}
-
-static void sync_dir_of(const char *path) {
-    size_t pl = strlen(path);
-    char *dir = rc_xmalloc(pl + 2);
-    memcpy(dir, path, pl + 1);
-    char *slash = strrchr(dir, '/');
-    if (slash)
-        *(slash == dir ? slash + 1 : slash) = '\0';
-    else
-        memcpy(dir, ".", 2);
-    int fd = open(dir, O_RDONLY);
-    if (fd >= 0) {
-        fsync(fd); /* best effort: some file systems refuse fsync on a directory */
-        close(fd);
-    }
-    free(dir);
-}
-
-rc_status rc_export_file_commit(rc_export_file *o) {
-    RC_ASSERT(o->f);
-    rc_status st = RC_OK;
-    errno = 0;
-    if (fflush(o->f) != 0 || fsync(fileno(o->f)) != 0)
-        st = rc_fail("cannot write %s: %s", o->path, strerror(errno ? errno : EIO));
-    errno = 0;
-    if (fclose(o->f) != 0 && st == RC_OK) st = rc_fail("cannot write %s: %s", o->path, strerror(errno ? errno : EIO));
-    o->f = NULL;
-    if (st == RC_OK && rename(o->tmp, o->path) != 0)
-        st = rc_fail("cannot write %s: cannot rename %s onto it: %s", o->path, o->tmp, strerror(errno));
-    if (st != RC_OK)
-        unlink(o->tmp);
-    else
-        sync_dir_of(o->path);
-    release(o);
-    return st;
-}
-
-void rc_export_file_abort(rc_export_file *o) {
-    if (o->f) {
-        fclose(o->f);
-        unlink(o->tmp);
-    }
-    release(o);
 }
 
 /* ---- tensors ---- */

@@ -1,5 +1,4 @@
-/* export_util.h — what the safetensors and npz writers share (internal to src/export): an atomic output
- * file (PATH.tmp, fsync, rename, fsync of the directory), little-endian float32 encoding, the checks on
+/* export_util.h — what the safetensors and npz writers share (internal to src/export): little-endian float32 encoding, the checks on
  * the graph's params, and the metadata every export carries (docs/EXPORT.md lists the keys). */
 #ifndef RC_EXPORT_UTIL_H
 #define RC_EXPORT_UTIL_H
@@ -8,26 +7,11 @@
 #include <stdio.h>
 
 #include "export.h"
+#include "io/files.h"
 
-/* ---- atomic output file ---- */
-typedef struct {
-    FILE *f;
-    char *path, *tmp;
-    uint64_t written; /* bytes so far */
-} rc_export_file;
-
-/* Create PATH.tmp (nothing is left behind on failure). */
-rc_status rc_export_file_open(rc_export_file *o, const char *path);
-/* Append bytes; a short write (full disk, I/O error) fails naming PATH and the cause. */
-rc_status rc_export_file_write(rc_export_file *o, const void *data, size_t bytes);
-/* Append n floats as little-endian IEEE-754 binary32, whatever the host's byte order. */
-rc_status rc_export_file_write_f32le(rc_export_file *o, const float *x, size_t n);
-/* Flush, fsync, close and rename onto PATH, then fsync the directory. On failure the tmp file is removed
- * and PATH is untouched. The file is released either way. */
-rc_status rc_export_file_commit(rc_export_file *o);
-/* Give up: close and remove the tmp file (safe on a zeroed or released file). */
-void rc_export_file_abort(rc_export_file *o);
-
+/* ---- little-endian floats ---- */
+/* Append n floats to o as little-endian IEEE-754 binary32, whatever the host's byte order. */
+rc_status rc_export_file_write_f32le(rc_atomic_file *o, const float *x, size_t n);
 /* Encode n floats as little-endian bytes into out (4 * n bytes). */
 void rc_export_f32le(unsigned char *out, const float *x, size_t n);
 

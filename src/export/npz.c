@@ -17,7 +17,7 @@ typedef struct {
 } member;
 
 typedef struct {
-    rc_export_file o;
+    rc_atomic_file o;
     member *m;
     int n, cap;
 } zip;
@@ -64,8 +64,8 @@ static rc_status member_begin(zip *z, const char *name, uint32_t crc, uint64_t s
     put32(h + 22, (uint32_t)size); /* uncompressed */
     put16(h + 26, (unsigned)nl);
     put16(h + 28, 0); /* extra field length */
-    if (rc_export_file_write(&z->o, h, sizeof h)) return RC_ERR;
-    return rc_export_file_write(&z->o, name, nl);
+    if (rc_atomic_write(&z->o, h, sizeof h)) return RC_ERR;
+    return rc_atomic_write(&z->o, name, nl);
 }
 
 /* CRC-32 of n floats as little-endian bytes, continuing crc. */
@@ -90,7 +90,7 @@ static rc_status add_param(zip *z, const rc_param *p) {
     uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)hdr, (uInt)hl);
     crc = crc_f32le(crc, p->w, p->numel);
     uint64_t size = (uint64_t)hl + 4 * (uint64_t)p->numel;
-    if (member_begin(z, name, crc, size) || rc_export_file_write(&z->o, hdr, hl)) return RC_ERR;
+    if (member_begin(z, name, crc, size) || rc_atomic_write(&z->o, hdr, hl)) return RC_ERR;
     return rc_export_file_write_f32le(&z->o, p->w, p->numel);
 }
 
@@ -113,8 +113,8 @@ static rc_status add_text(zip *z, const char *key, const char *value) {
     uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)hdr, (uInt)hl);
     crc = (uint32_t)crc32(crc, data, (uInt)(4 * cells));
     rc_status st = member_begin(z, name, crc, (uint64_t)hl + 4 * (uint64_t)cells);
-    if (!st) st = rc_export_file_write(&z->o, hdr, hl);
-    if (!st) st = rc_export_file_write(&z->o, data, 4 * cells);
+    if (!st) st = rc_atomic_write(&z->o, hdr, hl);
+    if (!st) st = rc_atomic_write(&z->o, data, 4 * cells);
     free(data);
     return st;
 }
@@ -143,7 +143,7 @@ static rc_status finish(zip *z) {
         put16(h + 36, 0); /* internal attributes */
         put32(h + 38, 0); /* external attributes */
         put32(h + 42, e->offset);
-        if (rc_export_file_write(&z->o, h, sizeof h) || rc_export_file_write(&z->o, e->name, nl)) return RC_ERR;
+        if (rc_atomic_write(&z->o, h, sizeof h) || rc_atomic_write(&z->o, e->name, nl)) return RC_ERR;
     }
     uint64_t cd_size = z->o.written - cd_start;
     if (cd_size > ZIP_MAX32) return too_big(z);
@@ -156,14 +156,14 @@ static rc_status finish(zip *z) {
     put32(h + 12, (uint32_t)cd_size);
     put32(h + 16, (uint32_t)cd_start);
     put16(h + 20, 0); /* comment length */
-    return rc_export_file_write(&z->o, h, sizeof h);
+    return rc_atomic_write(&z->o, h, sizeof h);
 }
 
 rc_status rc_export_npz(const rc_graph *g, const rc_export_info *info, const char *path) {
     if (rc_export_check_params(g)) return rc_fail("%s: %s", path, rc_error());
     zip z;
     memset(&z, 0, sizeof z);
-    if (rc_export_file_open(&z.o, path)) return RC_ERR;
+    if (rc_atomic_open(&z.o, path)) return RC_ERR;
     rc_status st = RC_OK;
     for (int i = 0; i < g->nparams && !st; i++) st = add_param(&z, &g->params[i]);
     rc_export_meta meta;
@@ -174,8 +174,8 @@ rc_status rc_export_npz(const rc_graph *g, const rc_export_info *info, const cha
     for (int i = 0; i < z.n; i++) free(z.m[i].name);
     free(z.m);
     if (st) {
-        rc_export_file_abort(&z.o);
+        rc_atomic_abort(&z.o);
         return RC_ERR;
     }
-    return rc_export_file_commit(&z.o);
+    return rc_atomic_commit(&z.o);
 }

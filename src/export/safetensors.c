@@ -79,18 +79,18 @@ rc_status rc_export_safetensors(const rc_graph *g, const rc_export_info *info, c
     unsigned char len8[8];
     uint64_t hl = hdr.len;
     for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((hl >> (8 * i)) & 0xffu);
-    rc_export_file o;
-    if (rc_export_file_open(&o, path)) {
+    rc_atomic_file o;
+    if (rc_atomic_open(&o, path)) {
         free(hdr.buf);
         return RC_ERR;
     }
-    rc_status st = rc_export_file_write(&o, len8, 8);
-    if (!st) st = rc_export_file_write(&o, hdr.buf, hdr.len);
+    rc_status st = rc_atomic_write(&o, len8, 8);
+    if (!st) st = rc_atomic_write(&o, hdr.buf, hdr.len);
     for (int i = 0; i < g->nparams && !st; i++) st = rc_export_file_write_f32le(&o, g->params[i].w, g->params[i].numel);
     free(hdr.buf);
     if (st) {
-        rc_export_file_abort(&o);
+        rc_atomic_abort(&o);
         return RC_ERR;
     }
-    return rc_export_file_commit(&o);
+    return rc_atomic_commit(&o);
 }

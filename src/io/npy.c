@@ -33,12 +33,6 @@ size_t rc_npy_header(char *buf, size_t cap, const char *descr, int ndim, const i
     return total;
 }
 
-static void release(rc_npy_writer *w) {
-    free(w->path);
-    free(w->tmp);
-    memset(w, 0, sizeof *w);
-}
-
 rc_status rc_npy_open(rc_npy_writer *w, const char *path, const char *descr, int ndim, const int64_t *shape) {
     memset(w, 0, sizeof *w);
     int isz = rc_npy_itemsize(descr);
@@ -50,58 +44,35 @@ rc_status rc_npy_open(rc_npy_writer *w, const char *path, const char *descr, int
         if (shape[i] < 0) return rc_fail("%s: negative dimension in .npy shape", path);
         n *= (uint64_t)shape[i];
     }
-    size_t pl = strlen(path);
-    w->path = rc_xmalloc(pl + 1);
-    memcpy(w->path, path, pl + 1);
-    w->tmp = rc_xmalloc(pl + 5);
-    snprintf(w->tmp, pl + 5, "%s.tmp", path);
     w->expect = n;
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) {
-        rc_status st = rc_fail("cannot write %s: %s", w->tmp, strerror(errno));
-        release(w);
-        return st;
-    }
-    if (fwrite(hdr, 1, hl, w->f) != hl) {
-        rc_status st = rc_fail("cannot write %s: %s", path, strerror(errno));
-        rc_npy_abort(w);
-        return st;
+    if (rc_atomic_open(&w->af, path)) return RC_ERR;
+    if (rc_atomic_write(&w->af, hdr, hl)) {
+        rc_atomic_abort(&w->af);
+        return RC_ERR;
     }
     return RC_OK;
 }
 
 rc_status rc_npy_write(rc_npy_writer *w, const void *data, size_t bytes) {
-    RC_ASSERT(w->f);
-    if (w->written + bytes > w->expect) return rc_fail("%s: more data than the array's shape holds", w->path);
-    if (bytes && fwrite(data, 1, bytes, w->f) != bytes)
-        return rc_fail("cannot write %s: %s", w->path, strerror(errno ? errno : ENOSPC));
+    RC_ASSERT(w->af.f);
+    if (w->written + bytes > w->expect) return rc_fail("%s: more data than the array's shape holds", w->af.path);
+    if (rc_atomic_write(&w->af, data, bytes)) return RC_ERR;
     w->written += bytes;
     return RC_OK;
 }
 
 rc_status rc_npy_close(rc_npy_writer *w) {
-    RC_ASSERT(w->f);
-    rc_status st = RC_OK;
-    if (w->written != w->expect)
-        st = rc_fail("%s: %llu of %llu data bytes written", w->path, (unsigned long long)w->written,
-                     (unsigned long long)w->expect);
-    else if (fflush(w->f) != 0 || fsync(fileno(w->f)) != 0)
-        st = rc_fail("cannot write %s: %s", w->path, strerror(errno));
-    if (fclose(w->f) != 0 && st == RC_OK) st = rc_fail("cannot write %s: %s", w->path, strerror(errno));
-    w->f = NULL;
-    if (st == RC_OK && rename(w->tmp, w->path) != 0) st = rc_fail("cannot rename %s to %s: %s", w->tmp, w->path, strerror(errno));
-    if (st != RC_OK) unlink(w->tmp);
-    release(w);
-    return st;
+    RC_ASSERT(w->af.f);
+    if (w->written != w->expect) {
+        rc_status st = rc_fail("%s: %llu of %llu data bytes written", w->af.path, (unsigned long long)w->written,
+                               (unsigned long long)w->expect);
+        rc_atomic_abort(&w->af);
+        return st;
+    }
+    return rc_atomic_commit(&w->af);
 }
 
-void rc_npy_abort(rc_npy_writer *w) {
-    if (w->f) {
-        fclose(w->f);
-        unlink(w->tmp);
-    }
-    release(w);
-}
+void rc_npy_abort(rc_npy_writer *w) { rc_atomic_abort(&w->af); }
 
 /* ---------------------------------------------------------------- reading */
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "core/common.h"
+#include "files.h"
 
 #define RC_NPY_MAX_NDIM 8
 
@@ -20,8 +21,7 @@ size_t rc_npy_header(char *buf, size_t cap, const char *descr, int ndim, const i
 int rc_npy_itemsize(const char *descr);
 
 typedef struct {
-    FILE *f;
-    char *path, *tmp;
+    rc_atomic_file af;
     uint64_t expect, written; /* data bytes promised by the shape, written so far */
 } rc_npy_writer;
 
