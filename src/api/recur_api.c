@@ -284,15 +284,12 @@ rc_status rc_net_evaluate(rc_net *net, long limit, double *accuracy, double *coa
     NEED(limit >= 0 && limit <= RC_DATA_MAX_ITEMS, "rc_net_evaluate: limit %ld is out of range 0..%d", limit,
          RC_DATA_MAX_ITEMS);
     if (need_params(net, "rc_net_evaluate") || need_stats(net)) return RC_ERR;
-    rc_dataset test = {0}, lim = {0};
+    rc_dataset test = {0};
     rc_eval_result *r = rc_xmalloc(sizeof *r);
     rc_status st = RC_ERR;
     if (rc_dataset_load(net->data, 0, &test)) goto done;
     if (limit > 0) {
-        if (rc_dataset_limit(&test, (int)limit, &lim)) goto done;
-        rc_dataset_free(&test);
-        test = lim;
-        memset(&lim, 0, sizeof lim);
+        if (rc_dataset_truncate(&test, (int)limit)) goto done;
     }
     if (rc_dataset_check_shape(&test, net->mc.in_c, net->mc.in_h, net->mc.in_w, -1)) goto done;
     for (int c = 0; c < test.c; c++) {
@@ -310,7 +307,6 @@ rc_status rc_net_evaluate(rc_net *net, long limit, double *accuracy, double *coa
 done:
     free(r);
     rc_dataset_free(&test);
-    rc_dataset_free(&lim);
     return st;
 }
 

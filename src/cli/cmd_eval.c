@@ -164,7 +164,7 @@ int rc_cmd_eval(int argc, char **argv) {
     free(text);
     if (threads == 0 && tc.threads > 0) rc_set_threads(tc.threads);
     const char *spec = data ? data : tc.data;
-    rc_dataset train = {0}, test = {0}, lim = {0};
+    rc_dataset train = {0}, test = {0};
     rc_model m;
     int built = 0, code = 1;
     rc_eval_result r;
@@ -175,10 +175,7 @@ int rc_cmd_eval(int argc, char **argv) {
     if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))
         goto fail;
     if (limit > 0) {
-        if (rc_dataset_limit(&test, (int)limit, &lim)) goto fail;
-        rc_dataset_free(&test);
-        test = lim;
-        memset(&lim, 0, sizeof lim);
+        if (rc_dataset_truncate(&test, (int)limit)) goto fail;
     }
     if (mc.readout == RC_READOUT_DENSE && test.dense && test.c == mc.in_c) { /* fully convolutional */
         mc.in_h = test.h;
@@ -315,6 +312,5 @@ done:
     if (built) rc_model_free(&m);
     rc_dataset_free(&train);
     rc_dataset_free(&test);
-    rc_dataset_free(&lim);
     return code;
 }

@@ -134,7 +134,7 @@ int rc_cmd_features(int argc, char **argv) {
         rc_fail("model %s has no area '%s' (its areas: %s; or all)", mc.name, area, names);
         return rc_cli_error(rc_error());
     }
-    rc_dataset train = {0}, test = {0}, lim = {0};
+    rc_dataset train = {0}, test = {0};
     rc_dataset *d = on_train ? &train : &test;
     rc_model m;
     int built = 0, code = 1;
@@ -143,10 +143,7 @@ int rc_cmd_features(int argc, char **argv) {
     if (rc_dataset_load(spec, 1, &train)) goto fail;
     if (!on_train && (rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))) goto fail;
     if (limit > 0) {
-        if (rc_dataset_limit(d, (int)limit, &lim)) goto fail;
-        rc_dataset_free(d);
-        *d = lim;
-        memset(&lim, 0, sizeof lim);
+        if (rc_dataset_truncate(d, (int)limit)) goto fail;
     }
     if (rc_dataset_check_shape(d, mc.in_c, mc.in_h, mc.in_w, -1)) goto fail;
     if (rc_model_build_keep(&mc, (int)batch, (int)iters, keep, &m)) goto fail;
@@ -203,6 +200,5 @@ done:
     if (built) rc_model_free(&m);
     rc_dataset_free(&train);
     rc_dataset_free(&test);
-    rc_dataset_free(&lim);
     return code;
 }

@@ -249,6 +249,14 @@ rc_status rc_dataset_limit(const rc_dataset *src, int nmax, rc_dataset *out) {
     return st;
 }
 
+rc_status rc_dataset_truncate(rc_dataset *d, int nmax) {
+    rc_dataset kept;
+    if (rc_dataset_limit(d, nmax, &kept)) return RC_ERR;
+    rc_dataset_free(d);
+    *d = kept;
+    return RC_OK;
+}
+
 rc_status rc_dataset_split(const rc_dataset *full, int nval, uint64_t seed, rc_dataset *train,
                            rc_dataset *val) {
     RC_ASSERT(full && train && val && train != val);

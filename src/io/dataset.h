@@ -80,6 +80,8 @@ rc_status rc_dataset_load_npy(const char *list, int train_split, rc_dataset *out
 rc_status rc_dataset_subset(const rc_dataset *src, const int *idx, int n, rc_dataset *out);
 /* Copy of the first min(nmax, src->n) images (the CLI's --limit N). nmax >= 0. */
 rc_status rc_dataset_limit(const rc_dataset *src, int nmax, rc_dataset *out);
+/* The same in place: d keeps its first min(nmax, d->n) images (on failure d is unchanged). */
+rc_status rc_dataset_truncate(rc_dataset *d, int nmax);
 /* Held-out validation split: a permutation seeded by seed picks nval images for *val and leaves
  * the rest in *train; each part keeps the original order. 0 <= nval < full->n. Both inherit
  * full's statistics. */

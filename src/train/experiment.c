@@ -1059,21 +1059,17 @@ static rc_status load_run_model(const char *run_dir, int batch, int iters, rc_mo
 
 /* Test split normalised with the training split's statistics, optionally the first `limit` images. */
 static rc_status load_test(const char *spec, int limit, rc_dataset *test) {
-    rc_dataset train = {0}, lim = {0};
+    rc_dataset train = {0};
     memset(test, 0, sizeof *test);
     rc_status st = RC_ERR;
     if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, test) || rc_dataset_copy_stats(test, &train))
         goto done;
     if (limit > 0 && limit < test->n) {
-        if (rc_dataset_limit(test, limit, &lim)) goto done;
-        rc_dataset_free(test);
-        *test = lim;
-        memset(&lim, 0, sizeof lim);
+        if (rc_dataset_truncate(test, limit)) goto done;
     }
     st = RC_OK;
 done:
     rc_dataset_free(&train);
-    rc_dataset_free(&lim);
     if (st) rc_dataset_free(test);
     return st;
 }

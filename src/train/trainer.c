@@ -119,7 +119,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     rc_model m, mcont, mtest;
     int model_built = 0, cont_built = 0, test_built = 0;
     uint8_t *tgt = NULL, *tmask = NULL;
-    rc_dataset full = {0}, train = {0}, val = {0}, test = {0}, tmp = {0};
+    rc_dataset full = {0}, train = {0}, val = {0}, test = {0};
     int *perm = NULL, *labels = NULL;
     float *xglob = NULL; /* data-parallel: the whole global batch, of which this rank takes its slice */
     FILE *losslog = NULL;
@@ -146,10 +146,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     /* data */
     if (rc_dataset_load(tc.data, 1, &full)) goto done;
     if (tc.limit > 0) {
-        if (rc_dataset_limit(&full, tc.limit, &tmp)) goto done;
-        rc_dataset_free(&full);
-        full = tmp;
-        memset(&tmp, 0, sizeof tmp);
+        if (rc_dataset_truncate(&full, tc.limit)) goto done;
     }
     if (tc.val > 0) {
         if (tc.val >= full.n) FAIL_GOTO("train.val = %d leaves no training images (the split has %d)", tc.val, full.n);
@@ -161,10 +158,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
     }
     if (rc_dataset_load(tc.data, 0, &test)) goto done;
     if (tc.test_limit > 0 && tc.test_limit < test.n) {
-        if (rc_dataset_limit(&test, tc.test_limit, &tmp)) goto done;
-        rc_dataset_free(&test);
-        test = tmp;
-        memset(&tmp, 0, sizeof tmp);
+        if (rc_dataset_truncate(&test, tc.test_limit)) goto done;
     }
     if (rc_dataset_copy_stats(&test, &train)) goto done;
     const int dense = train.dense;
@@ -525,7 +519,6 @@ done:
     rc_dataset_free(&train);
     rc_dataset_free(&val);
     rc_dataset_free(&test);
-    rc_dataset_free(&tmp);
     free(perm);
     free(labels);
     free(csv.buf);
