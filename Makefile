@@ -34,7 +34,7 @@ ifeq ($(MPI),1)
   LDLIBS += $(shell mpicc --showme:link)
 endif
 
-LIB_SRC  := $(sort $(wildcard src/core/*.c src/ops/*.c src/models/*.c src/train/*.c src/io/*.c src/dist/*.c src/export/*.c src/api/*.c))
+LIB_SRC  := $(sort $(wildcard src/base/*.c src/core/*.c src/ops/*.c src/models/*.c src/train/*.c src/io/*.c src/dist/*.c src/export/*.c src/api/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "ops/ops.h"
 
 #define REPS 30

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/common.h"
-#include "core/rng.h"
+#include "base/common.h"
+#include "base/rng.h"
 #include "ops/conv2d_dnnl.h"
 #include "ops/ops.h"
 

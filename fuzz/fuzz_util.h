@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/common.h"
+#include "base/common.h"
 
 /* (each target defines _POSIX_C_SOURCE before its first include: mkdtemp, setenv) */
 

@@ -9,8 +9,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "core/common.h"
-#include "core/rng.h"
+#include "base/common.h"
+#include "base/rng.h"
 #include "io/dataset.h"
 #include "test.h"
 

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "core/graph.h"
-#include "core/rng.h"
+#include "base/rng.h"
 #include "dist/dist.h"
 #include "ops/ops.h"
 #include "test.h"

@@ -4,8 +4,8 @@
  * slice, global average pool and upsampling, each on plain and blocked activations. */
 #include <string.h>
 
-#include "core/common.h"
-#include "core/rng.h"
+#include "base/common.h"
+#include "base/rng.h"
 #include "ops/ops.h"
 #include "test.h"
 

@@ -5,8 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/common.h"
-#include "core/rng.h"
+#include "base/common.h"
+#include "base/rng.h"
 #include "ops/ops.h"
 #include "test.h"
 

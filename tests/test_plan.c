@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/rng.h"
+#include "base/rng.h"
 #ifdef RC_HAVE_DNNL
 #include "ops/conv2d_dnnl.h"
 #endif

@@ -6,7 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/rng.h"
+#include "base/rng.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "io/ini.h"

@@ -7,7 +7,7 @@
 #include <sys/resource.h>
 
 #include "cli.h"
-#include "core/rng.h"
+#include "base/rng.h"
 #include "train/optim.h"
 
 static const char *help =

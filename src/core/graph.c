@@ -8,7 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "rng.h"
+#include "base/rng.h"
 
 void rc_graph_init(rc_graph *g, int batch) {
     memset(g, 0, sizeof *g);

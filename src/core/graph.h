@@ -4,7 +4,7 @@
 #ifndef RC_GRAPH_H
 #define RC_GRAPH_H
 
-#include "common.h"
+#include "base/common.h"
 #include "../ops/ops.h"
 
 #define RC_NAME_MAX 64

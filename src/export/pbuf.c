@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 
 static void reserve(rc_pb *pb, size_t more) {
     if (pb->n + more <= pb->cap) return;

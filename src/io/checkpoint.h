@@ -17,9 +17,9 @@
 #ifndef RC_CHECKPOINT_H
 #define RC_CHECKPOINT_H
 
-#include "core/common.h"
+#include "base/common.h"
 #include "core/graph.h"
-#include "core/rng.h"
+#include "base/rng.h"
 
 #define RC_CKPT_VERSION 1u
 #define RC_CKPT_MAX_CONFIG (1u << 20)

@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#include "core/common.h"
-#include "core/rng.h"
+#include "base/common.h"
+#include "base/rng.h"
 
 /* Limits checked against every file header BEFORE anything is allocated from it. */
 #define RC_DATA_MAX_ITEMS 10000000     /* images (or labels) per file / per split */

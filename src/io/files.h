@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/common.h"
+#include "base/common.h"
 
 /* A growable NUL-terminated text buffer; zero-initialise, append with rc_sb_printf, free(buf). */
 typedef struct {

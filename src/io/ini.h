@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/common.h"
+#include "base/common.h"
 
 #define RC_INI_MAX_BYTES (1u << 20) /* larger inputs are refused */
 #define RC_INI_MAX_LINE 4096        /* characters per line, not counting the line ending */

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "files.h"
 
 #define RC_NPY_MAX_NDIM 8

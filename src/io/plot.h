@@ -4,7 +4,7 @@
 #ifndef RC_PLOT_H
 #define RC_PLOT_H
 
-#include "core/common.h"
+#include "base/common.h"
 
 #define RC_PLOT_MAX_SERIES 8
 

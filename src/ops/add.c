@@ -2,13 +2,9 @@
  * da and db may be the same buffer (y = a + a) when the caller sets the acc flags to match. */
 #include "ops.h"
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define ADD_PAR_MIN 65536
 #define ADD_BLOCK 8192

@@ -7,13 +7,9 @@
 
 #include <math.h>
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define BN_PAR_MIN 32768 /* n * c * hw below which we stay serial */
 

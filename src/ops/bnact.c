@@ -8,13 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define BN_CHUNKS 8      /* batch chunks of the partial sums (fixed: thread-count independent bits) */
 #define BN_PAR_MIN 32768 /* elements below which we stay on one thread */

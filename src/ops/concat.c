@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 
 // xs[i]: (N, cs[i], HW) -> y: (N, sum cs, HW)
 void rc_concat_forward(int n, int nin, const int *cs, int hw, const float *const *xs, float *y) {

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #ifdef RC_HAVE_DNNL
 #include "ops/conv2d_dnnl.h"
 #endif

@@ -10,11 +10,9 @@
 #include <dnnl.h>
 #include <dnnl_debug.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
 /* Layout policy (rc_conv2d_dnnl_set_blocked). Measured with bench/conv_bench.c on this machine's 2
  * cores (AVX-512, N=128, 2 threads, quiet machine, GFLOP/s fwd / bwd_data / bwd_weights):
@@ -187,14 +185,6 @@ static int use_blocked(const rc_conv_dims *d) {
     return g_policy == RC_CONV_POLICY_AUTO ? d->r > 1 : g_policy == RC_CONV_POLICY_BLOCKED;
 }
 
-static int current_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
 static void ensure_engine(void) {
     if (g_engine) return;
     DNNL_TRY(dnnl_engine_create(&g_engine, dnnl_cpu, 0), NULL);
@@ -301,7 +291,7 @@ static int same_key(const conv_entry *e, const rc_conv_dims *d, int pass, int ha
 }
 
 static conv_entry *find_entry(const rc_conv_dims *d, int pass, int has_bias) {
-    const int nthr = current_threads();
+    const int nthr = rc_omp_threads();
     for (conv_entry *e = g_cache; e; e = e->next)
         if (same_key(e, d, pass, has_bias, nthr)) return e;
     return NULL;
@@ -344,7 +334,7 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     e->d = *d;
     e->pass = pass;
     e->has_bias = has_bias;
-    e->nthr = current_threads();
+    e->nthr = rc_omp_threads();
     e->blocked = use_blocked(d);
     e->wino_req = want_wino(d, pass);
 

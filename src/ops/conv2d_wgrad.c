@@ -26,7 +26,7 @@
  * Measured against oneDNN 2.6's direct kernel with `build/conv_bench --own` (docs/PERFORMANCE.md). */
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "ops/ops.h"
 
 #include "ops/wino.h"
@@ -198,7 +198,7 @@ void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy
     RC_ASSERT(rc_conv2d_wino_ok(d));
     const int K = d->k, C = d->c;
     const wino_tiling tl = make_tiling(d);
-    const int nthr = wino_threads();
+    const int nthr = rc_omp_threads();
     const size_t mfl = (size_t)tl.nxi * K * C;
     const size_t per = (mfl + (size_t)tl.nxi * tl.tcap * (K + C) + 15) / 16 * 16;
     float *const buf = wino_grow(&g_buf, &g_cap, (size_t)nthr * per);
@@ -208,7 +208,7 @@ void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy
 #pragma omp parallel num_threads(nthr)
     {
         int tid, nt;
-        wino_team(&tid, &nt);
+        rc_omp_team(&tid, &nt);
 #pragma omp single
         nt_used = nt;
         float *M = buf + (size_t)tid * per, *U = M + mfl, *V = U + (size_t)tl.nxi * tl.tcap * K;

@@ -19,7 +19,7 @@
  * order). */
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "ops/ops.h"
 #include "ops/wino.h"
 
@@ -278,7 +278,7 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
                  const float *r, int relu, int acc, float *out) {
     const wino_tiling tl = wino_make_tiling(m, H, W, 48); /* about 48 tiles per item */
     const int nxi = tl.nxi, tw = tl.tw, tcap = tl.tcap;
-    const int nthr = wino_threads();
+    const int nthr = rc_omp_threads();
     const size_t per = ((size_t)nxi * tcap * (cin + kout) + 15) / 16 * 16;
     float *const buf = wino_grow(&g_buf, &g_cap, (size_t)nthr * per);
     const long nitems = (long)n * tl.nband;
@@ -286,7 +286,7 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
 #pragma omp parallel num_threads(nthr)
     {
         int tid, nt;
-        wino_team(&tid, &nt);
+        rc_omp_team(&tid, &nt);
         float *V = buf + (size_t)tid * per, *M = V + (size_t)nxi * tcap * cin;
         const long i0 = nitems * tid / nt, i1 = nitems * (tid + 1) / nt;
         for (long it = i0; it < i1; it++) {

@@ -3,13 +3,9 @@
  * also take blocked nChw16c input (16 channel lanes summed side by side, the same double sums). */
 #include "ops.h"
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define GAP_PAR_MIN 65536
 

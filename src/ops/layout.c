@@ -4,7 +4,7 @@
  * and by tests that compare the blocked fast path with the plain reference. */
 #include "ops.h"
 
-#include "core/common.h"
+#include "base/common.h"
 
 // x: (N, C, HW) -> y: (N, CB, HW, 16), padding lanes zero
 void rc_layout_to_blk16(int n, int c, int hw, const float *x, float *y) {

@@ -3,13 +3,9 @@
  * cache-friendly blocked loops that sum in exactly the same order, so both give the same bits. */
 #include "ops.h"
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define LIN_PAR_MIN 32768 /* n * in * out multiply-adds below which we stay serial */
 #define LIN_BLK 256       /* block of input features kept as double accumulators */

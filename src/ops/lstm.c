@@ -8,13 +8,9 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 /* `omp simd` asks for vectorisation; sanitizer builds cannot honour it, which clang reports */
 #if defined(__clang__)

@@ -2,13 +2,9 @@
  * Gradients are written one after the other, so da == db (y = a * a) works with matching acc flags. */
 #include "ops.h"
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define MUL_PAR_MIN 65536
 #define MUL_BLOCK 8192

@@ -3,13 +3,9 @@
  * window order; average divides by k*k (padding counted). Per-plane kernels; fast path = planes in parallel. */
 #include "ops.h"
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define POOL_PAR_MIN 32768 /* total input elements below which we stay serial */
 

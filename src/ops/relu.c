@@ -2,13 +2,9 @@
  * Reference loops plus an OpenMP path (parallel over blocks) for large arrays; both give the same bits. */
 #include "ops.h"
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define RELU_PAR_MIN 65536 /* below this many elements stay on one thread */
 #define RELU_BLOCK 8192

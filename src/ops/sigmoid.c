@@ -4,13 +4,9 @@
 
 #include <math.h>
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define SIG_PAR_MIN 16384
 #define SIG_BLOCK 4096

@@ -5,7 +5,7 @@
 
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 
 // x: (N, C, HW) -> y: (N, len, HW)
 void rc_slice_forward(int n, int c, int hw, int c0, int len, const float *x, float *y) {

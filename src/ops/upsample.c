@@ -6,13 +6,9 @@
 
 #include <math.h>
 
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
-#ifdef _OPENMP
-#define RC_OMP(x) _Pragma(#x)
-#else
-#define RC_OMP(x)
-#endif
 
 #define UPS_PAR_MIN 32768 /* output elements */
 

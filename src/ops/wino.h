@@ -11,11 +11,8 @@
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-#include "core/common.h"
+#include "base/common.h"
+#include "base/omp.h"
 
 /* ---- 16-lane float vectors ---- */
 #ifdef __AVX512F__
@@ -70,26 +67,6 @@ static inline vf vmax0(vf a) {
     return a;
 }
 #endif
-
-/* Threads the next parallel region gets (1 without OpenMP). */
-static inline int wino_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-/* Inside a parallel region: this thread's number and the team's size. */
-static inline void wino_team(int *tid, int *nt) {
-#ifdef _OPENMP
-    *tid = omp_get_thread_num();
-    *nt = omp_get_num_threads();
-#else
-    *tid = 0;
-    *nt = 1;
-#endif
-}
 
 /* *buf grown to hold at least floats (64-byte aligned; grown buffers are not copied, never shrunk). */
 static inline float *wino_grow(float **buf, size_t *cap, size_t floats) {

@@ -5,7 +5,7 @@
 
 #include <math.h>
 
-#include "core/common.h"
+#include "base/common.h"
 
 /* log sum_j exp(z_j) over the classes j with (grp < 0 or coarse_of[j] == grp), shifted by their max. */
 static double row_lse(int k, const float *z, const int *coarse_of, int grp) {

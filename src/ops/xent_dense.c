@@ -4,7 +4,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/common.h"
+#include "base/common.h"
 #include "ops.h"
 
 // logits: (N, K, HW), labels: (N, HW) in [0, K), mask: (N, HW) or NULL -> loss (scalar); dlogits (N, K, HW)

@@ -5,7 +5,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "core/rng.h"
+#include "base/rng.h"
 #include "models/ponder.h"
 #include "ops/ops.h"
 

@@ -5,7 +5,7 @@
 #ifndef RC_EXPERIMENT_H
 #define RC_EXPERIMENT_H
 
-#include "core/common.h"
+#include "base/common.h"
 
 typedef struct {
     const char *out_dir; /* OUT (created if missing) */

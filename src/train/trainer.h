@@ -3,7 +3,7 @@
 #ifndef RC_TRAINER_H
 #define RC_TRAINER_H
 
-#include "core/common.h"
+#include "base/common.h"
 
 typedef struct {
     const char *run_dir;     /* holds config.cfg, model.ckpt, train.csv */

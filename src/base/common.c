@@ -5,9 +5,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "omp.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #endif
