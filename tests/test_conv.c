@@ -431,43 +431,6 @@ static void test_wino_conv(void) {
     rc_conv2d_wino_release();
 }
 
-/* rc_conv2d_forward_add (a convolution fused with the add after it) against the reference plus the add:
- * through recur's Winograd kernel (blocked, qualifying), oneDNN plus an add (blocked 1x1; plain) and the
- * reference path. */
-static void test_forward_add(void) {
-    static const shape shapes[] = {{2, 16, 12, 12, 32, 3, 1, 1}, {2, 16, 12, 12, 32, 1, 1, 0}, {2, 3, 9, 7, 5, 3, 1, 1}};
-    rc_rng rng;
-    rc_rng_seed(&rng, 13);
-    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
-        for (int fast = 0; fast <= 1; fast++) {
-            const shape *sh = &shapes[i];
-            rc_conv_dims d;
-            rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
-            const int blk = d.c % 16 == 0 && d.k % 16 == 0 && fast;
-            const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), hw = (size_t)d.h * d.w;
-            float *x = rand_buf(&rng, nx), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, d.k), *r = rand_buf(&rng, ny);
-            float *y0 = zero_buf(ny), *y1 = zero_buf(ny), *xb = zero_buf(nx), *rb = zero_buf(ny), *yb = zero_buf(ny);
-            rc_conv2d_forward_ref(&d, x, w, b, y0);
-            for (size_t j = 0; j < ny; j++) y0[j] += r[j];
-            rc_ops_fast = fast;
-            if (blk) {
-                rc_conv_dims db = d;
-                db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
-                rc_layout_to_blk16(d.n, d.c, (int)hw, x, xb);
-                rc_layout_to_blk16(d.n, d.k, (int)hw, r, rb);
-                rc_conv2d_forward_add(&db, xb, w, b, rb, yb);
-                rc_layout_from_blk16(d.n, d.k, (int)hw, yb, y1);
-            } else {
-                rc_conv2d_forward_add(&d, x, w, b, r, y1);
-            }
-            char m[160];
-            snprintf(m, sizeof m, "forward_add shape %zu, fast %d, blocked %d", i, fast, blk);
-            check_rel(y1, y0, ny, 1e-5, m);
-            free(x), free(w), free(b), free(r), free(y0), free(y1), free(xb), free(rb), free(yb);
-        }
-    rc_ops_fast = 1;
-}
-
 /* Changing the thread count still gives correct results (a separate primitive per thread count). */
 static void test_threads(void) {
     rc_rng rng;
@@ -498,7 +461,6 @@ int main(void) {
     RUN_TEST(test_threads);
     RUN_TEST(test_wgrad_wino);
     RUN_TEST(test_wino_conv);
-    RUN_TEST(test_forward_add);
     rc_conv2d_release();
     rc_conv2d_wgrad_release();
     TEST_MAIN_END();
