@@ -6,10 +6,11 @@
  *   (e) whole batch vs micro-batches;  (f) the backward's declared reads: every tensor the backward of no
  *   exec node declares it reads is filled with NaN between forward and backward, and the gradients must
  *   not change (the planner reuses that memory).
- * HOW TO ADD AN OP: give it its table entry and emitter, then one line in CASES below: {name, op, builder,
- * {args}, flags}. A builder (b_*) emits the op on hb_leaf() inputs and hb_param() params and names its
- * outputs with hb_out(); reuse one (b_unary, b_binary, ...) or write one of a few lines. The coverage check
- * fails while an op of the table has no case. */
+ * HOW TO ADD AN OP: give it its table entry, then one line in CASES below: {name, op, builder, {args}, flags}
+ * (a line per shape or option worth covering: C % 16 == 0 and not, each fused form). An elementwise op of n
+ * same-shaped inputs needs no builder (b_eltwise); otherwise a builder (b_*, a few lines) emits the op on
+ * hb_leaf() inputs and hb_param() params and names its outputs with hb_out(). A new option of an op (conv's
+ * groups) is one more builder argument. The coverage check fails while an op of the table has no case. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -127,6 +128,18 @@ static void hb_bn_params(hb *b, const char *pre, int c, int *p) {
 /* {op, c, h, w} */
 static void b_unary(hb *b, const int *a) {
     hb_out(b, rc_emit_unary(b->g, (rc_op_type)a[0], "y", hb_leaf(b, a[1], a[2], a[3])));
+}
+/* {op, nin, c, h, w}: any elementwise op of nin same-shaped inputs, no params (a node of its own) */
+static void b_eltwise(hb *b, const int *a) {
+    rc_node n;
+    memset(&n, 0, sizeof n);
+    n.op = (rc_op_type)a[0];
+    n.nin = a[1];
+    for (int j = 0; j < 4; j++) n.param[j] = -1;
+    for (int j = 0; j < n.nin; j++) n.in[j] = hb_leaf(b, a[2], a[3], a[4]);
+    n.out = rc_graph_tensor(b->g, "y", a[2], a[3], a[4]);
+    rc_graph_node(b->g, &n);
+    hb_out(b, n.out);
 }
 /* {op, c, h, w, same: one leaf as both inputs} */
 static void b_binary(hb *b, const int *a) {
@@ -248,6 +261,7 @@ static const hcase CASES[] = {
     {"add c=16",                     RC_OP_ADD,       b_binary,    {RC_OP_ADD, 16, 3, 3, 0},        F_BLK},
     {"add a+a c=5",                  RC_OP_ADD,       b_binary,    {RC_OP_ADD, 5, 3, 4, 1},         F_BLK},
     {"mul c=20",                     RC_OP_MUL,       b_binary,    {RC_OP_MUL, 20, 3, 3, 0},        F_BLK},
+    {"mul c=5 (a node of its own)",  RC_OP_MUL,       b_eltwise,   {RC_OP_MUL, 2, 5, 2, 2},         F_BLK},
     {"mul a*a c=16",                 RC_OP_MUL,       b_binary,    {RC_OP_MUL, 16, 2, 3, 1},        F_BLK},
     {"concat 2+16+5",                RC_OP_CONCAT,    b_concat,    {3, 3, 3, 2, 16, 5},             0},
     {"concat 16+16",                 RC_OP_CONCAT,    b_concat,    {2, 4, 2, 16, 16},               0},
@@ -505,7 +519,7 @@ typedef struct {
     int n, kind[MAXR], idx[MAXR];
     float *v[MAXR];
     size_t len[MAXR];
-    int found, blocked, acc_set, acc_clear, poisoned;
+    int found, blocked, acc_set, acc_clear, poisoned, nleaf;
     float *contrib[MAXL]; /* V_ACC: the pool's share of each leaf's gradient */
 } hres;
 
@@ -541,6 +555,12 @@ static int run(const hcase *c, int cfgi, int variant, hres *r) {
         for (int j = 0; j < x->nin; j++) r->blocked |= g->tensors[x->in[j]].layout == RC_LAYOUT_BLK16;
         r->blocked |= g->tensors[x->out].layout == RC_LAYOUT_BLK16;
     }
+    r->nleaf = h.b.nleaf;
+    if (cfg->chunks) /* (e) the schedule really runs in micro-batches, and inference in the eval pipeline */
+        CHECK(g->nchunk == cfg->chunks && rc_sched_chunked(&g->fsched) > 0 && rc_sched_chunked(&g->bsched) > 0 &&
+                  g->eval_arena != NULL,
+              "%s (%s): %d micro-batches, %d/%d chunked waves, eval pipeline %s", c->name, cfg->name, g->nchunk,
+              rc_sched_chunked(&g->fsched), rc_sched_chunked(&g->bsched), g->eval_arena ? "on" : "off");
     /* the planned gradient flags of the case's nodes on its leaves */
     for (int i = 0; i < g->nxnodes; i++) {
         const rc_node *x = &g->xnodes[i];
@@ -713,10 +733,9 @@ static void check_case(const hcase *c, int *found) {
             CHECK(plain[k].blocked == ((c->flags & F_BLK) && have_blk), "%s (%s): operands of %s %s, expected %s",
                   c->name, cn, OP_NAME(c->op), plain[k].blocked ? "blocked" : "plain",
                   (c->flags & F_BLK) && have_blk ? "blocked" : "plain");
-        /* (b) overwrite: one consumer per leaf overwrites (the arena was NaN) ... */
-        for (int j = 0; j < MAXL && j < 8; j++)
-            if (plain[k].acc_set & (1 << j))
-                CHECK(plain[k].acc_clear & (1 << j), "%s (%s): input %d: no overwriting backward", c->name, cn, j);
+        /* (b) overwrite: the first backward to reach each leaf overwrites (the arena was NaN) ... */
+        for (int j = 0; j < plain[k].nleaf; j++)
+            CHECK(plain[k].acc_clear & (1 << j), "%s (%s): input %d: no overwriting backward", c->name, cn, j);
         /* ... accumulate: a second consumer after the op writes first, the op's backward adds */
         if (!run(c, k, V_ACC, &acc)) {
             int any = 0;
