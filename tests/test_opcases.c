@@ -153,7 +153,9 @@ static void b_concat(hb *b, const int *a) {
     hb_out(b, rc_emit_concat(b->g, "y", a[2], xs));
 }
 /* {c, h, w, c0, len} */
-static void b_slice(hb *b, const int *a) { hb_out(b, rc_emit_slice(b->g, "y", hb_leaf(b, a[0], a[1], a[2]), a[3], a[4])); }
+static void b_slice(hb *b, const int *a) {
+    hb_out(b, rc_emit_slice(b->g, "y", hb_leaf(b, a[0], a[1], a[2]), a[3], a[4]));
+}
 /* {op, c, h, w, k, stride, pad} */
 static void b_pool(hb *b, const int *a) {
     hb_out(b, rc_emit_pool(b->g, (rc_op_type)a[0], "y", hb_leaf(b, a[1], a[2], a[3]), a[4], a[5], a[6]));
@@ -397,7 +399,9 @@ static int hg_build(hg *h, const hcase *c, const hcfg *cfg, int batch, int varia
         }
     }
     for (int k = 0; k < MAXO + MAXL; k++) h->acc_leaf[k] = -1;
-    if (variant & V_ACC) /* a second consumer after the op (and the readouts): its backward writes first, the op's adds */
+    /* V_ACC: a second consumer of each leaf after the op and the readouts: its backward writes the leaf's
+     * gradient first, the op's adds to it */
+    if (variant & V_ACC)
         for (int j = 0; j < h->b.nleaf; j++) {
             if (j == 0 && (c->flags & F_NOACC0)) continue;
             h->acc_leaf[h->nro] = j;
@@ -423,7 +427,8 @@ static int hg_build(hg *h, const hcase *c, const hcfg *cfg, int batch, int varia
             q->w[i] = h->b.pinit[p][1] >= 0 ? h->b.pinit[p][0] + h->b.pinit[p][1] * rc_rng_normal(&r)
                                             : h->b.pinit[p][0] - h->b.pinit[p][1] * (2.0f * rc_rng_uniform(&r) - 1.0f);
     }
-    for (int j = 0; j < h->b.nleaf; j++) h->leafv[j] = randv(h->seed * 7 + (uint64_t)j, tfloats(g, h->b.leaf[j]), c->flags);
+    for (int j = 0; j < h->b.nleaf; j++)
+        h->leafv[j] = randv(h->seed * 7 + (uint64_t)j, tfloats(g, h->b.leaf[j]), c->flags);
     for (int k = 0; k < h->nro; k++) h->dl[k] = randv(h->seed * 13 + (uint64_t)k, tfloats(g, h->ro[k]), 0);
     return 0;
 }
@@ -577,7 +582,8 @@ static int run(const hcase *c, int cfgi, int variant, hres *r) {
     hg_backward(&h);
     char bad[96];
     if (!(variant & V_POISON) && !(cfg->opts & RC_PLAN_SHARE)) /* (shared: a dead tensor's memory is reused) */
-        CHECK(padding_ok(&h, bad, sizeof bad), "%s (%s): padding lanes of the %s are not zero", c->name, cfg->name, bad);
+        CHECK(padding_ok(&h, bad, sizeof bad), "%s (%s): padding lanes of the %s are not zero", c->name, cfg->name,
+              bad);
     for (int k = 0; k < h.nro; k++) res_add(r, R_OUT, k, g->tensors[h.ro[k]].x, tfloats(g, h.ro[k]));
     for (int j = 0; j < h.b.nleaf; j++) {
         size_t n = tfloats(g, h.b.leaf[j]);
