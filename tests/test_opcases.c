@@ -289,19 +289,26 @@ static const hcase CASES[] = {
 
 typedef struct {
     const char *name;
-    int fast, opts, chunks;
+    int fast, opts, chunks, sync;
 } hcfg;
-enum { C_REF, C_FAST, C_BLK, C_CHUNK, C_SHARED, NCFG };
+enum { C_REF, C_FAST, C_BLK, C_CHUNK, C_SHARED, C_SYNC, NCFG };
 #define ALL_OPTS (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL)
 /* Without SHARE every tensor has memory of its own: what the poison check writes lands nowhere else, and
  * a leaf input's gradient stays readable after backward. */
 static const hcfg CFGS[NCFG] = {
-    {"reference", 0, RC_PLAN_EVAL, 0},
-    {"fast plain", 1, RC_PLAN_FUSE | RC_PLAN_EVAL, 0},
-    {"fast blocked", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_EVAL, 0},
-    {"fast blocked in 4 micro-batches", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_CHUNK | RC_PLAN_EVAL, 4},
-    {"fast, default plan (shared arena)", 1, ALL_OPTS, 0},
+    {"reference", 0, RC_PLAN_EVAL, 0, 0},
+    {"fast plain", 1, RC_PLAN_FUSE | RC_PLAN_EVAL, 0, 0},
+    {"fast blocked", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_EVAL, 0, 0},
+    {"fast blocked in 4 micro-batches", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_CHUNK | RC_PLAN_EVAL, 4, 0},
+    {"fast, default plan (shared arena)", 1, ALL_OPTS, 0, 0},
+    {"fast blocked, synchronised batch norm", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_CHUNK | RC_PLAN_EVAL, 4, 1},
 };
+
+/* data-parallel batch norm over one rank: the synchronised code path, this batch's statistics */
+static void sum_over_one_rank(double *s, int n) {
+    (void)s;
+    (void)n;
+}
 
 #define BATCH 10   /* 4 micro-batches of unequal size */
 #define FD_BATCH 2
@@ -364,6 +371,7 @@ static void put(rc_graph *g, int t, const float *v) {
 
 static void set_globals(const hcfg *cfg) {
     rc_ops_fast = cfg->fast;
+    rc_bn_allreduce = cfg->sync ? sum_over_one_rank : NULL;
     rc_plan_opts = cfg->opts;
     rc_sched_chunks = cfg->chunks;
     rc_sched_waves = cfg->chunks ? RC_SCHED_ALL : RC_SCHED_AUTO;
@@ -412,7 +420,8 @@ static int hg_build(hg *h, const hcase *c, const hcfg *cfg, int batch, int varia
     rc_status st = rc_graph_plan(g);
     int fast = rc_ops_fast;
     reset_globals();
-    rc_ops_fast = fast; /* the kernels read it when they run */
+    rc_ops_fast = fast; /* the kernels read these when they run */
+    rc_bn_allreduce = cfg->sync ? sum_over_one_rank : NULL;
     if (st) {
         CHECK(0, "%s (%s): plan: %s", c->name, cfg->name, rc_error());
         return -1;
@@ -438,6 +447,7 @@ static void hg_free(hg *h) {
     for (int k = 0; k < MAXO + MAXL; k++) free(h->dl[k]);
     rc_graph_free(&h->g);
     rc_ops_fast = 1;
+    rc_bn_allreduce = NULL;
 }
 
 /* Forward from the leaf values; the loss sum(dl * output) in double. */
@@ -561,7 +571,7 @@ static int run(const hcase *c, int cfgi, int variant, hres *r) {
         r->blocked |= g->tensors[x->out].layout == RC_LAYOUT_BLK16;
     }
     r->nleaf = h.b.nleaf;
-    if (cfg->chunks) /* (e) the schedule really runs in micro-batches, and inference in the eval pipeline */
+    if (cfg->chunks && !cfg->sync) /* (e) the schedule really runs in micro-batches, and inference in the eval pipeline */
         CHECK(g->nchunk == cfg->chunks && rc_sched_chunked(&g->fsched) > 0 && rc_sched_chunked(&g->bsched) > 0 &&
                   g->eval_arena != NULL,
               "%s (%s): %d micro-batches, %d/%d chunked waves, eval pipeline %s", c->name, cfg->name, g->nchunk,
@@ -792,7 +802,12 @@ static void check_case(const hcase *c, int *found) {
         snprintf(what, sizeof what, "%s: default plan vs reference", c->name);
         compare(what, &plain[C_SHARED], &plain[C_REF], M(R_OUT) | M(R_EVAL) | M(R_DPARAM) | M(R_PARAM), 1e-4);
     }
-    ncmp += 4;
+    /* batch-norm statistics summed over ranks (one here): the whole batch at once, not in micro-batches */
+    if (!run(c, C_SYNC, 0, &plain[C_SYNC])) {
+        snprintf(what, sizeof what, "%s: synchronised batch norm vs reference", c->name);
+        compare(what, &plain[C_SYNC], &plain[C_REF], M_ALL, 1e-4);
+    }
+    ncmp += 5;
     for (int k = 0; k < NCFG; k++) res_free(&plain[k]);
 }
 
