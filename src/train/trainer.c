@@ -73,17 +73,6 @@ static void fmt_eta(char *out, size_t n, double s) {
         snprintf(out, n, "%ldm%02lds", t / 60, t % 60);
 }
 
-static uint64_t dbl_bits(double d) {
-    uint64_t u;
-    memcpy(&u, &d, sizeof u);
-    return u;
-}
-static double bits_dbl(uint64_t u) {
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
-
 /* Test hook (tests/test_reliability.sh, docs/RELIABILITY.md): RECUR_INJECT_NAN_STEP=N poisons global step
  * N: "N" puts a NaN into the first pixel of the batch (forward), "N:grad" into the final readout's loss
  * gradient (backward). Unset or malformed: no injection. */
@@ -234,9 +223,9 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
                     meta.threads, threads);
         shuffle_rng = meta.shuffle_rng;
         aug_rng = meta.rng;
-        loss_sum = bits_dbl((uint64_t)meta.reserved[0]);
-        correct_sum = (long)meta.reserved[1];
-        seen = (long)meta.reserved[2];
+        loss_sum = meta.epoch_loss_sum;
+        correct_sum = meta.epoch_correct;
+        seen = meta.epoch_seen;
         csv_reload(&csv, csv_path, meta.epoch);
         if (meta.epoch >= tc.epochs) {
             if (!o->quiet) fprintf(stderr, "recur: %s: all %d epochs are already done\n", o->run_dir, tc.epochs);
@@ -429,9 +418,9 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
                 meta.step_in_epoch = s + 1;
                 meta.rng = aug_rng;
                 meta.shuffle_rng = epoch_shuffle_start;
-                meta.reserved[0] = (int64_t)dbl_bits(loss_sum);
-                meta.reserved[1] = correct_sum;
-                meta.reserved[2] = seen;
+                meta.epoch_loss_sum = loss_sum;
+                meta.epoch_correct = correct_sum;
+                meta.epoch_seen = seen;
                 if (rc_dist_average_buffers(g)) goto done;
                 if (rank == 0 && rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
                 last_ckpt = rc_now();
@@ -481,6 +470,7 @@ rc_status rc_train(const char *config_text, const char *display_name, const rc_t
         meta.step_in_epoch = 0;
         meta.rng = aug_rng;
         meta.shuffle_rng = shuffle_rng;
+        meta.epoch_loss_sum = 0, meta.epoch_correct = 0, meta.epoch_seen = 0;
         memset(meta.reserved, 0, sizeof meta.reserved);
         if (rank == 0 && rc_checkpoint_save(ckpt_path, g, config_text, &meta)) goto done;
         last_ckpt = rc_now();
