@@ -300,6 +300,8 @@ static void trainer_finish(rc_trainer *t) {
     }
 }
 
+/* The pieces in order: setup; per epoch its order, its steps (a mid-epoch checkpoint when a stop is asked
+ * for or the periodic one is due) and its end (evaluation, train.csv, checkpoint); the outcome. */
 rc_status rc_train(const char *config_text, const char *display_name, const rc_train_opts *o,
                    rc_train_result *result) {
     rc_trainer *t = rc_xcalloc(1, sizeof *t);
