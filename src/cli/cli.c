@@ -89,43 +89,6 @@ int rc_cli_parse(const char *cmd, const char *help, int argc, char **argv, const
     return -1;
 }
 
-/* Length of the valid UTF-8 sequence starting at s (1..4), 0 if it is not one. */
-static int utf8_len(const unsigned char *s) {
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-    if (s[0] >= 0xf5) return 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    return n;
-}
-
-void rc_cli_json_string(FILE *f, const char *str) {
-    const unsigned char *s = (const unsigned char *)str;
-    fputc('"', f);
-    while (*s) {
-        unsigned c = *s;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            s++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            s++;
-        } else if (c < 0x80) {
-            fputc((int)c, f);
-            s++;
-        } else {
-            int n = utf8_len(s);
-            if (n) {
-                fwrite(s, 1, (size_t)n, f);
-                s += n;
-            } else {
-                fprintf(f, "\\u%04x", c); /* a stray byte: written as the Latin-1 character */
-                s++;
-            }
-        }
-    }
-    fputc('"', f);
-}
-
 static char **norm_argv;   /* what rc_cli_normalize_args allocated, for rc_cli_free_args */
 static char **norm_names;
 static int norm_nnames;

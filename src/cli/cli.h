@@ -4,6 +4,7 @@
 #define RC_CLI_H
 
 #include "io/ini.h"
+#include "io/json.h"
 #include "models/model.h"
 
 #define RC_MAX_SETS 64
@@ -57,10 +58,6 @@ rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int
 /* Resolve RUN_DIR or CKPT to a checkpoint path and read its config (effective text) into the structs. */
 rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
                           rc_train_cfg *tc);
-
-/* Write s as a JSON string literal (quotes, backslashes and control characters escaped; bytes >= 0x80
- * that do not form valid UTF-8 are written as \u00XX so that the output always parses). */
-void rc_cli_json_string(FILE *f, const char *s);
 
 /* Expand "--opt=value" into "--opt" "value" and rename aliases (--batch-size -> --batch) in the arguments
  * after the command name. Returns a new argv (NULL-terminated; *argc updated) that lives until

@@ -106,7 +106,7 @@ int rc_cmd_bench(int argc, char **argv) {
     const double eval_mb = g->eval_arena ? 4.0 * (double)g->eval_floats / 1048576.0 : 0.0; /* 0: no pipeline */
     if (json) {
         printf("{\"model\": ");
-        rc_cli_json_string(stdout, mc.name);
+        rc_json_print(stdout, mc.name);
         printf(", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
                "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
                "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d, \"micro_batches\": %d, "

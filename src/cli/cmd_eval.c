@@ -239,11 +239,11 @@ int rc_cmd_eval(int argc, char **argv) {
     int trained_R = mc.areas[mc.nareas - 1].iterations;
     if (json) {
         printf("{\"model\": ");
-        rc_cli_json_string(stdout, mc.name);
+        rc_json_print(stdout, mc.name);
         printf(", \"checkpoint\": ");
-        rc_cli_json_string(stdout, ckpt);
+        rc_json_print(stdout, ckpt);
         printf(", \"data\": ");
-        rc_cli_json_string(stdout, spec);
+        rc_json_print(stdout, spec);
         printf(", \"images\": %ld, \"iterations\": %d, \"trained_iterations\": %d, \"accuracy\": ", r.n, R, trained_R);
         json_array(stdout, acc, R);
         printf(", \"coarse_accuracy\": ");

@@ -69,14 +69,14 @@ int rc_cmd_info(int argc, char **argv) {
     int depth = rc_model_effective_depth(&m);
     if (json) {
         printf("{\"model\": ");
-        rc_cli_json_string(stdout, mc.name);
+        rc_json_print(stdout, mc.name);
         printf(", \"params\": %zu, \"flops\": %.0f, \"effective_depth\": %d, \"readouts\": %d, "
                "\"units_per_step\": %ld, \"units_unrolled\": %ld, \"head_params\": %zu, \"areas\": [",
                params, flops, depth, m.nreadouts, units_total, units_unrolled, ai[K].params);
         for (int k = 0; k < K; k++) {
             const rc_area_cfg *a = &mc.areas[k];
             printf("%s{\"name\": ", k ? ", " : "");
-            rc_cli_json_string(stdout, a->name);
+            rc_json_print(stdout, a->name);
             printf(", \"cell\": \"%s\", \"tied\": %s, \"iterations\": %d, \"channels\": %d, "
                    "\"size\": [%d, %d], \"params\": %zu, \"units_per_step\": %ld, \"units_unrolled\": %ld, "
                    "\"flops\": %.0f}",
