@@ -134,20 +134,20 @@ int rc_cmd_eval(int argc, char **argv) {
     int stepwise = 0;
     double exit_p = 0;
     int json = 0;
-    const rc_cli_opt opts[] = {{"--data", RC_ARG_STR, &data, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_READOUTS},
-                               {"--exit-threshold", RC_ARG_DOUBLE, &exit_p, 1e-9, 1.0},
-                               {"--halt", RC_ARG_STR, &halt, 0, 0},
-                               {"--limit", RC_ARG_INT, &limit, 1, 100000000},
-                               {"--batch", RC_ARG_INT, &batch, 1, 65536},
-                               {"--threads", RC_ARG_INT, &threads, 1, 256},
-                               {"--json", RC_ARG_FLAG, &json, 0, 0},
-                               {"--save-logits", RC_ARG_STR, &logits_path, 0, 0},
-                               {"--stepwise", RC_ARG_FLAG, &stepwise, 0, 0},
-                               {"--every", RC_ARG_INT, &every, 1, 1000000},
-                               {"--save-predictions", RC_ARG_STR, &preds_path, 0, 0},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL, NULL);
+    const rc_cli_opt opts[] = {RC_OPT_STR("--data", &data, NULL),
+                               RC_OPT_INT("--iterations", &iters, 1, RC_MAX_READOUTS),
+                               RC_OPT_DOUBLE("--exit-threshold", &exit_p, 1e-9, 1.0),
+                               RC_OPT_STR("--halt", &halt, NULL),
+                               RC_OPT_INT("--limit", &limit, 1, 100000000),
+                               RC_OPT_INT("--batch", &batch, 1, 65536),
+                               RC_OPT_INT("--threads", &threads, 1, 256),
+                               RC_OPT_FLAG("--json", &json),
+                               RC_OPT_STR("--save-logits", &logits_path, NULL),
+                               RC_OPT_FLAG("--stepwise", &stepwise),
+                               RC_OPT_INT("--every", &every, 1, 1000000),
+                               RC_OPT_STR("--save-predictions", &preds_path, NULL),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL);
     if (rc >= 0) return rc;
     if (!run) return rc_cli_usage_error("eval", "missing RUN_DIR or CKPT");
     int halt_ponder = 0;

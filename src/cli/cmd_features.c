@@ -86,17 +86,17 @@ int rc_cmd_features(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *area = NULL, *out = NULL, *split = "test";
     long iters = 0, limit = 0, batch = 100, threads = 0;
     int full = 0;
-    const rc_cli_opt opts[] = {{"--area", RC_ARG_STR, &area, 0, 0},
-                               {"--out", RC_ARG_STR, &out, 0, 0},
-                               {"--full", RC_ARG_FLAG, &full, 0, 0},
-                               {"--split", RC_ARG_STR, &split, 0, 0},
-                               {"--data", RC_ARG_STR, &data, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
-                               {"--limit", RC_ARG_INT, &limit, 1, 100000000},
-                               {"--batch", RC_ARG_INT, &batch, 1, 65536},
-                               {"--threads", RC_ARG_INT, &threads, 1, 256},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("features", help, argc, argv, opts, &run, NULL, NULL);
+    const rc_cli_opt opts[] = {RC_OPT_STR("--area", &area, NULL),
+                               RC_OPT_STR("--out", &out, NULL),
+                               RC_OPT_FLAG("--full", &full),
+                               RC_OPT_STR("--split", &split, NULL),
+                               RC_OPT_STR("--data", &data, NULL),
+                               RC_OPT_INT("--iterations", &iters, 1, RC_MAX_ITERS),
+                               RC_OPT_INT("--limit", &limit, 1, 100000000),
+                               RC_OPT_INT("--batch", &batch, 1, 65536),
+                               RC_OPT_INT("--threads", &threads, 1, 256),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("features", help, argc, argv, opts, &run, NULL);
     if (rc >= 0) return rc;
     if (!run) return rc_cli_usage_error("features", "missing RUN_DIR or CKPT");
     if (!area) return rc_cli_usage_error("features", "missing --area NAME (or --area all)");

@@ -19,21 +19,21 @@ typedef struct {
 
 int rc_cmd_info(int argc, char **argv) {
     const char *config = NULL;
-    const char *sets[RC_MAX_SETS];
-    int nsets = 0, json = 0;
+    rc_cli_sets sets;
+    int json = 0;
     long iters = 0;
-    const rc_cli_opt opts[] = {{"--json", RC_ARG_FLAG, &json, 0, 0},
-                               {"--set", RC_ARG_SET, NULL, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("info", help, argc, argv, opts, &config, sets, &nsets);
+    const rc_cli_opt opts[] = {RC_OPT_FLAG("--json", &json),
+                               RC_OPT_SET,
+                               RC_OPT_INT("--iterations", &iters, 1, RC_MAX_ITERS),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("info", help, argc, argv, opts, &config, &sets);
     if (rc >= 0) return rc;
     if (!config) return rc_cli_usage_error("info", "missing CONFIG");
     rc_ini *ini = NULL;
     char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets, nsets, 1, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
+    if (rc_cli_load_config(config, sets.v, sets.n, 1, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
     rc_ini_free(ini);
     free(text);
     rc_model m;
