@@ -127,10 +127,28 @@ void rc_cli_basename(const char *path, char *out, size_t n) { rc_config_name(pat
 
 rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
                              rc_model_cfg *mc, rc_train_cfg *tc) {
-    return rc_config_load(path, sets, nsets, quiet, ini_out, text_out, mc, tc);
+    char *text = NULL;
+    rc_status st = rc_config_load(path, sets, nsets, quiet, ini_out, &text, mc, tc);
+    if (text_out)
+        *text_out = text;
+    else
+        free(text);
+    return st;
 }
 
 rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
                           rc_train_cfg *tc) {
     return rc_run_open(arg, ckpt_path, ckpt_len, text_out, mc, tc);
+}
+
+rc_status rc_cli_open_eval(const char *arg, long threads, char *ckpt_path, size_t ckpt_len, rc_model_cfg *mc,
+                           rc_train_cfg *tc) {
+    char *text = NULL;
+    if (rc_run_open(arg, ckpt_path, ckpt_len, &text, mc, tc)) return RC_ERR;
+    free(text);
+    if (threads > 0)
+        rc_set_threads((int)threads);
+    else if (tc->threads > 0)
+        rc_set_threads(tc->threads);
+    return RC_OK;
 }

@@ -77,13 +77,19 @@ int rc_cli_parse(const char *cmd, const char *help, int argc, char **argv, const
                  const char **positional, rc_cli_sets *sets);
 
 /* Load CONFIG, apply the --set assignments in order, read it (printing applied defaults unless quiet).
- * On success *ini_out owns the parsed config and *text_out the effective canonical text (malloc'd). */
+ * On success *ini_out owns the parsed config and *text_out the effective canonical text (malloc'd); either
+ * may be NULL when not wanted. */
 rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
                              rc_model_cfg *mc, rc_train_cfg *tc);
 
 /* Resolve RUN_DIR or CKPT to a checkpoint path and read its config (effective text) into the structs. */
 rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
                           rc_train_cfg *tc);
+
+/* rc_cli_open_run for the commands that evaluate a trained run (eval, features), without the config text;
+ * then the threads: threads > 0 (--threads), else the run's train.threads when set. */
+rc_status rc_cli_open_eval(const char *arg, long threads, char *ckpt_path, size_t ckpt_len, rc_model_cfg *mc,
+                           rc_train_cfg *tc);
 
 /* Model name from a config path: base name without ".cfg". */
 void rc_cli_basename(const char *path, char *out, size_t n);

@@ -35,13 +35,9 @@ int rc_cmd_bench(int argc, char **argv) {
     int rc = rc_cli_parse("bench", help, argc, argv, opts, &config, &sets);
     if (rc >= 0) return rc;
     if (!config) return rc_cli_usage_error("bench", "missing CONFIG");
-    rc_ini *ini = NULL;
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets.v, sets.n, 1, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    rc_ini_free(ini);
-    free(text);
+    if (rc_cli_load_config(config, sets.v, sets.n, 1, NULL, NULL, &mc, &tc)) return rc_cli_error(rc_error());
     if (batch == 0) batch = tc.batch;
     if (threads > 0) rc_set_threads((int)threads);
     else if (tc.threads > 0) rc_set_threads(tc.threads);

@@ -155,28 +155,19 @@ int rc_cmd_eval(int argc, char **argv) {
     else if (halt && strcmp(halt, "sample") == 0) halt_ponder = 2;
     else if (halt && strcmp(halt, "none") != 0)
         return rc_cli_usage_error("eval", "--halt: unknown mode (known: ponder, sample, none)");
-    if (threads > 0) rc_set_threads((int)threads);
     char ckpt[4200];
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_open_run(run, ckpt, sizeof ckpt, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    free(text);
-    if (threads == 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    if (rc_cli_open_eval(run, threads, ckpt, sizeof ckpt, &mc, &tc)) return rc_cli_error(rc_error());
     const char *spec = data ? data : tc.data;
-    rc_dataset train = {0}, test = {0};
+    rc_dataset test = {0};
     rc_model m;
     int built = 0, code = 1;
     rc_eval_result r;
     logits_sink ls = {0};
     preds_sink ps = {0};
     both_sink both = {&ls, &ps};
-    /* normalisation uses the training split's statistics, as in training */
-    if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))
-        goto fail;
-    if (limit > 0) {
-        if (rc_dataset_truncate(&test, (int)limit)) goto fail;
-    }
+    if (rc_dataset_load_eval(spec, 0, (int)limit, &test)) goto fail;
     if (mc.readout == RC_READOUT_DENSE && test.dense && test.c == mc.in_c) { /* fully convolutional */
         mc.in_h = test.h;
         mc.in_w = test.w;
@@ -310,7 +301,6 @@ done:
     rc_atomic_abort(&ps.af);
     free(ls.row);
     if (built) rc_model_free(&m);
-    rc_dataset_free(&train);
     rc_dataset_free(&test);
     return code;
 }

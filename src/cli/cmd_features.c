@@ -103,14 +103,10 @@ int rc_cmd_features(int argc, char **argv) {
     if (!out) return rc_cli_usage_error("features", "missing --out DIR");
     int on_train = !strcmp(split, "train");
     if (!on_train && strcmp(split, "test")) return rc_cli_usage_error("features", "--split: '%s' is not test or train", split);
-    if (threads > 0) rc_set_threads((int)threads);
     char ckpt[4200];
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_open_run(run, ckpt, sizeof ckpt, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    free(text);
-    if (threads == 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    if (rc_cli_open_eval(run, threads, ckpt, sizeof ckpt, &mc, &tc)) return rc_cli_error(rc_error());
     const char *spec = data ? data : tc.data;
     feat_sink fs;
     memset(&fs, 0, sizeof fs);
@@ -134,17 +130,12 @@ int rc_cmd_features(int argc, char **argv) {
         rc_fail("model %s has no area '%s' (its areas: %s; or all)", mc.name, area, names);
         return rc_cli_error(rc_error());
     }
-    rc_dataset train = {0}, test = {0};
-    rc_dataset *d = on_train ? &train : &test;
+    rc_dataset data_split = {0};
+    rc_dataset *d = &data_split;
     rc_model m;
     int built = 0, code = 1;
     rc_eval_result r;
-    /* normalisation uses the training split's statistics, as in training */
-    if (rc_dataset_load(spec, 1, &train)) goto fail;
-    if (!on_train && (rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))) goto fail;
-    if (limit > 0) {
-        if (rc_dataset_truncate(d, (int)limit)) goto fail;
-    }
+    if (rc_dataset_load_eval(spec, on_train, (int)limit, d)) goto fail;
     if (rc_dataset_check_shape(d, mc.in_c, mc.in_h, mc.in_w, -1)) goto fail;
     if (rc_model_build_keep(&mc, (int)batch, (int)iters, keep, &m)) goto fail;
     built = 1;
@@ -198,7 +189,6 @@ done:
     free(fs.state);
     free(fs.rows);
     if (built) rc_model_free(&m);
-    rc_dataset_free(&train);
-    rc_dataset_free(&test);
+    rc_dataset_free(&data_split);
     return code;
 }

@@ -29,13 +29,9 @@ int rc_cmd_info(int argc, char **argv) {
     int rc = rc_cli_parse("info", help, argc, argv, opts, &config, &sets);
     if (rc >= 0) return rc;
     if (!config) return rc_cli_usage_error("info", "missing CONFIG");
-    rc_ini *ini = NULL;
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets.v, sets.n, 1, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    rc_ini_free(ini);
-    free(text);
+    if (rc_cli_load_config(config, sets.v, sets.n, 1, NULL, NULL, &mc, &tc)) return rc_cli_error(rc_error());
     rc_model m;
     if (rc_model_build(&mc, 1, (int)iters, &m)) return rc_cli_error(rc_error());
     const rc_graph *g = &m.g;

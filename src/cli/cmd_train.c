@@ -111,13 +111,11 @@ int rc_cmd_train(int argc, char **argv) {
     }
 
     if (!config) return rc_cli_usage_error("train", "missing CONFIG");
-    rc_ini *ini = NULL;
     char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets.v, sets.n, quiet || rc_dist_rank() != 0, &ini, &text, &mc, &tc))
+    if (rc_cli_load_config(config, sets.v, sets.n, quiet || rc_dist_rank() != 0, NULL, &text, &mc, &tc))
         return rc_cli_error(rc_error());
-    rc_ini_free(ini);
     char outbuf[4096], dist_dir[4096];
     if (rc_dist_rank() != 0) { /* data-parallel: rank 0 prepares the run directory and sends its path */
         rc_status st = rc_dist_bcast(dist_dir, sizeof dist_dir);

@@ -1075,23 +1075,19 @@ static rc_status load_run_model(const char *run_dir, int batch, int iters, rc_mo
     return RC_OK;
 }
 
-/* Test split normalised with the training split's statistics, optionally the first `limit` images. */
-static rc_status load_test(const char *spec, int limit, rc_dataset *test) {
-    rc_dataset train = {0};
-    memset(test, 0, sizeof *test);
-    rc_status st = RC_ERR;
-    if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, test) || rc_dataset_copy_stats(test, &train))
-        goto done;
-    if (limit > 0 && limit < test->n) {
-        if (rc_dataset_truncate(test, limit)) goto done;
-    }
-    st = RC_OK;
-done:
-    rc_dataset_free(&train);
-    if (st) rc_dataset_free(test);
-    return st;
+/* The run an early-exit or more-iterations study reads (run_dir, or the base config's tied-every run, trained
+ * if needed) into dir, its model built for batch B unrolled iters steps (0: as trained) with its checkpoint
+ * loaded, and the threads set (--threads, else the run's). */
+static rc_status open_study(const char *run_dir, const char *base_cfg, int B, int iters, const rc_exp_opts *o,
+                            char *dir, size_t n, rc_model *m, rc_train_cfg *tc) {
+    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, n)) return RC_ERR;
+    if (o->threads > 0) rc_set_threads(o->threads);
+    if (load_run_model(dir, B, iters, m, tc)) return RC_ERR;
+    if (o->threads <= 0 && tc->threads > 0) rc_set_threads(tc->threads);
+    return RC_OK;
 }
 
+/* How many test images the studies of a trained run evaluate (0: all). */
 static int eval_limit(const rc_exp_opts *o) {
     if (o->eval_limit > 0) return o->eval_limit;
     return o->quick ? QUICK_TEST_IMAGES : 0;
@@ -1204,16 +1200,13 @@ static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_e
 rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int iterations, const rc_exp_opts *o) {
     if (!run_dir && o->seeds > 1) return study_seeds(0, base_cfg, iterations, o);
     char dir[4096];
-    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
-    if (o->threads > 0) rc_set_threads(o->threads);
     rc_model m;
     rc_train_cfg tc;
     const int B = 200;
-    if (load_run_model(dir, B, iterations, &m, &tc)) return RC_ERR;
-    if (o->threads <= 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    if (open_study(run_dir, base_cfg, B, iterations, o, dir, sizeof dir, &m, &tc)) return RC_ERR;
     rc_dataset test;
     const char *spec = o->data ? o->data : tc.data;
-    if (load_test(spec, eval_limit(o), &test)) {
+    if (rc_dataset_load_eval(spec, 0, eval_limit(o), &test)) {
         rc_model_free(&m);
         return RC_ERR;
     }
@@ -1367,15 +1360,12 @@ done:
 rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o) {
     if (!run_dir && o->seeds > 1) return study_seeds(1, base_cfg, max_iters, o);
     char dir[4096];
-    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
-    if (o->threads > 0) rc_set_threads(o->threads);
     rc_model m;
     rc_train_cfg tc;
     const int B = 200;
-    if (load_run_model(dir, B, 0, &m, &tc)) return RC_ERR;
+    if (open_study(run_dir, base_cfg, B, 0, o, dir, sizeof dir, &m, &tc)) return RC_ERR;
     rc_model_cfg mc = m.cfg;
     rc_model_free(&m);
-    if (o->threads <= 0 && tc.threads > 0) rc_set_threads(tc.threads);
     for (int k = 0; k < mc.nareas; k++)
         if (!mc.areas[k].tied)
             return rc_fail("%s: area %s is untied; more iterations at test time need every area tied", dir,
@@ -1385,7 +1375,7 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
     if (max_iters > RC_MAX_ITERS) return rc_fail("--iterations %d is out of range 1..%d", max_iters, RC_MAX_ITERS);
     rc_dataset test;
     const char *spec = o->data ? o->data : tc.data;
-    if (load_test(spec, eval_limit(o), &test)) return RC_ERR;
+    if (rc_dataset_load_eval(spec, 0, eval_limit(o), &test)) return RC_ERR;
     rc_status st = RC_ERR;
     double *acc = rc_xcalloc((size_t)max_iters, sizeof(double)), *cacc = rc_xcalloc((size_t)max_iters, sizeof(double));
     double *mfl = rc_xcalloc((size_t)max_iters, sizeof(double)), *xs = rc_xcalloc((size_t)max_iters, sizeof(double));
@@ -1559,7 +1549,7 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
     for (int s = 0; s < EXTRA_SIZES; s++) {
         char spec[96];
         snprintf(spec, sizeof spec, "%s:%d:%d", kind, sizes[0], sizes[s]);
-        if (load_test(spec, limit, &test)) goto done;
+        if (rc_dataset_load_eval(spec, 0, limit, &test)) goto done;
         for (int v = 0; v < NV; v++)
         for (int k = 0; k < N; k++) {
             rc_model_cfg mc = mcs[v];
