@@ -130,6 +130,8 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/librecur.a $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST  $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LDFLAGS) $(LDLIBS)
+# the option parser's test compiles the CLI's src/cli/cli.c into itself
+$(BUILD)/tests/test_cli_parse: src/cli/cli.c
 
 deps:
 	@sh scripts/deps.sh
