@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/rng.h"
+#include "op_table.h"
 
 void rc_graph_init(rc_graph *g, int batch) {
     memset(g, 0, sizeof *g);
@@ -372,12 +373,7 @@ void rc_graph_init_params(rc_graph *g, uint64_t seed) {
 
 rc_profile rc_prof;
 
-const char *rc_op_name(rc_op_type op) {
-    static const char *names[RC_OP_COUNT] = {"conv2d", "batchnorm", "relu",    "sigmoid",  "tanh",
-                                             "add",    "mul",       "concat",  "slice",    "maxpool",
-                                             "avgpool", "gap",      "upsample", "linear",  "bn+act",   "lstm"};
-    return op >= 0 && op < RC_OP_COUNT ? names[op] : "?";
-}
+const char *rc_op_name(rc_op_type op) { return op >= 0 && op < RC_OP_COUNT ? rc_op_defs[op].name : "?"; }
 
 
 /* ---- numerics check (recur train --check-numerics) ---------------------------------------------- */
@@ -495,12 +491,12 @@ static void run_eval(rc_graph *g) {
     g->eval_on = 1;
     for (int i = 0; i < g->nxnodes; i++) { /* (a batch norm folded into its conv: the folding) */
         const rc_node *n = &g->xnodes[i];
-        if (rc_node_bn_phased(n)) rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, RC_PH_FINISH, 0, g->batch);
+        if (rc_op_fwd_phased(n)) rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, RC_PH_FINISH, 0, g->batch);
     }
     for (int j = 0; j < g->nchunk; j++)
         for (int i = 0; i < g->nxnodes; i++) {
             const rc_node *n = &g->xnodes[i];
-            const int ph = rc_node_bn_phased(n) ? RC_PH_APPLY : RC_PH_ALL;
+            const int ph = rc_op_fwd_phased(n) ? RC_PH_APPLY : RC_PH_ALL;
             double t0 = rc_prof.enabled ? rc_now() : 0;
             rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, ph, g->chunk_b[j], g->chunk_b[j + 1]);
             if (rc_prof.enabled) prof_add(g, i, PROF_FWD, rc_now() - t0, j == 0);
@@ -558,29 +554,7 @@ void rc_graph_backward(rc_graph *g) {
     }
 }
 
-double rc_graph_node_flops(const rc_graph *g, int i) {
-    const rc_node *n = &g->nodes[i];
-    const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
-    double ysz = (double)y->c * y->h * y->w;
-    switch (n->op) {
-    case RC_OP_CONV: {
-        rc_conv_dims d;
-        rc_conv_dims_init(&d, 1, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
-        return rc_conv2d_flops(&d);
-    }
-    case RC_OP_BATCHNORM: return rc_batchnorm_flops(1, x->c, x->h * x->w);
-    case RC_OP_LINEAR: return 2.0 * ysz * x->c * x->h * x->w + ysz;
-    case RC_OP_GAP: return (double)x->c * x->h * x->w;
-    case RC_OP_MAXPOOL:
-    case RC_OP_AVGPOOL: return ysz * n->k * n->k;
-    case RC_OP_SIGMOID:
-    case RC_OP_TANH: return 4.0 * ysz;
-    case RC_OP_RELU:
-    case RC_OP_ADD:
-    case RC_OP_MUL: return ysz;
-    default: return 0;
-    }
-}
+double rc_graph_node_flops(const rc_graph *g, int i) { return rc_op_defs[g->nodes[i].op].flops(g, &g->nodes[i]); }
 
 double rc_graph_flops_per_image(const rc_graph *g) {
     double total = 0;

@@ -100,11 +100,8 @@ typedef struct {
     int eabs;               /* BNACT: the CONV that runs it in eval mode (efuse), -1 none */
 } rc_node;
 
-/* A node whose batch-norm statistics come in phases (STATS, FINISH, APPLY): the fused batch norm, or a
- * ConvLSTM cell with its batch norm. */
-static inline int rc_node_bn_phased(const rc_node *n) {
-    return n->op == RC_OP_BNACT || (n->op == RC_OP_LSTM && n->bn);
-}
+/* The plan's exec node (for now the same struct as the builder's). */
+typedef rc_node rc_xnode;
 
 /* The chunked schedule (graph_sched.c): entries (an exec node and a phase of it) grouped into waves; a
  * wave runs all its entries over one micro-batch, then the next micro-batch; a whole wave runs once over
