@@ -4,6 +4,7 @@
  * optional c_prev). */
 #include <string.h>
 
+#include "core/graph_plan.h"
 #include "core/op_table.h"
 #include "test.h"
 

@@ -1,7 +1,7 @@
 /* graph_exec.c — running one exec node of the plan forward (train, eval, or replay for recomputation)
  * or backward, over the whole batch or over images [b0, b1) (one phase of the chunked schedule,
  * graph_sched.c): the dispatch from exec nodes to their op table entries (op_table.c). */
-#include "graph.h"
+#include "graph_exec.h"
 
 #include "op_table.h"
 #include "ops/ops.h"

@@ -6,19 +6,55 @@
 #include "graph_fuse.h"
 
 
-void rc_cons_make(const rc_node *nodes, int nnodes, int ntensors, rc_cons *c) {
+/* The inputs of node i (builder's or exec) and their count. */
+typedef const int *(*inputs_fn)(const rc_graph *g, int i, int *nin);
+static const int *node_inputs(const rc_graph *g, int i, int *nin) {
+    *nin = g->nodes[i].nin;
+    return g->nodes[i].in;
+}
+static const int *xnode_inputs(const rc_graph *g, int i, int *nin) {
+    *nin = g->xnodes[i].nin;
+    return g->xnodes[i].in;
+}
+
+static void cons_make(const rc_graph *g, int nnodes, inputs_fn inputs, rc_cons *c) {
+    const int ntensors = g->ntensors;
+    int nin;
     c->start = rc_xcalloc((size_t)ntensors + 1, sizeof(int));
-    for (int i = 0; i < nnodes; i++)
-        for (int j = 0; j < nodes[i].nin; j++) c->start[nodes[i].in[j] + 1]++;
+    for (int i = 0; i < nnodes; i++) {
+        const int *in = inputs(g, i, &nin);
+        for (int j = 0; j < nin; j++) c->start[in[j] + 1]++;
+    }
     for (int t = 0; t < ntensors; t++) c->start[t + 1] += c->start[t];
     c->list = rc_xmalloc(((size_t)c->start[ntensors] + 1) * sizeof(int));
     int *fill = rc_xcalloc((size_t)ntensors, sizeof(int));
-    for (int i = 0; i < nnodes; i++)
-        for (int j = 0; j < nodes[i].nin; j++) {
-            int t = nodes[i].in[j];
+    for (int i = 0; i < nnodes; i++) {
+        const int *in = inputs(g, i, &nin);
+        for (int j = 0; j < nin; j++) {
+            int t = in[j];
             c->list[c->start[t] + fill[t]++] = i;
         }
+    }
     free(fill);
+}
+
+void rc_cons_of_nodes(const rc_graph *g, rc_cons *c) { cons_make(g, g->nnodes, node_inputs, c); }
+void rc_cons_of_xnodes(const rc_graph *g, rc_cons *c) { cons_make(g, g->nxnodes, xnode_inputs, c); }
+
+void rc_xnode_from(const rc_node *n, rc_xnode *x) {
+    memset(x, 0, sizeof *x);
+    x->op = n->op;
+    for (int j = 0; j < RC_MAX_IN; j++) x->in[j] = n->in[j];
+    x->nin = n->nin;
+    x->out = n->out;
+    x->out2 = -1;
+    for (int k = 0; k < 4; k++) x->param[k] = n->param[k];
+    x->k = n->k;
+    x->stride = n->stride;
+    x->pad = n->pad;
+    x->eps = n->eps;
+    x->momentum = n->momentum;
+    x->step = n->step;
 }
 
 void rc_cons_free(rc_cons *c) {
@@ -41,7 +77,7 @@ static int other_input(const rc_node *n, int t) {
  * slice): slices i, [f], o, g -> sigmoid/tanh -> ig = i*g, [fc = f*c_prev, c = fc + ig], tanh(c),
  * h = o*tanh(c), emitted contiguously. On a match fills x (an RC_OP_LSTM exec node) and returns the
  * last absorbed node; -1 otherwise. */
-static int match_lstm(rc_graph *g, const rc_cons *cs, int i0, int bn, int z, rc_node *x) {
+static int match_lstm(rc_graph *g, const rc_cons *cs, int i0, int bn, int z, rc_xnode *x) {
     const rc_node *nd = g->nodes;
     int C4 = g->tensors[z].c;
     if (C4 % 4) return -1;
@@ -147,7 +183,7 @@ static int match_lstm(rc_graph *g, const rc_cons *cs, int i0, int bn, int z, rc_
 
 /* Batch norm at node i, fused with a following add (residual) and relu when they come right after it
  * and consume only its output. Fills x (RC_OP_BNACT) and returns the last absorbed node. */
-static int match_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_node *x) {
+static int match_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
     const rc_node *nd = g->nodes, *bn = &nd[i];
     memset(x, 0, sizeof *x);
     x->op = RC_OP_BNACT;
@@ -192,13 +228,13 @@ static int match_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_node 
 /* A convolution whose output only feeds the add right after it (the summed input of a ConvLSTM's gates, or
  * of a cell with several inputs): one node y = conv(x) + r, in[1] = r, the convolution's own output dead.
  * Saves the add's pass over y (and in backward one copy of the gradient). Returns the add, or -1. */
-static int match_conv_add(rc_graph *g, const rc_cons *cs, int i, rc_node *x) {
+static int match_conv_add(rc_graph *g, const rc_cons *cs, int i, rc_xnode *x) {
     const rc_node *nd = g->nodes, *cv = &nd[i];
     const int y = cv->out, j = rc_cons_one(cs, y);
     if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[y].is_output || g->tensors[y].keep) return -1;
     const int r = other_input(&nd[j], y);
     if (r < 0 || r == y || r == cv->in[0]) return -1;
-    *x = *cv;
+    rc_xnode_from(cv, x);
     x->in[1] = r;
     x->nin = 2;
     x->out = nd[j].out;

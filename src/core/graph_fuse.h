@@ -4,13 +4,15 @@
 #ifndef RC_GRAPH_FUSE_H
 #define RC_GRAPH_FUSE_H
 
-#include "graph.h"
+#include "graph_plan.h"
 
 /* CSR: the consumers of tensor t are list[start[t] .. start[t+1]) (node indices). */
 typedef struct rc_cons {
     int *start, *list;
 } rc_cons;
-void rc_cons_make(const rc_node *nodes, int nnodes, int ntensors, rc_cons *c);
+/* Of the builder's nodes; of the plan's exec nodes. */
+void rc_cons_of_nodes(const rc_graph *g, rc_cons *c);
+void rc_cons_of_xnodes(const rc_graph *g, rc_cons *c);
 void rc_cons_free(rc_cons *c);
 static inline int rc_cons_count(const rc_cons *c, int t) { return c->start[t + 1] - c->start[t]; }
 /* The one consumer of t, or -1. */
@@ -24,5 +26,8 @@ int rc_fuse_lstm_bn(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x
 int rc_fuse_lstm_slice(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
 int rc_fuse_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
 int rc_fuse_conv_add(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
+
+/* Exec node x running builder node n alone. */
+void rc_xnode_from(const rc_node *n, rc_xnode *x);
 
 #endif

@@ -4,7 +4,7 @@
  * (train.recompute), and one arena for activations and gradients with offsets assigned by liveness. */
 #include <string.h>
 
-#include "graph.h"
+#include "graph_plan.h"
 #include "graph_fuse.h"
 #include "op_table.h"
 #include "ops/ops.h"
@@ -13,17 +13,17 @@ int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMA
 
 static void make_xnodes(rc_graph *g, int fast, int fuse) {
     rc_cons cs;
-    rc_cons_make(g->nodes, g->nnodes, g->ntensors, &cs);
-    g->xnodes = rc_xcalloc((size_t)g->nnodes + 1, sizeof(rc_node));
+    rc_cons_of_nodes(g, &cs);
+    g->xnodes = rc_xcalloc((size_t)g->nnodes + 1, sizeof(rc_xnode));
     g->nxnodes = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const rc_node *n = &g->nodes[i];
-        rc_node x;
+        rc_xnode x;
         int last = -1;
         if (fast) /* the fused forms that start at this op, in the table's order */
             for (const rc_fuse_fn *f = rc_op_defs[n->op].fuse; *f && last < 0; f++) last = (*f)(g, &cs, i, fuse, &x);
         if (last < 0) {
-            x = *n;
+            rc_xnode_from(n, &x);
             last = i;
         }
         if (x.op != RC_OP_LSTM && x.op != RC_OP_BNACT) x.out2 = -1;
@@ -44,10 +44,10 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
  * nothing changes: the batch statistics are not known before the convolution has run. */
 static void make_eval_fusion(rc_graph *g) {
     rc_cons cs;
-    rc_cons_make(g->xnodes, g->nxnodes, g->ntensors, &cs);
+    rc_cons_of_xnodes(g, &cs);
     g->fold_floats = 0;
     for (int i = 0; i + 1 < g->nxnodes; i++) {
-        rc_node *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
+        rc_xnode *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
         if (c->op != RC_OP_CONV || c->nin != 1 || b->op != RC_OP_BNACT || b->in[0] != c->out) continue;
         if (rc_cons_count(&cs, c->out) != 1 || g->tensors[c->out].is_output || g->tensors[c->out].keep || b->param[2] < 0 ||
             b->param[3] < 0)
@@ -109,7 +109,7 @@ static void make_layouts(rc_graph *g, int blocked) {
     for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < g->nxnodes; i++) {
-            const rc_node *n = &g->xnodes[i];
+            const rc_xnode *n = &g->xnodes[i];
             int ts[2 * RC_MAX_IN + 4];
             changed |= same_layout_all(g, ts, layout_group(g, n, ts));
         }
@@ -122,7 +122,7 @@ static void make_grad_flags(rc_graph *g) {
     char *written = rc_xcalloc((size_t)g->ntensors, 1);
     for (int t = 0; t < g->ntensors; t++) written[t] = (char)g->tensors[t].is_output;
     for (int i = g->nxnodes - 1; i >= 0; i--) {
-        rc_node *n = &g->xnodes[i];
+        rc_xnode *n = &g->xnodes[i];
         n->dout_ok = written[n->out];
         n->dout2_ok = n->out2 >= 0 && written[n->out2];
         n->active = n->dout_ok || n->dout2_ok;
@@ -233,7 +233,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
     /* transient: produced in a recomputed segment (not the last) and used only inside it */
     char *trans = rc_xcalloc((size_t)nt, 1);
     rc_cons cs;
-    rc_cons_make(g->xnodes, n, nt, &cs);
+    rc_cons_of_xnodes(g, &cs);
     if (g->nseg > 1)
         for (int t = 0; t < nt; t++) {
             const rc_tensor *x = &g->tensors[t];
@@ -245,7 +245,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
             trans[t] = (char)inside;
         }
     for (int i = 0; i < n; i++) {
-        rc_node *x = &g->xnodes[i];
+        rc_xnode *x = &g->xnodes[i];
         x->replay = trans[x->out] || (x->out2 >= 0 && trans[x->out2]);
         x->remat = 0;
         x->remat_head = x->remat_link = -1;
@@ -254,7 +254,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
      * some backward reads, all its consumers in its segment and none replayed: recompute it right before
      * the first backward that reads it (the consumer latest in forward order) */
     for (int p = 0; remat && p < n; p++) {
-        rc_node *x = &g->xnodes[p];
+        rc_xnode *x = &g->xnodes[p];
         const rc_tensor *y = &g->tensors[x->out];
         if (x->op != RC_OP_BNACT || x->nin != 1 || x->replay || y->is_output || y->keep || !x->active) continue;
         int target = -1, ok = 1;
@@ -389,12 +389,12 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
 
 /* Inference (eval mode) in micro-batches through the whole graph: batch norm uses running statistics, so no
  * node couples the images of a batch, and each micro-batch can run every node before the next starts
- * (graph.c run_eval), its activations staying in cache. Every activation but the input and the readouts
+ * (graph_run.c run_eval), its activations staying in cache. Every activation but the input and the readouts
  * gets a slot of one micro-batch in a small arena of its own, shared by liveness over the node order; a
  * batch norm absorbed by its convolution (make_eval_fusion) is born at the convolution. Only with the
  * chunked schedule's micro-batches (g->nchunk > 1). */
 static void make_eval_memory(rc_graph *g, int on) {
-    const int n = g->nxnodes, nt = g->ntensors;
+    const int nt = g->ntensors;
     for (int t = 0; t < nt; t++) g->tensors[t].ev = NULL;
     rc_afree(g->eval_arena);
     g->eval_arena = NULL;
@@ -403,7 +403,7 @@ static void make_eval_memory(rc_graph *g, int on) {
     int mb = 0;
     for (int j = 0; j < g->nchunk; j++) mb = RC_MAX(mb, g->chunk_b[j + 1] - g->chunk_b[j]);
     rc_cons cs;
-    rc_cons_make(g->xnodes, n, nt, &cs);
+    rc_cons_of_xnodes(g, &cs);
     int *prod = producers(g); /* then a batch norm folded into its conv writes at the conv */
     for (int t = 0; t < nt; t++)
         if (prod[t] >= 0 && g->xnodes[prod[t]].op == RC_OP_BNACT && g->xnodes[prod[t]].eabs >= 0)
@@ -474,7 +474,7 @@ rc_status rc_graph_make_plan(rc_graph *g) {
      * shared by all of them: conv2d_dnnl.c) */
     size_t sf = 0, wk = 0, sd = 0;
     for (int i = 0; i < g->nxnodes; i++) {
-        rc_node *n = &g->xnodes[i];
+        rc_xnode *n = &g->xnodes[i];
         if (rc_op_saves_bn(n)) {
             int c = g->tensors[n->in[0]].c;
             n->save_off = sf;

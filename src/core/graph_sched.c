@@ -12,7 +12,7 @@
  * an unchunked run's. Nodes with no micro-batch form (reference batch norm, the ConvLSTM backward) run
  * alone over the whole batch. The memory plan widens every live interval to the waves it touches
  * (rc_sched_widen), since inside a wave all micro-batches of all its nodes' tensors are in flight. */
-#include "graph.h"
+#include "graph_plan.h"
 #include "op_table.h"
 
 #include <stdlib.h>
@@ -83,7 +83,7 @@ static void build_forward(const rc_graph *g, rc_sched *s) {
 static void build_backward(const rc_graph *g, rc_sched *s) {
     builder b = {s, 0, 0, 0};
     for (int i = g->nxnodes - 1; i >= 0; i--) {
-        const rc_node *n = &g->xnodes[i];
+        const rc_xnode *n = &g->xnodes[i];
         for (int p = n->remat_head; p >= 0; p = g->xnodes[p].remat_link) push_entry(&b, p, RC_PH_REPLAY);
         if (n->active) push_node(&b, i, rc_op_defs[n->op].bwd_phased, rc_op_defs[n->op].bwd_chunk);
     }
@@ -101,7 +101,7 @@ int rc_sched_chunks = 0;
  * input add in backward) only moves the read from memory, and counting it chunked the backward of
  * configs/convlstm.cfg for about 3% more speed and 66 MB more arena (docs/PERFORMANCE.md). */
 static int writes(const rc_graph *g, const rc_entry *e, int t, int backward) {
-    const rc_node *n = &g->xnodes[e->node];
+    const rc_xnode *n = &g->xnodes[e->node];
     if (!rc_op_defs[n->op].feeds) return 0; /* see above */
     if (!backward) return (e->phase == RC_PH_ALL || e->phase == RC_PH_APPLY) && (n->out == t || n->out2 == t);
     if (e->phase == RC_PH_REPLAY || e->phase == RC_PH_FINISH) return 0;
@@ -124,7 +124,7 @@ static void pick_whole(const rc_graph *g, rc_sched *s, int backward) {
         }
         double hot = 0, cold = 0;
         for (int k = wv->first; k < wv->first + wv->count; k++) {
-            const rc_node *n = &g->xnodes[s->e[k].node];
+            const rc_xnode *n = &g->xnodes[s->e[k].node];
             if (!rc_op_defs[n->op].hot || s->e[k].phase != RC_PH_ALL) continue;
             int t = backward ? n->out : n->in[0], fed = 0;
             for (int j = wv->first; j < k && !fed; j++) fed = writes(g, &s->e[j], t, backward);

@@ -6,6 +6,7 @@
 
 #include <math.h>
 
+#include "graph_exec.h"
 #include "graph_fuse.h"
 #include "ops/ops.h"
 

@@ -5,7 +5,9 @@
 #ifndef RC_OP_TABLE_H
 #define RC_OP_TABLE_H
 
-#include "graph.h"
+#include "graph_build.h"
+
+typedef struct rc_xnode rc_xnode; /* the plan's exec node (graph_plan.h) */
 
 /* What one call of an exec node's forward or backward runs: images [b0, b1) (N = b1 - b0) in one phase
  * (RC_PH_*, graph.h; RC_PH_FINISH: b0 = 0, b1 = batch) in one mode (forward: RC_RUN_*; backward: TRAIN). */
