@@ -9,7 +9,6 @@
 
 rc_profile rc_prof;
 
-
 /* ---- numerics check (recur train --check-numerics) ---------------------------------------------- */
 
 rc_numerics rc_numcheck;

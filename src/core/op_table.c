@@ -1,7 +1,9 @@
 /* op_table.c — one entry per op (rc_op_defs): its FLOPs, its forward and backward on an exec node (the calls
  * into the kernels of src/ops with each tensor's layout, the planned overwrite/accumulate flags and the
  * saved batch-norm statistics), which tensors its backward reads, its layouts, its chunking and its fused
- * forms. Adding an op: its kernel file in src/ops, an entry here, an emitter in graph.c. */
+ * forms. Adding an op: its kernel file in src/ops (declared in ops.h); its RC_OP_ value (graph_build.h)
+ * and an entry here (the compiler and tests/test_op_table.c flag a missing one); an emitter (graph.c);
+ * its ONNX form or refusal (src/export/onnx.c, a switch without default: the compiler flags it too). */
 #include "op_table.h"
 
 #include <math.h>
@@ -451,7 +453,7 @@ static unsigned lstm_reads(const rc_xnode *n) {
 #define ELEMENTWISE .layout = RC_LAY_SAME, .fwd_chunk = 1, .bwd_chunk = 1
 #define PLAIN_ONLY .layout = RC_LAY_PLAIN, .fwd_chunk = 1, .bwd_chunk = 1
 
-const rc_op_def rc_op_defs[RC_OP_COUNT] = {
+const rc_op_def rc_op_defs[] = {
     [RC_OP_CONV] = {.name = "conv2d", .flops = conv_flops, .forward = conv_fwd, .backward = conv_bwd,
                     .bwd_reads = RC_READS_IN(0), .layout = RC_LAY_ANY, .layout_fn = conv_layout, .fwd_chunk = 1,
                     .bwd_chunk = 1, .feeds = 1, .hot = 1, .fuse = {rc_fuse_conv_add}},
@@ -493,6 +495,7 @@ const rc_op_def rc_op_defs[RC_OP_COUNT] = {
                     .bn_stats = RC_PHASED_IF_BN, .feeds = 1},
 };
 _Static_assert(sizeof rc_op_defs / sizeof rc_op_defs[0] == RC_OP_COUNT, "one op table entry per rc_op_type");
+/* (an entry missing in the middle leaves zeros: rc_op_table_check and tests/test_op_table.c find it) */
 
 unsigned rc_op_bwd_reads(const rc_xnode *n) {
     const rc_op_def *d = &rc_op_defs[n->op];

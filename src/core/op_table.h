@@ -68,7 +68,9 @@ typedef struct {
     rc_fuse_fn fuse[RC_MAX_FUSE + 1];
 } rc_op_def;
 
-extern const rc_op_def rc_op_defs[RC_OP_COUNT];
+/* RC_OP_COUNT entries, indexed by rc_op_type. Declared without its size so that op_table.c's definition
+ * takes it from its initialiser, and its _Static_assert sees an entry missing at the end. */
+extern const rc_op_def rc_op_defs[];
 
 /* RC_READS_* of exec node n's backward (the table's bits, narrowed by its hook). */
 unsigned rc_op_bwd_reads(const rc_xnode *n);
