@@ -354,7 +354,9 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
         gi->grad = 1;
         gi->niv = 1;
         gi->iv[0][0] = start;
-        gi->iv[0][1] = p >= 0 && g->xnodes[p].active ? RC_MAX(start, B[p]) : start;
+        /* until its producer's backward has read it; without a producer (a tensor the caller fills, not the
+         * image) until the end: every consumer's backward may add to it, and the caller reads it */
+        gi->iv[0][1] = p < 0 ? T_INF : g->xnodes[p].active ? RC_MAX(start, B[p]) : start;
         unshared += sz;
     }
     for (int k = 0; k < ni; k++)
