@@ -4,8 +4,9 @@
  *   (a) finite differences of every input and param;  (b) overwrite vs accumulate of input gradients;
  *   (c) fast path vs the plain-C reference;  (d) plain and blocked nChw16c layouts (C % 16 == 0 and not);
  *   (e) whole batch vs micro-batches;  (f) the backward's declared reads: every tensor the backward of no
- *   exec node declares it reads is filled with NaN between forward and backward, and the gradients must
- *   not change (the planner reuses that memory).
+ *   exec node declares it reads (the op table's bwd_reads) is filled with NaN between forward and backward,
+ *   and the gradients must not change (the planner reuses that memory). Plans (CFGS): reference, fast
+ *   plain, fast blocked, in 4 micro-batches, the default (shared arena, remat), synchronised batch norm.
  * HOW TO ADD AN OP: give it its table entry, then one line in CASES below: {name, op, builder, {args}, flags}
  * (a line per shape or option worth covering: C % 16 == 0 and not, each fused form). An elementwise op of n
  * same-shaped inputs needs no builder (b_eltwise); otherwise a builder (b_*, a few lines) emits the op on
@@ -536,7 +537,8 @@ static int run(const hcase *c, int cfgi, int variant, hres *r) {
         r->blocked |= g->tensors[x->out].layout == RC_LAYOUT_BLK16;
     }
     r->nleaf = h.b.nleaf;
-    if (cfg->chunks && !cfg->sync) /* (e) the schedule really runs in micro-batches, and inference in the eval pipeline */
+    /* (e) the schedule really runs in micro-batches, and inference in the eval pipeline */
+    if (cfg->chunks && !cfg->sync)
         CHECK(g->nchunk == cfg->chunks && rc_sched_chunked(&g->fsched) > 0 && rc_sched_chunked(&g->bsched) > 0 &&
                   g->eval_arena != NULL,
               "%s (%s): %d micro-batches, %d/%d chunked waves, eval pipeline %s", c->name, cfg->name, g->nchunk,
@@ -787,10 +789,10 @@ static void test_cases(void) {
         CHECK(f, "%s: no plan ran its op %s", CASES[i].name, rc_op_defs[CASES[i].op].name);
         found[CASES[i].op] |= f;
     }
-    /* coverage: every op has a case that runs it */
+    /* coverage: every op of the table has a case that runs it */
     for (int op = 0; op < RC_OP_COUNT; op++)
-        CHECK(ncase[op] > 0 && found[op], "op %s has no case (%d cases, run: %d): add a line to CASES", rc_op_defs[op].name,
-              ncase[op], found[op]);
+        CHECK(ncase[op] > 0 && found[op], "op %s has no case (%d cases, run: %d): add a line to CASES",
+              rc_op_defs[op].name, ncase[op], found[op]);
     printf("  %d cases over %d ops: %d gradients against finite differences, %d comparisons (%.2f s)\n", NCASES,
            RC_OP_COUNT, nfd, ncmp, rc_now() - t0);
     if (getenv("RC_OPCASES_TIMES")) printf("  finite differences %.3f s\n", t_fd);
