@@ -80,6 +80,7 @@ typedef struct {
     int out;                /* tensor index */
     int param[4];           /* param indices, -1 = absent: conv/linear {w, b}; bn {gamma, beta, run_mean, run_var} */
     int k, stride, pad;     /* conv kernel / pool window, stride, padding; slice: k = c0, stride = len */
+    int groups;             /* conv: channel groups (weights (K, C/groups, r, r)); 1 = dense */
     float eps, momentum;    /* batch norm */
     size_t save_off;        /* batch norm: offset of mean[C], rstd[C] in the save area */
     size_t sums_off;        /* fused batch norm: offset of its backward's gradient sums (2C + 1) in sums */
@@ -221,6 +222,9 @@ int rc_graph_node(rc_graph *g, const rc_node *proto); /* copies proto, creates n
 /* Convenience emitters; each creates its output tensor and returns its index. */
 int rc_emit_conv(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r, int stride,
                  int pad);
+/* The same in groups: w_param (k_out, C/groups, r, r), groups dividing C and k_out (PyTorch's Conv2d groups). */
+int rc_emit_conv_grouped(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r,
+                         int stride, int pad, int groups);
 int rc_emit_batchnorm(rc_graph *g, const char *name, int x, int gamma, int beta, int run_mean, int run_var);
 int rc_emit_unary(rc_graph *g, rc_op_type op, const char *name, int x);
 int rc_emit_binary(rc_graph *g, rc_op_type op, const char *name, int a, int b);
