@@ -574,6 +574,7 @@ double rc_graph_node_flops(const rc_graph *g, int i) {
     case RC_OP_CONV: {
         rc_conv_dims d;
         rc_conv_dims_init(&d, 1, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
+        d.groups = n->groups > 1 ? n->groups : 1;
         return rc_conv2d_flops(&d);
     }
     case RC_OP_BATCHNORM: return rc_batchnorm_flops(1, x->c, x->h * x->w);

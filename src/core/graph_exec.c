@@ -26,6 +26,7 @@ static rc_conv_dims node_conv_dims(const rc_graph *g, const rc_node *n, int nb) 
     const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
     rc_conv_dims d;
     rc_conv_dims_init(&d, nb, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
+    d.groups = n->groups > 1 ? n->groups : 1;
     d.x_layout = x->layout;
     d.y_layout = y->layout;
     return d;
