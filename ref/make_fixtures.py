@@ -30,6 +30,7 @@ FIXTURES = [
     "blocked_mix", "blocked_lstm",  # channels of 16: recur's blocked, fused fast path
     "dense_recall",  # recall, a dense head and a masked per-position loss (algorithmic tasks)
     "ponder",  # model.halting = ponder: halting heads and the PonderNet loss
+    "grouped", "grouped_untied",  # area groups: grouped and depthwise(-separable) state convs
 ]
 
 
@@ -421,6 +422,8 @@ def check_parser():
         ("[model]\nbn_momentum = 0\n[area A]\nchannels = 2\niterations = 2\ntied = yes\n", "bn_momentum"),
         ("[model]\nloss = coarse-to-fine\nclasses = 5\n[area A]\nchannels = 2\niterations = 2\ntied = yes\n",
          "classes = 10"),
+        ("[area A]\nchannels = 6\niterations = 2\ntied = yes\ngroups = 4\n", "does not divide"),
+        ("[area A]\nchannels = 6\niterations = 2\ntied = yes\npointwise = no\n", "needs groups > 1"),
     ]
     for text, what in bad:
         try:
@@ -460,7 +463,7 @@ def main(argv):
         check_tying(name)
         check_upsample_indices(name)
     print("directional float64 derivative, tying and upsampling checks: ok (%d models)" % len(names))
-    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f", "dense_recall"):
+    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f", "dense_recall", "grouped"):
         if name in names:
             check_tied_equals_untied_sum(name)
     print("tied gradient == sum of untied per-step gradients: ok")
@@ -468,7 +471,8 @@ def main(argv):
         if name in names:
             check_bu_reuse(name)
     print("bottom-up reuse in sequential tied areas: ok")
-    for name, hw in (("topdown", 8), ("mixed_odd", 9), ("nonorm_c2f", 8), ("dense_recall", None)):
+    for name, hw in (("topdown", 8), ("mixed_odd", 9), ("nonorm_c2f", 8), ("dense_recall", None),
+                     ("grouped_untied", 8)):
         if name in names:
             k = check_gradcheck(name, hw=hw)
             print("gradcheck (float64, all %d params) %s: ok" % (k, name))
