@@ -46,7 +46,7 @@ typedef struct {
     const char *name;
     rc_op_type op; /* the exec op the case covers (what the plan runs) */
     build_fn build;
-    int a[8];
+    int a[10];
     unsigned flags;
 } hcase;
 
@@ -140,12 +140,14 @@ static void b_linear(hb *b, const int *a) {
     int bias = a[4] ? hb_param(b, "fc.b", 1, &a[3], RC_PARAM_NODECAY, 0.0f, 0.5f) : -1;
     hb_out(b, rc_emit_linear(b->g, "y", x, w, bias, a[3]));
 }
-/* {c, h, w, k, r, stride, pad, bias | 2: an add after it (the plan fuses it into the convolution)} */
+/* {c, h, w, k, r, stride, pad, bias | 2: an add after it (the plan fuses it into the convolution), groups
+ * (0: 1)} */
 static void b_conv(hb *b, const int *a) {
-    int x = hb_leaf(b, a[0], a[1], a[2]), sw[4] = {a[3], a[0], a[4], a[4]};
-    int w = hb_param(b, "conv.w", 4, sw, RC_PARAM_WEIGHT, 0.0f, 1.0f / sqrtf((float)(a[0] * a[4] * a[4])));
+    const int groups = a[8] > 1 ? a[8] : 1, cg = a[0] / groups;
+    int x = hb_leaf(b, a[0], a[1], a[2]), sw[4] = {a[3], cg, a[4], a[4]};
+    int w = hb_param(b, "conv.w", 4, sw, RC_PARAM_WEIGHT, 0.0f, 1.0f / sqrtf((float)(cg * a[4] * a[4])));
     int bias = a[7] & 1 ? hb_param(b, "conv.b", 1, &a[3], RC_PARAM_NODECAY, 0.0f, 0.5f) : -1;
-    int y = rc_emit_conv(b->g, "y", x, w, bias, a[3], a[4], a[5], a[6]);
+    int y = rc_emit_conv_grouped(b->g, "y", x, w, bias, a[3], a[4], a[5], a[6], groups);
     if (a[7] & 2) {
         const rc_tensor *t = &b->g->tensors[y];
         y = rc_emit_binary(b->g, RC_OP_ADD, "y+r", y, hb_leaf(b, t->c, t->h, t->w));
@@ -209,6 +211,9 @@ static const hcase CASES[] = {
     {"conv 3x3 16->32 + add",        RC_OP_CONV,      b_conv,      {16, 6, 5, 32, 3, 1, 1, 3},      F_BLK},
     {"conv 1x1 16->32 + add",        RC_OP_CONV,      b_conv,      {16, 6, 6, 32, 1, 1, 0, 3},      F_BLK},
     {"conv 3x3 3->5 + add",          RC_OP_CONV,      b_conv,      {3, 9, 7, 5, 3, 1, 1, 2},        F_BLK},
+    {"conv 3x3 depthwise c=16",      RC_OP_CONV,      b_conv,      {16, 5, 5, 16, 3, 1, 1, 1, 16},  F_BLK},
+    {"conv 3x3 s2 2 groups 6->10",   RC_OP_CONV,      b_conv,      {6, 5, 6, 10, 3, 2, 1, 0, 2},    F_BLK},
+    {"conv 1x1 4 groups 16->24 + add", RC_OP_CONV,    b_conv,      {16, 4, 3, 24, 1, 1, 0, 3, 4},   F_BLK},
     {"conv 3x3 + bn + relu 16->16",  RC_OP_CONV,      b_conv_bn,   {16, 5, 5, 16},                  F_BLK | F_KINK},
     {"batchnorm c=5",                RC_OP_BATCHNORM, b_batchnorm, {5, 3, 4},                       F_BLK},
     {"batchnorm c=16",               RC_OP_BATCHNORM, b_batchnorm, {16, 2, 3},                      F_BLK},
