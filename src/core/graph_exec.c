@@ -54,11 +54,11 @@ static void fwd_stats(rc_graph *g, const rc_node *n, const rc_tensor *x, int bnm
 }
 
 /* Eval pipeline: does conv node c run its batch norm (c->efuse) itself now? (The plan marks the pair; the
- * Winograd forward must be the one running: a shape that qualifies, recur's kernels switched on.) */
+ * conv selector must have a forward with an epilogue for it now: recur's kernels, a shape they take.) */
 static int eval_fused(const rc_graph *g, const rc_node *c, int mode) {
     if (mode != RC_RUN_EVAL || c->efuse < 0 || !g->eval_on) return 0;
     rc_conv_dims d = node_conv_dims(g, c, g->batch);
-    return rc_conv2d_forward_is_wino(&d);
+    return rc_conv2d_select(&d, RC_CONV_FWD_EP) != RC_CONV_IMPL_NONE;
 }
 
 /* Conv node c's weights and bias with its batch norm b folded in (eval, once per pass: the FINISH phase of
@@ -86,8 +86,8 @@ static void conv_bn_eval(rc_graph *g, const rc_node *c, int b0, int b1) {
     rc_conv_dims d = node_conv_dims(g, c, N);
     const float *wf = g->fold + c->fold_off, *bf = wf + g->params[c->param[0]].numel;
     const rc_tensor *y = &g->tensors[b->out];
-    rc_conv2d_wino_forward_ep(&d, X(g, c->in[0], b0), wf, pw(g, c->param[0]), bf,
-                              b->nin > 1 ? X(g, b->in[1], b0) : NULL, b->relu, X(g, b->out, b0));
+    rc_conv2d_forward_ep(&d, X(g, c->in[0], b0), wf, pw(g, c->param[0]), bf, b->nin > 1 ? X(g, b->in[1], b0) : NULL,
+                         b->relu, X(g, b->out, b0));
     if (b->out2 >= 0) rc_gap_forward_l(N, y->c, y->h * y->w, y->layout, X(g, b->out, b0), X(g, b->out2, b0));
 }
 
