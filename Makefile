@@ -211,4 +211,4 @@ demo:
 	$(BUILD)/recur eval runs/demo
 
 clean:
-	rm -rf build build-san build-clang build-fuzz build-vg
+	rm -rf build build-san build-clang build-fuzz build-vg build-nodnnl
