@@ -133,6 +133,8 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/librecur.a $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST  $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LDFLAGS) $(LDLIBS)
+# the option parser's test compiles the CLI's src/cli/cli.c into itself
+$(BUILD)/tests/test_cli_parse: src/cli/cli.c
 
 deps:
 	@sh scripts/deps.sh
@@ -191,6 +193,7 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/test_onnx.sh $(BUILD)
 	@sh tests/test_outputs.sh $(BUILD)
 	@sh tests/test_ponder.sh $(BUILD)
+	@sh tests/test_trainer.sh $(BUILD)
 
 # The build without oneDNN (DNNL=0, into build-nodnnl): its conv, plan and parity tests, a short training run
 # and eval, whose logits must match this build's (tests/test_nodnnl.sh).
