@@ -179,6 +179,8 @@ test: deps
 	@$(MAKE) --no-print-directory SAN=1 CC=clang all test-unit test-cli test-fuzz-replay test-reliability test-mpi
 	@echo "== a short training run under valgrind memcheck"
 	@$(MAKE) --no-print-directory test-valgrind
+	@echo "== the build without oneDNN (recur's own kernels and the reference)"
+	@$(MAKE) --no-print-directory test-nodnnl
 	@echo "== gcc and clang both build clean with -Wall -Wextra -Werror"
 	@$(MAKE) --no-print-directory CC=clang BUILD=build-clang all
 	@echo "make test: all passed"
