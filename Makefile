@@ -202,7 +202,7 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 # and eval, whose logits must match this build's (tests/test_nodnnl.sh).
 test-nodnnl: $(BUILD)/recur
 	+@$(MAKE) --no-print-directory DNNL=0 BUILD=build-nodnnl build-nodnnl/recur build-nodnnl/tests/test_conv \
-	    build-nodnnl/tests/test_plan build-nodnnl/tests/test_parity
+	    build-nodnnl/tests/test_plan build-nodnnl/tests/test_parity build-nodnnl/tests/test_opcases
 	@sh tests/test_nodnnl.sh build-nodnnl $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own

@@ -1,8 +1,9 @@
 #!/bin/sh
 # The build without oneDNN (`make DNNL=0 BUILD=build-nodnnl`; `make test-nodnnl` builds it and runs this): no
-# libdnnl linked; the conv tests (reference, recur's kernels on blocked activations, the selector), the plan
-# and PyTorch parity tests pass there; tests/configs/tiny.cfg trains a few steps and evaluates; with the
-# oneDNN build's directory as second argument, both binaries evaluate that checkpoint to logits within 1e-4.
+# libdnnl linked; the conv tests (reference, recur's kernels on blocked activations, the selector), the plan,
+# PyTorch parity and op-harness tests pass there; tests/configs/tiny.cfg trains a few steps and evaluates;
+# with the oneDNN build's directory as second argument, both binaries evaluate that checkpoint to logits
+# within 1e-4.
 # Usage: tests/test_nodnnl.sh NODNNL_BUILD [BUILD]. Exits non-zero on the first failure.
 . tests/lib.sh
 O=${2:-}
@@ -10,7 +11,7 @@ C=tests/configs/tiny.cfg
 
 ldd "$R" >"$T/ldd" || fail "ldd $R"
 if grep -q dnnl "$T/ldd"; then fail "$R links oneDNN"; fi; ok
-for t in test_conv test_plan test_parity; do
+for t in test_conv test_plan test_parity test_opcases; do
     "$B/tests/$t" >"$T/$t.out" 2>&1 || { cat "$T/$t.out"; fail "$t without oneDNN"; }; ok
 done
 "$R" train $C --out "$T/run" --steps 4 --quiet --limit 256 --test-limit 128 2>"$T/train.err" ||
