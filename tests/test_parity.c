@@ -23,7 +23,9 @@ static const char *models[] = {"ff_untied",  "tied_bnpi_every", "tied_bnpi_final
                                /* recall, a dense head, a masked per-position loss */
                                "dense_recall",
                                /* model.halting = ponder: halting heads and the PonderNet loss */
-                               "ponder", NULL};
+                               "ponder",
+                               /* cell = gru: tied (bottomup first / every), untied without norm, recall, blocked */
+                               "gru", "gru_untied", "gru_recall", "blocked_gru", NULL};
 
 static int read_cfg(const rc_fixture *fx, const char *name, rc_model_cfg *mc, rc_train_cfg *tc) {
     size_t len = 0;

@@ -175,6 +175,23 @@ int rc_emit_binary(rc_graph *g, rc_op_type op, const char *name, int a, int b) {
     return n.out;
 }
 
+int rc_emit_lerp(rc_graph *g, const char *name, int w, int a, int b) {
+    const rc_tensor *tw = &g->tensors[w], *ta = &g->tensors[a];
+    RC_ASSERT(tw->c == ta->c && tw->h == ta->h && tw->w == ta->w);
+    rc_node n = node_proto(RC_OP_LERP);
+    n.in[0] = w;
+    n.in[1] = a;
+    n.nin = 2;
+    if (b >= 0) {
+        const rc_tensor *tb = &g->tensors[b];
+        RC_ASSERT(tb->c == ta->c && tb->h == ta->h && tb->w == ta->w);
+        n.in[n.nin++] = b;
+    }
+    n.out = rc_graph_tensor(g, name, ta->c, ta->h, ta->w);
+    rc_graph_node(g, &n);
+    return n.out;
+}
+
 int rc_emit_concat(rc_graph *g, const char *name, int nin, const int *xs) {
     RC_ASSERT(nin >= 1 && nin <= RC_MAX_IN);
     rc_node n = node_proto(RC_OP_CONCAT);
@@ -375,7 +392,8 @@ rc_profile rc_prof;
 const char *rc_op_name(rc_op_type op) {
     static const char *names[RC_OP_COUNT] = {"conv2d", "batchnorm", "relu",    "sigmoid",  "tanh",
                                              "add",    "mul",       "concat",  "slice",    "maxpool",
-                                             "avgpool", "gap",      "upsample", "linear",  "bn+act",   "lstm"};
+                                             "avgpool", "gap",      "upsample", "linear",  "lerp",     "bn+act",
+                                             "lstm"};
     return op >= 0 && op < RC_OP_COUNT ? names[op] : "?";
 }
 
@@ -578,6 +596,7 @@ double rc_graph_node_flops(const rc_graph *g, int i) {
     case RC_OP_RELU:
     case RC_OP_ADD:
     case RC_OP_MUL: return ysz;
+    case RC_OP_LERP: return 3.0 * ysz;
     default: return 0;
     }
 }

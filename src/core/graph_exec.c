@@ -158,6 +158,9 @@ void rc_graph_exec_forward_phase(rc_graph *g, int i, int mode, int phase, int b0
     case RC_OP_TANH: rc_tanh_forward(numel, X(g, xi, b0), X(g, o, b0)); break;
     case RC_OP_ADD: rc_add_forward(numel, X(g, xi, b0), X(g, x1, b0), X(g, o, b0)); break;
     case RC_OP_MUL: rc_mul_forward(numel, X(g, xi, b0), X(g, x1, b0), X(g, o, b0)); break;
+    case RC_OP_LERP:
+        rc_lerp_forward(numel, X(g, xi, b0), X(g, x1, b0), n->nin > 2 ? X(g, n->in[2], b0) : NULL, X(g, o, b0));
+        break;
     case RC_OP_CONCAT: {
         int cs[RC_MAX_IN];
         const float *xs[RC_MAX_IN];
@@ -271,6 +274,12 @@ void rc_graph_exec_backward_phase(rc_graph *g, int i, int phase, int b0, int b1)
     case RC_OP_MUL:
         rc_mul_backward(numel, X(g, xi, b0), X(g, x1, b0), dy, dx0, n->acc[0], gin(g, x1, b0), n->acc[1]);
         break;
+    case RC_OP_LERP: {
+        const int x2 = n->nin > 2 ? n->in[2] : -1;
+        rc_lerp_backward(numel, X(g, xi, b0), X(g, x1, b0), x2 >= 0 ? X(g, x2, b0) : NULL, dy, dx0, n->acc[0],
+                         gin(g, x1, b0), n->acc[1], x2 >= 0 ? gin(g, x2, b0) : NULL, x2 >= 0 ? n->acc[2] : 0);
+        break;
+    }
     case RC_OP_CONCAT: {
         int cs[RC_MAX_IN];
         float *dxs[RC_MAX_IN];

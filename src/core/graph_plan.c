@@ -326,6 +326,7 @@ static void make_layouts(rc_graph *g, int blocked) {
             case RC_OP_TANH:
             case RC_OP_ADD:
             case RC_OP_MUL:
+            case RC_OP_LERP: /* zero a and b in the padding lanes give zero y, whatever w holds there */
             case RC_OP_UPSAMPLE:
                 for (int j = 0; j < n->nin; j++) ts[k++] = n->in[j];
                 ts[k++] = n->out;
@@ -384,6 +385,7 @@ static int bwd_reads(const rc_node *n, int t) {
     case RC_OP_SIGMOID:
     case RC_OP_TANH: return t == n->out;
     case RC_OP_MUL: return t == n->in[0] || t == n->in[1];
+    case RC_OP_LERP: return t == n->in[0] || t == n->in[1] || (n->nin > 2 && t == n->in[2]);
     default: return 0;
     }
 }

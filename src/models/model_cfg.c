@@ -84,7 +84,7 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
 }
 
 static rc_status read_areas(rc_ini *ini, rc_model_cfg *m) {
-    static const char *cells[] = {"conv", "residual", "convlstm", NULL};
+    static const char *cells[] = {"conv", "residual", "convlstm", "gru", NULL};
     static const char *bottomups[] = {"first", "every", NULL};
     int n = rc_ini_count(ini, "area");
     if (n < 1) return rc_fail("%s: no [area NAME] section: a model needs at least one area", rc_ini_display_name(ini));
