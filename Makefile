@@ -188,6 +188,7 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/test_onnx.sh $(BUILD)
 	@sh tests/test_outputs.sh $(BUILD)
 	@sh tests/test_ponder.sh $(BUILD)
+	@sh tests/test_gru.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
 # allocations read as leaks to LeakSanitizer, so leak checking is off for these runs (ASan, UBSan stay on).

@@ -227,6 +227,10 @@ rc_status rc_config_read(rc_ini *ini, const char *default_name, rc_model_cfg *m,
     TRY(read_train(ini, t));
     m->recompute = t->recompute; /* the graph plan needs it; rc_model_build sees only the model config */
     TRY(rc_ini_check_unused(ini));
-    if (rc_model_cfg_validate(m)) return rc_fail("%s: %s", rc_ini_display_name(ini), rc_error());
+    if (rc_model_cfg_validate(m)) {
+        char why[768]; /* rc_error()'s buffer is the one rc_fail writes */
+        snprintf(why, sizeof why, "%s", rc_error());
+        return rc_fail("%s: %s", rc_ini_display_name(ini), why);
+    }
     return RC_OK;
 }
