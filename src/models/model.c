@@ -199,7 +199,7 @@ typedef struct {
     int x;                     /* bottom-up input (first step, or bottomup = every) */
     int above;                 /* top-down: h_{k+1}(t-1) */
     int prev;                  /* h(t-1): at t = 1 only with recall or a continued unroll */
-    int bias;                  /* convolutions of the drive carry a bias (model.norm = none) */
+    int bias;                  /* model.norm = none: conv_bu, conv_2 and a GRU's conv_lat carry a bias */
 } step_in;
 
 /* The lateral convolution of h(t-1) to cout channels, "lat" (a bias "lat.bias" when bias). */
