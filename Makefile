@@ -130,6 +130,8 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/librecur.a $(HDRS)
 	@mkdir -p $(dir $@)
 	@echo "  TEST  $@"
 	@$(CC) $(CFLAGS) -o $@ $< $(BUILD)/librecur.a $(LDFLAGS) $(LDLIBS)
+# the option parser's test compiles the CLI's src/cli/cli.c into itself
+$(BUILD)/tests/test_cli_parse: src/cli/cli.c
 
 deps:
 	@sh scripts/deps.sh
@@ -188,6 +190,7 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/test_onnx.sh $(BUILD)
 	@sh tests/test_outputs.sh $(BUILD)
 	@sh tests/test_ponder.sh $(BUILD)
+	@sh tests/test_trainer.sh $(BUILD)
 	@sh tests/test_gru.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own

@@ -6,15 +6,18 @@
 # training and inference images/s, and of PyTorch/recur for peak RSS. A benchmark, not a test. Usage
 # (from the repository root):
 #   bench/vs_pytorch.sh [--rounds N] [--threads N] [--steps N] [--batch N] [--out FILE.jsonl]
-#                       [--torch2 [MODES]] [CONFIG ...]
+#                       [--torch2 [MODES]] [--baseline RECUR_BIN] [--no-torch] [CONFIG ...]
 # Default configs: bench/configs/*.cfg. The first anchor is Debian's PyTorch 1.13 ($PYTHON, default
 # /usr/bin/python3; TORCH_ARGS, e.g. --channels-last, is passed to its torch_bench.py). --torch2 adds a
 # current PyTorch 2.x from PyPI ($PYTHON2, default: what bench/torch2_env.sh makes or finds) in each of
 # MODES, a comma-separated list of eager, cl (channels-last), compile (torch.compile, inductor),
 # compile-cl, max-autotune (default eager,cl,compile); the summary then also has a row "2.x best"
-# whose per-round ratio is against the fastest 2.x mode of that round. Needs build/recur (make).
+# whose per-round ratio is against the fastest 2.x mode of that round. --baseline BIN adds another recur
+# binary (an older build: a before/after comparison of a change, alternated with the rest in one run) as
+# the anchor "recur baseline"; --no-torch leaves Debian's PyTorch out (before/after only). Needs
+# build/recur (make).
 set -eu
-rounds=5 threads=2 steps=10 batch=0 out="" modes2=""
+rounds=5 threads=2 steps=10 batch=0 out="" modes2="" base="" torch1=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --rounds) rounds=$2; shift 2 ;;
@@ -22,6 +25,8 @@ while [ $# -gt 0 ]; do
     --steps) steps=$2; shift 2 ;;
     --batch) batch=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
+    --baseline) base=$2; shift 2 ;;
+    --no-torch) torch1=0; shift ;;
     --torch2)
         case "${2:-}" in
         ""|-*|*.cfg) modes2="eager,cl,compile"; shift ;;
@@ -36,7 +41,12 @@ done
 recur=${RECUR:-build/recur}
 py=${PYTHON:-/usr/bin/python3}
 [ -x "$recur" ] || { echo "vs_pytorch.sh: $recur not built (run make)" >&2; exit 1; }
-sides="recur torch"
+sides="recur"
+[ "$torch1" = 1 ] && sides="$sides torch"
+if [ -n "$base" ]; then
+    [ -x "$base" ] || { echo "vs_pytorch.sh: --baseline $base is not an executable" >&2; exit 1; }
+    sides="$sides recur-base"
+fi
 if [ -n "$modes2" ]; then
     py2=${PYTHON2:-$(sh "$(dirname "$0")/torch2_env.sh")}
     for m in $(echo "$modes2" | tr , ' '); do
@@ -60,6 +70,7 @@ nsides=$(echo $sides | wc -w)
 run_side() {  # run_side SIDE CONFIG NAME ROUND: one JSON line tagged with side, cfg, round into $tmp
     case $1 in
     recur) set -- "$@" "$recur" bench "$2" ;;
+    recur-base) set -- "$@" "$base" bench "$2" ;;
     torch) set -- "$@" env OMP_NUM_THREADS=$threads "$py" bench/torch_bench.py "$2" ${TORCH_ARGS:-} ;;
     torch2-eager) set -- "$@" env OMP_NUM_THREADS=$threads "$py2" bench/torch_bench.py "$2" ;;
     torch2-cl) set -- "$@" env OMP_NUM_THREADS=$threads "$py2" bench/torch_bench.py "$2" --channels-last ;;

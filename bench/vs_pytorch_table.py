@@ -3,14 +3,14 @@ with side, cfg and round) and prints a Markdown table, per model and PyTorch anc
 images/s, and the median and spread (min..max over rounds) of the per-round ratios recur/anchor for
 training and inference images/s and anchor/recur for peak RSS. With several 2.x modes, a row "2.x best"
 takes per round the fastest 2.x mode of that round (for training and inference separately) and the
-smallest peak RSS. usage: python3 bench/vs_pytorch_table.py RUNS.jsonl [...]
+smallest peak RSS. The anchor "recur baseline" (--baseline) is another recur binary: before/after. usage: python3 bench/vs_pytorch_table.py RUNS.jsonl [...]
 """
 
 import json
 import statistics
 import sys
 
-NAMES = {"torch": "1.13 eager", "torch2-eager": "2.x eager", "torch2-cl": "2.x channels-last",
+NAMES = {"recur-base": "recur baseline", "torch": "1.13 eager", "torch2-eager": "2.x eager", "torch2-cl": "2.x channels-last",
          "torch2-compile": "2.x compile", "torch2-compile-cl": "2.x compile+cl",
          "torch2-max-autotune": "2.x max-autotune"}
 

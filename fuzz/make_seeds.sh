@@ -16,7 +16,9 @@ for f in configs/*.cfg tests/configs/tiny.cfg; do cp "$f" "$C/config/$(basename 
 printf '[model]\ninput = 3x12x10\nclasses = 5\nunroll = lockstep\nnorm = batch\nhead = per_iter\nloss = increasing\n[area A]\nchannels = 3\niterations = 2\ntied = no\ncell = convlstm\nkernel = 1\ntopdown = yes\n[area B]\nchannels = 2\niterations = 2\ntied = yes\ncell = residual\nstride = 3\nkernel = 5\n[train]\noptimizer = sgd\nnesterov = yes\nschedule = step\nval = 10\n' >"$C/config/lockstep_mix.cfg"
 printf '[model]\nname = c2f ; trailing comment\ninput = 1x9x9\nnorm = none\nloss = coarse-to-fine\n\n# comment\n[area V1]\nchannels = 2\niterations = 3\ntied = yes\nbottomup = first\nlateral = yes\nkernel = 7\nstride = 4\n' >"$C/config/c2f_nonorm.cfg"
 
-# checkpoints of the fixed model (keep this config in step with fuzz/fuzz_checkpoint.c)
+# checkpoints of the fixed model (keep this config in step with fuzz/fuzz_checkpoint.c); the *_v1.ckpt
+# seeds beside them are version-1 checkpoints of the same model from the code before format 2 (kept, not
+# regenerated)
 python3 - "$T/d8" <<'PY'
 import os, struct, sys
 d = sys.argv[1]; os.makedirs(d)

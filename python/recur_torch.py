@@ -112,7 +112,7 @@ _MODEL = OrderedDict([
     ("norm", (_enum("none", "batch", "batch_per_iter"), "batch_per_iter")),
     ("bn_momentum", (_float(1e-6, 1.0), "0.1")), ("bn_eps", (_float(1e-12, 0.5), "1e-05")),
     ("bn_sync", (_bool, "no")), ("head", (_enum("shared", "per_iter"), "shared")),
-    ("loss", (_enum("final", "every", "increasing", "coarse-to-fine", "progressive"), "every")),
+    ("loss", (_enum("final", "every", "increasing", "coarse-to-fine", "progressive", "curriculum"), "every")),
     # keys of models this module does not build (dense readouts, recall, halting): read so that their
     # configs parse, and refused by _validate with a message
     ("alpha", (_float(0.0, 1.0), "1")), ("readout", (_enum("pool", "dense"), "pool")),

@@ -1,6 +1,7 @@
 /* test_checkpoint.c — checkpoint round trip (bit-identical params, optimizer state, meta, config),
  * corruption and truncation at every byte, shape/kind/name mismatches, failed saves (tmp path blocked,
- * disk full via /dev/full, read-only directory) leaving the previous file intact, and a fuzz loop.
+ * disk full via /dev/full, read-only directory) leaving the previous file intact, a fuzz loop, and
+ * version 1 (its epoch sums in reserved fields; tests/fixtures/ckpt_v1 was written by that code).
  * Graphs are built by hand (no graph.c): each param's w, g, m, v are calloc'd arrays. */
 #define _POSIX_C_SOURCE 200809L
 #include "test.h"
@@ -120,8 +121,11 @@ static rc_ckpt_meta make_meta(void) {
     m.seed = 0xDEADBEEFCAFEF00Dull;
     m.threads = 7;
     m.best_acc = 0.8765432101234567;
+    m.epoch_loss_sum = 271.828125;
+    m.epoch_correct = 3001;
+    m.epoch_seen = 117 * 64;
     m.reserved[0] = -5;
-    m.reserved[7] = INT64_MAX;
+    m.reserved[RC_CKPT_RESERVED - 1] = INT64_MAX;
     return m;
 }
 
@@ -130,6 +134,8 @@ static int same_meta(const rc_ckpt_meta *a, const rc_ckpt_meta *b) {
            memcmp(a->rng.s, b->rng.s, sizeof a->rng.s) == 0 &&
            memcmp(a->shuffle_rng.s, b->shuffle_rng.s, sizeof a->shuffle_rng.s) == 0 && a->seed == b->seed &&
            a->threads == b->threads && memcmp(&a->best_acc, &b->best_acc, sizeof(double)) == 0 &&
+           memcmp(&a->epoch_loss_sum, &b->epoch_loss_sum, sizeof(double)) == 0 &&
+           a->epoch_correct == b->epoch_correct && a->epoch_seen == b->epoch_seen &&
            memcmp(a->reserved, b->reserved, sizeof a->reserved) == 0;
 }
 
@@ -319,7 +325,7 @@ static void test_corruption(void) {
 
     /* a structurally wrong file with a valid checksum: absurd name length */
     memcpy(m, buf, len);
-    size_t rec0 = 12 + 4 + strlen(config_text) + (3 * 8 + 64 + 8 + 8 + 8 + RC_CKPT_RESERVED * 8) + 4;
+    size_t rec0 = 12 + 4 + strlen(config_text) + (3 * 8 + 64 + 8 + 8 + 8 + 3 * 8 + RC_CKPT_RESERVED * 8) + 4;
     m[rec0] = 0xFF;
     m[rec0 + 1] = 0xFF;
     uint32_t crc = (uint32_t)crc32(0L, m, (uInt)(len - 4));
@@ -509,6 +515,93 @@ static void test_fuzz(void) {
     free_graph(&snap);
 }
 
+/* Patch a u64 at off and make the checksum match again. */
+static void patch_u64(unsigned char *b, size_t len, size_t off, uint64_t x) {
+    for (int i = 0; i < 8; i++) b[off + i] = (unsigned char)(x >> (8 * i));
+    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(len - 4));
+    for (int i = 0; i < 4; i++) b[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+}
+static void patch_version(unsigned char *b, size_t len, uint32_t v) {
+    for (int i = 0; i < 4; i++) b[8 + i] = (unsigned char)(v >> (8 * i));
+    uint32_t crc = (uint32_t)crc32(0L, b, (uInt)(len - 4));
+    for (int i = 0; i < 4; i++) b[len - 4 + i] = (unsigned char)(crc >> (8 * i));
+}
+
+/* Version 2 writes the epoch sums as named fields; version 1 (same bytes, the sums in reserved[0..2]) loads
+ * with them; other versions and out-of-range sums are refused naming the field. */
+static void test_versions(void) {
+    rc_graph ref, g;
+    size_t len = 0;
+    unsigned char *buf = valid_buffer(&ref, &len);
+    if (!buf) return;
+    make_graph(&g, 0);
+    rc_ckpt_meta want = make_meta(), got;
+    CHECK(buf[8] == 2 && buf[9] == 0 && buf[10] == 0 && buf[11] == 0, "written format version %u", (unsigned)buf[8]);
+    memset(&got, 0, sizeof got);
+    CHECK(rc_checkpoint_parse(buf, len, "v2.ckpt", &g, &got, NULL) == RC_OK, "v2: %s", rc_error());
+    CHECK(same_meta(&want, &got) && got.version == 2, "v2 meta differs (version %u)", got.version);
+
+    unsigned char *m = malloc(len);
+    memcpy(m, buf, len);
+    patch_version(m, len, 1);
+    memset(&got, 0, sizeof got);
+    CHECK(rc_checkpoint_parse(m, len, "v1.ckpt", &g, &got, NULL) == RC_OK, "v1: %s", rc_error());
+    CHECK(same_meta(&want, &got) && got.version == 1, "v1 meta differs (version %u)", got.version);
+    CHECK(same_stored(&ref, &g), "v1 params differ");
+    for (uint32_t v = 0; v < 5; v += 3) {
+        memcpy(m, buf, len);
+        patch_version(m, len, v);
+        CHECK(rc_checkpoint_parse(m, len, "vx.ckpt", &g, &got, NULL) == RC_ERR, "version %u accepted", v);
+        CHECK(strstr(rc_error(), "version") && strstr(rc_error(), "vx.ckpt"), "message: %s", rc_error());
+    }
+
+    /* the sums' ranges, named as each version names them */
+    const size_t sums = 12 + 4 + strlen(config_text) + 3 * 8 + 64 + 8 + 8 + 8;
+    static const struct {
+        size_t at;
+        uint64_t value;
+        const char *v2, *v1;
+    } bad[] = {{0, 0x7ff8000000000000ull, "epoch_loss_sum", "reserved[0]"},
+               {0, 0xfff0000000000000ull, "epoch_loss_sum", "reserved[0]"},
+               {8, 117 * 64 + 1, "epoch_correct", "reserved[1]"},
+               {8, (uint64_t)-1, "epoch_correct", "reserved[1]"},
+               {16, 3000, "epoch_correct", "reserved[1]"}, /* fewer seen than right */
+               {16, (uint64_t)-64, "epoch_seen", "reserved[2]"}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (int v = 1; v <= 2; v++) {
+            memcpy(m, buf, len);
+            if (v == 1) patch_version(m, len, 1);
+            patch_u64(m, len, sums + bad[i].at, bad[i].value);
+            memset(&got, 0x55, sizeof got);
+            CHECK(rc_checkpoint_parse(m, len, "sums.ckpt", &g, &got, NULL) == RC_ERR, "bad sum %zu (v%d) accepted", i, v);
+            CHECK(strstr(rc_error(), v == 1 ? bad[i].v1 : bad[i].v2) && strstr(rc_error(), "sums.ckpt"),
+                  "bad sum %zu (v%d): message: %s", i, v, rc_error());
+        }
+    }
+    free(m);
+    free(buf);
+    free_graph(&ref);
+    free_graph(&g);
+}
+
+/* tests/fixtures/ckpt_v1: checkpoints written by the version-1 code (tests/test_trainer.sh resumes it):
+ * model.ckpt stopped after step 4 of epoch 2 (8 steps of 32 images per epoch), final.ckpt at the end. */
+static void test_v1_fixture(void) {
+    rc_ckpt_meta mid, fin;
+    CHECK(rc_checkpoint_load("tests/fixtures/ckpt_v1/model.ckpt", NULL, &mid) == RC_OK, "fixture: %s", rc_error());
+    CHECK(rc_checkpoint_load("tests/fixtures/ckpt_v1/final.ckpt", NULL, &fin) == RC_OK, "fixture: %s", rc_error());
+    CHECK(mid.version == 1 && fin.version == 1, "fixture versions %u, %u", mid.version, fin.version);
+    CHECK(mid.epoch == 1 && mid.step_in_epoch == 4 && mid.global_step == 12, "fixture position %ld %ld %ld",
+          mid.epoch, mid.step_in_epoch, mid.global_step);
+    double mean = mid.epoch_loss_sum / (mid.epoch_seen > 0 ? (double)mid.epoch_seen : 1.0);
+    CHECK(mid.epoch_seen == 128 && mid.epoch_correct >= 1 && mid.epoch_correct <= 128 && mean > 1.5 && mean < 3.5,
+          "fixture sums: loss %.17g correct %ld seen %ld", mid.epoch_loss_sum, mid.epoch_correct, mid.epoch_seen);
+    CHECK(fin.epoch == 2 && fin.step_in_epoch == 0 && fin.epoch_seen == 0 && fin.epoch_correct == 0 &&
+              fin.epoch_loss_sum == 0.0,
+          "fixture end-of-run sums not zero");
+    for (int i = 0; i < RC_CKPT_RESERVED; i++) CHECK(mid.reserved[i] == 0, "fixture reserved[%d]", i);
+}
+
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/recur-ckpt-XXXXXX");
     if (!mkdtemp(tmpdir)) {
@@ -520,6 +613,8 @@ int main(void) {
     RUN_TEST(test_mismatch);
     RUN_TEST(test_failed_saves);
     RUN_TEST(test_fuzz);
+    RUN_TEST(test_versions);
+    RUN_TEST(test_v1_fixture);
     char p[512];
     path_in_tmp(p, sizeof p, "valid.ckpt");
     remove(p);

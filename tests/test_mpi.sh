@@ -48,7 +48,7 @@ def load(path):
     b = open(path, "rb").read()
     assert b[:8] == b"RCKPT\0\0\1", path
     (ver, clen) = struct.unpack_from("<II", b, 8)
-    assert ver == 1, "checkpoint format version %d: update tests/test_mpi.sh" % ver
+    assert ver == 2, "checkpoint format version %d: update tests/test_mpi.sh" % ver
     o = 16 + clen
     meta = struct.unpack_from("<3q4Q4Q", b, o)  # epoch, step_in_epoch, global_step, rng, shuffle_rng
     o += 176

@@ -269,8 +269,10 @@ if sys.argv[4] == "1": b[-4:] = struct.pack("<I", zlib.crc32(bytes(b[:-4])))
 open(sys.argv[2], 'wb').write(b)
 PY
 }
-ckmod "$T/k_ver.ckpt" "b[8] = 2"
-bad "checkpoint: version 2" "k_ver.ckpt: byte offset 8: checkpoint format version 2, this build reads version 1" "$R" eval "$T/k_ver.ckpt"
+ckmod "$T/k_ver.ckpt" "b[8] = 3"
+bad "checkpoint: version 3" "k_ver.ckpt: byte offset 8: checkpoint format version 3, this build reads versions 1 to 2" "$R" eval "$T/k_ver.ckpt"
+ckmod "$T/k_sums.ckpt" "L = struct.unpack('<I', b[12:16])[0]; o = 16 + L + 120; b[o:o+8] = struct.pack('<q', 1 << 40)" 1
+bad "checkpoint: more images right than seen (CRC fixed)" "k_sums.ckpt: byte offset [0-9]+: epoch_correct is 1099511627776, outside \[0, [0-9]+\]" "$R" eval "$T/k_sums.ckpt"
 ckmod "$T/k_half.ckpt" "del b[len(b)//2:]"
 bad "checkpoint: truncated to half" "k_half.ckpt: checksum mismatch .*truncated or corrupted" "$R" eval "$T/k_half.ckpt"
 ckmod "$T/k_flip.ckpt" "b[len(b)-100] ^= 0x10"

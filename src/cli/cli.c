@@ -1,5 +1,5 @@
-/* cli.c — helpers shared by the subcommands: errors, numeric options, config loading with --set, and
- * opening a run directory or checkpoint file. */
+/* cli.c — helpers shared by the subcommands: errors, numeric options, the option-table parser, config
+ * loading with --set, and opening a run directory or checkpoint file. */
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
@@ -47,125 +47,78 @@ rc_status rc_cli_double(const char *opt, const char *val, double min, double max
     return RC_OK;
 }
 
+/* The option of the table named name (aliases resolved), or NULL. */
+static const rc_cli_opt *find_opt(const rc_cli_opt *opts, const char *name, size_t len) {
+    static const char *const alias[][2] = {{"--batch-size", "--batch"}};
+    for (size_t k = 0; k < sizeof alias / sizeof alias[0]; k++)
+        if (strlen(alias[k][0]) == len && !strncmp(name, alias[k][0], len)) {
+            name = alias[k][1];
+            len = strlen(name);
+        }
+    for (const rc_cli_opt *p = opts; p->name; p++)
+        if (strlen(p->name) == len && !strncmp(name, p->name, len)) return p;
+    return NULL;
+}
+
 int rc_cli_parse(const char *cmd, const char *help, int argc, char **argv, const rc_cli_opt *opts,
-                 const char **positional, const char **sets, int *nsets) {
+                 const char **positional, rc_cli_sets *sets) {
+    if (sets) sets->n = sets->nkeys = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             fputs(help, stdout);
             return 0;
         }
-        const rc_cli_opt *o = NULL;
-        for (const rc_cli_opt *p = opts; p->name; p++)
-            if (!strcmp(a, p->name)) o = p;
+        /* "--opt=value" or "--opt value" */
+        const char *eq = !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - a) : strlen(a);
+        char name[128];
+        snprintf(name, sizeof name, "%.*s", (int)RC_MIN(len, sizeof name - 1), a);
+        const rc_cli_opt *o = a[0] == '-' ? find_opt(opts, a, len) : NULL;
         if (!o) {
-            if (a[0] == '-') return rc_cli_usage_error(cmd, "unknown option '%s'", a);
-            if (*positional) return rc_cli_usage_error(cmd, "unexpected argument '%s'", a);
+            if (a[0] == '-') return rc_cli_usage_error(cmd, "unknown option '%s'", name);
+            if (!positional || *positional) return rc_cli_usage_error(cmd, "unexpected argument '%s'", a);
             *positional = a;
             continue;
         }
-        switch (o->kind) {
-        case RC_ARG_FLAG:
+        if (o->kind == RC_ARG_FLAG) {
+            if (eq) return rc_cli_usage_error(cmd, "%s takes no value", name);
             *(int *)o->dst = 1;
             continue;
+        }
+        const char *v = eq ? eq + 1 : i + 1 < argc ? argv[++i] : NULL;
+        switch (o->kind) {
+        case RC_ARG_FLAG: break;
         case RC_ARG_INT:
-            if (rc_cli_int(a, v, (long)o->min, (long)o->max, (long *)o->dst)) return rc_cli_error(rc_error());
+            if (rc_cli_int(name, v, (long)o->min, (long)o->max, (long *)o->dst)) return rc_cli_error(rc_error());
             break;
         case RC_ARG_DOUBLE:
-            if (rc_cli_double(a, v, o->min, o->max, (double *)o->dst)) return rc_cli_error(rc_error());
+            if (rc_cli_double(name, v, o->min, o->max, (double *)o->dst)) return rc_cli_error(rc_error());
             break;
         case RC_ARG_STR:
-            if (!v) return rc_cli_usage_error(cmd, "%s needs a value", a);
+            if (!v) return rc_cli_usage_error(cmd, "%s needs %s", name, o->value ? o->value : "a value");
             *(const char **)o->dst = v;
             break;
         case RC_ARG_SET:
-            if (!v) return rc_cli_usage_error(cmd, "--set needs SECTION.KEY=VALUE");
-            if (*nsets >= RC_MAX_SETS) return rc_cli_usage_error(cmd, "too many --set options");
-            sets[(*nsets)++] = v;
+        case RC_ARG_KEY:
+            if (!v) return rc_cli_usage_error(cmd, "%s needs %s", name, o->value ? o->value : "a value");
+            RC_ASSERT(sets);
+            if (o->kind == RC_ARG_SET) {
+                if (sets->n - sets->nkeys >= RC_MAX_SETS) return rc_cli_usage_error(cmd, "too many --set options");
+                sets->v[sets->n] = v;
+            } else {
+                if (sets->nkeys >= RC_CLI_MAX_KEYS) return rc_cli_usage_error(cmd, "too many options");
+                if (o->min < o->max && rc_cli_int(name, v, (long)o->min, (long)o->max, (long *)o->dst))
+                    return rc_cli_error(rc_error());
+                char *t = sets->text[sets->nkeys++];
+                snprintf(t, sizeof sets->text[0], "%s=%s", o->key, v);
+                sets->v[sets->n] = t;
+            }
+            sets->from[sets->n++] = o;
             break;
         }
-        i++;
     }
     return -1;
-}
-
-/* Length of the valid UTF-8 sequence starting at s (1..4), 0 if it is not one. */
-static int utf8_len(const unsigned char *s) {
-    int n = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 && s[0] < 0xe0 ? 2 : 0;
-    if (s[0] >= 0xf5) return 0;
-    for (int i = 1; i < n; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    return n;
-}
-
-void rc_cli_json_string(FILE *f, const char *str) {
-    const unsigned char *s = (const unsigned char *)str;
-    fputc('"', f);
-    while (*s) {
-        unsigned c = *s;
-        if (c == '"' || c == '\\') {
-            fprintf(f, "\\%c", c);
-            s++;
-        } else if (c < 0x20 || c == 0x7f) {
-            fprintf(f, "\\u%04x", c);
-            s++;
-        } else if (c < 0x80) {
-            fputc((int)c, f);
-            s++;
-        } else {
-            int n = utf8_len(s);
-            if (n) {
-                fwrite(s, 1, (size_t)n, f);
-                s += n;
-            } else {
-                fprintf(f, "\\u%04x", c); /* a stray byte: written as the Latin-1 character */
-                s++;
-            }
-        }
-    }
-    fputc('"', f);
-}
-
-static char **norm_argv;   /* what rc_cli_normalize_args allocated, for rc_cli_free_args */
-static char **norm_names;
-static int norm_nnames;
-
-void rc_cli_free_args(void) {
-    for (int i = 0; i < norm_nnames; i++) free(norm_names[i]);
-    free(norm_names);
-    free(norm_argv);
-    norm_argv = norm_names = NULL;
-    norm_nnames = 0;
-}
-
-char **rc_cli_normalize_args(int *argc, char **argv) {
-    int n = *argc, extra = 0;
-    for (int i = 2; i < n; i++)
-        if (!strncmp(argv[i], "--", 2) && strchr(argv[i], '=')) extra++;
-    char **out = rc_xmalloc((size_t)(n + extra + 1) * sizeof(char *));
-    norm_argv = out;
-    norm_names = rc_xmalloc((size_t)(extra + 1) * sizeof(char *));
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        char *a = argv[i];
-        char *eq = i >= 2 && !strncmp(a, "--", 2) ? strchr(a, '=') : NULL;
-        if (eq) {
-            size_t len = (size_t)(eq - a);
-            char *name = rc_xmalloc(len + 1);
-            norm_names[norm_nnames++] = name;
-            memcpy(name, a, len);
-            name[len] = 0;
-            out[m++] = name;
-            out[m++] = eq + 1;
-        } else {
-            out[m++] = a;
-        }
-    }
-    for (int i = 2; i < m; i++)
-        if (!strcmp(out[i], "--batch-size")) out[i] = "--batch";
-    out[m] = NULL;
-    *argc = m;
-    return out;
 }
 
 /* The next three moved into the library (src/api/run.c, shared with the C API); these names stay for
@@ -174,10 +127,28 @@ void rc_cli_basename(const char *path, char *out, size_t n) { rc_config_name(pat
 
 rc_status rc_cli_load_config(const char *path, const char **sets, int nsets, int quiet, rc_ini **ini_out, char **text_out,
                              rc_model_cfg *mc, rc_train_cfg *tc) {
-    return rc_config_load(path, sets, nsets, quiet, ini_out, text_out, mc, tc);
+    char *text = NULL;
+    rc_status st = rc_config_load(path, sets, nsets, quiet, ini_out, &text, mc, tc);
+    if (text_out)
+        *text_out = text;
+    else
+        free(text);
+    return st;
 }
 
 rc_status rc_cli_open_run(const char *arg, char *ckpt_path, size_t ckpt_len, char **text_out, rc_model_cfg *mc,
                           rc_train_cfg *tc) {
     return rc_run_open(arg, ckpt_path, ckpt_len, text_out, mc, tc);
+}
+
+rc_status rc_cli_open_eval(const char *arg, long threads, char *ckpt_path, size_t ckpt_len, rc_model_cfg *mc,
+                           rc_train_cfg *tc) {
+    char *text = NULL;
+    if (rc_run_open(arg, ckpt_path, ckpt_len, &text, mc, tc)) return RC_ERR;
+    free(text);
+    if (threads > 0)
+        rc_set_threads((int)threads);
+    else if (tc->threads > 0)
+        rc_set_threads(tc->threads);
+    return RC_OK;
 }

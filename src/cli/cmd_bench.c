@@ -22,26 +22,22 @@ static const char *help =
 
 int rc_cmd_bench(int argc, char **argv) {
     const char *config = NULL;
-    const char *sets[RC_MAX_SETS];
-    int nsets = 0, json = 0, profile = 0;
+    rc_cli_sets sets;
+    int json = 0, profile = 0;
     long batch = 0, threads = 0, steps = 20;
-    const rc_cli_opt opts[] = {{"--json", RC_ARG_FLAG, &json, 0, 0},
-                               {"--profile", RC_ARG_FLAG, &profile, 0, 0},
-                               {"--set", RC_ARG_SET, NULL, 0, 0},
-                               {"--batch", RC_ARG_INT, &batch, 1, 65536},
-                               {"--threads", RC_ARG_INT, &threads, 1, 256},
-                               {"--steps", RC_ARG_INT, &steps, 1, 1000000},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("bench", help, argc, argv, opts, &config, sets, &nsets);
+    const rc_cli_opt opts[] = {RC_OPT_FLAG("--json", &json),
+                               RC_OPT_FLAG("--profile", &profile),
+                               RC_OPT_SET,
+                               RC_OPT_INT("--batch", &batch, 1, 65536),
+                               RC_OPT_INT("--threads", &threads, 1, 256),
+                               RC_OPT_INT("--steps", &steps, 1, 1000000),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("bench", help, argc, argv, opts, &config, &sets);
     if (rc >= 0) return rc;
     if (!config) return rc_cli_usage_error("bench", "missing CONFIG");
-    rc_ini *ini = NULL;
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets, nsets, 1, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    rc_ini_free(ini);
-    free(text);
+    if (rc_cli_load_config(config, sets.v, sets.n, 1, NULL, NULL, &mc, &tc)) return rc_cli_error(rc_error());
     if (batch == 0) batch = tc.batch;
     if (threads > 0) rc_set_threads((int)threads);
     else if (tc.threads > 0) rc_set_threads(tc.threads);
@@ -106,7 +102,7 @@ int rc_cmd_bench(int argc, char **argv) {
     const double eval_mb = g->eval_arena ? 4.0 * (double)g->eval_floats / 1048576.0 : 0.0; /* 0: no pipeline */
     if (json) {
         printf("{\"model\": ");
-        rc_cli_json_string(stdout, mc.name);
+        rc_json_print(stdout, mc.name);
         printf(", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
                "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
                "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d, \"micro_batches\": %d, "

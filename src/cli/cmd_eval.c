@@ -134,20 +134,20 @@ int rc_cmd_eval(int argc, char **argv) {
     int stepwise = 0;
     double exit_p = 0;
     int json = 0;
-    const rc_cli_opt opts[] = {{"--data", RC_ARG_STR, &data, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_READOUTS},
-                               {"--exit-threshold", RC_ARG_DOUBLE, &exit_p, 1e-9, 1.0},
-                               {"--halt", RC_ARG_STR, &halt, 0, 0},
-                               {"--limit", RC_ARG_INT, &limit, 1, 100000000},
-                               {"--batch", RC_ARG_INT, &batch, 1, 65536},
-                               {"--threads", RC_ARG_INT, &threads, 1, 256},
-                               {"--json", RC_ARG_FLAG, &json, 0, 0},
-                               {"--save-logits", RC_ARG_STR, &logits_path, 0, 0},
-                               {"--stepwise", RC_ARG_FLAG, &stepwise, 0, 0},
-                               {"--every", RC_ARG_INT, &every, 1, 1000000},
-                               {"--save-predictions", RC_ARG_STR, &preds_path, 0, 0},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL, NULL);
+    const rc_cli_opt opts[] = {RC_OPT_STR("--data", &data, NULL),
+                               RC_OPT_INT("--iterations", &iters, 1, RC_MAX_READOUTS),
+                               RC_OPT_DOUBLE("--exit-threshold", &exit_p, 1e-9, 1.0),
+                               RC_OPT_STR("--halt", &halt, NULL),
+                               RC_OPT_INT("--limit", &limit, 1, 100000000),
+                               RC_OPT_INT("--batch", &batch, 1, 65536),
+                               RC_OPT_INT("--threads", &threads, 1, 256),
+                               RC_OPT_FLAG("--json", &json),
+                               RC_OPT_STR("--save-logits", &logits_path, NULL),
+                               RC_OPT_FLAG("--stepwise", &stepwise),
+                               RC_OPT_INT("--every", &every, 1, 1000000),
+                               RC_OPT_STR("--save-predictions", &preds_path, NULL),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("eval", help, argc, argv, opts, &run, NULL);
     if (rc >= 0) return rc;
     if (!run) return rc_cli_usage_error("eval", "missing RUN_DIR or CKPT");
     int halt_ponder = 0;
@@ -155,28 +155,19 @@ int rc_cmd_eval(int argc, char **argv) {
     else if (halt && strcmp(halt, "sample") == 0) halt_ponder = 2;
     else if (halt && strcmp(halt, "none") != 0)
         return rc_cli_usage_error("eval", "--halt: unknown mode (known: ponder, sample, none)");
-    if (threads > 0) rc_set_threads((int)threads);
     char ckpt[4200];
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_open_run(run, ckpt, sizeof ckpt, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    free(text);
-    if (threads == 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    if (rc_cli_open_eval(run, threads, ckpt, sizeof ckpt, &mc, &tc)) return rc_cli_error(rc_error());
     const char *spec = data ? data : tc.data;
-    rc_dataset train = {0}, test = {0};
+    rc_dataset test = {0};
     rc_model m;
     int built = 0, code = 1;
     rc_eval_result r;
     logits_sink ls = {0};
     preds_sink ps = {0};
     both_sink both = {&ls, &ps};
-    /* normalisation uses the training split's statistics, as in training */
-    if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))
-        goto fail;
-    if (limit > 0) {
-        if (rc_dataset_truncate(&test, (int)limit)) goto fail;
-    }
+    if (rc_dataset_load_eval(spec, 0, (int)limit, &test)) goto fail;
     if (mc.readout == RC_READOUT_DENSE && test.dense && test.c == mc.in_c) { /* fully convolutional */
         mc.in_h = test.h;
         mc.in_w = test.w;
@@ -239,11 +230,11 @@ int rc_cmd_eval(int argc, char **argv) {
     int trained_R = mc.areas[mc.nareas - 1].iterations;
     if (json) {
         printf("{\"model\": ");
-        rc_cli_json_string(stdout, mc.name);
+        rc_json_print(stdout, mc.name);
         printf(", \"checkpoint\": ");
-        rc_cli_json_string(stdout, ckpt);
+        rc_json_print(stdout, ckpt);
         printf(", \"data\": ");
-        rc_cli_json_string(stdout, spec);
+        rc_json_print(stdout, spec);
         printf(", \"images\": %ld, \"iterations\": %d, \"trained_iterations\": %d, \"accuracy\": ", r.n, R, trained_R);
         json_array(stdout, acc, R);
         printf(", \"coarse_accuracy\": ");
@@ -310,7 +301,6 @@ done:
     rc_atomic_abort(&ps.af);
     free(ls.row);
     if (built) rc_model_free(&m);
-    rc_dataset_free(&train);
     rc_dataset_free(&test);
     return code;
 }

@@ -54,24 +54,23 @@ int rc_cmd_experiment(int argc, char **argv) {
     long depth = 0, iters = 0, limit = 0, epochs = 0, threads = 0, seeds = 1;
     rc_exp_opts o;
     memset(&o, 0, sizeof o);
-    const char *sets[RC_MAX_SETS];
-    int nsets = 0;
-    const rc_cli_opt opts[] = {{"--out", RC_ARG_STR, &out, 0, 0},
-                               {"--config", RC_ARG_STR, &config, 0, 0},
-                               {"--data", RC_ARG_STR, &o.data, 0, 0},
-                               {"--run", RC_ARG_STR, &run, 0, 0},
-                               {"--set", RC_ARG_SET, NULL, 0, 0},
-                               {"--depth", RC_ARG_INT, &depth, 1, 16},
-                               {"--iterations", RC_ARG_INT, &iters, 1, 1024},
-                               {"--task", RC_ARG_STR, &task, 0, 0},
-                               {"--limit", RC_ARG_INT, &limit, 1, 100000000},
-                               {"--epochs", RC_ARG_INT, &epochs, 1, 10000},
-                               {"--threads", RC_ARG_INT, &threads, 1, 256},
-                               {"--seeds", RC_ARG_INT, &seeds, 1, 100},
-                               {"--quick", RC_ARG_FLAG, &o.quick, 0, 0},
-                               {"--quiet", RC_ARG_FLAG, &o.quiet, 0, 0},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("experiment", help, argc, argv, opts, &name, sets, &nsets);
+    rc_cli_sets sets;
+    const rc_cli_opt opts[] = {RC_OPT_STR("--out", &out, NULL),
+                               RC_OPT_STR("--config", &config, NULL),
+                               RC_OPT_STR("--data", &o.data, NULL),
+                               RC_OPT_STR("--run", &run, NULL),
+                               RC_OPT_SET,
+                               RC_OPT_INT("--depth", &depth, 1, 16),
+                               RC_OPT_INT("--iterations", &iters, 1, 1024),
+                               RC_OPT_STR("--task", &task, NULL),
+                               RC_OPT_INT("--limit", &limit, 1, 100000000),
+                               RC_OPT_INT("--epochs", &epochs, 1, 10000),
+                               RC_OPT_INT("--threads", &threads, 1, 256),
+                               RC_OPT_INT("--seeds", &seeds, 1, 100),
+                               RC_OPT_FLAG("--quick", &o.quick),
+                               RC_OPT_FLAG("--quiet", &o.quiet),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("experiment", help, argc, argv, opts, &name, &sets);
     if (rc >= 0) return rc;
     if (!name) return rc_cli_usage_error("experiment", "missing the experiment's NAME");
     static const char *known[] = {"table4",          "tradeoff",    "coarse-fine", "early-exit",
@@ -92,7 +91,7 @@ int rc_cmd_experiment(int argc, char **argv) {
         return rc_cli_usage_error("experiment", "--iterations and --limit are for early-exit and more-iterations");
     if (run && seeds > 1)
         return rc_cli_usage_error("experiment", "--seeds trains runs; with --run there is one run to study");
-    if (run && (config || epochs || nsets))
+    if (run && (config || epochs || sets.n))
         return rc_cli_usage_error("experiment", "--run studies a trained run: --config, --epochs and --set do not apply");
     char outbuf[4096];
     if (!out) {
@@ -111,8 +110,8 @@ int rc_cmd_experiment(int argc, char **argv) {
     o.threads = (int)threads;
     o.eval_limit = (int)limit;
     o.seeds = (int)seeds;
-    o.sets = sets;
-    o.nsets = nsets;
+    o.sets = sets.v;
+    o.nsets = sets.n;
     rc_train_install_signal_handlers();
     double t0 = rc_now();
     rc_status st = RC_OK;

@@ -35,12 +35,12 @@ static const char *format_of(const char *out) {
 int rc_cmd_export(int argc, char **argv) {
     const char *run = NULL, *format = NULL, *out = NULL, *data = NULL;
     long iters = 0;
-    const rc_cli_opt opts[] = {{"--format", RC_ARG_STR, &format, 0, 0},
-                               {"--out", RC_ARG_STR, &out, 0, 0},
-                               {"--data", RC_ARG_STR, &data, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("export", help, argc, argv, opts, &run, NULL, NULL);
+    const rc_cli_opt opts[] = {RC_OPT_STR("--format", &format, NULL),
+                               RC_OPT_STR("--out", &out, NULL),
+                               RC_OPT_STR("--data", &data, NULL),
+                               RC_OPT_INT("--iterations", &iters, 1, RC_MAX_ITERS),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("export", help, argc, argv, opts, &run, NULL);
     if (rc >= 0) return rc;
     if (!run) return rc_cli_usage_error("export", "missing RUN_DIR or CKPT");
     if (!out) return rc_cli_usage_error("export", "missing --out FILE");

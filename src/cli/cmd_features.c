@@ -86,31 +86,27 @@ int rc_cmd_features(int argc, char **argv) {
     const char *run = NULL, *data = NULL, *area = NULL, *out = NULL, *split = "test";
     long iters = 0, limit = 0, batch = 100, threads = 0;
     int full = 0;
-    const rc_cli_opt opts[] = {{"--area", RC_ARG_STR, &area, 0, 0},
-                               {"--out", RC_ARG_STR, &out, 0, 0},
-                               {"--full", RC_ARG_FLAG, &full, 0, 0},
-                               {"--split", RC_ARG_STR, &split, 0, 0},
-                               {"--data", RC_ARG_STR, &data, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
-                               {"--limit", RC_ARG_INT, &limit, 1, 100000000},
-                               {"--batch", RC_ARG_INT, &batch, 1, 65536},
-                               {"--threads", RC_ARG_INT, &threads, 1, 256},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("features", help, argc, argv, opts, &run, NULL, NULL);
+    const rc_cli_opt opts[] = {RC_OPT_STR("--area", &area, NULL),
+                               RC_OPT_STR("--out", &out, NULL),
+                               RC_OPT_FLAG("--full", &full),
+                               RC_OPT_STR("--split", &split, NULL),
+                               RC_OPT_STR("--data", &data, NULL),
+                               RC_OPT_INT("--iterations", &iters, 1, RC_MAX_ITERS),
+                               RC_OPT_INT("--limit", &limit, 1, 100000000),
+                               RC_OPT_INT("--batch", &batch, 1, 65536),
+                               RC_OPT_INT("--threads", &threads, 1, 256),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("features", help, argc, argv, opts, &run, NULL);
     if (rc >= 0) return rc;
     if (!run) return rc_cli_usage_error("features", "missing RUN_DIR or CKPT");
     if (!area) return rc_cli_usage_error("features", "missing --area NAME (or --area all)");
     if (!out) return rc_cli_usage_error("features", "missing --out DIR");
     int on_train = !strcmp(split, "train");
     if (!on_train && strcmp(split, "test")) return rc_cli_usage_error("features", "--split: '%s' is not test or train", split);
-    if (threads > 0) rc_set_threads((int)threads);
     char ckpt[4200];
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_open_run(run, ckpt, sizeof ckpt, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    free(text);
-    if (threads == 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    if (rc_cli_open_eval(run, threads, ckpt, sizeof ckpt, &mc, &tc)) return rc_cli_error(rc_error());
     const char *spec = data ? data : tc.data;
     feat_sink fs;
     memset(&fs, 0, sizeof fs);
@@ -134,17 +130,12 @@ int rc_cmd_features(int argc, char **argv) {
         rc_fail("model %s has no area '%s' (its areas: %s; or all)", mc.name, area, names);
         return rc_cli_error(rc_error());
     }
-    rc_dataset train = {0}, test = {0};
-    rc_dataset *d = on_train ? &train : &test;
+    rc_dataset data_split = {0};
+    rc_dataset *d = &data_split;
     rc_model m;
     int built = 0, code = 1;
     rc_eval_result r;
-    /* normalisation uses the training split's statistics, as in training */
-    if (rc_dataset_load(spec, 1, &train)) goto fail;
-    if (!on_train && (rc_dataset_load(spec, 0, &test) || rc_dataset_copy_stats(&test, &train))) goto fail;
-    if (limit > 0) {
-        if (rc_dataset_truncate(d, (int)limit)) goto fail;
-    }
+    if (rc_dataset_load_eval(spec, on_train, (int)limit, d)) goto fail;
     if (rc_dataset_check_shape(d, mc.in_c, mc.in_h, mc.in_w, -1)) goto fail;
     if (rc_model_build_keep(&mc, (int)batch, (int)iters, keep, &m)) goto fail;
     built = 1;
@@ -198,7 +189,6 @@ done:
     free(fs.state);
     free(fs.rows);
     if (built) rc_model_free(&m);
-    rc_dataset_free(&train);
-    rc_dataset_free(&test);
+    rc_dataset_free(&data_split);
     return code;
 }

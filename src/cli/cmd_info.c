@@ -19,23 +19,19 @@ typedef struct {
 
 int rc_cmd_info(int argc, char **argv) {
     const char *config = NULL;
-    const char *sets[RC_MAX_SETS];
-    int nsets = 0, json = 0;
+    rc_cli_sets sets;
+    int json = 0;
     long iters = 0;
-    const rc_cli_opt opts[] = {{"--json", RC_ARG_FLAG, &json, 0, 0},
-                               {"--set", RC_ARG_SET, NULL, 0, 0},
-                               {"--iterations", RC_ARG_INT, &iters, 1, RC_MAX_ITERS},
-                               {NULL, RC_ARG_FLAG, NULL, 0, 0}};
-    int rc = rc_cli_parse("info", help, argc, argv, opts, &config, sets, &nsets);
+    const rc_cli_opt opts[] = {RC_OPT_FLAG("--json", &json),
+                               RC_OPT_SET,
+                               RC_OPT_INT("--iterations", &iters, 1, RC_MAX_ITERS),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("info", help, argc, argv, opts, &config, &sets);
     if (rc >= 0) return rc;
     if (!config) return rc_cli_usage_error("info", "missing CONFIG");
-    rc_ini *ini = NULL;
-    char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets, nsets, 1, &ini, &text, &mc, &tc)) return rc_cli_error(rc_error());
-    rc_ini_free(ini);
-    free(text);
+    if (rc_cli_load_config(config, sets.v, sets.n, 1, NULL, NULL, &mc, &tc)) return rc_cli_error(rc_error());
     rc_model m;
     if (rc_model_build(&mc, 1, (int)iters, &m)) return rc_cli_error(rc_error());
     const rc_graph *g = &m.g;
@@ -69,14 +65,14 @@ int rc_cmd_info(int argc, char **argv) {
     int depth = rc_model_effective_depth(&m);
     if (json) {
         printf("{\"model\": ");
-        rc_cli_json_string(stdout, mc.name);
+        rc_json_print(stdout, mc.name);
         printf(", \"params\": %zu, \"flops\": %.0f, \"effective_depth\": %d, \"readouts\": %d, "
                "\"units_per_step\": %ld, \"units_unrolled\": %ld, \"head_params\": %zu, \"areas\": [",
                params, flops, depth, m.nreadouts, units_total, units_unrolled, ai[K].params);
         for (int k = 0; k < K; k++) {
             const rc_area_cfg *a = &mc.areas[k];
             printf("%s{\"name\": ", k ? ", " : "");
-            rc_cli_json_string(stdout, a->name);
+            rc_json_print(stdout, a->name);
             printf(", \"cell\": \"%s\", \"tied\": %s, \"iterations\": %d, \"channels\": %d, "
                    "\"size\": [%d, %d], \"params\": %zu, \"units_per_step\": %ld, \"units_unrolled\": %ld, "
                    "\"flops\": %.0f}",

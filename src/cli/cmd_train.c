@@ -42,72 +42,34 @@ static const char *help =
     "train.batch must be a multiple of N; see [model] bn_sync and docs/PERFORMANCE.md.\n";
 
 int rc_cmd_train(int argc, char **argv) {
-    const char *sets[RC_MAX_SETS + 16];
-    int nsets = 0;
-    char flagbuf[16][600];
-    int nflag = 0;
     const char *config = NULL, *out = NULL, *resume = NULL, *loss_log = NULL;
-    int force = 0, quiet = 0, resume_threads = 0, other_on_resume = 0;
-    long steps = 0;
+    int force = 0, quiet = 0, check_numerics = 0;
+    long steps = 0, resume_threads = 0;
     double ckpt_every = 300;
-    int check_numerics = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        static const char *shorthands[] = {"--data", "--epochs", "--batch", "--lr", "--seed", "--limit", "--threads",
-                                           "--test-limit", NULL};
-        int sh = -1;
-        for (int j = 0; shorthands[j]; j++)
-            if (!strcmp(a, shorthands[j])) sh = j;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            fputs(help, stdout);
-            return 0;
-        } else if (sh >= 0) {
-            if (!v) return rc_cli_usage_error("train", "%s needs a value", a);
-            if (nflag >= 16) return rc_cli_usage_error("train", "too many options");
-            snprintf(flagbuf[nflag], sizeof flagbuf[nflag], "train.%s=%s", sh == 7 ? "test_limit" : a + 2, v);
-            sets[nsets++] = flagbuf[nflag++];
-            if (sh == 6) {
-                long t;
-                if (rc_cli_int(a, v, 0, 256, &t)) return rc_cli_error(rc_error());
-                resume_threads = (int)t;
-            } else {
-                other_on_resume = 1;
-            }
-            i++;
-        } else if (!strcmp(a, "--set")) {
-            if (!v) return rc_cli_usage_error("train", "--set needs SECTION.KEY=VALUE");
-            if (nsets >= RC_MAX_SETS) return rc_cli_usage_error("train", "too many --set options");
-            sets[nsets++] = argv[++i];
-            other_on_resume = 1;
-        } else if (!strcmp(a, "--out")) {
-            if (!v) return rc_cli_usage_error("train", "--out needs a directory");
-            out = argv[++i];
-        } else if (!strcmp(a, "--resume")) {
-            if (!v) return rc_cli_usage_error("train", "--resume needs a run directory");
-            resume = argv[++i];
-        } else if (!strcmp(a, "--steps")) {
-            if (rc_cli_int(a, v, 1, 1L << 40, &steps)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--ckpt-every")) {
-            if (rc_cli_double(a, v, 0, 1e9, &ckpt_every)) return rc_cli_error(rc_error());
-            i++;
-        } else if (!strcmp(a, "--log-losses")) { /* undocumented, for tests: "global_step loss" per step */
-            if (!v) return rc_cli_usage_error("train", "--log-losses needs a file");
-            loss_log = argv[++i];
-        } else if (!strcmp(a, "--check-numerics")) {
-            check_numerics = 1;
-        } else if (!strcmp(a, "--force")) {
-            force = 1;
-        } else if (!strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (a[0] == '-') {
-            return rc_cli_usage_error("train", "unknown option '%s'", a);
-        } else if (!config) {
-            config = a;
-        } else {
-            return rc_cli_usage_error("train", "unexpected argument '%s'", a);
-        }
-    }
+    rc_cli_sets sets;
+    const rc_cli_opt opts[] = {RC_OPT_KEY("--data", "train.data"),
+                               RC_OPT_KEY("--epochs", "train.epochs"),
+                               RC_OPT_KEY("--batch", "train.batch"),
+                               RC_OPT_KEY("--lr", "train.lr"),
+                               RC_OPT_KEY("--seed", "train.seed"),
+                               RC_OPT_KEY("--limit", "train.limit"),
+                               RC_OPT_KEY_INT("--threads", "train.threads", &resume_threads, 0, 256),
+                               RC_OPT_KEY("--test-limit", "train.test_limit"),
+                               RC_OPT_SET,
+                               RC_OPT_STR("--out", &out, "a directory"),
+                               RC_OPT_STR("--resume", &resume, "a run directory"),
+                               RC_OPT_INT("--steps", &steps, 1, 1L << 40),
+                               RC_OPT_DOUBLE("--ckpt-every", &ckpt_every, 0, 1e9),
+                               /* undocumented, for tests: "global_step loss" per step */
+                               RC_OPT_STR("--log-losses", &loss_log, "a file"),
+                               RC_OPT_FLAG("--check-numerics", &check_numerics),
+                               RC_OPT_FLAG("--force", &force),
+                               RC_OPT_FLAG("--quiet", &quiet),
+                               RC_OPT_END};
+    int rc = rc_cli_parse("train", help, argc, argv, opts, &config, &sets);
+    if (rc >= 0) return rc;
+    int other_on_resume = 0; /* an assignment other than --threads: the stored config may not change */
+    for (int i = 0; i < sets.n; i++) other_on_resume |= strcmp(sets.from[i]->name, "--threads") != 0;
     rc_train_opts o = {0};
     o.max_steps = steps;
     o.ckpt_every_s = ckpt_every;
@@ -139,7 +101,7 @@ int rc_cmd_train(int argc, char **argv) {
             return 1;
         }
         free(ondisk);
-        if (resume_threads > 0) rc_set_threads(resume_threads);
+        if (resume_threads > 0) rc_set_threads((int)resume_threads);
         o.run_dir = resume;
         o.resume = 1;
         rc_status st = rc_train(text, ckpt, &o, NULL);
@@ -149,13 +111,11 @@ int rc_cmd_train(int argc, char **argv) {
     }
 
     if (!config) return rc_cli_usage_error("train", "missing CONFIG");
-    rc_ini *ini = NULL;
     char *text = NULL;
     rc_model_cfg mc;
     rc_train_cfg tc;
-    if (rc_cli_load_config(config, sets, nsets, quiet || rc_dist_rank() != 0, &ini, &text, &mc, &tc))
+    if (rc_cli_load_config(config, sets.v, sets.n, quiet || rc_dist_rank() != 0, NULL, &text, &mc, &tc))
         return rc_cli_error(rc_error());
-    rc_ini_free(ini);
     char outbuf[4096], dist_dir[4096];
     if (rc_dist_rank() != 0) { /* data-parallel: rank 0 prepares the run directory and sends its path */
         rc_status st = rc_dist_bcast(dist_dir, sizeof dist_dir);

@@ -37,7 +37,6 @@ int main(int argc, char **argv) {
         fprintf(stderr, "recur: %s\n", rc_error());
         return 1;
     }
-    argv = rc_cli_normalize_args(&argc, argv);
     int rc = run(argc, argv);
     /* other ranks may be waiting for this one in a collective: a failure ends the whole job */
     if (rc != 0 && rc_dist_size() > 1) {
@@ -45,7 +44,6 @@ int main(int argc, char **argv) {
         rc_dist_abort(rc);
     }
     rc_dist_finalize();
-    rc_cli_free_args();
     return rc;
 }
 
@@ -54,36 +52,33 @@ static int run(int argc, char **argv) {
         usage(stderr);
         return 2;
     }
+    static const struct {
+        const char *name;
+        int (*run)(int argc, char **argv);
+    } cmds[] = {{"train", rc_cmd_train},     {"eval", rc_cmd_eval},       {"info", rc_cmd_info},
+                {"bench", rc_cmd_bench},     {"export", rc_cmd_export},   {"features", rc_cmd_features},
+                {"experiment", rc_cmd_experiment}};
     const char *cmd = argv[1];
-    int rc;
     /* RECUR_REFERENCE=1: plain-C reference ops only, no oneDNN JIT (valgrind runs, docs/RELIABILITY.md) */
     const char *ref = getenv("RECUR_REFERENCE");
     if (ref && !strcmp(ref, "1")) rc_ops_fast = 0;
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;
-    } else if (!strcmp(cmd, "--version")) {
+    }
+    if (!strcmp(cmd, "--version")) {
         printf("recur %s%s\n", RC_VERSION, rc_dist_compiled() ? " (MPI)" : "");
         return 0;
-    } else if (!strcmp(cmd, "train")) {
-        rc = rc_cmd_train(argc - 1, argv + 1);
-    } else if (!strcmp(cmd, "eval")) {
-        rc = rc_cmd_eval(argc - 1, argv + 1);
-    } else if (!strcmp(cmd, "info")) {
-        rc = rc_cmd_info(argc - 1, argv + 1);
-    } else if (!strcmp(cmd, "bench")) {
-        rc = rc_cmd_bench(argc - 1, argv + 1);
-    } else if (!strcmp(cmd, "export")) {
-        rc = rc_cmd_export(argc - 1, argv + 1);
-    } else if (!strcmp(cmd, "features")) {
-        rc = rc_cmd_features(argc - 1, argv + 1);
-    } else if (!strcmp(cmd, "experiment")) {
-        rc = rc_cmd_experiment(argc - 1, argv + 1);
-    } else {
+    }
+    int k = 0, n = (int)(sizeof cmds / sizeof cmds[0]);
+    while (k < n && strcmp(cmd, cmds[k].name)) k++;
+    if (k == n) {
         fprintf(stderr, "recur: unknown command '%s'\n", cmd);
         usage(stderr);
         return 2;
     }
+    /* each command parses its own options (rc_cli_parse: --opt=value, --opt value, --batch-size) */
+    int rc = cmds[k].run(argc - 1, argv + 1);
     rc_conv2d_release();
     return rc;
 }

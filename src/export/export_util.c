@@ -111,33 +111,3 @@ void rc_export_meta_free(rc_export_meta *m) {
     for (int i = 0; i < m->n; i++) free(m->kv[i].value);
     memset(m, 0, sizeof *m);
 }
-
-size_t rc_export_utf8_decode(const char *str, uint32_t *out, size_t cap) {
-    const unsigned char *s = (const unsigned char *)str;
-    size_t n = 0;
-    while (*s) {
-        uint32_t cp = 0xfffd;
-        unsigned char b = s[0];
-        int len = 1;
-        if (b < 0x80) {
-            cp = b;
-        } else {
-            int need = (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : (b & 0xf8) == 0xf0 ? 4 : 0;
-            if (need) {
-                uint32_t v = b & (0x7fu >> need);
-                int k = 1;
-                while (k < need && (s[k] & 0xc0) == 0x80) v = (v << 6) | (s[k++] & 0x3fu);
-                static const uint32_t min_of[5] = {0, 0, 0x80, 0x800, 0x10000};
-                if (k == need) {
-                    len = need;
-                    if (v >= min_of[need] && v <= 0x10ffff && (v < 0xd800 || v > 0xdfff)) cp = v;
-                }
-                /* an incomplete sequence replaces its lead byte only; the rest is read again */
-            }
-        }
-        if (out && n < cap) out[n] = cp;
-        n++;
-        s += len;
-    }
-    return n;
-}

@@ -36,8 +36,4 @@ typedef struct {
 void rc_export_meta_build(const rc_graph *g, const rc_export_info *info, rc_export_meta *meta);
 void rc_export_meta_free(rc_export_meta *meta);
 
-/* Decode UTF-8 text into code points (invalid bytes and overlong or surrogate forms become U+FFFD).
- * out (may be NULL to count) gets at most cap code points; returns the number of code points. */
-size_t rc_export_utf8_decode(const char *s, uint32_t *out, size_t cap);
-
 #endif

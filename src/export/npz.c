@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include "export_util.h"
+#include "io/json.h"
 #include "io/npy.h"
 
 #define ZIP_MAX32 0xffffffffu
@@ -97,11 +98,11 @@ static rc_status add_param(zip *z, const rc_param *p) {
 /* A 0-d '<Un' array holding value (UTF-8 in, UTF-32LE code points out; n >= 1, numpy drops trailing
  * NULs, so the empty string is '<U1' holding one NUL). */
 static rc_status add_text(zip *z, const char *key, const char *value) {
-    size_t n = rc_export_utf8_decode(value, NULL, 0);
+    size_t n = rc_utf8_decode(value, NULL, 0);
     if (n > ((size_t)1 << 28)) return rc_fail("cannot write %s: metadata %s is too long", z->o.path, key);
     size_t cells = n ? n : 1;
     uint32_t *cp = rc_xcalloc(cells, sizeof *cp);
-    rc_export_utf8_decode(value, cp, n);
+    rc_utf8_decode(value, cp, n);
     unsigned char *data = rc_xmalloc(4 * cells);
     for (size_t i = 0; i < cells; i++) put32(data + 4 * i, cp[i]);
     free(cp);

@@ -7,42 +7,7 @@
 
 #include "export_util.h"
 #include "io/files.h"
-
-/* Append s as a JSON string literal: quotes, backslashes and control characters escaped, the text
- * re-encoded as valid UTF-8 (an invalid byte becomes U+FFFD: a JSON parser would reject it). */
-static void json_string(rc_strbuf *sb, const char *s) {
-    size_t n = rc_export_utf8_decode(s, NULL, 0);
-    uint32_t *cp = rc_xmalloc((n ? n : 1) * sizeof *cp);
-    rc_export_utf8_decode(s, cp, n);
-    rc_sb_printf(sb, "\"");
-    for (size_t i = 0; i < n; i++) {
-        uint32_t c = cp[i];
-        if (c == '"')
-            rc_sb_printf(sb, "\\\"");
-        else if (c == '\\')
-            rc_sb_printf(sb, "\\\\");
-        else if (c == '\n')
-            rc_sb_printf(sb, "\\n");
-        else if (c == '\r')
-            rc_sb_printf(sb, "\\r");
-        else if (c == '\t')
-            rc_sb_printf(sb, "\\t");
-        else if (c < 0x20 || c == 0x7f)
-            rc_sb_printf(sb, "\\u%04x", (unsigned)c);
-        else if (c < 0x80)
-            rc_sb_printf(sb, "%c", (char)c);
-        else if (c < 0x800)
-            rc_sb_printf(sb, "%c%c", (char)(0xc0 | (c >> 6)), (char)(0x80 | (c & 0x3f)));
-        else if (c < 0x10000)
-            rc_sb_printf(sb, "%c%c%c", (char)(0xe0 | (c >> 12)), (char)(0x80 | ((c >> 6) & 0x3f)),
-                         (char)(0x80 | (c & 0x3f)));
-        else
-            rc_sb_printf(sb, "%c%c%c%c", (char)(0xf0 | (c >> 18)), (char)(0x80 | ((c >> 12) & 0x3f)),
-                         (char)(0x80 | ((c >> 6) & 0x3f)), (char)(0x80 | (c & 0x3f)));
-    }
-    rc_sb_printf(sb, "\"");
-    free(cp);
-}
+#include "io/json.h"
 
 /* The JSON header, padded with spaces to a multiple of 8 bytes. */
 static void build_header(const rc_graph *g, const rc_export_info *info, rc_strbuf *sb) {
@@ -51,9 +16,9 @@ static void build_header(const rc_graph *g, const rc_export_info *info, rc_strbu
     rc_sb_printf(sb, "{\"__metadata__\":{");
     for (int i = 0; i < meta.n; i++) {
         if (i) rc_sb_printf(sb, ",");
-        json_string(sb, meta.kv[i].key);
+        rc_json_string(sb, meta.kv[i].key);
         rc_sb_printf(sb, ":");
-        json_string(sb, meta.kv[i].value);
+        rc_json_string(sb, meta.kv[i].value);
     }
     rc_sb_printf(sb, "}");
     rc_export_meta_free(&meta);
@@ -61,7 +26,7 @@ static void build_header(const rc_graph *g, const rc_export_info *info, rc_strbu
     for (int i = 0; i < g->nparams; i++) {
         const rc_param *p = &g->params[i];
         rc_sb_printf(sb, ",");
-        json_string(sb, p->name);
+        rc_json_string(sb, p->name);
         rc_sb_printf(sb, ":{\"dtype\":\"F32\",\"shape\":[");
         for (int d = 0; d < p->ndim; d++) rc_sb_printf(sb, "%s%d", d ? "," : "", p->shape[d]);
         uint64_t end = off + 4 * (uint64_t)p->numel; /* bounded by rc_export_check_params */

@@ -1,13 +1,14 @@
 /* checkpoint.c — the binary checkpoint format of checkpoint.h, little-endian on any host. Saving streams
  * through a CRC-32 (zlib) into "PATH.tmp", then fflush, fsync, fclose, rename, directory fsync. Loading
- * reads the whole file, checks magic, version, checksum, walks the structure with bounds checks (errors
- * name the byte offset), matches it against the graph, and only then copies anything. */
+ * reads the whole file, checks magic, version (1 or 2), checksum, walks the structure with bounds checks
+ * (errors name the byte offset), matches it against the graph, and only then copies anything. */
 #define _POSIX_C_SOURCE 200809L
 #include "io/checkpoint.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,7 +16,7 @@
 
 static const unsigned char rc_ckpt_magic[8] = {'R', 'C', 'K', 'P', 'T', 0, 0, 1};
 
-#define RC_CKPT_META_BYTES (3 * 8 + 4 * 8 + 4 * 8 + 8 + 8 + 8 + RC_CKPT_RESERVED * 8)
+#define RC_CKPT_META_BYTES (3 * 8 + 4 * 8 + 4 * 8 + 8 + 8 + 8 + 3 * 8 + RC_CKPT_RESERVED * 8) /* both versions */
 #define RC_CKPT_HEAD_BYTES (8 + 4)        /* magic + version */
 #define RC_CKPT_MIN_RECORD (4 + 1 + 4 + 4 + 4 + 4) /* smallest possible param record */
 #define RC_CKPT_MAX_NUMEL 1000000000ull
@@ -109,6 +110,10 @@ static void rc_w_meta(rc_writer *w, const rc_ckpt_meta *m) {
     uint64_t bits;
     memcpy(&bits, &m->best_acc, 8);
     rc_put_u64(q, bits), q += 8;
+    memcpy(&bits, &m->epoch_loss_sum, 8);
+    rc_put_u64(q, bits), q += 8;
+    rc_put_u64(q, (uint64_t)(int64_t)m->epoch_correct), q += 8;
+    rc_put_u64(q, (uint64_t)(int64_t)m->epoch_seen), q += 8;
     for (int i = 0; i < RC_CKPT_RESERVED; i++) rc_put_u64(q, (uint64_t)m->reserved[i]), q += 8;
     RC_ASSERT(q == b + sizeof b);
     rc_w_bytes(w, b, sizeof b);
@@ -241,6 +246,7 @@ typedef struct {
     size_t end; /* parse limit (the checksum's offset) */
     size_t pos;
     const char *file;
+    uint32_t version; /* the file's format version, 1 or 2 */
     /* results */
     const unsigned char *config;
     uint32_t config_len;
@@ -301,7 +307,23 @@ static rc_status rc_parse_meta(rc_parser *p) {
     m->threads = (int)v, q += 8;
     uint64_t bits = rc_get_u64(q);
     memcpy(&m->best_acc, &bits, 8), q += 8;
+    /* the epoch sums: named fields in version 2, reserved[0..2] of version 1 (same bytes) */
+    const int v1 = p->version == 1;
+    bits = rc_get_u64(q);
+    memcpy(&m->epoch_loss_sum, &bits, 8);
+    if (!isfinite(m->epoch_loss_sum))
+        return rc_fail("%s: byte offset %zu: %s is not finite", p->file, (size_t)(q - p->b),
+                       v1 ? "the epoch loss sum (reserved[0] of a version-1 file)" : "epoch_loss_sum");
+    q += 8;
+    if (rc_r_i64(p, q + 8, 0, lmax, v1 ? "the epoch's images seen (reserved[2] of a version-1 file)" : "epoch_seen", &v))
+        return RC_ERR;
+    m->epoch_seen = (long)v;
+    if (rc_r_i64(p, q, 0, v, v1 ? "the epoch's images right (reserved[1] of a version-1 file)" : "epoch_correct", &v))
+        return RC_ERR;
+    m->epoch_correct = (long)v;
+    q += 16;
     for (int i = 0; i < RC_CKPT_RESERVED; i++) m->reserved[i] = (int64_t)rc_get_u64(q), q += 8;
+    m->version = p->version;
     p->pos += RC_CKPT_META_BYTES;
     return RC_OK;
 }
@@ -514,8 +536,8 @@ rc_status rc_checkpoint_parse(const void *buf, size_t len, const char *display_n
     if (len < RC_CKPT_HEAD_BYTES)
         return rc_fail("%s: truncated at byte offset %zu: the format version needs 4 bytes", file, len);
     uint32_t version = rc_get_u32(b + 8);
-    if (version != RC_CKPT_VERSION)
-        return rc_fail("%s: byte offset 8: checkpoint format version %u, this build reads version %u", file,
+    if (version < 1 || version > RC_CKPT_VERSION)
+        return rc_fail("%s: byte offset 8: checkpoint format version %u, this build reads versions 1 to %u", file,
                        (unsigned)version, (unsigned)RC_CKPT_VERSION);
     if (len < RC_CKPT_HEAD_BYTES + 4)
         return rc_fail("%s: truncated at byte offset %zu: no room for the checksum", file, len);
@@ -525,6 +547,7 @@ rc_status rc_checkpoint_parse(const void *buf, size_t len, const char *display_n
     p.b = b;
     p.end = len - 4;
     p.file = file;
+    p.version = version;
 
     uint32_t stored = rc_get_u32(b + len - 4);
     uint32_t computed = rc_crc((uint32_t)crc32(0L, Z_NULL, 0), b, len - 4);

@@ -257,6 +257,22 @@ rc_status rc_dataset_truncate(rc_dataset *d, int nmax) {
     return RC_OK;
 }
 
+rc_status rc_dataset_load_eval(const char *spec, int train_split, int limit, rc_dataset *out) {
+    rc_dataset train = {0};
+    memset(out, 0, sizeof *out);
+    rc_status st = rc_dataset_load(spec, 1, &train);
+    if (!st && !train_split) {
+        st = rc_dataset_load(spec, 0, out);
+        if (!st) st = rc_dataset_copy_stats(out, &train);
+        rc_dataset_free(&train);
+    } else if (!st) {
+        *out = train;
+    }
+    if (!st && limit > 0) st = rc_dataset_truncate(out, limit);
+    if (st) rc_dataset_free(out);
+    return st;
+}
+
 rc_status rc_dataset_split(const rc_dataset *full, int nval, uint64_t seed, rc_dataset *train,
                            rc_dataset *val) {
     RC_ASSERT(full && train && val && train != val);

@@ -63,6 +63,10 @@ typedef struct {
  * On failure *out is left empty (safe to free) and rc_error() names the file and the problem. */
 rc_status rc_dataset_load(const char *spec, int train_split, rc_dataset *out);
 void rc_dataset_free(rc_dataset *d);
+/* The split a trained model is evaluated on (eval, features, the experiments): the test split (train_split
+ * 0) normalised with the training split's statistics, as in training, or the training split (1); limit > 0
+ * keeps its first limit images. On failure *out is left empty. */
+rc_status rc_dataset_load_eval(const char *spec, int train_split, int limit, rc_dataset *out);
 
 /* The readers behind rc_dataset_load. kind is "fashion-mnist", "mnist" or "idx". */
 rc_status rc_dataset_load_idx(const char *dir, const char *kind, int train_split, rc_dataset *out);

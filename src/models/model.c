@@ -530,29 +530,6 @@ static void emit_readout(builder *b, int t) {
     set_node_area(b, first_node);
 }
 
-static void loss_weights(rc_model *m) {
-    int R = m->nreadouts;
-    for (int t = 1; t <= R; t++) {
-        float wf = 0, wc = 0;
-        switch (m->cfg.loss) {
-        case RC_LOSS_FINAL:
-        case RC_LOSS_PROGRESSIVE: /* the trainer draws its weights per step; evaluation reports the last */
-            wf = t == R ? 1.0f : 0.0f;
-            break;
-        case RC_LOSS_EVERY: wf = 1.0f / (float)R; break;
-        case RC_LOSS_INCREASING: wf = (float)t / ((float)R * (float)(R + 1) / 2.0f); break;
-        case RC_LOSS_COARSE_TO_FINE: {
-            float f = R == 1 ? 1.0f : (float)(t - 1) / (float)(R - 1);
-            wf = f / (float)R;
-            wc = (1.0f - f) / (float)R;
-            break;
-        }
-        }
-        m->w_fine[t - 1] = wf;
-        m->w_coarse[t - 1] = wc;
-    }
-}
-
 /* Recall: area k's h(0) = relu(conv_proj(x) (+ bias)), at the area's stride. */
 static void emit_projection(builder *b, int k, int x) {
     const rc_area_cfg *a = &b->cfg->areas[k];
@@ -694,7 +671,7 @@ static rc_status build(const rc_model_cfg *cfg_in, int batch, int iterations_ove
         rc_graph_mark_output(g, m->state_out);
     }
     free(b);
-    loss_weights(m);
+    rc_model_set_loss_weights(m, 0, 1);
     rc_graph_set_recompute(g, cfg->recompute);
     if (rc_graph_plan(g)) {
         rc_model_free(m);

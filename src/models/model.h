@@ -16,7 +16,8 @@ typedef enum {
     RC_LOSS_EVERY,
     RC_LOSS_INCREASING,
     RC_LOSS_COARSE_TO_FINE,
-    RC_LOSS_PROGRESSIVE /* Bansal et al. 2022: alpha on k steps from a detached state after n, 1 - alpha on the last */
+    RC_LOSS_PROGRESSIVE, /* Bansal et al. 2022: alpha on k steps from a detached state after n, 1 - alpha on the last */
+    RC_LOSS_CURRICULUM   /* every at the first step, moving linearly to final over the run (step-dependent) */
 } rc_loss_kind;
 typedef enum { RC_READOUT_POOL = 0, RC_READOUT_DENSE } rc_readout_kind;
 #define RC_MAX_HEAD_LAYERS 3
@@ -77,7 +78,7 @@ typedef struct {
     int input;                       /* tensor index of the image batch */
     int nreadouts;                   /* R */
     int readout[RC_MAX_READOUTS];    /* logits tensor per readout t = 1..R (index t-1) */
-    float w_fine[RC_MAX_READOUTS];   /* loss-schedule weights */
+    float w_fine[RC_MAX_READOUTS];   /* loss-schedule weights for the next step (rc_model_set_loss_weights) */
     float w_coarse[RC_MAX_READOUTS];
     int halt[RC_MAX_READOUTS];       /* halting = ponder: halting logit tensor (N x 1) per readout, else -1 */
     int *node_area;                  /* area index of each node (-1: readout head) */
@@ -120,6 +121,15 @@ rc_status rc_model_share_params(rc_model *dst, const rc_model *src);
  * logits' gradients are written too. coarse_of: class -> group map (needed by coarse-to-fine, else may be NULL).
  * ce_out (may be NULL): the unweighted fine cross-entropy of each readout. */
 double rc_model_loss(rc_model *m, const int *labels, const int *coarse_of, double *ce_out, int want_grad);
+
+/* The loss schedule (model.loss, docs/CONFIG.md) at training step `step` (the optimizer steps done before
+ * it, 0-based) of a run of total_steps (>= 1): the weight of each of m's R readouts in w_fine[R] and, for
+ * coarse-to-fine, of its coarse cross-entropy in w_coarse[R]. Only curriculum depends on the step. The
+ * progressive loss's weights are drawn per step by the trainer; these are its fixed part (the last readout). */
+void rc_model_loss_weights(const rc_model *m, long step, long total_steps, float *w_fine, float *w_coarse);
+/* Set m->w_fine, m->w_coarse (what rc_model_loss uses) to the schedule at step of total_steps; the trainer
+ * calls it before every step; rc_model_build sets step 0 of 1. */
+void rc_model_set_loss_weights(rc_model *m, long step, long total_steps);
 
 /* Dense readouts: per-position softmax cross-entropy of every readout, mean over the unmasked positions of
  * the batch, weighted by w[r] (NULL: the schedule's w_fine); writes every readout's logits gradient when

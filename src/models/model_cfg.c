@@ -15,7 +15,7 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
     static const char *unrolls[] = {"sequential", "lockstep", NULL};
     static const char *norms[] = {"none", "batch", "batch_per_iter", NULL};
     static const char *heads[] = {"shared", "per_iter", NULL};
-    static const char *losses[] = {"final", "every", "increasing", "coarse-to-fine", "progressive", NULL};
+    static const char *losses[] = {"final", "every", "increasing", "coarse-to-fine", "progressive", "curriculum", NULL};
     static const char *readouts[] = {"pool", "dense", NULL};
     static const char *haltings[] = {"none", "ponder", NULL};
     if (rc_ini_count(ini, "model") > 1) {

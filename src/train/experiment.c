@@ -20,18 +20,13 @@
 #include "models/model.h"
 #include "trainer.h"
 #include "io/files.h"
+#include "io/table.h"
 
 #define QUICK_TRAIN_IMAGES 4096
 #define QUICK_TEST_IMAGES 1000
 #define MAX_SPLITS 32
 
 /* ---- small helpers ---------------------------------------------------------------------------- */
-
-static rc_status sb_save(const rc_strbuf *s, const char *dir, const char *file) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, file);
-    return rc_write_file_atomic(path, s->buf ? s->buf : "", s->len);
-}
 
 /* Whole file as a NUL-terminated string (NULL if it cannot be read). */
 static char *slurp(const char *path) { return rc_read_text_file(path, (size_t)1 << 30, NULL); }
@@ -181,30 +176,42 @@ static double seed_sd(const sub_result *r, int t, int coarse) {
     return sqrt(ss / (r->nseeds - 1));
 }
 
+/* A column of the CSV only. */
+static void csv_only(rc_table *t, const char *name, const char *fmt) { rc_table_col(t, name, NULL, fmt, RC_ALIGN_RIGHT); }
+
 /* CSV columns for seeds > 1 (nothing for one seed): MEAS_std for every measure, seeds, then
  * MEAS_seedK for every measure and seed. */
-static void csv_seed_header(rc_strbuf *csv, int nseeds, const char *const *meas, int nm) {
+static void seed_cols(rc_table *csv, int nseeds, const char *const *meas, int nm) {
     if (nseeds < 2) return;
-    for (int m = 0; m < nm; m++) rc_sb_printf(csv, ",%s_std", meas[m]);
-    rc_sb_printf(csv, ",seeds");
+    char name[96];
+    for (int m = 0; m < nm; m++) {
+        snprintf(name, sizeof name, "%s_std", meas[m]);
+        csv_only(csv, name, "%.4f");
+    }
+    csv_only(csv, "seeds", "%.0f");
     for (int m = 0; m < nm; m++)
-        for (int k = 1; k <= nseeds; k++) rc_sb_printf(csv, ",%s_seed%d", meas[m], k);
+        for (int k = 1; k <= nseeds; k++) {
+            snprintf(name, sizeof name, "%s_seed%d", meas[m], k);
+            csv_only(csv, name, "%.4f");
+        }
 }
 
 /* The values of those columns for readout t; measures: accuracy, then coarse accuracy when nm = 2. */
-static void csv_seed_row(rc_strbuf *csv, const sub_result *r, int t, int nm) {
+static void seed_cells(rc_table *csv, const sub_result *r, int t, int nm) {
     if (r->nseeds < 2) return;
-    for (int m = 0; m < nm; m++) rc_sb_printf(csv, ",%.4f", seed_sd(r, t, m));
-    rc_sb_printf(csv, ",%d", r->nseeds);
+    for (int m = 0; m < nm; m++) rc_table_num(csv, seed_sd(r, t, m));
+    rc_table_num(csv, r->nseeds);
     for (int m = 0; m < nm; m++)
-        for (int k = 0; k < r->nseeds; k++) rc_sb_printf(csv, ",%.4f", (m ? r->seed_coarse : r->seed_acc)[k * r->R + t]);
+        for (int k = 0; k < r->nseeds; k++) rc_table_num(csv, (m ? r->seed_coarse : r->seed_acc)[k * r->R + t]);
 }
 
-/* A Markdown cell: accuracy in % (" 85.12 |"), with " ± sd" over seeds. */
-static void md_acc(rc_strbuf *md, const sub_result *r, int t, int coarse) {
-    rc_sb_printf(md, " %.2f", 100 * (coarse ? r->coarse[t] : r->acc[t]));
-    if (r->nseeds > 1) rc_sb_printf(md, " ± %.2f", 100 * seed_sd(r, t, coarse));
-    rc_sb_printf(md, " |");
+/* A Markdown cell: accuracy in % ("85.12"), with " ± sd" over seeds. */
+static void acc_cell(rc_table *md, const sub_result *r, int t, int coarse) {
+    double v = 100 * (coarse ? r->coarse[t] : r->acc[t]);
+    if (r->nseeds > 1)
+        rc_table_text(md, "%.2f ± %.2f", v, 100 * seed_sd(r, t, coarse));
+    else
+        rc_table_text(md, "%.2f", v);
 }
 
 /* The sentence the Markdown tables get for seeds > 1. */
@@ -397,18 +404,26 @@ static rc_status figure(const rc_exp_opts *o, const char *name, const rc_plot *p
     return RC_OK;
 }
 
-/* Common output: STEM.csv and STEM.md (atomically), then the figure when p is given; frees both buffers. */
-static rc_status save_outputs(const rc_exp_opts *o, const char *stem, rc_strbuf *csv, rc_strbuf *md, const rc_plot *p) {
-    char file[256];
-    snprintf(file, sizeof file, "%s.csv", stem);
-    rc_status st = sb_save(csv, o->out_dir, file);
-    snprintf(file, sizeof file, "%s.md", stem);
-    if (!st) st = sb_save(md, o->out_dir, file);
+/* OUT/STEM.EXT */
+static void out_path(char *path, size_t n, const rc_exp_opts *o, const char *stem, const char *ext) {
+    snprintf(path, n, "%s/%s.%s", o->out_dir, stem, ext);
+}
+
+/* Common output: STEM.csv (the table csv) and STEM.md (the text md, then the table tab: csv itself when
+ * tab is NULL), atomically, then the figure when p is given; frees the tables and the text. */
+static rc_status save_outputs(const rc_exp_opts *o, const char *stem, rc_table *csv, rc_strbuf *md, rc_table *tab,
+                              const rc_plot *p) {
+    char path[4200];
+    out_path(path, sizeof path, o, stem, "csv");
+    rc_status st = rc_table_write_csv(csv, path);
+    out_path(path, sizeof path, o, stem, "md");
+    if (!st) st = rc_table_write_md(tab ? tab : csv, md->buf, path);
     if (!st && p) st = figure(o, stem, p);
     if (!st) say(o, "wrote %s/%s.csv and %s.md", o->out_dir, stem, stem);
-    free(csv->buf);
+    rc_table_free(csv);
+    if (tab) rc_table_free(tab);
     free(md->buf);
-    csv->buf = md->buf = NULL;
+    md->buf = NULL;
     return st;
 }
 
@@ -452,39 +467,55 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
             goto done;
         }
     int R = res[0].R;
-    rc_strbuf csv = {0}, md = {0};
+    rc_strbuf md = {0};
+    rc_table csv = {0}, tab = {0}; /* the CSV: a row per run and iteration; the Markdown: a row per run */
     static const char *meas[1] = {"accuracy"};
-    rc_sb_printf(&csv, "run,tied,loss,params,mflops,effective_depth,train_seconds,iteration,accuracy");
-    csv_seed_header(&csv, o->seeds, meas, 1);
-    rc_sb_printf(&csv, "\n");
+    static const char *cols[] = {"run", "tied", "loss", "params", "mflops", "effective_depth", "train_seconds",
+                                 "iteration", "accuracy"};
+    static const char *fmts[] = {NULL, NULL, NULL, "%.0f", "%.4f", "%.0f", "%.1f", "%.0f", "%.4f"};
+    for (int c = 0; c < 9; c++) csv_only(&csv, cols[c], fmts[c]);
+    seed_cols(&csv, o->seeds, meas, 1);
+    for (int c = 0; c < 4; c++) rc_table_col(&tab, NULL, cols[c], fmts[c], c < 3 ? RC_ALIGN_LEFT : RC_ALIGN_RIGHT);
+    for (int t = 1; t <= R; t++) {
+        char it[32];
+        snprintf(it, sizeof it, "iter %d", t);
+        rc_table_col(&tab, NULL, it, NULL, RC_ALIGN_RIGHT);
+    }
+    rc_table_col(&tab, NULL, "train s", "%.0f", RC_ALIGN_RIGHT);
     md_header(&md, "Table 4 at matched effective depth: tying x loss schedule", base_cfg, o, &tc);
     md_seeds_note(&md, o);
     rc_sb_printf(&md, "Test accuracy (%%) of the shared readout after every iteration of the top area. All four "
                    "have the same unrolled graph (effective depth %d, %.2f MFLOP/image); `final` trains only the "
                    "last readout, `every` averages the loss over all %d.\n\n",
               res[0].nb.depth, res[0].nb.flops / 1e6, R);
-    rc_sb_printf(&md, "| run | tied | loss | params |");
-    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " iter %d |", t);
-    rc_sb_printf(&md, " train s |\n| --- | --- | --- | ---: |");
-    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " ---: |");
-    rc_sb_printf(&md, " ---: |\n");
     double xs[RC_MAX_READOUTS], ys[4][RC_MAX_READOUTS];
     char titles[4][96];
     rc_plot p;
     memset(&p, 0, sizeof p);
     for (int v = 0; v < 4; v++) {
         const sub_result *r = &res[v];
-        rc_sb_printf(&md, "| %s | %s | %s | %zu |", r->name, v / 2 ? "no" : "yes", loss_w[v % 2], r->nb.params);
+        rc_table_row(&tab);
+        rc_table_text(&tab, "%s", r->name);
+        rc_table_text(&tab, "%s", v / 2 ? "no" : "yes");
+        rc_table_text(&tab, "%s", loss_w[v % 2]);
+        rc_table_num(&tab, (double)r->nb.params);
         for (int t = 0; t < R; t++) {
-            rc_sb_printf(&csv, "%s,%s,%s,%zu,%.4f,%d,%.1f,%d,%.4f", r->name, v / 2 ? "no" : "yes", loss_w[v % 2],
-                      r->nb.params, r->nb.flops / 1e6, r->nb.depth, r->train_seconds, t + 1, r->acc[t]);
-            csv_seed_row(&csv, r, t, 1);
-            rc_sb_printf(&csv, "\n");
-            md_acc(&md, r, t, 0);
+            rc_table_row(&csv);
+            rc_table_text(&csv, "%s", r->name);
+            rc_table_text(&csv, "%s", v / 2 ? "no" : "yes");
+            rc_table_text(&csv, "%s", loss_w[v % 2]);
+            rc_table_num(&csv, (double)r->nb.params);
+            rc_table_num(&csv, r->nb.flops / 1e6);
+            rc_table_num(&csv, r->nb.depth);
+            rc_table_num(&csv, r->train_seconds);
+            rc_table_num(&csv, t + 1);
+            rc_table_num(&csv, r->acc[t]);
+            seed_cells(&csv, r, t, 1);
+            acc_cell(&tab, r, t, 0);
             xs[t] = t + 1;
             ys[v][t] = 100 * r->acc[t];
         }
-        rc_sb_printf(&md, " %.0f |\n", r->train_seconds);
+        rc_table_num(&tab, r->train_seconds);
         snprintf(titles[v], sizeof titles[v], "%s, loss %s (%zu params)", v / 2 ? "untied" : "tied", loss_w[v % 2],
                  r->nb.params);
         eb[v] = err_bars(r, 0);
@@ -499,7 +530,7 @@ rc_status rc_exp_table4(const char *base_cfg, const rc_exp_opts *o) {
     p.xlabel = "iteration of the top area (readout)";
     p.ylabel = "test accuracy (%)";
     p.integer_x = 1;
-    st = save_outputs(o, "table4", &csv, &md, &p);
+    st = save_outputs(o, "table4", &csv, &md, &tab, &p);
 done:
     for (int v = 0; v < 4; v++) {
         sub_free(&res[v]);
@@ -629,12 +660,25 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
             nrun++;
         }
     }
-    rc_strbuf csv = {0}, md = {0};
+    rc_strbuf md = {0};
+    rc_table csv = {0}; /* one table: some columns in one of the CSV and the Markdown only */
     static const char *meas[1] = {"accuracy"};
-    rc_sb_printf(&csv, "run,areas_K,iterations_T,width_matched,channels,params,units_per_step,units_unrolled,mflops,"
-                    "effective_depth,train_seconds,accuracy");
-    csv_seed_header(&csv, o->seeds, meas, 1);
-    rc_sb_printf(&csv, "\n");
+    rc_table_col(&csv, "run", "run", NULL, RC_ALIGN_LEFT);
+    rc_table_col(&csv, "areas_K", "K", "%.0f", RC_ALIGN_RIGHT);
+    rc_table_col(&csv, "iterations_T", "T", "%.0f", RC_ALIGN_RIGHT);
+    csv_only(&csv, "width_matched", NULL);
+    rc_table_col(&csv, "channels", "width", "%.0f", RC_ALIGN_RIGHT);
+    rc_table_col(&csv, "params", "params", "%.0f", RC_ALIGN_RIGHT);
+    rc_table_col(&csv, "units_per_step", "units", "%.0f", RC_ALIGN_RIGHT);
+    rc_table_col(&csv, "units_unrolled", "units unrolled", "%.0f", RC_ALIGN_RIGHT);
+    csv_only(&csv, "mflops", "%.4f");
+    rc_table_col(&csv, NULL, "MFLOP/image", "%.2f", RC_ALIGN_RIGHT);
+    rc_table_col(&csv, "effective_depth", "depth", "%.0f", RC_ALIGN_RIGHT);
+    csv_only(&csv, "train_seconds", "%.1f");
+    csv_only(&csv, "accuracy", "%.4f");
+    seed_cols(&csv, o->seeds, meas, 1);
+    rc_table_col(&csv, NULL, "accuracy %", NULL, RC_ALIGN_RIGHT);
+    rc_table_col(&csv, NULL, "train s", "%.0f", RC_ALIGN_RIGHT);
     md_header(&md, "Depth from recurrence vs depth from distinct layers", base_cfg, o, &tc);
     md_seeds_note(&md, o);
     rc_sb_printf(&md, "Effective depth %d split into K areas of T = %d/K tied iterations (`KxT`; K = 1 fully recurrent, "
@@ -643,8 +687,6 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
                    "Units: channels x H x W summed over areas (distinct neurons; x T for the unrolled count). "
                    "Accuracy: test, last readout.\n\n",
               depth, depth, depth, base_channels, target);
-    rc_sb_printf(&md, "| run | K | T | width | params | units | units unrolled | MFLOP/image | depth | accuracy %% | "
-                   "train s |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n");
     double px[2][MAX_SPLITS], ux[2][MAX_SPLITS], fx[2][MAX_SPLITS], ay[2][MAX_SPLITS], ey[2][MAX_SPLITS];
     char lab[2][MAX_SPLITS][24];
     const char *labp[2][MAX_SPLITS];
@@ -653,15 +695,23 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         const split_run *s = &runs[i];
         const sub_result *r = &s->r;
         double acc = r->acc[r->R - 1];
-        rc_sb_printf(&csv, "%s,%d,%d,%s,%d,%zu,%ld,%ld,%.4f,%d,%.1f,%.4f", r->name, s->K, s->T, s->matched ? "yes" : "no",
-                  s->channels, r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth,
-                  r->train_seconds, acc);
-        csv_seed_row(&csv, r, r->R - 1, 1);
-        rc_sb_printf(&csv, "\n");
-        rc_sb_printf(&md, "| %s | %d | %d | %d | %zu | %ld | %ld | %.2f | %d |", r->name, s->K, s->T, s->channels,
-                     r->nb.params, r->nb.units_step, r->nb.units_unrolled, r->nb.flops / 1e6, r->nb.depth);
-        md_acc(&md, r, r->R - 1, 0);
-        rc_sb_printf(&md, " %.0f |\n", r->train_seconds);
+        rc_table_row(&csv);
+        rc_table_text(&csv, "%s", r->name);
+        rc_table_num(&csv, s->K);
+        rc_table_num(&csv, s->T);
+        rc_table_text(&csv, "%s", s->matched ? "yes" : "no");
+        rc_table_num(&csv, s->channels);
+        rc_table_num(&csv, (double)r->nb.params);
+        rc_table_num(&csv, (double)r->nb.units_step);
+        rc_table_num(&csv, (double)r->nb.units_unrolled);
+        rc_table_num(&csv, r->nb.flops / 1e6);
+        rc_table_num(&csv, r->nb.flops / 1e6);
+        rc_table_num(&csv, r->nb.depth);
+        rc_table_num(&csv, r->train_seconds);
+        rc_table_num(&csv, acc);
+        seed_cells(&csv, r, r->R - 1, 1);
+        acc_cell(&csv, r, r->R - 1, 0);
+        rc_table_num(&csv, r->train_seconds);
         /* series 0: base width (all splits, including K = D); series 1: width-matched twins and K = D */
         for (int w = 0; w < 2; w++) {
             if ((w == 0 && s->matched) || (w == 1 && !s->matched && s->K != depth)) continue;
@@ -686,7 +736,7 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
                                 "units (distinct neurons: channels x H x W summed over areas, log scale)",
                                 "forward MFLOP per image (log scale)"};
     static const char *what[3] = {"params", "units", "compute"};
-    st = save_outputs(o, "tradeoff", &csv, &md, NULL);
+    st = save_outputs(o, "tradeoff", &csv, &md, NULL, NULL);
     for (int f = 0; f < 3 && !st; f++) {
         rc_plot p;
         memset(&p, 0, sizeof p);
@@ -742,21 +792,28 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
         }
     }
     int R = res[0].R;
-    rc_strbuf csv = {0}, md = {0};
+    rc_strbuf md = {0};
+    rc_table csv = {0}, tab = {0}; /* the CSV: a row per run and iteration; the Markdown: per run and measure */
     static const char *meas[2] = {"fine_accuracy", "coarse_accuracy"};
-    rc_sb_printf(&csv, "run,loss,iteration,fine_accuracy,coarse_accuracy");
-    csv_seed_header(&csv, o->seeds, meas, 2);
-    rc_sb_printf(&csv, "\n");
+    csv_only(&csv, "run", NULL);
+    csv_only(&csv, "loss", NULL);
+    csv_only(&csv, "iteration", "%.0f");
+    csv_only(&csv, "fine_accuracy", "%.4f");
+    csv_only(&csv, "coarse_accuracy", "%.4f");
+    seed_cols(&csv, o->seeds, meas, 2);
+    rc_table_col(&tab, NULL, "run", NULL, RC_ALIGN_LEFT);
+    rc_table_col(&tab, NULL, "measure", NULL, RC_ALIGN_LEFT);
+    for (int t = 1; t <= R; t++) {
+        char it[32];
+        snprintf(it, sizeof it, "iter %d", t);
+        rc_table_col(&tab, NULL, it, NULL, RC_ALIGN_RIGHT);
+    }
     md_header(&md, "Coarse to fine: accuracy at every iteration", base_cfg, o, &tc);
     md_seeds_note(&md, o);
     rc_sb_printf(&md, "Fine (class) and coarse (taxonomy group) test accuracy (%%) of the readout after every "
                    "iteration. `coarse-to-fine` weights readout t's loss between the coarse term (early) and the "
                    "fine term (late); `every` uses the fine loss at every readout. Coarse prediction: the group "
-                   "with the largest summed probability.\n\n| run | measure |");
-    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " iter %d |", t);
-    rc_sb_printf(&md, "\n| --- | --- |");
-    for (int t = 1; t <= R; t++) rc_sb_printf(&md, " ---: |");
-    rc_sb_printf(&md, "\n");
+                   "with the largest summed probability.\n\n");
     double xs[RC_MAX_READOUTS], ys[4][RC_MAX_READOUTS];
     char titles[4][96];
     rc_plot p;
@@ -764,17 +821,22 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     for (int v = 0; v < 2; v++) {
         const sub_result *r = &res[v];
         for (int t = 0; t < R; t++) {
-            rc_sb_printf(&csv, "%s,%s,%d,%.4f,%.4f", r->name, loss_w[v], t + 1, r->acc[t], r->coarse[t]);
-            csv_seed_row(&csv, r, t, 2);
-            rc_sb_printf(&csv, "\n");
+            rc_table_row(&csv);
+            rc_table_text(&csv, "%s", r->name);
+            rc_table_text(&csv, "%s", loss_w[v]);
+            rc_table_num(&csv, t + 1);
+            rc_table_num(&csv, r->acc[t]);
+            rc_table_num(&csv, r->coarse[t]);
+            seed_cells(&csv, r, t, 2);
             xs[t] = t + 1;
             ys[2 * v][t] = 100 * r->acc[t];
             ys[2 * v + 1][t] = 100 * r->coarse[t];
         }
         for (int c = 0; c < 2; c++) {
-            rc_sb_printf(&md, "| %s | %s |", r->name, c ? "coarse" : "fine");
-            for (int t = 0; t < R; t++) md_acc(&md, r, t, c);
-            rc_sb_printf(&md, "\n");
+            rc_table_row(&tab);
+            rc_table_text(&tab, "%s", r->name);
+            rc_table_text(&tab, "%s", c ? "coarse" : "fine");
+            for (int t = 0; t < R; t++) acc_cell(&tab, r, t, c);
             snprintf(titles[2 * v + c], sizeof titles[0], "%s accuracy, loss %s", c ? "coarse" : "fine", loss_w[v]);
             eb[2 * v + c] = err_bars(r, c);
             p.series[2 * v + c] =
@@ -791,7 +853,7 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     p.ylabel = "test accuracy (%)";
     p.integer_x = 1;
     p.key_pos = "bottom right";
-    st = save_outputs(o, "coarse_fine", &csv, &md, &p);
+    st = save_outputs(o, "coarse_fine", &csv, &md, &tab, &p);
 done:
     for (int v = 0; v < 2; v++) sub_free(&res[v]);
     for (int v = 0; v < 4; v++) free(eb[v]);
@@ -849,59 +911,6 @@ static rc_status resolve_run(const char *run_dir, const char *base_cfg, const rc
     return resolve_run_seed(run_dir, base_cfg, o, 0, dir, n);
 }
 
-/* A CSV as text cells: row 0 the header; empty cells kept. */
-typedef struct {
-    int rows, cols;
-    char **cell; /* [row * cols + col], pointers into text */
-    char *text;
-} csv_table;
-
-static void csv_free(csv_table *t) {
-    free(t->cell);
-    free(t->text);
-    memset(t, 0, sizeof *t);
-}
-
-static rc_status csv_load(const char *path, csv_table *t) {
-    memset(t, 0, sizeof *t);
-    t->text = slurp(path);
-    if (!t->text) return rc_fail("cannot read %s: %s", path, strerror(errno));
-    int cap = 0;
-    for (char *line = t->text, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next) *next++ = 0;
-        int nc = 1;
-        for (char *c = line; *c; c++) nc += *c == ',';
-        if (t->rows == 0) t->cols = nc;
-        if (nc != t->cols) {
-            csv_free(t);
-            return rc_fail("%s: row %d has %d cells, the header %d", path, t->rows + 1, nc, t->cols);
-        }
-        if ((t->rows + 1) * t->cols > cap) {
-            cap = 2 * (t->rows + 1) * t->cols;
-            t->cell = rc_xrealloc(t->cell, (size_t)cap * sizeof(char *));
-        }
-        char *c = line;
-        for (int j = 0; j < nc; j++) {
-            t->cell[t->rows * t->cols + j] = c;
-            c = strchr(c, ',');
-            if (c) *c++ = 0;
-        }
-        t->rows++;
-    }
-    if (t->rows < 2) {
-        csv_free(t);
-        return rc_fail("%s has no rows", path);
-    }
-    return RC_OK;
-}
-
-static int csv_col(const csv_table *t, const char *name) {
-    for (int j = 0; j < t->cols; j++)
-        if (!strcmp(t->cell[j], name)) return j;
-    return -1;
-}
-
 /* One seed's study of its own run (early-exit or more-iterations), writing into o->out_dir. */
 typedef rc_status (*study_fn)(const char *run_dir, const char *base_cfg, int arg, const rc_exp_opts *o);
 
@@ -911,10 +920,10 @@ typedef rc_status (*study_fn)(const char *run_dir, const char *base_cfg, int arg
  * seeds and V_seedK columns; the other columns must agree across seeds. *merged gets the merged table's
  * means and standard deviations: mean[v * rows + i], sd[v * rows + i] for data row i. */
 static rc_status over_seeds(const char *stem, const char *base_cfg, int arg, const rc_exp_opts *o, study_fn one,
-                            const char *vals, csv_table *t1, double **mean, double **sd) {
+                            const char *vals, rc_table *t1, double **mean, double **sd) {
     int N = o->seeds;
-    csv_table *tab = rc_xcalloc((size_t)N, sizeof(csv_table));
-    rc_strbuf csv = {0};
+    rc_table *tab = rc_xcalloc((size_t)N, sizeof(rc_table));
+    rc_table csv = {0};
     rc_status st = RC_ERR;
     char dir[4096], sub[4096], path[4200];
     int vcol[16], nv = 0;
@@ -927,9 +936,9 @@ static rc_status over_seeds(const char *stem, const char *base_cfg, int arg, con
         ok.out_dir = sub;
         if (rc_mkdirs(sub) || one(dir, base_cfg, arg, &ok)) goto done;
         snprintf(path, sizeof path, "%s/%s.csv", sub, stem);
-        if (csv_load(path, &tab[k - 1])) goto done;
-        if (tab[k - 1].rows != tab[0].rows || tab[k - 1].cols != tab[0].cols) {
-            rc_fail("%s: %d rows, seed 1's has %d", path, tab[k - 1].rows, tab[0].rows);
+        if (rc_table_read_csv(path, &tab[k - 1])) goto done;
+        if (tab[k - 1].nrows != tab[0].nrows || tab[k - 1].ncols != tab[0].ncols) {
+            rc_fail("%s: %d rows, seed 1's has %d", path, tab[k - 1].nrows + 1, tab[0].nrows + 1);
             goto done;
         }
     }
@@ -938,7 +947,7 @@ static rc_status over_seeds(const char *stem, const char *base_cfg, int arg, con
         snprintf(vl, sizeof vl, "%s", vals);
         char *save = NULL;
         for (char *v = strtok_r(vl, ",", &save); v && nv < 16; v = strtok_r(NULL, ",", &save)) {
-            vcol[nv] = csv_col(&tab[0], v);
+            vcol[nv] = rc_table_find(&tab[0], v);
             if (vcol[nv] < 0) {
                 rc_fail("%s/seed1/%s.csv has no column %s", o->out_dir, stem, v);
                 goto done;
@@ -946,60 +955,72 @@ static rc_status over_seeds(const char *stem, const char *base_cfg, int arg, con
             nv++;
         }
     }
-    int rows = tab[0].rows - 1, C = tab[0].cols;
+    int rows = tab[0].nrows, C = tab[0].ncols;
     *mean = rc_xcalloc((size_t)nv * rows + 1, sizeof(double));
     *sd = rc_xcalloc((size_t)nv * rows + 1, sizeof(double));
-    for (int j = 0; j < C; j++) rc_sb_printf(&csv, "%s%s", j ? "," : "", tab[0].cell[j]);
-    for (int v = 0; v < nv; v++) rc_sb_printf(&csv, ",%s_std", tab[0].cell[vcol[v]]);
-    rc_sb_printf(&csv, ",seeds");
+    /* the columns: seed 1's (the values' means), V_std for every value, seeds, V_seedK */
+    char name[160];
+    for (int j = 0; j < C; j++) {
+        int v = 0;
+        while (v < nv && vcol[v] != j) v++;
+        csv_only(&csv, tab[0].cols[j].csv, v < nv ? "%.4f" : NULL);
+    }
+    for (int v = 0; v < nv; v++) {
+        snprintf(name, sizeof name, "%s_std", tab[0].cols[vcol[v]].csv);
+        csv_only(&csv, name, "%.4f");
+    }
+    csv_only(&csv, "seeds", "%.0f");
     for (int v = 0; v < nv; v++)
-        for (int k = 1; k <= N; k++) rc_sb_printf(&csv, ",%s_seed%d", tab[0].cell[vcol[v]], k);
-    rc_sb_printf(&csv, "\n");
-    for (int i = 1; i <= rows; i++) {
+        for (int k = 1; k <= N; k++) {
+            snprintf(name, sizeof name, "%s_seed%d", tab[0].cols[vcol[v]].csv, k);
+            csv_only(&csv, name, NULL);
+        }
+    for (int i = 0; i < rows; i++) {
+        rc_table_row(&csv);
         for (int j = 0; j < C; j++) {
+            const char *c0 = rc_table_get(&tab[0], i, j);
             int v = 0;
             while (v < nv && vcol[v] != j) v++;
             if (v == nv) { /* a key column: the same for every seed */
                 for (int k = 1; k < N; k++)
-                    if (strcmp(tab[k].cell[i * C + j], tab[0].cell[i * C + j])) {
-                        rc_fail("%s: seed %d's row %d has %s = %s, seed 1's %s", stem, k + 1, i, tab[0].cell[j],
-                                tab[k].cell[i * C + j], tab[0].cell[i * C + j]);
+                    if (strcmp(rc_table_get(&tab[k], i, j), c0)) {
+                        rc_fail("%s: seed %d's row %d has %s = %s, seed 1's %s", stem, k + 1, i + 1,
+                                tab[0].cols[j].csv, rc_table_get(&tab[k], i, j), c0);
                         goto done;
                     }
-                rc_sb_printf(&csv, "%s%s", j ? "," : "", tab[0].cell[i * C + j]);
+                rc_table_text(&csv, "%s", c0);
+                continue;
+            }
+            if (!*c0) { /* an empty cell (no coarse accuracy): stays empty */
+                rc_table_skip(&csv);
                 continue;
             }
             double m = 0, ss = 0;
-            if (!*tab[0].cell[i * C + j]) { /* an empty cell (no coarse accuracy): stays empty */
-                rc_sb_printf(&csv, "%s", j ? "," : "");
-                continue;
-            }
-            for (int k = 0; k < N; k++) m += atof(tab[k].cell[i * C + j]) / N;
-            for (int k = 0; k < N; k++) ss += (atof(tab[k].cell[i * C + j]) - m) * (atof(tab[k].cell[i * C + j]) - m);
-            (*mean)[v * rows + i - 1] = m;
-            (*sd)[v * rows + i - 1] = sqrt(ss / (N - 1));
-            rc_sb_printf(&csv, "%s%.4f", j ? "," : "", m);
+            for (int k = 0; k < N; k++) m += atof(rc_table_get(&tab[k], i, j)) / N;
+            for (int k = 0; k < N; k++)
+                ss += (atof(rc_table_get(&tab[k], i, j)) - m) * (atof(rc_table_get(&tab[k], i, j)) - m);
+            (*mean)[v * rows + i] = m;
+            (*sd)[v * rows + i] = sqrt(ss / (N - 1));
+            rc_table_num(&csv, m);
         }
         for (int v = 0; v < nv; v++)
-            if (*tab[0].cell[i * C + vcol[v]])
-                rc_sb_printf(&csv, ",%.4f", (*sd)[v * rows + i - 1]);
+            if (*rc_table_get(&tab[0], i, vcol[v]))
+                rc_table_num(&csv, (*sd)[v * rows + i]);
             else
-                rc_sb_printf(&csv, ",");
-        rc_sb_printf(&csv, ",%d", N);
+                rc_table_skip(&csv);
+        rc_table_num(&csv, N);
         for (int v = 0; v < nv; v++)
-            for (int k = 0; k < N; k++) rc_sb_printf(&csv, ",%s", tab[k].cell[i * C + vcol[v]]);
-        rc_sb_printf(&csv, "\n");
+            for (int k = 0; k < N; k++) rc_table_text(&csv, "%s", rc_table_get(&tab[k], i, vcol[v]));
     }
-    char file[128];
-    snprintf(file, sizeof file, "%s.csv", stem);
-    if (sb_save(&csv, o->out_dir, file)) goto done;
+    out_path(path, sizeof path, o, stem, "csv");
+    if (rc_table_write_csv(&csv, path)) goto done;
     *t1 = tab[0];
     memset(&tab[0], 0, sizeof tab[0]);
     st = RC_OK;
 done:
-    for (int k = 0; k < N; k++) csv_free(&tab[k]);
+    for (int k = 0; k < N; k++) rc_table_free(&tab[k]);
     free(tab);
-    free(csv.buf);
+    rc_table_free(&csv);
     if (st) {
         free(*mean);
         free(*sd);
@@ -1008,9 +1029,6 @@ done:
     return st;
 }
 
-/* A trained run's model built for batch B with every tied area unrolled `iters` steps (0: as trained).
- * The checkpoint is loaded into the model as trained, then params are copied by name (the builder
- * names steps past the trained T after step T, and steps before it exist in the trained model). */
 static rc_status load_run_model(const char *run_dir, int batch, int iters, rc_model *m, rc_train_cfg *tc) {
     char ckpt[4200];
     struct stat sb;
@@ -1057,23 +1075,19 @@ static rc_status load_run_model(const char *run_dir, int batch, int iters, rc_mo
     return RC_OK;
 }
 
-/* Test split normalised with the training split's statistics, optionally the first `limit` images. */
-static rc_status load_test(const char *spec, int limit, rc_dataset *test) {
-    rc_dataset train = {0};
-    memset(test, 0, sizeof *test);
-    rc_status st = RC_ERR;
-    if (rc_dataset_load(spec, 1, &train) || rc_dataset_load(spec, 0, test) || rc_dataset_copy_stats(test, &train))
-        goto done;
-    if (limit > 0 && limit < test->n) {
-        if (rc_dataset_truncate(test, limit)) goto done;
-    }
-    st = RC_OK;
-done:
-    rc_dataset_free(&train);
-    if (st) rc_dataset_free(test);
-    return st;
+/* The run an early-exit or more-iterations study reads (run_dir, or the base config's tied-every run, trained
+ * if needed) into dir, its model built for batch B unrolled iters steps (0: as trained) with its checkpoint
+ * loaded, and the threads set (--threads, else the run's). */
+static rc_status open_study(const char *run_dir, const char *base_cfg, int B, int iters, const rc_exp_opts *o,
+                            char *dir, size_t n, rc_model *m, rc_train_cfg *tc) {
+    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, n)) return RC_ERR;
+    if (o->threads > 0) rc_set_threads(o->threads);
+    if (load_run_model(dir, B, iters, m, tc)) return RC_ERR;
+    if (o->threads <= 0 && tc->threads > 0) rc_set_threads(tc->threads);
+    return RC_OK;
 }
 
+/* How many test images the studies of a trained run evaluate (0: all). */
 static int eval_limit(const rc_exp_opts *o) {
     if (o->eval_limit > 0) return o->eval_limit;
     return o->quick ? QUICK_TEST_IMAGES : 0;
@@ -1083,13 +1097,14 @@ static int eval_limit(const rc_exp_opts *o) {
  * then STEM.md (mean ± sd) and the figure with error bars. more = 1: more-iterations, 0: early-exit. */
 static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_exp_opts *o) {
     const char *stem = more ? "more_iterations" : "early_exit";
-    csv_table t;
+    rc_table t;
     double *mean = NULL, *sd = NULL;
     if (over_seeds(stem, base_cfg, arg, o, more ? rc_exp_more_iterations : rc_exp_early_exit,
                    more ? "accuracy,coarse_accuracy,mflops" : "accuracy,mean_iterations,mean_mflops", &t, &mean, &sd))
         return RC_ERR;
-    int rows = t.rows - 1, C = t.cols, T = 0;
+    int rows = t.nrows, T = 0;
     rc_strbuf md = {0};
+    rc_table tab = {0};
     rc_sb_printf(&md, "# %s\n\n", more ? "More iterations at test time" : "Early exit by confidence");
     md_seeds_note(&md, o);
     rc_sb_printf(&md, "The run of every seed was studied on its own (its table and figure: `%s/seedK/`); the base "
@@ -1103,12 +1118,17 @@ static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_e
     memset(&p, 0, sizeof p);
     char title[200], vl[48];
     if (more) {
-        int c_it = csv_col(&t, "iterations"), c_bt = csv_col(&t, "beyond_trained");
-        rc_sb_printf(&md, "| T' | accuracy %% | MFLOP/image |\n| ---: | ---: | ---: |\n");
+        int c_it = rc_table_find(&t, "iterations"), c_bt = rc_table_find(&t, "beyond_trained");
+        rc_table_col(&tab, NULL, "T'", NULL, RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, "accuracy %", NULL, RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, "MFLOP/image", "%.2f", RC_ALIGN_RIGHT);
         for (int i = 0; i < rows; i++) {
-            const char *it = t.cell[(i + 1) * C + c_it];
-            T += !strcmp(t.cell[(i + 1) * C + c_bt], "no");
-            rc_sb_printf(&md, "| %s | %.2f ± %.2f | %.2f |\n", it, 100 * mean[i], 100 * sd[i], mean[2 * rows + i]);
+            const char *it = rc_table_get(&t, i, c_it);
+            T += !strcmp(rc_table_get(&t, i, c_bt), "no");
+            rc_table_row(&tab);
+            rc_table_text(&tab, "%s", it);
+            rc_table_text(&tab, "%.2f ± %.2f", 100 * mean[i], 100 * sd[i]);
+            rc_table_num(&tab, mean[2 * rows + i]);
             xs[i] = atof(it);
             ys[i] = 100 * mean[i];
             es[i] = 100 * sd[i];
@@ -1122,25 +1142,31 @@ static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_e
         p.series[0] = (rc_plot_series){"last readout", rows, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0, es};
         p.nseries = 1;
     } else {
-        int c_kind = csv_col(&t, "kind"), c_th = csv_col(&t, "threshold"), c_it = csv_col(&t, "iteration");
-        rc_sb_printf(&md, "| exit rule | accuracy %% | mean iterations | mean MFLOP/image |\n| --- | ---: | ---: | ---: |\n");
+        int c_kind = rc_table_find(&t, "kind"), c_th = rc_table_find(&t, "threshold");
+        int c_it = rc_table_find(&t, "iteration");
+        rc_table_col(&tab, NULL, "exit rule", NULL, RC_ALIGN_LEFT);
+        rc_table_col(&tab, NULL, "accuracy %", NULL, RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, "mean iterations", "%.2f", RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, "mean MFLOP/image", NULL, RC_ALIGN_RIGHT);
         int nf = 0;
-        for (int i = 0; i < rows; i++) nf += !strcmp(t.cell[(i + 1) * C + c_kind], "fixed");
+        for (int i = 0; i < rows; i++) nf += !strcmp(rc_table_get(&t, i, c_kind), "fixed");
         for (int i = 0; i < rows; i++) {
-            int fixed = !strcmp(t.cell[(i + 1) * C + c_kind], "fixed");
+            int fixed = !strcmp(rc_table_get(&t, i, c_kind), "fixed");
+            rc_table_row(&tab);
             if (fixed)
-                rc_sb_printf(&md, "| always iteration %s |", t.cell[(i + 1) * C + c_it]);
+                rc_table_text(&tab, "always iteration %s", rc_table_get(&t, i, c_it));
             else
-                rc_sb_printf(&md, "| P >= %g |", atof(t.cell[(i + 1) * C + c_th]));
-            rc_sb_printf(&md, " %.2f ± %.2f | %.2f | %.2f ± %.2f |\n", 100 * mean[i], 100 * sd[i], mean[rows + i],
-                         mean[2 * rows + i], sd[2 * rows + i]);
+                rc_table_text(&tab, "P >= %g", atof(rc_table_get(&t, i, c_th)));
+            rc_table_text(&tab, "%.2f ± %.2f", 100 * mean[i], 100 * sd[i]);
+            rc_table_num(&tab, mean[rows + i]);
+            rc_table_text(&tab, "%.2f ± %.2f", mean[2 * rows + i], sd[2 * rows + i]);
             xs[i] = mean[2 * rows + i];
             ys[i] = 100 * mean[i];
             es[i] = 100 * sd[i];
             if (fixed)
-                snprintf(lab[i], sizeof lab[i], "t=%s", t.cell[(i + 1) * C + c_it]);
+                snprintf(lab[i], sizeof lab[i], "t=%s", rc_table_get(&t, i, c_it));
             else
-                snprintf(lab[i], sizeof lab[i], "%g", atof(t.cell[(i + 1) * C + c_th]));
+                snprintf(lab[i], sizeof lab[i], "%g", atof(rc_table_get(&t, i, c_th)));
             labp[i] = lab[i];
         }
         snprintf(title, sizeof title, "Early exit: accuracy vs mean compute (%d seeds)", o->seeds);
@@ -1153,12 +1179,13 @@ static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_e
     p.title = title;
     p.ylabel = "test accuracy (%)";
     p.percent_y = 1;
-    char file[64];
-    snprintf(file, sizeof file, "%s.md", stem);
-    rc_status st = sb_save(&md, o->out_dir, file);
+    char path[4200];
+    out_path(path, sizeof path, o, stem, "md");
+    rc_status st = rc_table_write_md(&tab, md.buf, path);
     if (!st) st = figure(o, stem, &p);
     if (!st) say(o, "wrote %s/%s.csv and %s.md (mean over %d seeds)", o->out_dir, stem, stem, o->seeds);
     free(md.buf);
+    rc_table_free(&tab);
     free(xs);
     free(ys);
     free(es);
@@ -1166,23 +1193,20 @@ static rc_status study_seeds(int more, const char *base_cfg, int arg, const rc_e
     free(labp);
     free(mean);
     free(sd);
-    csv_free(&t);
+    rc_table_free(&t);
     return st;
 }
 
 rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int iterations, const rc_exp_opts *o) {
     if (!run_dir && o->seeds > 1) return study_seeds(0, base_cfg, iterations, o);
     char dir[4096];
-    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
-    if (o->threads > 0) rc_set_threads(o->threads);
     rc_model m;
     rc_train_cfg tc;
     const int B = 200;
-    if (load_run_model(dir, B, iterations, &m, &tc)) return RC_ERR;
-    if (o->threads <= 0 && tc.threads > 0) rc_set_threads(tc.threads);
+    if (open_study(run_dir, base_cfg, B, iterations, o, dir, sizeof dir, &m, &tc)) return RC_ERR;
     rc_dataset test;
     const char *spec = o->data ? o->data : tc.data;
-    if (load_test(spec, eval_limit(o), &test)) {
+    if (rc_dataset_load_eval(spec, 0, eval_limit(o), &test)) {
         rc_model_free(&m);
         return RC_ERR;
     }
@@ -1240,22 +1264,49 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
         for (int i = 0; i < N; i++) corr += right[(size_t)i * R + t];
         fx_acc[t] = (double)corr / N;
     }
-    rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "kind,threshold,iteration,accuracy,mean_iterations,mean_mflops\n");
-    for (int t = 0; t < R; t++)
-        rc_sb_printf(&csv, "fixed,,%d,%.4f,%d,%.4f\n", t + 1, fx_acc[t], t + 1, rflops[t] / 1e6);
-    for (int k = 0; k < NP; k++)
-        rc_sb_printf(&csv, "exit,%.4f,,%.4f,%.4f,%.4f\n", P[k], ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
+    rc_strbuf md = {0};
+    rc_table csv = {0}; /* one table: some columns in one of the CSV and the Markdown only */
+    csv_only(&csv, "kind", NULL);
+    csv_only(&csv, "threshold", "%.4f");
+    csv_only(&csv, "iteration", "%.0f");
+    rc_table_col(&csv, NULL, "exit rule", NULL, RC_ALIGN_LEFT);
+    csv_only(&csv, "accuracy", "%.4f");
+    rc_table_col(&csv, NULL, "accuracy %", "%.2f", RC_ALIGN_RIGHT);
+    csv_only(&csv, "mean_iterations", "%.4f");
+    rc_table_col(&csv, NULL, "mean iterations", "%.2f", RC_ALIGN_RIGHT);
+    csv_only(&csv, "mean_mflops", "%.4f");
+    rc_table_col(&csv, NULL, "mean MFLOP/image", "%.2f", RC_ALIGN_RIGHT);
+    for (int t = 0; t < R; t++) {
+        rc_table_row(&csv);
+        rc_table_text(&csv, "fixed");
+        rc_table_skip(&csv);
+        rc_table_num(&csv, t + 1);
+        rc_table_text(&csv, "always iteration %d", t + 1);
+        rc_table_num(&csv, fx_acc[t]);
+        rc_table_num(&csv, 100 * fx_acc[t]);
+        rc_table_text(&csv, "%d", t + 1);
+        rc_table_text(&csv, "%d", t + 1);
+        rc_table_num(&csv, rflops[t] / 1e6);
+        rc_table_num(&csv, rflops[t] / 1e6);
+    }
+    for (int k = 0; k < NP; k++) {
+        rc_table_row(&csv);
+        rc_table_text(&csv, "exit");
+        rc_table_num(&csv, P[k]);
+        rc_table_skip(&csv);
+        rc_table_text(&csv, "P >= %g", P[k]);
+        rc_table_num(&csv, ex_acc[k]);
+        rc_table_num(&csv, 100 * ex_acc[k]);
+        rc_table_num(&csv, ex_it[k]);
+        rc_table_num(&csv, ex_it[k]);
+        rc_table_num(&csv, ex_fl[k] / 1e6);
+        rc_table_num(&csv, ex_fl[k] / 1e6);
+    }
     rc_sb_printf(&md, "# Early exit by confidence\n\nRun `%s` (%s, %d readouts%s), %d test images of `%s`%s. An image "
                    "leaves at the first readout whose top softmax probability is >= P (else at the last); compute "
                    "is the forward FLOPs that readout depends on, averaged over images.\n\n",
               dir, m.cfg.name, R, iterations > 0 ? ", unrolled with --iterations" : "", N, spec,
               o->quick ? " (--quick: a smoke test, not a result)" : "");
-    rc_sb_printf(&md, "| exit rule | accuracy %% | mean iterations | mean MFLOP/image |\n| --- | ---: | ---: | ---: |\n");
-    for (int t = 0; t < R; t++)
-        rc_sb_printf(&md, "| always iteration %d | %.2f | %d | %.2f |\n", t + 1, 100 * fx_acc[t], t + 1, rflops[t] / 1e6);
-    for (int k = 0; k < NP; k++)
-        rc_sb_printf(&md, "| P >= %g | %.2f | %.2f | %.2f |\n", P[k], 100 * ex_acc[k], ex_it[k], ex_fl[k] / 1e6);
     double fxx[RC_MAX_READOUTS], fxy[RC_MAX_READOUTS], exx[NP], exy[NP];
     char fl_lab[RC_MAX_READOUTS][16], ex_lab[NP][16];
     const char *fl_p[RC_MAX_READOUTS], *ex_p[NP];
@@ -1294,7 +1345,7 @@ rc_status rc_exp_early_exit(const char *run_dir, const char *base_cfg, int itera
         (rc_plot_series){"early exit at confidence >= P (labels: P)", ne, exx, exy, ex_p, RC_PLOT_LINESPOINTS, 0, NULL};
     p.percent_y = 1;
     p.nseries = 2;
-    st = save_outputs(o, "early_exit", &csv, &md, &p);
+    st = save_outputs(o, "early_exit", &csv, &md, NULL, &p);
 done:
     free(conf);
     free(right);
@@ -1309,15 +1360,12 @@ done:
 rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int max_iters, const rc_exp_opts *o) {
     if (!run_dir && o->seeds > 1) return study_seeds(1, base_cfg, max_iters, o);
     char dir[4096];
-    if (rc_mkdirs(o->out_dir) || resolve_run(run_dir, base_cfg, o, dir, sizeof dir)) return RC_ERR;
-    if (o->threads > 0) rc_set_threads(o->threads);
     rc_model m;
     rc_train_cfg tc;
     const int B = 200;
-    if (load_run_model(dir, B, 0, &m, &tc)) return RC_ERR;
+    if (open_study(run_dir, base_cfg, B, 0, o, dir, sizeof dir, &m, &tc)) return RC_ERR;
     rc_model_cfg mc = m.cfg;
     rc_model_free(&m);
-    if (o->threads <= 0 && tc.threads > 0) rc_set_threads(tc.threads);
     for (int k = 0; k < mc.nareas; k++)
         if (!mc.areas[k].tied)
             return rc_fail("%s: area %s is untied; more iterations at test time need every area tied", dir,
@@ -1327,7 +1375,7 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
     if (max_iters > RC_MAX_ITERS) return rc_fail("--iterations %d is out of range 1..%d", max_iters, RC_MAX_ITERS);
     rc_dataset test;
     const char *spec = o->data ? o->data : tc.data;
-    if (load_test(spec, eval_limit(o), &test)) return RC_ERR;
+    if (rc_dataset_load_eval(spec, 0, eval_limit(o), &test)) return RC_ERR;
     rc_status st = RC_ERR;
     double *acc = rc_xcalloc((size_t)max_iters, sizeof(double)), *cacc = rc_xcalloc((size_t)max_iters, sizeof(double));
     double *mfl = rc_xcalloc((size_t)max_iters, sizeof(double)), *xs = rc_xcalloc((size_t)max_iters, sizeof(double));
@@ -1350,20 +1398,36 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
         ys[it - 1] = 100 * acc[it - 1];
         say(o, "%s with %d iteration%s: %.2f%%", dir, it, it > 1 ? "s" : "", 100 * acc[it - 1]);
     }
-    rc_strbuf csv = {0}, md = {0};
-    rc_sb_printf(&csv, "iterations,beyond_trained,accuracy,coarse_accuracy,mflops\n");
+    rc_strbuf md = {0};
+    rc_table csv = {0}; /* one table: some columns in one of the CSV and the Markdown only */
+    csv_only(&csv, "iterations", "%.0f");
+    rc_table_col(&csv, NULL, "T'", NULL, RC_ALIGN_RIGHT);
+    csv_only(&csv, "beyond_trained", NULL);
+    csv_only(&csv, "accuracy", "%.4f");
+    rc_table_col(&csv, NULL, "accuracy %", "%.2f", RC_ALIGN_RIGHT);
+    csv_only(&csv, "coarse_accuracy", "%.4f"); /* empty without a taxonomy */
+    if (has_coarse) rc_table_col(&csv, NULL, "coarse %", "%.2f", RC_ALIGN_RIGHT);
+    csv_only(&csv, "mflops", "%.4f");
+    rc_table_col(&csv, NULL, "MFLOP/image", "%.2f", RC_ALIGN_RIGHT);
     rc_sb_printf(&md, "# More iterations at test time\n\nRun `%s` (%s, trained with T = %d), %d test images of `%s`%s. "
                    "Every tied area is unrolled T' steps (steps past T reuse step T's per-iteration batch norm); "
-                   "accuracy of the last readout.\n\n| T' | accuracy %% |%s MFLOP/image |\n| ---: | ---: |%s ---: |\n",
-              dir, mc.name, T, test.n, spec, o->quick ? " (--quick: a smoke test, not a result)" : "",
-              has_coarse ? " coarse % |" : "", has_coarse ? " ---: |" : "");
+                   "accuracy of the last readout.\n\n",
+              dir, mc.name, T, test.n, spec, o->quick ? " (--quick: a smoke test, not a result)" : "");
     for (int i = 0; i < max_iters; i++) {
-        rc_sb_printf(&csv, "%d,%s,%.4f,", i + 1, i + 1 > T ? "yes" : "no", acc[i]);
-        if (has_coarse) rc_sb_printf(&csv, "%.4f", cacc[i]);
-        rc_sb_printf(&csv, ",%.4f\n", mfl[i]);
-        rc_sb_printf(&md, "| %d%s | %.2f |", i + 1, i + 1 == T ? " (trained)" : "", 100 * acc[i]);
-        if (has_coarse) rc_sb_printf(&md, " %.2f |", 100 * cacc[i]);
-        rc_sb_printf(&md, " %.2f |\n", mfl[i]);
+        rc_table_row(&csv);
+        rc_table_num(&csv, i + 1);
+        rc_table_text(&csv, "%d%s", i + 1, i + 1 == T ? " (trained)" : "");
+        rc_table_text(&csv, "%s", i + 1 > T ? "yes" : "no");
+        rc_table_num(&csv, acc[i]);
+        rc_table_num(&csv, 100 * acc[i]);
+        if (has_coarse) {
+            rc_table_num(&csv, cacc[i]);
+            rc_table_num(&csv, 100 * cacc[i]);
+        } else {
+            rc_table_skip(&csv);
+        }
+        rc_table_num(&csv, mfl[i]);
+        rc_table_num(&csv, mfl[i]);
     }
     rc_plot p;
     memset(&p, 0, sizeof p);
@@ -1379,7 +1443,7 @@ rc_status rc_exp_more_iterations(const char *run_dir, const char *base_cfg, int 
     p.series[0] = (rc_plot_series){"last readout", max_iters, xs, ys, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
     p.percent_y = 1;
     p.nseries = 1;
-    st = save_outputs(o, "more_iterations", &csv, &md, &p);
+    st = save_outputs(o, "more_iterations", &csv, &md, NULL, &p);
 done:
     free(acc);
     free(cacc);
@@ -1485,7 +1549,7 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
     for (int s = 0; s < EXTRA_SIZES; s++) {
         char spec[96];
         snprintf(spec, sizeof spec, "%s:%d:%d", kind, sizes[0], sizes[s]);
-        if (load_test(spec, limit, &test)) goto done;
+        if (rc_dataset_load_eval(spec, 0, limit, &test)) goto done;
         for (int v = 0; v < NV; v++)
         for (int k = 0; k < N; k++) {
             rc_model_cfg mc = mcs[v];
@@ -1527,21 +1591,36 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
         }
         rc_dataset_free(&test);
     }
-    rc_strbuf csv = {0}, md = {0};
+    rc_strbuf md = {0};
+    rc_table csv = {0}, tab = {0}; /* the CSV: a row per run, size and iteration; the Markdown: per run and size */
     /* sample sd over seeds of [v][size][iteration] q (0 for one seed) */
 #define XSD(arr, mean, q) xsd(arr, mean, q, N, (size_t)NV * EXTRA_SIZES * I)
     static const char *meas[2] = {"solved", "position_accuracy"};
-    rc_sb_printf(&csv, "run,test_size,iteration,solved,position_accuracy");
-    csv_seed_header(&csv, N, meas, 2);
-    rc_sb_printf(&csv, "\n");
+    csv_only(&csv, "run", NULL);
+    csv_only(&csv, "test_size", "%.0f");
+    csv_only(&csv, "iteration", "%.0f");
+    csv_only(&csv, "solved", "%.4f");
+    csv_only(&csv, "position_accuracy", "%.4f");
+    seed_cols(&csv, N, meas, 2);
+    {
+        char at_t[64], at_i[64];
+        snprintf(at_t, sizeof at_t, "solved at T = %d %%", T);
+        snprintf(at_i, sizeof at_i, "solved at %d %%", I);
+        rc_table_col(&tab, NULL, "run", NULL, RC_ALIGN_LEFT);
+        rc_table_col(&tab, NULL, "what", NULL, RC_ALIGN_LEFT);
+        rc_table_col(&tab, NULL, "params", "%.0f", RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, "test size", "%.0f", RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, at_t, NULL, RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, "positions at T %", NULL, RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, "best solved % (iteration)", NULL, RC_ALIGN_RIGHT);
+        rc_table_col(&tab, NULL, at_i, NULL, RC_ALIGN_RIGHT);
+    }
     md_header(&md, "Thinking longer: extrapolation to larger problems", base_cfg, o, &tc);
     md_seeds_note(&md, o);
     rc_sb_printf(&md, "Trained on `%s` with T = %d iterations; evaluated on %s of sizes %d, %d and %d with 1..%d "
                    "iterations (tied runs step by step, the feedforward twin at its %d layers). Solved = every "
-                   "position right (maze walls excluded). Progressive loss: alpha = " EXP_ALPHA ".\n\n"
-                   "| run | what | params | test size | solved at T = %d %% | positions at T %% | best solved %% "
-                   "(iteration) | solved at %d %% |\n| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |\n",
-              tc.data, T, kind, sizes[0], sizes[1], sizes[2], I, T, T, I);
+                   "position right (maze walls excluded). Progressive loss: alpha = " EXP_ALPHA ".\n\n",
+              tc.data, T, kind, sizes[0], sizes[1], sizes[2], I, T);
     for (int v = 0; v < NV; v++)
         for (int s = 0; s < EXTRA_SIZES; s++) {
             const double *sv = solved + ((size_t)v * EXTRA_SIZES + s) * I;
@@ -1549,32 +1628,42 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
             int best = 0, last = 0;
             for (int t = 0; t < I; t++) {
                 if (isnan(sv[t])) continue;
-                rc_sb_printf(&csv, "%s,%d,%d,%.4f,%.4f", names[v], sizes[s], t + 1, sv[t], pv[t]);
+                rc_table_row(&csv);
+                rc_table_text(&csv, "%s", names[v]);
+                rc_table_num(&csv, sizes[s]);
+                rc_table_num(&csv, t + 1);
+                rc_table_num(&csv, sv[t]);
+                rc_table_num(&csv, pv[t]);
                 if (N > 1) {
                     size_t q = ((size_t)v * EXTRA_SIZES + s) * I + t;
-                    rc_sb_printf(&csv, ",%.4f,%.4f,%d", XSD(seed_sv, solved, q), XSD(seed_pv, posacc, q), N);
+                    rc_table_num(&csv, XSD(seed_sv, solved, q));
+                    rc_table_num(&csv, XSD(seed_pv, posacc, q));
+                    rc_table_num(&csv, N);
                     for (int m = 0; m < 2; m++)
                         for (int k = 0; k < N; k++)
-                            rc_sb_printf(&csv, ",%.4f", (m ? seed_pv : seed_sv)[(size_t)k * NV * EXTRA_SIZES * I + q]);
+                            rc_table_num(&csv, (m ? seed_pv : seed_sv)[(size_t)k * NV * EXTRA_SIZES * I + q]);
                 }
-                rc_sb_printf(&csv, "\n");
                 if (sv[t] > sv[best]) best = t;
                 last = t;
             }
             size_t q = ((size_t)v * EXTRA_SIZES + s) * I;
-            rc_sb_printf(&md, "| %s | %s | %zu | %d |", names[v], what[v], res[v].nb.params, sizes[s]);
+            rc_table_row(&tab);
+            rc_table_text(&tab, "%s", names[v]);
+            rc_table_text(&tab, "%s", what[v]);
+            rc_table_num(&tab, (double)res[v].nb.params);
+            rc_table_num(&tab, sizes[s]);
             const int at[4] = {T - 1, T - 1, best, last}; /* solved at T, positions at T, best, at I */
             for (int c = 0; c < 4; c++) {
                 double mv = 100 * (c == 1 ? pv : sv)[at[c]];
                 double sdv = 100 * (c == 1 ? XSD(seed_pv, posacc, q + at[c]) : XSD(seed_sv, solved, q + at[c]));
-                rc_sb_printf(&md, " %.2f", mv);
-                if (N > 1) rc_sb_printf(&md, " ± %.2f", sdv);
-                if (c == 2) rc_sb_printf(&md, " (%d)", best + 1);
-                rc_sb_printf(&md, " |");
+                char cell[96];
+                int n = snprintf(cell, sizeof cell, "%.2f", mv);
+                if (N > 1) n += snprintf(cell + n, sizeof cell - (size_t)n, " ± %.2f", sdv);
+                if (c == 2) snprintf(cell + n, sizeof cell - (size_t)n, " (%d)", best + 1);
+                rc_table_text(&tab, "%s", cell);
             }
-            rc_sb_printf(&md, "\n");
         }
-    st = save_outputs(o, "extrapolate", &csv, &md, NULL);
+    st = save_outputs(o, "extrapolate", &csv, &md, &tab, NULL);
     for (int s = 0; s < EXTRA_SIZES && !st; s++) {
         rc_plot p;
         memset(&p, 0, sizeof p);
