@@ -1,238 +1,29 @@
 /* graph_plan.c — the execution plan behind rc_graph_plan: fusion of the builder's nodes into exec nodes
- * (batch norm + add + relu, the ConvLSTM gate arithmetic), activation layouts (blocked nChw16c where
+ * (the fused forms each op's table entry lists, graph_fuse.c), activation layouts (blocked nChw16c where
  * every op touching a tensor supports it), gradient overwrite/accumulate flags, recomputation segments
  * (train.recompute), and one arena for activations and gradients with offsets assigned by liveness. */
 #include <string.h>
 
-#include "graph.h"
+#include "graph_plan.h"
+#include "graph_fuse.h"
+#include "op_table.h"
 #include "ops/ops.h"
 
 int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL;
 
-/* ---------------------------------------------------------------- consumers of each tensor */
-
-typedef struct {
-    int *start, *list; /* CSR: consumers of tensor t are list[start[t] .. start[t+1]) (node indices) */
-} consumers;
-
-static void consumers_make(const rc_node *nodes, int nnodes, int ntensors, consumers *c) {
-    c->start = rc_xcalloc((size_t)ntensors + 1, sizeof(int));
-    for (int i = 0; i < nnodes; i++)
-        for (int j = 0; j < nodes[i].nin; j++) c->start[nodes[i].in[j] + 1]++;
-    for (int t = 0; t < ntensors; t++) c->start[t + 1] += c->start[t];
-    c->list = rc_xmalloc(((size_t)c->start[ntensors] + 1) * sizeof(int));
-    int *fill = rc_xcalloc((size_t)ntensors, sizeof(int));
-    for (int i = 0; i < nnodes; i++)
-        for (int j = 0; j < nodes[i].nin; j++) {
-            int t = nodes[i].in[j];
-            c->list[c->start[t] + fill[t]++] = i;
-        }
-    free(fill);
-}
-
-static void consumers_free(consumers *c) {
-    free(c->start);
-    free(c->list);
-}
-
-static int ncons(const consumers *c, int t) { return c->start[t + 1] - c->start[t]; }
-static int cons1(const consumers *c, int t) { return ncons(c, t) == 1 ? c->list[c->start[t]] : -1; }
-
-/* ---------------------------------------------------------------- fusion */
-
-/* The other input of a binary node, or -1 if t is not one of its inputs. */
-static int other_input(const rc_node *n, int t) {
-    if (n->nin != 2) return -1;
-    if (n->in[0] == t) return n->in[1];
-    if (n->in[1] == t) return n->in[0];
-    return -1;
-}
-
-/* ConvLSTM gates over z (4C channels) starting at node i0 (the batch norm producing z, or z's first
- * slice): slices i, [f], o, g -> sigmoid/tanh -> ig = i*g, [fc = f*c_prev, c = fc + ig], tanh(c),
- * h = o*tanh(c), emitted contiguously. On a match fills x (an RC_OP_LSTM exec node) and returns the
- * last absorbed node; -1 otherwise. */
-static int match_lstm(rc_graph *g, const consumers *cs, int i0, int bn, int z, rc_node *x) {
-    const rc_node *nd = g->nodes;
-    int C4 = g->tensors[z].c;
-    if (C4 % 4) return -1;
-    if (bn >= 0 && ncons(cs, nd[bn].in[0]) != 1) return -1; /* its gradient is overwritten in place */
-    int C = C4 / 4, nc = ncons(cs, z);
-    if (nc < 3 || nc > 4) return -1;
-    int gate[4] = {-1, -1, -1, -1}; /* gate activation node per quarter */
-    int count = bn >= 0 ? 1 : 0, lo = i0, hi = i0;
-    for (int k = 0; k < nc; k++) {
-        int s = cs->list[cs->start[z] + k];
-        const rc_node *sn = &nd[s];
-        if (sn->op != RC_OP_SLICE || sn->stride != C || sn->k % C || sn->in[0] != z) return -1;
-        int j = sn->k / C;
-        if (gate[j] >= 0) return -1;
-        int a = cons1(cs, sn->out);
-        if (a < 0 || nd[a].op != (j == 3 ? RC_OP_TANH : RC_OP_SIGMOID)) return -1;
-        gate[j] = a;
-        count += 2;
-        lo = RC_MIN(lo, s);
-        hi = RC_MAX(hi, a);
-    }
-    if (gate[0] < 0 || gate[2] < 0 || gate[3] < 0) return -1;
-    int gi = nd[gate[0]].out, gg = nd[gate[3]].out, go = nd[gate[2]].out;
-    int mig = cons1(cs, gi);
-    if (mig < 0 || nd[mig].op != RC_OP_MUL || other_input(&nd[mig], gi) != gg || cons1(cs, gg) != mig) return -1;
-    count++;
-    int c = nd[mig].out, cprev = -1, last = mig;
-    if (gate[1] >= 0) {
-        int gf = nd[gate[1]].out, mfc = cons1(cs, gf);
-        if (mfc < 0 || nd[mfc].op != RC_OP_MUL) return -1;
-        cprev = other_input(&nd[mfc], gf);
-        if (cprev < 0 || cprev == gf) return -1;
-        int add = cons1(cs, nd[mfc].out);
-        if (add < 0 || nd[add].op != RC_OP_ADD || other_input(&nd[add], nd[mfc].out) != c || cons1(cs, c) != add)
-            return -1;
-        count += 2;
-        c = nd[add].out;
-        last = RC_MAX(mfc, add);
-    }
-    int mh = cons1(cs, go);
-    if (mh < 0 || nd[mh].op != RC_OP_MUL) return -1;
-    int tc = other_input(&nd[mh], go);
-    if (tc < 0 || tc == go) return -1;
-    int tcn = cons1(cs, tc);
-    if (tcn != mh) return -1;
-    /* the tanh(c) node: the producer of tc, a TANH of c */
-    int tnode = -1;
-    for (int k = cs->start[c]; k < cs->start[c + 1]; k++)
-        if (nd[cs->list[k]].op == RC_OP_TANH && nd[cs->list[k]].out == tc) tnode = cs->list[k];
-    if (tnode < 0) return -1;
-    count += 2;
-    hi = RC_MAX(hi, RC_MAX(last, RC_MAX(mig, RC_MAX(tnode, mh))));
-    if (lo != i0 || hi - lo + 1 != count) return -1; /* not contiguous: something else runs in between */
-    /* c_prev must exist before the fused node runs */
-    if (cprev >= 0 && !g->tensors[cprev].is_input) {
-        int produced = 0;
-        for (int i = 0; i < i0; i++)
-            if (nd[i].out == cprev) produced = 1;
-        if (!produced) return -1;
-    }
-    /* a tensor the caller keeps (rc_graph_keep) must not die inside */
-    int inner[12], ni = 0;
-    if (bn >= 0) inner[ni++] = z;
-    for (int j = 0; j < 4; j++)
-        if (gate[j] >= 0) {
-            inner[ni++] = nd[gate[j]].in[0];
-            inner[ni++] = nd[gate[j]].out;
-        }
-    if (gate[1] >= 0) {
-        inner[ni++] = nd[mig].out;
-        inner[ni++] = nd[cons1(cs, nd[gate[1]].out)].out;
-    }
-    inner[ni++] = tc;
-    for (int k = 0; k < ni; k++)
-        if (g->tensors[inner[k]].keep) return -1;
-    memset(x, 0, sizeof *x);
-    x->op = RC_OP_LSTM;
-    x->in[0] = bn >= 0 ? nd[bn].in[0] : z;
-    x->nin = 1;
-    if (cprev >= 0) x->in[x->nin++] = cprev;
-    x->out = nd[mh].out;
-    x->out2 = c;
-    for (int k = 0; k < 4; k++) x->param[k] = bn >= 0 ? nd[bn].param[k] : -1;
-    x->bn = bn >= 0;
-    if (bn >= 0) {
-        x->eps = nd[bn].eps;
-        x->momentum = nd[bn].momentum;
-    }
-    /* everything strictly inside dies */
-    if (bn >= 0) g->tensors[z].dead = 1;
-    for (int j = 0; j < 4; j++) {
-        if (gate[j] < 0) continue;
-        g->tensors[nd[gate[j]].in[0]].dead = 1;
-        g->tensors[nd[gate[j]].out].dead = 1;
-    }
-    if (gate[1] >= 0) {
-        g->tensors[nd[mig].out].dead = 1;
-        g->tensors[nd[cons1(cs, nd[gate[1]].out)].out].dead = 1;
-    }
-    g->tensors[tc].dead = 1;
-    return hi;
-}
-
-/* Batch norm at node i, fused with a following add (residual) and relu when they come right after it
- * and consume only its output. Fills x (RC_OP_BNACT) and returns the last absorbed node. */
-static int match_bnact(rc_graph *g, const consumers *cs, int i, int fuse, rc_node *x) {
-    const rc_node *nd = g->nodes, *bn = &nd[i];
-    memset(x, 0, sizeof *x);
-    x->op = RC_OP_BNACT;
-    x->out2 = -1;
-    x->in[0] = bn->in[0];
-    x->nin = 1;
-    x->out = bn->out;
-    for (int k = 0; k < 4; k++) x->param[k] = bn->param[k];
-    x->eps = bn->eps;
-    x->momentum = bn->momentum;
-    int last = i, y = bn->out;
-    if (!fuse) return last;
-    int j = cons1(cs, y);
-    if (j == i + 1 && nd[j].op == RC_OP_ADD) {
-        int r = other_input(&nd[j], y);
-        if (r >= 0 && r != y && r != bn->in[0] && !g->tensors[y].keep) {
-            x->in[1] = r;
-            x->nin = 2;
-            g->tensors[y].dead = 1;
-            y = nd[j].out;
-            x->out = y;
-            last = j;
-            j = cons1(cs, y);
-        } else {
-            j = -1;
-        }
-    }
-    if (j == last + 1 && nd[j].op == RC_OP_RELU && !g->tensors[y].keep) {
-        g->tensors[y].dead = 1;
-        x->relu = 1;
-        x->out = nd[j].out;
-        last = j;
-    }
-    /* a readout's global average pool right after it: pooled while y is written (out2) */
-    if (last + 1 < g->nnodes && nd[last + 1].op == RC_OP_GAP && nd[last + 1].in[0] == x->out) {
-        last++;
-        x->out2 = nd[last].out;
-    }
-    return last;
-}
-
-/* A convolution whose output only feeds the add right after it (the summed input of a ConvLSTM's gates, or
- * of a cell with several inputs): one node y = conv(x) + r, in[1] = r, the convolution's own output dead.
- * Saves the add's pass over y (and in backward one copy of the gradient). Returns the add, or -1. */
-static int match_conv_add(rc_graph *g, const consumers *cs, int i, rc_node *x) {
-    const rc_node *nd = g->nodes, *cv = &nd[i];
-    const int y = cv->out, j = cons1(cs, y);
-    if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[y].is_output || g->tensors[y].keep) return -1;
-    const int r = other_input(&nd[j], y);
-    if (r < 0 || r == y || r == cv->in[0]) return -1;
-    *x = *cv;
-    x->in[1] = r;
-    x->nin = 2;
-    x->out = nd[j].out;
-    g->tensors[y].dead = 1;
-    return j;
-}
-
 static void make_xnodes(rc_graph *g, int fast, int fuse) {
-    consumers cs;
-    consumers_make(g->nodes, g->nnodes, g->ntensors, &cs);
-    g->xnodes = rc_xcalloc((size_t)g->nnodes + 1, sizeof(rc_node));
+    rc_cons cs;
+    rc_cons_of_nodes(g, &cs);
+    g->xnodes = rc_xcalloc((size_t)g->nnodes + 1, sizeof(rc_xnode));
     g->nxnodes = 0;
     for (int i = 0; i < g->nnodes; i++) {
         const rc_node *n = &g->nodes[i];
-        rc_node x;
+        rc_xnode x;
         int last = -1;
-        if (fast && fuse && n->op == RC_OP_BATCHNORM) last = match_lstm(g, &cs, i, i, n->out, &x);
-        if (last < 0 && fast && fuse && n->op == RC_OP_SLICE && n->k == 0)
-            last = match_lstm(g, &cs, i, -1, n->in[0], &x);
-        if (last < 0 && fast && n->op == RC_OP_BATCHNORM) last = match_bnact(g, &cs, i, fuse, &x);
-        if (last < 0 && fast && fuse && n->op == RC_OP_CONV) last = match_conv_add(g, &cs, i, &x);
+        if (fast) /* the fused forms that start at this op, in the table's order */
+            for (const rc_fuse_fn *f = rc_op_defs[n->op].fuse; *f && last < 0; f++) last = (*f)(g, &cs, i, fuse, &x);
         if (last < 0) {
-            x = *n;
+            rc_xnode_from(n, &x);
             last = i;
         }
         if (x.op != RC_OP_LSTM && x.op != RC_OP_BNACT) x.out2 = -1;
@@ -243,7 +34,7 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
         g->xnodes[g->nxnodes++] = x;
         i = last;
     }
-    consumers_free(&cs);
+    rc_cons_free(&cs);
 }
 
 /* The eval pipeline (make_eval_memory): a convolution whose output only the fused batch norm right after it
@@ -252,13 +43,13 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
  * time). The batch norm's own pass over the activation then disappears from inference. In training
  * nothing changes: the batch statistics are not known before the convolution has run. */
 static void make_eval_fusion(rc_graph *g) {
-    consumers cs;
-    consumers_make(g->xnodes, g->nxnodes, g->ntensors, &cs);
+    rc_cons cs;
+    rc_cons_of_xnodes(g, &cs);
     g->fold_floats = 0;
     for (int i = 0; i + 1 < g->nxnodes; i++) {
-        rc_node *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
+        rc_xnode *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
         if (c->op != RC_OP_CONV || c->nin != 1 || b->op != RC_OP_BNACT || b->in[0] != c->out) continue;
-        if (ncons(&cs, c->out) != 1 || g->tensors[c->out].is_output || g->tensors[c->out].keep || b->param[2] < 0 ||
+        if (rc_cons_count(&cs, c->out) != 1 || g->tensors[c->out].is_output || g->tensors[c->out].keep || b->param[2] < 0 ||
             b->param[3] < 0)
             continue;
         c->efuse = i + 1;
@@ -267,7 +58,7 @@ static void make_eval_fusion(rc_graph *g) {
         c->fold_off = g->fold_floats;
         g->fold_floats += w->numel + (size_t)g->tensors[c->out].c; /* weights, bias */
     }
-    consumers_free(&cs);
+    rc_cons_free(&cs);
 }
 
 /* ---------------------------------------------------------------- layouts */
@@ -286,6 +77,27 @@ static int same_layout_all(rc_graph *g, const int *ts, int n) {
     return changed;
 }
 
+/* The operands of exec node n that must share a layout, by its table entry, in ts; g->input among them
+ * makes them plain. Returns how many. */
+static int layout_group(const rc_graph *g, const rc_xnode *n, int *ts) {
+    const rc_op_def *d = &rc_op_defs[n->op];
+    int k = 0;
+    if (d->layout_fn) {
+        k = d->layout_fn(g, n, ts);
+    } else if (d->layout != RC_LAY_ANY) {
+        for (int j = 0; j < n->nin; j++) ts[k++] = n->in[j];
+        ts[k++] = n->out;
+        if (d->layout == RC_LAY_PLAIN) ts[k++] = g->input;
+        else if (n->out2 >= 0) ts[k++] = n->out2;
+    }
+    /* channel counts that are not multiples of 16 are blocked with zero padding lanes only where every op
+     * keeps the padding zero */
+    if (d->pad_zero)
+        for (int j = 0, m = k; j < m; j++)
+            if (g->tensors[ts[j]].c % 16) ts[k++] = g->input;
+    return k;
+}
+
 static void make_layouts(rc_graph *g, int blocked) {
     for (int t = 0; t < g->ntensors; t++) {
         rc_tensor *x = &g->tensors[t];
@@ -297,55 +109,9 @@ static void make_layouts(rc_graph *g, int blocked) {
     for (int changed = 1; changed;) {
         changed = 0;
         for (int i = 0; i < g->nxnodes; i++) {
-            const rc_node *n = &g->xnodes[i];
-            int ts[RC_MAX_IN + 2], k = 0;
-            switch (n->op) {
-            case RC_OP_CONV: /* any combination; a fused add's input as the output */
-                if (n->nin > 1) {
-                    ts[k++] = n->in[1];
-                    ts[k++] = n->out;
-                    changed |= same_layout_all(g, ts, k);
-                }
-                break;
-            case RC_OP_GAP: break; /* any combination (GAP's output is 1x1, plain) */
-            case RC_OP_SLICE:
-                ts[k++] = n->in[0];
-                ts[k++] = n->out;
-                if (n->k % 16 || n->stride % 16 || g->tensors[n->in[0]].c % 16)
-                    ts[k++] = g->input; /* plain: forces both plain */
-                changed |= same_layout_all(g, ts, k);
-                break;
-            case RC_OP_BNACT: /* out2 (the pooled readout input) is 1x1, plain */
-                for (int j = 0; j < n->nin; j++) ts[k++] = n->in[j];
-                ts[k++] = n->out;
-                changed |= same_layout_all(g, ts, k);
-                break;
-            case RC_OP_LSTM:
-            case RC_OP_RELU:
-            case RC_OP_SIGMOID:
-            case RC_OP_TANH:
-            case RC_OP_ADD:
-            case RC_OP_MUL:
-            case RC_OP_LERP: /* zero a and b in the padding lanes give zero y, whatever w holds there */
-            case RC_OP_UPSAMPLE:
-                for (int j = 0; j < n->nin; j++) ts[k++] = n->in[j];
-                ts[k++] = n->out;
-                if (n->out2 >= 0) ts[k++] = n->out2;
-                /* channel counts that are not multiples of 16 are blocked with zero padding lanes only
-                 * where every op keeps the padding zero: not through the LSTM's channel slices, nor
-                 * through sigmoid (0 -> 0.5) */
-                if (n->op == RC_OP_LSTM || n->op == RC_OP_SIGMOID)
-                    for (int j = 0, m = k; j < m; j++)
-                        if (g->tensors[ts[j]].c % 16) ts[k++] = g->input;
-                changed |= same_layout_all(g, ts, k);
-                break;
-            default: /* plain-only ops: batch norm (reference), concat, pools, linear */
-                for (int j = 0; j < n->nin; j++) ts[k++] = n->in[j];
-                ts[k++] = n->out;
-                ts[k++] = g->input;
-                changed |= same_layout_all(g, ts, k);
-                break;
-            }
+            const rc_xnode *n = &g->xnodes[i];
+            int ts[2 * RC_MAX_IN + 4];
+            changed |= same_layout_all(g, ts, layout_group(g, n, ts));
         }
     }
 }
@@ -356,7 +122,7 @@ static void make_grad_flags(rc_graph *g) {
     char *written = rc_xcalloc((size_t)g->ntensors, 1);
     for (int t = 0; t < g->ntensors; t++) written[t] = (char)g->tensors[t].is_output;
     for (int i = g->nxnodes - 1; i >= 0; i--) {
-        rc_node *n = &g->xnodes[i];
+        rc_xnode *n = &g->xnodes[i];
         n->dout_ok = written[n->out];
         n->dout2_ok = n->out2 >= 0 && written[n->out2];
         n->active = n->dout_ok || n->dout2_ok;
@@ -371,23 +137,13 @@ static void make_grad_flags(rc_graph *g) {
 
 /* ---------------------------------------------------------------- memory plan */
 
-/* Does exec node n's backward read the value of tensor t? */
-static int bwd_reads(const rc_node *n, int t) {
+/* Does exec node n's backward read the value of tensor t? (Its table entry's bits.) */
+static int bwd_reads(const rc_xnode *n, int t) {
     if (!n->active) return 0;
-    switch (n->op) {
-    case RC_OP_CONV:
-    case RC_OP_BATCHNORM:
-    case RC_OP_RELU:
-    case RC_OP_MAXPOOL:
-    case RC_OP_LINEAR: return t == n->in[0];
-    case RC_OP_BNACT: return t == n->in[0] || (n->relu && n->nin > 1 && t == n->out); /* mask: from y, or x */
-    case RC_OP_LSTM: return t == n->in[0] || (n->nin > 1 && t == n->in[1]) || t == n->out2;
-    case RC_OP_SIGMOID:
-    case RC_OP_TANH: return t == n->out;
-    case RC_OP_MUL: return t == n->in[0] || t == n->in[1];
-    case RC_OP_LERP: return t == n->in[0] || t == n->in[1] || (n->nin > 2 && t == n->in[2]);
-    default: return 0;
-    }
+    const unsigned r = rc_op_bwd_reads(n);
+    for (int j = 0; j < n->nin; j++)
+        if ((r & RC_READS_IN(j)) && n->in[j] == t) return 1;
+    return ((r & RC_READS_OUT) && n->out == t) || ((r & RC_READS_OUT2) && n->out2 >= 0 && n->out2 == t);
 }
 
 #define T_INF 0x3fffffff
@@ -476,8 +232,8 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
     int *prod = producers(g);
     /* transient: produced in a recomputed segment (not the last) and used only inside it */
     char *trans = rc_xcalloc((size_t)nt, 1);
-    consumers cs;
-    consumers_make(g->xnodes, n, nt, &cs);
+    rc_cons cs;
+    rc_cons_of_xnodes(g, &cs);
     if (g->nseg > 1)
         for (int t = 0; t < nt; t++) {
             const rc_tensor *x = &g->tensors[t];
@@ -489,7 +245,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
             trans[t] = (char)inside;
         }
     for (int i = 0; i < n; i++) {
-        rc_node *x = &g->xnodes[i];
+        rc_xnode *x = &g->xnodes[i];
         x->replay = trans[x->out] || (x->out2 >= 0 && trans[x->out2]);
         x->remat = 0;
         x->remat_head = x->remat_link = -1;
@@ -498,7 +254,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
      * some backward reads, all its consumers in its segment and none replayed: recompute it right before
      * the first backward that reads it (the consumer latest in forward order) */
     for (int p = 0; remat && p < n; p++) {
-        rc_node *x = &g->xnodes[p];
+        rc_xnode *x = &g->xnodes[p];
         const rc_tensor *y = &g->tensors[x->out];
         if (x->op != RC_OP_BNACT || x->nin != 1 || x->replay || y->is_output || y->keep || !x->active) continue;
         int target = -1, ok = 1;
@@ -622,7 +378,7 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
     free(R);
     free(B);
     free(RM);
-    consumers_free(&cs);
+    rc_cons_free(&cs);
     free(trans);
     free(prod);
     free(seg);
@@ -633,12 +389,12 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
 
 /* Inference (eval mode) in micro-batches through the whole graph: batch norm uses running statistics, so no
  * node couples the images of a batch, and each micro-batch can run every node before the next starts
- * (graph.c run_eval), its activations staying in cache. Every activation but the input and the readouts
+ * (graph_run.c run_eval), its activations staying in cache. Every activation but the input and the readouts
  * gets a slot of one micro-batch in a small arena of its own, shared by liveness over the node order; a
  * batch norm absorbed by its convolution (make_eval_fusion) is born at the convolution. Only with the
  * chunked schedule's micro-batches (g->nchunk > 1). */
 static void make_eval_memory(rc_graph *g, int on) {
-    const int n = g->nxnodes, nt = g->ntensors;
+    const int nt = g->ntensors;
     for (int t = 0; t < nt; t++) g->tensors[t].ev = NULL;
     rc_afree(g->eval_arena);
     g->eval_arena = NULL;
@@ -646,8 +402,8 @@ static void make_eval_memory(rc_graph *g, int on) {
     if (!on || g->nchunk <= 1) return;
     int mb = 0;
     for (int j = 0; j < g->nchunk; j++) mb = RC_MAX(mb, g->chunk_b[j + 1] - g->chunk_b[j]);
-    consumers cs;
-    consumers_make(g->xnodes, n, nt, &cs);
+    rc_cons cs;
+    rc_cons_of_xnodes(g, &cs);
     int *prod = producers(g); /* then a batch norm folded into its conv writes at the conv */
     for (int t = 0; t < nt; t++)
         if (prod[t] >= 0 && g->xnodes[prod[t]].op == RC_OP_BNACT && g->xnodes[prod[t]].eabs >= 0)
@@ -677,7 +433,7 @@ static void make_eval_memory(rc_graph *g, int on) {
         for (int k = 0; k < ni; k++) g->tensors[items[k].tensor].ev = g->eval_arena + items[k].off;
     free(items);
     free(prod);
-    consumers_free(&cs);
+    rc_cons_free(&cs);
 }
 
 /* ---------------------------------------------------------------- the plan */
@@ -706,6 +462,7 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     int blocked = 0;
 #endif
     g->fast = fast;
+    RC_ASSERT(rc_op_table_check(NULL) == 0); /* every op has its name, functions and backward reads */
     make_xnodes(g, fast, (opts & RC_PLAN_FUSE) != 0);
     make_layouts(g, blocked);
     make_grad_flags(g);
@@ -717,14 +474,14 @@ rc_status rc_graph_make_plan(rc_graph *g) {
      * shared by all of them: conv2d_dnnl.c) */
     size_t sf = 0, wk = 0, sd = 0;
     for (int i = 0; i < g->nxnodes; i++) {
-        rc_node *n = &g->xnodes[i];
-        if (n->op == RC_OP_BATCHNORM || rc_node_bn_phased(n)) {
+        rc_xnode *n = &g->xnodes[i];
+        if (rc_op_saves_bn(n)) {
             int c = g->tensors[n->in[0]].c;
             n->save_off = sf;
             sf += (2 * (size_t)c + 15) / 16 * 16;
             wk = RC_MAX(wk, rc_bn_work_doubles(c));
         }
-        if (n->op == RC_OP_BNACT) {
+        if (rc_op_defs[n->op].bwd_phased) { /* its backward's gradient sums between phases */
             n->sums_off = sd;
             sd += 2 * (size_t)g->tensors[n->in[0]].c + 1;
         }

@@ -12,7 +12,8 @@
  * an unchunked run's. Nodes with no micro-batch form (reference batch norm, the ConvLSTM backward) run
  * alone over the whole batch. The memory plan widens every live interval to the waves it touches
  * (rc_sched_widen), since inside a wave all micro-batches of all its nodes' tensors are in flight. */
-#include "graph.h"
+#include "graph_plan.h"
+#include "op_table.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -56,10 +57,6 @@ static void push_whole(builder *b, int node, int phase) {
     b->open = 0;
 }
 
-/* batch-norm statistics inside the node (forward): split into STATS | FINISH | APPLY */
-static int fwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM; }
-static int bwd_chunkable(const rc_node *n) { return n->op != RC_OP_BATCHNORM && n->op != RC_OP_LSTM; }
-
 /* Node i: split into STATS | FINISH (a whole wave) | APPLY, or one entry of the open wave, or a wave of its
  * own over the whole batch. */
 static void push_node(builder *b, int i, int split, int chunkable) {
@@ -76,16 +73,19 @@ static void push_node(builder *b, int i, int split, int chunkable) {
 
 static void build_forward(const rc_graph *g, rc_sched *s) {
     builder b = {s, 0, 0, 0};
-    for (int i = 0; i < g->nxnodes; i++) push_node(&b, i, rc_node_bn_phased(&g->xnodes[i]), fwd_chunkable(&g->xnodes[i]));
+    for (int i = 0; i < g->nxnodes; i++) {
+        const rc_xnode *n = &g->xnodes[i]; /* batch-norm statistics inside (forward): STATS | FINISH | APPLY */
+        push_node(&b, i, rc_op_fwd_phased(n), rc_op_defs[n->op].fwd_chunk);
+    }
 }
 
 /* a fused batch norm's backward splits at its gradient sums (STATS) */
 static void build_backward(const rc_graph *g, rc_sched *s) {
     builder b = {s, 0, 0, 0};
     for (int i = g->nxnodes - 1; i >= 0; i--) {
-        const rc_node *n = &g->xnodes[i];
+        const rc_xnode *n = &g->xnodes[i];
         for (int p = n->remat_head; p >= 0; p = g->xnodes[p].remat_link) push_entry(&b, p, RC_PH_REPLAY);
-        if (n->active) push_node(&b, i, n->op == RC_OP_BNACT, bwd_chunkable(n));
+        if (n->active) push_node(&b, i, rc_op_defs[n->op].bwd_phased, rc_op_defs[n->op].bwd_chunk);
     }
 }
 
@@ -101,8 +101,8 @@ int rc_sched_chunks = 0;
  * input add in backward) only moves the read from memory, and counting it chunked the backward of
  * configs/convlstm.cfg for about 3% more speed and 66 MB more arena (docs/PERFORMANCE.md). */
 static int writes(const rc_graph *g, const rc_entry *e, int t, int backward) {
-    const rc_node *n = &g->xnodes[e->node];
-    if (n->op != RC_OP_BNACT && n->op != RC_OP_LSTM && n->op != RC_OP_CONV) return 0; /* see above */
+    const rc_xnode *n = &g->xnodes[e->node];
+    if (!rc_op_defs[n->op].feeds) return 0; /* see above */
     if (!backward) return (e->phase == RC_PH_ALL || e->phase == RC_PH_APPLY) && (n->out == t || n->out2 == t);
     if (e->phase == RC_PH_REPLAY || e->phase == RC_PH_FINISH) return 0;
     for (int j = 0; j < n->nin; j++)
@@ -124,8 +124,8 @@ static void pick_whole(const rc_graph *g, rc_sched *s, int backward) {
         }
         double hot = 0, cold = 0;
         for (int k = wv->first; k < wv->first + wv->count; k++) {
-            const rc_node *n = &g->xnodes[s->e[k].node];
-            if (n->op != RC_OP_CONV || s->e[k].phase != RC_PH_ALL) continue;
+            const rc_xnode *n = &g->xnodes[s->e[k].node];
+            if (!rc_op_defs[n->op].hot || s->e[k].phase != RC_PH_ALL) continue;
             int t = backward ? n->out : n->in[0], fed = 0;
             for (int j = wv->first; j < k && !fed; j++) fed = writes(g, &s->e[j], t, backward);
             /* a batch of the tensor it reads that fits a quarter of the cache stays there anyway */
