@@ -191,6 +191,7 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/test_outputs.sh $(BUILD)
 	@sh tests/test_ponder.sh $(BUILD)
 	@sh tests/test_trainer.sh $(BUILD)
+	@sh tests/test_groups.sh $(BUILD)
 	@sh tests/test_gru.sh $(BUILD)
 
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own

@@ -124,6 +124,8 @@ _AREA = OrderedDict([
     ("cell", (_enum("conv", "residual", "convlstm", "gru"), "conv")), ("kernel", (_int(1, 7), "3")),
     ("stride", (_int(1, 4), "1")), ("bottomup", (_enum("first", "every"), "every")),
     ("lateral", (_bool, "yes")), ("topdown", (_bool, "no")),
+    # resolved by _validate: groups (a number dividing channels, or depthwise) and, with groups > 1, pointwise
+    ("groups", (_text, "1")), ("pointwise", (_text, "")),
 ])
 _BIG = 100000000
 _TRAIN = OrderedDict([
@@ -249,6 +251,24 @@ def _validate(cfg, source):
             raise ConfigError(where + "topdown = yes on the top area (there is no area above it)")
         if m["unroll"] == "lockstep" and a["iterations"] != areas[0]["iterations"]:
             raise ConfigError(where + "lockstep needs equal iterations in every area")
+        g = a["groups"]
+        if g == "depthwise":
+            g = a["channels"]
+        elif re.fullmatch(r"\d+", g) and 1 <= int(g) <= 1024:
+            g = int(g)
+        else:
+            raise ConfigError(where + "groups = '%s' must be a number of groups that divides channels, or depthwise" % g)
+        if a["channels"] % g:
+            raise ConfigError(where + "groups = %d does not divide channels = %d" % (g, a["channels"]))
+        if g > 1 and not a["lateral"] and a["cell"] != "residual":
+            raise ConfigError(where + "groups applies to the lateral and residual convs, and this area has neither")
+        if g == 1 and a["pointwise"]:
+            raise ConfigError(where + "pointwise puts a 1x1 conv after each grouped conv: it needs groups > 1")
+        a["groups"] = g
+        try:
+            a["pointwise"] = g > 1 and _bool(a["pointwise"] or "yes")
+        except ValueError as e:
+            raise ConfigError(where + "pointwise = '%s' %s" % (a["pointwise"], e))
 
 
 def area_shapes(cfg):
@@ -328,9 +348,7 @@ def _expected(cfg):
                 if bias:
                     out[pre + ".bu.bias"] = (cout,)
             if a["lateral"] and t > 1:
-                out[pre + ".lat.weight"] = (cout, C, r, r)
-                if bias and gru:  # a GRU's hidden term has its own bias
-                    out[pre + ".lat.bias"] = (cout,)
+                _state_conv_shapes(out, a, pre + ".lat", cout, bias and gru)  # a GRU's hidden term has a bias
             if a["topdown"] and t > 1:
                 out[pre + ".td.weight"] = (cout, above, r, r)
             # a GRU normalises its drive (when the step has one) and its hidden term apart
@@ -338,9 +356,7 @@ def _expected(cfg):
             if gru and t > 1:
                 norms.append(("bnh", cout))
             if a["cell"] == "residual":
-                out[pre + ".conv2.weight"] = (C, C, r, r)
-                if bias:
-                    out[pre + ".conv2.bias"] = (C,)
+                _state_conv_shapes(out, a, pre + ".conv2", C, bias)
                 norms.append(("bn2", C))
             for tag, c in norms if m["norm"] != "none" else ():
                 base = _norm_base(m, a, tag, t)
@@ -351,6 +367,18 @@ def _expected(cfg):
         out[base + ".weight"] = (m["classes"], areas[-1]["channels"])
         out[base + ".bias"] = (m["classes"],)
     return out
+
+
+def _state_conv_shapes(out, a, base, cout, bias):
+    """The lateral / residual conv2 params of area a (docs/CONFIG.md, groups): a conv in a["groups"] groups,
+    with pointwise a 1x1 conv base.pw after it (the bias, if any, on the last)."""
+    C, G, r = a["channels"], a["groups"], a["kernel"]
+    pw = G > 1 and a["pointwise"]
+    out[base + ".weight"] = (C if pw else cout, C // G, r, r)
+    if pw:
+        out[base + ".pw.weight"] = (cout, C, 1, 1)
+    if bias:
+        out[base + ".bias"] = (cout,)
 
 
 def _norm_base(m, a, tag, pt):
@@ -434,6 +462,16 @@ class RecurModel(nn.Module):
         bias = self.tensor(b) if b in self._names else None
         return F.conv2d(x, self.tensor(base + ".weight"), bias, stride=stride, padding=k // 2)
 
+    def _state_conv(self, a, base, x):
+        """conv_lat / conv_2: in a["groups"] groups, then the pointwise 1x1 conv (nn.Conv2d(groups=G) + 1x1)."""
+        G, r = a["groups"], a["kernel"]
+        b = base + ".bias"
+        bias = self.tensor(b) if b in self._names else None
+        if not (G > 1 and a["pointwise"]):
+            return F.conv2d(x, self.tensor(base + ".weight"), bias, padding=r // 2, groups=G)
+        y = F.conv2d(x, self.tensor(base + ".weight"), None, padding=r // 2, groups=G)
+        return F.conv2d(y, self.tensor(base + ".pw.weight"), bias)
+
     def _norm(self, a, tag, pt, x):
         m = self.cfg["model"]
         if m["norm"] == "none":
@@ -462,7 +500,7 @@ class RecurModel(nn.Module):
                     cache["D"] = d
             s = d
         if a["lateral"] and t > 1:
-            z = self._conv(pre + ".lat", h_prev, 1, r)
+            z = self._state_conv(a, pre + ".lat", h_prev)
             s = z if s is None else s + z
         if a["topdown"] and t > 1:
             _, hk, wk = self.shapes[k]
@@ -472,7 +510,7 @@ class RecurModel(nn.Module):
         if a["cell"] == "conv":
             return F.relu(g), None
         if a["cell"] == "residual":
-            v = self._norm(a, "bn2", pt, self._conv(pre + ".conv2", F.relu(g), 1, r))
+            v = self._norm(a, "bn2", pt, self._state_conv(a, pre + ".conv2", F.relu(g)))
             return F.relu(v if h_prev is None else v + h_prev), None
         C = a["channels"]
         i, f, o, cc = g[:, 0:C], g[:, C:2 * C], g[:, 2 * C:3 * C], g[:, 3 * C:4 * C]
@@ -502,7 +540,7 @@ class RecurModel(nn.Module):
             xs = self._norm(a, "bn", pt, xs)
         if h_prev is None:  # t = 1: no h(0)
             return (1 - torch.sigmoid(xs[:, 0:C])) * torch.tanh(xs[:, 2 * C:])
-        m = self._norm(a, "bnh", pt, self._conv(pre + ".lat", h_prev, 1, r))
+        m = self._norm(a, "bnh", pt, self._state_conv(a, pre + ".lat", h_prev))
 
         def pre_act(j, hidden):
             return hidden if xs is None else xs[:, j * C:(j + 1) * C] + hidden

@@ -30,7 +30,9 @@ FIXTURES = [
     "blocked_mix", "blocked_lstm",  # channels of 16: recur's blocked, fused fast path
     "dense_recall",  # recall, a dense head and a masked per-position loss (algorithmic tasks)
     "ponder",  # model.halting = ponder: halting heads and the PonderNet loss
+    "grouped", "grouped_untied",  # area groups: grouped and depthwise(-separable) state convs
     "gru", "gru_untied", "gru_recall", "blocked_gru",  # cell = gru: tied, untied, recall, blocked
+    "gru_grouped",  # cell = gru with grouped / depthwise-separable lateral convs
 ]
 
 
@@ -422,6 +424,8 @@ def check_parser():
         ("[model]\nbn_momentum = 0\n[area A]\nchannels = 2\niterations = 2\ntied = yes\n", "bn_momentum"),
         ("[model]\nloss = coarse-to-fine\nclasses = 5\n[area A]\nchannels = 2\niterations = 2\ntied = yes\n",
          "classes = 10"),
+        ("[area A]\nchannels = 6\niterations = 2\ntied = yes\ngroups = 4\n", "does not divide"),
+        ("[area A]\nchannels = 6\niterations = 2\ntied = yes\npointwise = no\n", "needs groups > 1"),
     ]
     for text, what in bad:
         try:
@@ -461,7 +465,7 @@ def main(argv):
         check_tying(name)
         check_upsample_indices(name)
     print("directional float64 derivative, tying and upsampling checks: ok (%d models)" % len(names))
-    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f", "dense_recall", "gru"):
+    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f", "dense_recall", "grouped", "gru"):
         if name in names:
             check_tied_equals_untied_sum(name)
     print("tied gradient == sum of untied per-step gradients: ok")
@@ -470,7 +474,7 @@ def main(argv):
             check_bu_reuse(name)
     print("bottom-up reuse in sequential tied areas: ok")
     for name, hw in (("topdown", 8), ("mixed_odd", 9), ("nonorm_c2f", 8), ("dense_recall", None),
-                     ("gru_untied", 8), ("gru", 8)):
+                     ("grouped_untied", 8), ("gru_untied", 8), ("gru", 8)):
         if name in names:
             k = check_gradcheck(name, hw=hw)
             print("gradcheck (float64, all %d params) %s: ok" % (k, name))

@@ -175,8 +175,12 @@ TRAIN_KEYS = OrderedDict([
     ("threads", (_k_int(0, 256), "0")),
 ])
 
+# area keys read only in some areas (_area_groups): groups (a number dividing channels, or depthwise) and,
+# with groups > 1, pointwise
+AREA_COND_KEYS = OrderedDict([("groups", (_k_text, "1")), ("pointwise", (_k_bool, "yes"))])
+
 _SECTION_KEYS = {"model": OrderedDict(list(MODEL_KEYS.items()) + [(k, v[:2]) for k, v in MODEL_COND_KEYS.items()]),
-                 "train": TRAIN_KEYS, "area": AREA_KEYS}
+                 "train": TRAIN_KEYS, "area": OrderedDict(list(AREA_KEYS.items()) + list(AREA_COND_KEYS.items()))}
 
 
 class Config(object):
@@ -310,10 +314,35 @@ def parse_config(text, source="<config>", overrides=()):
         a = {"name": r[1]}
         fill("area", r[1], AREA_KEYS, r[2], r[3], a)
         a["kernel"] = int(a["kernel"])
+        _area_groups(r[1], r[2], a, source, fill, r[3])
         a["_line"] = r[3]
         cfg.areas.append(a)
     _validate(cfg)
     return cfg
+
+
+def _area_groups(name, entries, a, source, fill, header_line):
+    """a["groups"] (1: dense; depthwise = channels) and a["pointwise"] (docs/CONFIG.md, groups)."""
+    a["groups"], a["pointwise"] = 1, False
+    if "groups" in entries:
+        val, line = entries["groups"]
+        if val == "depthwise":
+            g = a["channels"]
+        elif re.fullmatch(r"\d+", val) and 1 <= int(val) <= 1024:
+            g = int(val)
+        else:
+            raise ConfigError("%s:%d: [area %s] groups = %r: expected a number of groups or depthwise"
+                              % (source, line, name, val))
+        if a["channels"] % g:
+            raise ConfigError("%s:%d: [area %s] groups = %d does not divide channels = %d"
+                              % (source, line, name, g, a["channels"]))
+        if g > 1 and not a["lateral"] and a["cell"] != "residual":
+            raise ConfigError("%s:%d: [area %s] groups needs a lateral or residual conv" % (source, line, name))
+        a["groups"] = g
+    if a["groups"] > 1:
+        fill("area", name, OrderedDict([("pointwise", AREA_COND_KEYS["pointwise"])]), entries, header_line, a)
+    elif "pointwise" in entries:
+        raise ConfigError("%s:%d: [area %s] pointwise needs groups > 1" % (source, entries["pointwise"][1], name))
 
 
 def load_config(path, overrides=()):
@@ -413,7 +442,7 @@ class RecurNet(nn.Module):
                 if t == 1 or a["bottomup"] == "every":
                     self._conv(self.conv_name(a, t, "bu"), Cout, below_c, kk, bias=nobn)
                 if (t > 1 or self.recall) and a["lateral"]:  # a GRU's hidden term has a bias (as nn.GRU's b_h)
-                    self._conv(self.conv_name(a, t, "lat"), Cout, C, kk, bias=nobn and gru)
+                    self._state_conv(a, self.conv_name(a, t, "lat"), Cout, bias=nobn and gru)
                 if t > 1 and a["topdown"]:
                     self._conv(self.conv_name(a, t, "td"), Cout, above_c, kk, bias=False)
                 if not nobn and (drive or not gru):
@@ -421,7 +450,7 @@ class RecurNet(nn.Module):
                 if not nobn and gru and (t > 1 or self.recall):
                     self._bn(self.bn_name(a, t, "bnh"), Cout)
                 if a["cell"] == "residual":
-                    self._conv(self.conv_name(a, t, "conv2"), C, C, kk, bias=nobn)
+                    self._state_conv(a, self.conv_name(a, t, "conv2"), C, bias=nobn)
                     if not nobn:
                         self._bn(self.bn_name(a, t, "bn2"), C)
         Ck = self.areas[-1]["channels"]
@@ -485,6 +514,17 @@ class RecurNet(nn.Module):
         if bias:
             self._add_param(base + ".bias", (cout,), ("const", 0.0), False)
 
+    def _state_conv(self, a, base, cout, bias):
+        """conv_lat / conv_2 of area a (C channels in): dense, or grouped (base.weight (mid, C/G, k, k)) with,
+        when pointwise, mid = C and a 1x1 conv base.pw.weight (cout, C, 1, 1) after it; the bias on the last."""
+        C, G, k = a["channels"], a["groups"], a["kernel"]
+        pw = G > 1 and a["pointwise"]
+        self._conv(base, C if pw else cout, C // G, k, bias=bias and not pw)
+        if pw:
+            self._conv(base + ".pw", cout, C, 1, bias=False)
+            if bias:
+                self._add_param(base + ".bias", (cout,), ("const", 0.0), False)
+
     def _bn(self, base, c):
         self._add_param(base + ".gamma", (c,), ("const", 1.0), False)
         self._add_param(base + ".beta", (c,), ("const", 0.0), False)
@@ -539,6 +579,16 @@ class RecurNet(nn.Module):
         return F.conv2d(x, self.get(base + ".weight"), self.get(b) if self.has(b) else None,
                         stride=stride, padding=k // 2)
 
+    def _statef(self, a, base, x):
+        """The state conv _state_conv registered: F.conv2d with groups, then the pointwise conv and bias."""
+        G, k = a["groups"], a["kernel"]
+        b = base + ".bias"
+        bias = self.get(b) if self.has(b) else None
+        if not (G > 1 and a["pointwise"]):
+            return F.conv2d(x, self.get(base + ".weight"), bias, stride=1, padding=k // 2, groups=G)
+        y = F.conv2d(x, self.get(base + ".weight"), None, stride=1, padding=k // 2, groups=G)
+        return F.conv2d(y, self.get(base + ".pw.weight"), bias)
+
     def _normf(self, base, x):
         if self.norm == "none":
             return x
@@ -564,7 +614,7 @@ class RecurNet(nn.Module):
             terms.append(D)
             depths.append(Dd)
         if h_prev is not None and a["lateral"]:  # t > 1, or t = 1 from recall's projection
-            terms.append(self._convf(self.conv_name(a, t, "lat"), h_prev, 1, kk))
+            terms.append(self._statef(a, self.conv_name(a, t, "lat"), h_prev))
             depths.append(hd_prev + 1)
         if t > 1 and a["topdown"]:
             z = self._convf(self.conv_name(a, t, "td"), above, 1, kk)
@@ -581,7 +631,7 @@ class RecurNet(nn.Module):
             return F.relu(g), ad_, None, None
         if a["cell"] == "residual":
             u = F.relu(g)
-            v = self._normf(self.bn_name(a, t, "bn2"), self._convf(self.conv_name(a, t, "conv2"), u, 1, kk))
+            v = self._normf(self.bn_name(a, t, "bn2"), self._statef(a, self.conv_name(a, t, "conv2"), u))
             vd = ad_ + 1
             if self.recall:  # the skip adds the recall conv's (normalised) output, not h(t-1)
                 return F.relu(v + g), vd, None, None
@@ -626,7 +676,7 @@ class RecurNet(nn.Module):
             xs = self._normf(self.bn_name(a, t, "bn"), xs)
         hs = None
         if h_prev is not None:
-            hs = self._normf(self.bn_name(a, t, "bnh"), self._convf(self.conv_name(a, t, "lat"), h_prev, 1, kk))
+            hs = self._normf(self.bn_name(a, t, "bnh"), self._statef(a, self.conv_name(a, t, "lat"), h_prev))
             depths.append(hd_prev + 1)
 
         def part(v, j):

@@ -37,6 +37,7 @@ TOL = 1e-4  # max abs difference, relative where a readout's logits exceed 1 in 
 META_KEYS = {"format", "recur_version", "config", "data", "input", "input_shape", "mean", "std", "names"}
 NAME_RE = re.compile(r"^(head(\.t[1-9][0-9]*)?\.(weight|bias)"
                      r"|[A-Za-z0-9_-]+(\.t[1-9][0-9]*)?\.(bu|lat|td|conv2)\.(weight|bias)"
+                     r"|[A-Za-z0-9_-]+(\.t[1-9][0-9]*)?\.(lat|conv2)\.pw\.weight"
                      r"|[A-Za-z0-9_-]+\.bn[2h]?(\.t[1-9][0-9]*)?\.(gamma|beta|running_mean|running_var))$")
 FMNIST = os.path.join(os.environ.get("RECUR_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"),
                       "t10k-images-idx3-ubyte.gz")

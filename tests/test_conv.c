@@ -1,6 +1,8 @@
-/* test_conv.c — conv2d tests: the reference backward against central finite differences, the oneDNN
- * fast path against the reference on many shapes (forward, dx overwrite/accumulate, dw/db accumulate),
- * determinism of the fast path, and that repeated calls of one shape create no new primitives. */
+/* test_conv.c — conv2d tests: the reference backward against central finite differences (grouped and
+ * depthwise too, whose forward is also checked against per-group convolutions), the oneDNN fast path
+ * against the reference on many shapes (forward, dx overwrite/accumulate, dw/db accumulate; grouped on
+ * plain and blocked activations), determinism of the fast path, and that repeated calls of one shape
+ * create no new primitives. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,7 +36,7 @@ static float *zero_buf(size_t n) { return rc_xcalloc(n, sizeof(float)); }
 
 static size_t x_size(const rc_conv_dims *d) { return (size_t)d->n * d->c * d->h * d->w; }
 static size_t y_size(const rc_conv_dims *d) { return (size_t)d->n * d->k * d->ho * d->wo; }
-static size_t w_size(const rc_conv_dims *d) { return (size_t)d->k * d->c * d->r * d->r; }
+static size_t w_size(const rc_conv_dims *d) { return (size_t)d->k * (d->c / d->groups) * d->r * d->r; }
 
 /* L = sum_i g_i * y_i in double, y = conv(x, w, b) by the reference. */
 static double loss_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *g,
@@ -111,6 +113,76 @@ static void test_ref_backward_vs_fd(void) {
     CHECK(cases == 36, "expected 36 finite-difference cases, ran %d", cases);
 }
 
+/* Grouped convolutions by the reference: the forward equals G separate convolutions over the channel slices
+ * of each group, and the backward matches central finite differences, for groups 2 (C 4 -> K 6, and odd
+ * per-group counts C 6 -> K 10 in 2 groups of 3 -> 5) and depthwise (groups = C = 3, K = C and K = 2C). */
+static void test_ref_grouped(void) {
+    static const int cfg[][3] = {{4, 6, 2}, {6, 10, 2}, {3, 3, 3}, {3, 6, 3}}; /* C, K, groups */
+    const int ks[] = {1, 3}, ss[] = {1, 2};
+    rc_rng rng;
+    rc_rng_seed(&rng, 21);
+    int cases = 0;
+    for (int ci = 0; ci < 4; ci++)
+        for (int ki = 0; ki < 2; ki++)
+            for (int si = 0; si < 2; si++) {
+                const int bias = (ci + ki + si) % 2, pad = ks[ki] / 2, G = cfg[ci][2];
+                rc_conv_dims d;
+                rc_conv_dims_init(&d, 2, cfg[ci][0], 5, 6, cfg[ci][1], ks[ki], ss[si], pad);
+                d.groups = G;
+                char what[160];
+                snprintf(what, sizeof what, "C=%d K=%d groups=%d R=%d s=%d", d.c, d.k, G, d.r, d.stride);
+                float *x = rand_buf(&rng, x_size(&d)), *wt = rand_buf(&rng, w_size(&d));
+                float *b = bias ? rand_buf(&rng, (size_t)d.k) : NULL;
+                float *g = rand_buf(&rng, y_size(&d)), *ybuf = zero_buf(y_size(&d));
+                /* forward: group j alone is an ungrouped conv of x's channels [j Cg, (j+1) Cg) with the
+                 * weights and bias of outputs [j Kg, (j+1) Kg) */
+                rc_conv2d_forward_ref(&d, x, wt, b, ybuf);
+                const int Cg = d.c / G, Kg = d.k / G;
+                const size_t hw = (size_t)d.h * d.w, ohw = (size_t)d.ho * d.wo;
+                rc_conv_dims dg;
+                rc_conv_dims_init(&dg, 1, Cg, d.h, d.w, Kg, d.r, d.stride, d.pad);
+                float *yg = zero_buf((size_t)Kg * ohw);
+                for (int n = 0; n < d.n; n++)
+                    for (int j = 0; j < G; j++) {
+                        rc_conv2d_forward_ref(&dg, x + ((size_t)n * d.c + (size_t)j * Cg) * hw,
+                                              wt + (size_t)j * Kg * Cg * d.r * d.r, b ? b + j * Kg : NULL, yg);
+                        const float *yr = ybuf + ((size_t)n * d.k + (size_t)j * Kg) * ohw;
+                        for (size_t i = 0; i < (size_t)Kg * ohw; i++)
+                            CHECK(yg[i] == yr[i], "grouped forward vs per-group conv %s: [%zu] %g vs %g", what, i,
+                                  (double)yr[i], (double)yg[i]);
+                    }
+                free(yg);
+                float *dx = rand_buf(&rng, x_size(&d)); /* garbage: acc=0 must overwrite */
+                float *dw = zero_buf(w_size(&d)), *db = zero_buf((size_t)d.k);
+                rc_conv2d_backward_ref(&d, x, wt, g, dx, 0, dw, bias ? db : NULL);
+                char m[200];
+                for (size_t i = 0; i < x_size(&d); i++) {
+                    snprintf(m, sizeof m, "dx[%zu] %s", i, what);
+                    CHECK_CLOSE(dx[i], fd(&d, x, wt, b, g, ybuf, x, i), 1e-4, 1e-4, m);
+                }
+                for (size_t i = 0; i < w_size(&d); i++) {
+                    snprintf(m, sizeof m, "dw[%zu] %s", i, what);
+                    CHECK_CLOSE(dw[i], fd(&d, x, wt, b, g, ybuf, wt, i), 1e-4, 1e-4, m);
+                }
+                if (bias)
+                    for (int i = 0; i < d.k; i++) {
+                        snprintf(m, sizeof m, "db[%d] %s", i, what);
+                        CHECK_CLOSE(db[i], fd(&d, x, wt, b, g, ybuf, b, (size_t)i), 1e-4, 1e-4, m);
+                    }
+                /* accumulation: dx_acc=1 adds onto dx */
+                float *dx2 = rand_buf(&rng, x_size(&d)), *base = rc_xmalloc(x_size(&d) * sizeof(float));
+                memcpy(base, dx2, x_size(&d) * sizeof(float));
+                rc_conv2d_backward_ref(&d, x, wt, g, dx2, 1, NULL, NULL);
+                for (size_t i = 0; i < x_size(&d); i++)
+                    CHECK_CLOSE(dx2[i], base[i] + dx[i], 1e-5, 1e-5, "grouped ref dx_acc=1");
+                free(x), free(wt), free(b), free(g), free(ybuf), free(dx), free(dw), free(db), free(dx2), free(base);
+                cases++;
+            }
+    CHECK(cases == 16, "expected 16 grouped finite-difference cases, ran %d", cases);
+    CHECK(rc_conv2d_flops(&(rc_conv_dims){.n = 1, .c = 8, .k = 8, .ho = 1, .wo = 1, .r = 1, .groups = 8}) == 16.0,
+          "depthwise flops");
+}
+
 /* max |a - b| <= rel * max |ref| (+ a tiny floor for all-zero references) */
 static void check_rel(const float *got, const float *ref, size_t n, double rel, const char *what) {
     double mref = 0.0, merr = 0.0;
@@ -128,13 +200,54 @@ typedef struct {
     int n, c, h, w, k, r, s, p;
 } shape;
 
-/* The fast path (rc_conv2d_forward/backward with rc_ops_fast=1) against the reference. */
-static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
+/* Floats of an (n, c, hw) activation in nChw16c (channels padded to 16). */
+static size_t blk_size(int n, int c, int hw) { return (size_t)n * ((c + 15) / 16 * 16) * hw; }
+
+/* rc_conv2d_forward on plain x, y; with blk, through blocked copies (d's layouts plain, run as blocked). */
+static void fwd_l(const rc_conv_dims *d, int blk, const float *x, const float *w, const float *b, float *y) {
+    if (!blk) {
+        rc_conv2d_forward(d, x, w, b, y);
+        return;
+    }
+    rc_conv_dims db = *d;
+    db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
+    const int hw = d->h * d->w, ohw = d->ho * d->wo;
+    float *xb = zero_buf(blk_size(d->n, d->c, hw)), *yb = zero_buf(blk_size(d->n, d->k, ohw));
+    rc_layout_to_blk16(d->n, d->c, hw, x, xb);
+    rc_conv2d_forward(&db, xb, w, b, yb);
+    rc_layout_from_blk16(d->n, d->k, ohw, yb, y);
+    free(xb), free(yb);
+}
+
+/* rc_conv2d_backward likewise (dx, when given, converted in and out so that accumulation is seen). */
+static void bwd_l(const rc_conv_dims *d, int blk, const float *x, const float *w, const float *dy, float *dx,
+                  int dx_acc, float *dw, float *db) {
+    if (!blk) {
+        rc_conv2d_backward(d, x, w, dy, dx, dx_acc, dw, db);
+        return;
+    }
+    rc_conv_dims dbk = *d;
+    dbk.x_layout = dbk.y_layout = RC_LAYOUT_BLK16;
+    const int hw = d->h * d->w, ohw = d->ho * d->wo;
+    float *xb = zero_buf(blk_size(d->n, d->c, hw)), *dyb = zero_buf(blk_size(d->n, d->k, ohw));
+    float *dxb = dx ? zero_buf(blk_size(d->n, d->c, hw)) : NULL;
+    rc_layout_to_blk16(d->n, d->c, hw, x, xb);
+    rc_layout_to_blk16(d->n, d->k, ohw, dy, dyb);
+    if (dx) rc_layout_to_blk16(d->n, d->c, hw, dx, dxb);
+    rc_conv2d_backward(&dbk, xb, w, dyb, dxb, dx_acc, dw, db);
+    if (dx) rc_layout_from_blk16(d->n, d->c, hw, dxb, dx);
+    free(xb), free(dyb), free(dxb);
+}
+
+/* The fast path (rc_conv2d_forward/backward with rc_ops_fast=1) against the reference, with the given
+ * groups, on plain activations or (blk) blocked ones. */
+static void fast_vs_ref_g(const shape *sh, int groups, int blk, int bias, rc_rng *rng) {
     rc_conv_dims d;
     rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
+    d.groups = groups;
     char what[200];
-    snprintf(what, sizeof what, "N=%d C=%d %dx%d K=%d R=%d s=%d p=%d bias=%d", d.n, d.c, d.h, d.w, d.k, d.r, d.stride,
-             d.pad, bias);
+    snprintf(what, sizeof what, "N=%d C=%d %dx%d K=%d R=%d s=%d p=%d groups=%d blocked=%d bias=%d", d.n, d.c, d.h,
+             d.w, d.k, d.r, d.stride, d.pad, groups, blk, bias);
     const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), nk = (size_t)d.k;
     float *x = rand_buf(rng, nx), *w = rand_buf(rng, nw), *b = bias ? rand_buf(rng, nk) : NULL;
     float *dy = rand_buf(rng, ny), *base = rand_buf(rng, nx);
@@ -144,13 +257,13 @@ static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
     char m[260];
 
     rc_conv2d_forward_ref(&d, x, w, b, y0);
-    rc_conv2d_forward(&d, x, w, b, y1);
+    fwd_l(&d, blk, x, w, b, y1);
     snprintf(m, sizeof m, "forward %s", what);
     check_rel(y1, y0, ny, 1e-4, m);
 
     /* dx overwrite (dx1 holds garbage), dw/db accumulate from zero */
     rc_conv2d_backward_ref(&d, x, w, dy, dx0, 0, dw0, bias ? db0 : NULL);
-    rc_conv2d_backward(&d, x, w, dy, dx1, 0, dw1, bias ? db1 : NULL);
+    bwd_l(&d, blk, x, w, dy, dx1, 0, dw1, bias ? db1 : NULL);
     snprintf(m, sizeof m, "dx acc=0 %s", what);
     check_rel(dx1, dx0, nx, 1e-4, m);
     snprintf(m, sizeof m, "dw %s", what);
@@ -164,7 +277,7 @@ static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
     memcpy(dx0, base, nx * sizeof(float));
     memcpy(dx1, base, nx * sizeof(float));
     rc_conv2d_backward_ref(&d, x, w, dy, dx0, 1, NULL, NULL);
-    rc_conv2d_backward(&d, x, w, dy, dx1, 1, dw1, bias ? db1 : NULL);
+    bwd_l(&d, blk, x, w, dy, dx1, 1, dw1, bias ? db1 : NULL);
     snprintf(m, sizeof m, "dx acc=1 %s", what);
     check_rel(dx1, dx0, nx, 1e-4, m);
     for (size_t i = 0; i < nw; i++) dw0[i] *= 2.0f;
@@ -178,18 +291,20 @@ static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) {
 
     /* NULL dx: only weight gradients; NULL dw/db: only dx */
     float *dw2 = zero_buf(nw);
-    rc_conv2d_backward(&d, x, w, dy, NULL, 0, dw2, NULL);
+    bwd_l(&d, blk, x, w, dy, NULL, 0, dw2, NULL);
     for (size_t i = 0; i < nw; i++) dw0[i] *= 0.5f;
     snprintf(m, sizeof m, "dw (dx NULL) %s", what);
     check_rel(dw2, dw0, nw, 1e-4, m);
     memcpy(dx1, base, nx * sizeof(float));
-    rc_conv2d_backward(&d, x, w, dy, dx1, 1, NULL, NULL);
+    bwd_l(&d, blk, x, w, dy, dx1, 1, NULL, NULL);
     snprintf(m, sizeof m, "dx (dw NULL) %s", what);
     check_rel(dx1, dx0, nx, 1e-4, m);
 
     free(x), free(w), free(b), free(dy), free(base), free(y0), free(y1), free(dx0), free(dx1);
     free(dw0), free(dw1), free(db0), free(db1), free(dw2);
 }
+
+static void fast_vs_ref(const shape *sh, int bias, rc_rng *rng) { fast_vs_ref_g(sh, 1, 0, bias, rng); }
 
 static const shape g_shapes[] = {
     {8, 16, 28, 28, 32, 3, 1, 1},  /* the common trunk conv */
@@ -229,6 +344,41 @@ static void test_fast_vs_ref(void) {
         rc_conv2d_dnnl_set_blocked(old);
 #endif
     }
+}
+
+/* Grouped and depthwise convolutions: the fast path against the reference on plain activations (each
+ * layout policy of oneDNN) and on blocked ones, odd channel counts and channels not multiples of 16. */
+static const struct {
+    shape s;
+    int groups;
+} g_grouped[] = {
+    {{2, 4, 7, 6, 6, 3, 1, 1}, 2},      /* 2 groups of 2 -> 3 */
+    {{2, 10, 6, 6, 6, 3, 1, 1}, 2},     /* odd per-group counts: 5 -> 3 */
+    {{2, 6, 9, 9, 9, 3, 2, 1}, 3},      /* 3 groups, stride 2 */
+    {{2, 5, 8, 7, 5, 3, 1, 1}, 5},      /* depthwise, 5 channels */
+    {{2, 7, 6, 6, 14, 1, 1, 0}, 7},     /* depthwise 1x1, channel multiplier 2 */
+    {{2, 32, 10, 10, 32, 3, 1, 1}, 32}, /* depthwise, 32 channels (blocked without padding) */
+    {{2, 16, 8, 8, 16, 5, 1, 2}, 16},   /* depthwise 5x5 */
+    {{2, 32, 9, 9, 64, 3, 2, 1}, 2},    /* 2 groups of 16 -> 32, stride 2 */
+    {{2, 48, 7, 7, 48, 3, 1, 1}, 2},    /* 2 groups of 24 */
+};
+
+static void test_grouped_fast_vs_ref(void) {
+    rc_rng rng;
+    rc_rng_seed(&rng, 22);
+    rc_ops_fast = 1;
+    const int n = (int)(sizeof g_grouped / sizeof g_grouped[0]);
+#ifdef RC_HAVE_DNNL
+    for (int pol = 0; pol < 3; pol++) {
+        int old = rc_conv2d_dnnl_set_blocked(pol);
+        for (int i = 0; i < n; i++) fast_vs_ref_g(&g_grouped[i].s, g_grouped[i].groups, 0, (i + pol) % 2, &rng);
+        rc_conv2d_dnnl_set_blocked(old);
+    }
+    for (int i = 0; i < n; i++)
+        for (int bias = 0; bias <= 1; bias++) fast_vs_ref_g(&g_grouped[i].s, g_grouped[i].groups, 1, bias, &rng);
+#else
+    for (int i = 0; i < n; i++) fast_vs_ref_g(&g_grouped[i].s, g_grouped[i].groups, 0, i % 2, &rng);
+#endif
 }
 
 /* Two runs of the fast path on the same inputs give bit-identical outputs and gradients. */
@@ -492,7 +642,9 @@ static void test_threads(void) {
 
 int main(void) {
     RUN_TEST(test_ref_backward_vs_fd);
+    RUN_TEST(test_ref_grouped);
     RUN_TEST(test_fast_vs_ref);
+    RUN_TEST(test_grouped_fast_vs_ref);
     RUN_TEST(test_determinism);
     RUN_TEST(test_primitive_reuse);
     RUN_TEST(test_threads);

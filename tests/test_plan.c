@@ -47,6 +47,11 @@ static const char *models[][2] = {
                    "[area V1]\nchannels = 24\niterations = 3\ntied = yes\nlateral = yes\ntopdown = yes\n"
                    "[area V2]\nchannels = 40\niterations = 3\ntied = yes\nstride = 2\nlateral = yes\n"
                    "[train]\nbatch = 4\n"},
+    /* area groups: depthwise-separable (16 channels, blocked) and 4 groups of 6 (24, padded lanes) */
+    {"grouped", "[model]\ninput = 1x12x12\nnorm = batch_per_iter\nloss = every\n"
+                "[area V1]\nchannels = 16\niterations = 3\ntied = yes\ncell = residual\ngroups = depthwise\n"
+                "[area V2]\nchannels = 24\niterations = 2\ntied = no\nstride = 2\ngroups = 4\npointwise = no\n"
+                "[train]\nbatch = 4\n"},
     {NULL, NULL}};
 
 static int build(const char *text, int fast, int opts, int recompute, rc_model *m) {

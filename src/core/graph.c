@@ -92,7 +92,13 @@ static rc_node node_proto(rc_op_type op) {
 
 int rc_emit_conv(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r, int stride,
                  int pad) {
+    return rc_emit_conv_grouped(g, name, x, w_param, b_param, k_out, r, stride, pad, 1);
+}
+
+int rc_emit_conv_grouped(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r,
+                         int stride, int pad, int groups) {
     const rc_tensor *in = &g->tensors[x];
+    RC_ASSERT(groups >= 1 && in->c % groups == 0 && k_out % groups == 0);
     int ho = (in->h + 2 * pad - r) / stride + 1, wo = (in->w + 2 * pad - r) / stride + 1;
     RC_ASSERT(ho > 0 && wo > 0);
     rc_node n = node_proto(RC_OP_CONV);
@@ -103,9 +109,11 @@ int rc_emit_conv(rc_graph *g, const char *name, int x, int w_param, int b_param,
     n.k = r;
     n.stride = stride;
     n.pad = pad;
+    n.groups = groups;
     n.is_conv_layer = 1;
     const rc_param *w = &g->params[w_param];
-    RC_ASSERT(w->ndim == 4 && w->shape[0] == k_out && w->shape[1] == in->c && w->shape[2] == r && w->shape[3] == r);
+    RC_ASSERT(w->ndim == 4 && w->shape[0] == k_out && w->shape[1] == in->c / groups && w->shape[2] == r &&
+              w->shape[3] == r);
     n.out = rc_graph_tensor(g, name, k_out, ho, wo);
     rc_graph_node(g, &n);
     return n.out;

@@ -83,6 +83,7 @@ typedef struct {
     int out;                /* tensor index */
     int param[4];           /* param indices, -1 = absent: conv/linear {w, b}; bn {gamma, beta, run_mean, run_var} */
     int k, stride, pad;     /* conv kernel / pool window, stride, padding; slice: k = c0, stride = len */
+    int groups;             /* conv: channel groups (weights (K, C/groups, r, r)); 1 = dense */
     float eps, momentum;    /* batch norm */
     int is_conv_layer;      /* counts toward effective depth */
     int step;               /* unroll step tag (rc_graph_set_step) for recomputation segments */
@@ -166,6 +167,9 @@ int rc_graph_node(rc_graph *g, const rc_node *proto); /* copies proto, creates n
 /* Convenience emitters; each creates its output tensor and returns its index. */
 int rc_emit_conv(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r, int stride,
                  int pad);
+/* The same in groups: w_param (k_out, C/groups, r, r), groups dividing C and k_out (PyTorch's Conv2d groups). */
+int rc_emit_conv_grouped(rc_graph *g, const char *name, int x, int w_param, int b_param, int k_out, int r,
+                         int stride, int pad, int groups);
 int rc_emit_batchnorm(rc_graph *g, const char *name, int x, int gamma, int beta, int run_mean, int run_var);
 int rc_emit_unary(rc_graph *g, rc_op_type op, const char *name, int x);
 int rc_emit_binary(rc_graph *g, rc_op_type op, const char *name, int a, int b);

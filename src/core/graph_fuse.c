@@ -52,6 +52,7 @@ void rc_xnode_from(const rc_node *n, rc_xnode *x) {
     x->k = n->k;
     x->stride = n->stride;
     x->pad = n->pad;
+    x->groups = n->groups;
     x->eps = n->eps;
     x->momentum = n->momentum;
     x->step = n->step;

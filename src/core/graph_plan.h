@@ -16,6 +16,7 @@ typedef struct rc_xnode {
     int out2;               /* second output (LSTM cell state, BNACT's pooled readout), -1 = none */
     int param[4];           /* param indices, -1 = absent (as the builder's node) */
     int k, stride, pad;     /* as the builder's node */
+    int groups;             /* conv: channel groups, as the builder's node */
     float eps, momentum;    /* batch norm */
     int step;               /* unroll step tag of its first builder node */
     int relu, bn;           /* BNACT: relu after; LSTM: batch norm before the gates */

@@ -76,6 +76,7 @@ static rc_conv_dims node_conv_dims(const rc_graph *g, const rc_xnode *n, int nb)
     const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
     rc_conv_dims d;
     rc_conv_dims_init(&d, nb, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
+    d.groups = n->groups > 1 ? n->groups : 1;
     d.x_layout = x->layout;
     d.y_layout = y->layout;
     return d;
@@ -85,6 +86,7 @@ static double conv_flops(const rc_graph *g, const rc_node *n) {
     const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
     rc_conv_dims d;
     rc_conv_dims_init(&d, 1, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
+    d.groups = n->groups > 1 ? n->groups : 1;
     return rc_conv2d_flops(&d);
 }
 

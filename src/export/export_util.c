@@ -103,8 +103,9 @@ void rc_export_meta_build(const rc_graph *g, const rc_export_info *info, rc_expo
     }
     add(m, "mean", fmt_floats(info->mean, c));
     add(m, "std", fmt_floats(info->std, c));
-    add(m, "names", dup_str("AREA[.tT].{bu,lat,td,conv2}.{weight,bias}; AREA.{bn,bn2}[.tT].{gamma,beta,running_mean,"
-                            "running_var}; head[.tT].{weight,bias}; T counts from 1 (docs/EXPORT.md)"));
+    add(m, "names", dup_str("AREA[.tT].{bu,lat,td,conv2}.{weight,bias}; AREA[.tT].{lat,conv2}.pw.weight; "
+                            "AREA.{bn,bn2}[.tT].{gamma,beta,running_mean,running_var}; head[.tT].{weight,bias}; "
+                            "T counts from 1 (docs/EXPORT.md)"));
 }
 
 void rc_export_meta_free(rc_export_meta *m) {

@@ -180,7 +180,7 @@ static rc_status emit_node(writer *w, const rc_node *n, const char *path) {
     for (int i = 0; i < n->nin; i++) in[i] = w->tname[n->in[i]];
     const rc_tensor *x = &g->tensors[n->in[0]];
     switch (n->op) {
-    case RC_OP_CONV: { // x: (N, C, H, W), W: (K, C, r, r), B: (K) -> (N, K, H', W')
+    case RC_OP_CONV: { // x: (N, C, H, W), W: (K, C/G, r, r), B: (K) -> (N, K, H', W'), G groups
         const rc_param *wt = &g->params[n->param[0]];
         int nin = 0;
         in[nin++] = w->tname[n->in[0]];
@@ -188,6 +188,7 @@ static rc_status emit_node(writer *w, const rc_node *n, const char *path) {
         if (n->param[1] >= 0) in[nin++] = pname(w, n->param[1]);
         node_begin(w, "Conv", out, in, nin, out);
         attr_window(w, wt->shape[2], wt->shape[3], n->stride, n->pad);
+        if (n->groups > 1) attr_int(w, "group", n->groups);
         rc_pb_end(&w->pb);
         return RC_OK;
     }

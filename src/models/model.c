@@ -47,6 +47,8 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
                            a->name, a->iterations, cfg->areas[0].name, cfg->areas[0].iterations);
         for (int j = 0; j < k; j++)
             if (strcmp(cfg->areas[j].name, a->name) == 0) return rc_fail("two areas are named '%s'", a->name);
+        if (a->groups < 0 || a->groups > a->channels || (a->groups > 1 && a->channels % a->groups))
+            return rc_fail("area %s: groups %d must divide channels %d", a->name, a->groups, a->channels);
     }
     if (cfg->areas[cfg->nareas - 1].iterations > RC_MAX_READOUTS)
         return rc_fail("too many readouts (%d)", cfg->areas[cfg->nareas - 1].iterations);
@@ -153,6 +155,37 @@ static int vec_param(builder *b, const char *name, int n, rc_param_kind kind, fl
     return p;
 }
 
+/* A state-to-state conv of area k (the lateral term, the residual cell's conv2): x (C channels) -> cout, stride
+ * 1, params pre.what.*, output tensor tname. With groups G > 1 (docs/CONFIG.md, groups) a grouped conv
+ * (pre.what.weight: (m, C/G, r, r)); with pointwise, m = C and a 1x1 conv (pre.what.pw.weight: (cout, C, 1, 1))
+ * mixes the channels after it (depthwise-separable; counted as one conv layer of the effective depth), else
+ * m = cout. The bias (bias != 0: pre.what.bias) goes on the last conv. */
+static int emit_state_conv(builder *b, int k, const char *pre, const char *what, int x, int cout, int bias,
+                           const char *tname) {
+    const rc_area_cfg *a = &b->cfg->areas[k];
+    rc_graph *g = &b->m->g;
+    int C = g->tensors[x].c, r = a->kernel, G = a->groups > 1 ? a->groups : 1, pw = G > 1 && a->pointwise;
+    int mid = pw ? C : cout;
+    char nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
+    snprintf(nm, sizeof nm, "%s.%s.weight", pre, what);
+    int w = conv_param(b, nm, mid, C / G, r);
+    int wp = -1, bp = -1;
+    if (pw) {
+        snprintf(nm, sizeof nm, "%s.%s.pw.weight", pre, what);
+        wp = conv_param(b, nm, cout, C, 1);
+    }
+    if (bias) {
+        snprintf(nm, sizeof nm, "%s.%s.bias", pre, what);
+        bp = vec_param(b, nm, cout, RC_PARAM_NODECAY, 0.0f);
+    }
+    if (!pw) return rc_emit_conv_grouped(g, tname, x, w, bp, cout, r, 1, r / 2, G);
+    snprintf(tn, sizeof tn, "%s_g", tname);
+    int y = rc_emit_conv_grouped(g, tn, x, w, -1, mid, r, 1, r / 2, G);
+    y = rc_emit_conv(g, tname, y, wp, bp, cout, 1, 1, 0);
+    g->nodes[g->nnodes - 1].is_conv_layer = 0; /* one linear map with the grouped conv before it */
+    return y;
+}
+
 /* Norm N_t over tensor x for area k at (param) step pt; tag is "bn" or "bn2". */
 static int emit_norm(builder *b, int k, int pt, const char *tag, int x, const char *tname) {
     const rc_model_cfg *cfg = b->cfg;
@@ -202,20 +235,12 @@ typedef struct {
     int bias;                  /* model.norm = none: conv_bu, conv_2 and a GRU's conv_lat carry a bias */
 } step_in;
 
-/* The lateral convolution of h(t-1) to cout channels, "lat" (a bias "lat.bias" when bias). */
+/* The lateral convolution of h(t-1) to cout channels, "lat" (grouped with the area's groups; a bias
+ * "lat.bias" when bias). */
 static int emit_lateral(builder *b, const step_in *s, int cout, int bias) {
-    const rc_area_cfg *a = &b->cfg->areas[s->k];
-    rc_graph *g = &b->m->g;
-    char nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
-    snprintf(nm, sizeof nm, "%s.lat.weight", s->pre);
-    int w = conv_param(b, nm, cout, b->C[s->k], a->kernel);
-    int bp = -1;
-    if (bias) {
-        snprintf(nm, sizeof nm, "%s.lat.bias", s->pre);
-        bp = vec_param(b, nm, cout, RC_PARAM_NODECAY, 0.0f);
-    }
-    snprintf(tn, sizeof tn, "%s.t%d.lat", a->name, s->t);
-    return rc_emit_conv(g, tn, s->prev, w, bp, cout, a->kernel, 1, a->kernel / 2);
+    char tn[RC_NAME_MAX + 32];
+    snprintf(tn, sizeof tn, "%s.t%d.lat", b->cfg->areas[s->k].name, s->t);
+    return emit_state_conv(b, s->k, s->pre, "lat", s->prev, cout, bias, tn);
 }
 
 /* The summed input to cout channels: bottom-up conv (D, computed once per sequential tied area with
@@ -276,23 +301,16 @@ static int cell_residual(builder *b, const step_in *s) {
     const rc_model_cfg *cfg = b->cfg;
     const rc_area_cfg *a = &cfg->areas[s->k];
     rc_graph *g = &b->m->g;
-    const int C = b->C[s->k], ker = a->kernel, t = s->t;
-    char nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
+    const int C = b->C[s->k], t = s->t;
+    char tn[RC_NAME_MAX + 32];
     int sum = emit_inputs(b, s, C, a->lateral);
     RC_ASSERT(sum >= 0);
     snprintf(tn, sizeof tn, "%s.t%d.norm", a->name, t);
     int z = emit_norm(b, s->k, s->pt, "bn", sum, tn);
     snprintf(tn, sizeof tn, "%s.t%d.u", a->name, t);
     int u = rc_emit_unary(g, RC_OP_RELU, tn, z);
-    snprintf(nm, sizeof nm, "%s.conv2.weight", s->pre);
-    int w = conv_param(b, nm, C, C, ker);
-    int bp = -1;
-    if (s->bias) {
-        snprintf(nm, sizeof nm, "%s.conv2.bias", s->pre);
-        bp = vec_param(b, nm, C, RC_PARAM_NODECAY, 0.0f);
-    }
     snprintf(tn, sizeof tn, "%s.t%d.conv2", a->name, t);
-    int v = rc_emit_conv(g, tn, u, w, bp, C, ker, 1, ker / 2);
+    int v = emit_state_conv(b, s->k, s->pre, "conv2", u, C, s->bias, tn);
     snprintf(tn, sizeof tn, "%s.t%d.norm2", a->name, t);
     v = emit_norm(b, s->k, s->pt, "bn2", v, tn);
     /* the skip adds the block's input: h(t-1), or with recall the recall conv's output (normalised),

@@ -30,6 +30,8 @@ typedef struct {
     rc_cell_kind cell;
     int kernel, stride;
     int bottomup_every, lateral, topdown;
+    int groups;    /* the state-to-state convs (lateral, residual conv2) in this many groups; <= 1: dense */
+    int pointwise; /* groups > 1: a 1x1 conv after each grouped conv (depthwise-separable) */
 } rc_area_cfg;
 
 typedef struct {

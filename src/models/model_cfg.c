@@ -83,6 +83,56 @@ static rc_status read_model(rc_ini *ini, rc_model_cfg *m, const char *default_na
     return RC_OK;
 }
 
+/* "FILE:LINE" of key in s, or "FILE (--set)" for a key that came from the command line. */
+static const char *key_where(rc_ini *ini, const rc_ini_section *s, const char *key, char *buf, size_t n) {
+    int line = 0;
+    for (int j = 0; j < rc_ini_key_count(s); j++) {
+        const char *k, *v;
+        int l;
+        rc_ini_key_at(s, j, &k, &v, &l);
+        if (!strcmp(k, key)) line = l;
+    }
+    if (line > 0)
+        snprintf(buf, n, "%s:%d", rc_ini_display_name(ini), line);
+    else
+        snprintf(buf, n, "%s (--set)", rc_ini_display_name(ini));
+    return buf;
+}
+
+/* groups (a number dividing channels, or depthwise = channels) and, with groups > 1, pointwise. */
+static rc_status read_groups(rc_ini *ini, rc_ini_section *s, rc_area_cfg *a) {
+    char wb[600];
+    a->groups = 1;
+    a->pointwise = 0;
+    if (rc_ini_has(s, "groups")) {
+        const char *v;
+        TRY(rc_ini_str(s, "groups", &v));
+        if (!strcmp(v, "depthwise")) {
+            a->groups = a->channels;
+        } else {
+            if (strspn(v, "0123456789") != strlen(v) || !v[0])
+                return rc_fail("%s: groups = '%.32s' in [area %s] must be a number of groups that divides channels, "
+                               "or depthwise",
+                               key_where(ini, s, "groups", wb, sizeof wb), v, a->name);
+            TRY(rc_ini_int(s, "groups", 1, 1024, &a->groups));
+        }
+        if (a->channels % a->groups)
+            return rc_fail("%s: groups = %d in [area %s] does not divide channels = %d", key_where(ini, s, "groups", wb, sizeof wb),
+                           a->groups, a->name, a->channels);
+        if (a->groups > 1 && !a->lateral && a->cell != RC_CELL_RESIDUAL)
+            return rc_fail("%s: groups = %d in [area %s] applies to the lateral and the residual cell's second conv, "
+                           "and this area has neither (lateral = no, cell = %s)",
+                           key_where(ini, s, "groups", wb, sizeof wb), a->groups, a->name, rc_cell_name(a->cell));
+    }
+    if (a->groups > 1) {
+        TRY(rc_ini_bool_or(s, "pointwise", 1, &a->pointwise));
+    } else if (rc_ini_has(s, "pointwise")) {
+        return rc_fail("%s: pointwise in [area %s] puts a 1x1 conv after each grouped conv: it needs groups > 1",
+                       key_where(ini, s, "pointwise", wb, sizeof wb), a->name);
+    }
+    return RC_OK;
+}
+
 static rc_status read_areas(rc_ini *ini, rc_model_cfg *m) {
     static const char *cells[] = {"conv", "residual", "convlstm", "gru", NULL};
     static const char *bottomups[] = {"first", "every", NULL};
@@ -124,6 +174,7 @@ static rc_status read_areas(rc_ini *ini, rc_model_cfg *m) {
         TRY(rc_ini_enum_or(s, "bottomup", 1, bottomups, &a->bottomup_every));
         TRY(rc_ini_bool_or(s, "lateral", 1, &a->lateral));
         TRY(rc_ini_bool_or(s, "topdown", 0, &a->topdown));
+        TRY(read_groups(ini, s, a));
     }
     return RC_OK;
 }
@@ -183,7 +234,7 @@ static const char *model_keys[] = {"name", "input", "classes", "unroll", "norm",
                                    "loss", "bn_sync", "alpha", "readout", "head_channels", "recall",
                                    "halting", "ponder_beta", "ponder_lambda", NULL};
 static const char *area_keys[] = {"channels", "iterations", "tied", "cell", "kernel", "stride", "bottomup",
-                                  "lateral", "topdown", NULL};
+                                  "lateral", "topdown", "groups", "pointwise", NULL};
 static const char *train_keys[] = {"data",     "epochs",       "batch",         "limit",      "test_limit", "val",
                                    "optimizer", "lr",          "momentum",      "nesterov",   "weight_decay",
                                    "beta1",    "beta2",        "adam_eps",      "schedule",   "warmup_epochs",

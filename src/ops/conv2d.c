@@ -25,13 +25,19 @@ void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r
     d->ho = (h + 2 * pad - r) / stride + 1;
     d->wo = (w + 2 * pad - r) / stride + 1;
     d->x_layout = d->y_layout = RC_LAYOUT_NCHW;
+    d->groups = 1;
+}
+
+/* The group count is set after rc_conv_dims_init: check it where a conv runs. */
+static void check_groups(const rc_conv_dims *d) {
+    RC_ASSERT(d->groups >= 1 && d->c % d->groups == 0 && d->k % d->groups == 0);
 }
 
 /* Blocked activations exist only with oneDNN; they always take the fast path. */
 static int blocked(const rc_conv_dims *d) { return d->x_layout != RC_LAYOUT_NCHW || d->y_layout != RC_LAYOUT_NCHW; }
 
 double rc_conv2d_flops(const rc_conv_dims *d) {
-    return 2.0 * d->n * d->k * d->ho * d->wo * (double)d->c * d->r * d->r;
+    return 2.0 * d->n * d->k * d->ho * d->wo * (double)(d->c / d->groups) * d->r * d->r;
 }
 
 /* Output indices o in [0, out) whose input index o*s - p + kidx lies in [0, in): [*lo, *hi). */
@@ -46,21 +52,22 @@ static void valid_range(int in, int out, int s, int p, int kidx, int *lo, int *h
     *hi = h;
 }
 
-/* x: (N,C,H,W), w: (K,C,R,R), b: (K) or NULL -> y: (N,K,Ho,Wo). Float accumulation in a fixed order
+/* x: (N,C,H,W), w: (K,C/G,R,R), b: (K) or NULL -> y: (N,K,Ho,Wo). Float accumulation in a fixed order
  * (bias, then c, kh, kw), one output plane per OpenMP iteration, so the result is deterministic. */
 void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
     RC_ASSERT(!blocked(d));
+    check_groups(d);
     const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->stride, P = d->pad;
-    const int Ho = d->ho, Wo = d->wo;
+    const int Ho = d->ho, Wo = d->wo, Cg = C / d->groups, Kg = K / d->groups;
 #pragma omp parallel for schedule(static)
     for (int nk = 0; nk < N * K; nk++) {
-        const int n = nk / K, k = nk % K;
+        const int n = nk / K, k = nk % K, c0 = k / Kg * Cg;
         float *yp = y + (size_t)nk * Ho * Wo;
         const float bias = b ? b[k] : 0.0f;
         for (int i = 0; i < Ho * Wo; i++) yp[i] = bias;
-        for (int c = 0; c < C; c++) {
-            const float *xp = x + ((size_t)n * C + c) * H * W;
-            const float *wp = w + ((size_t)k * C + c) * R * R;
+        for (int cl = 0; cl < Cg; cl++) {
+            const float *xp = x + ((size_t)n * C + c0 + cl) * H * W;
+            const float *wp = w + ((size_t)k * Cg + cl) * R * R;
             for (int kh = 0; kh < R; kh++) {
                 int oy0, oy1;
                 valid_range(H, Ho, S, P, kh, &oy0, &oy1);
@@ -85,22 +92,23 @@ void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w
     }
 }
 
-/* dy: (N,K,Ho,Wo) -> dx (N,C,H,W) (overwrite or += per dx_acc), dw (K,C,R,R) +=, db (K) +=.
+/* dy: (N,K,Ho,Wo) -> dx (N,C,H,W) (overwrite or += per dx_acc), dw (K,C/G,R,R) +=, db (K) +=.
  * dx: one input plane per OpenMP iteration (scatter of dy through w); dw/db: double accumulators. */
 void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                             int dx_acc, float *dw, float *db) {
     RC_ASSERT(!blocked(d));
+    check_groups(d);
     const int N = d->n, C = d->c, H = d->h, W = d->w, K = d->k, R = d->r, S = d->stride, P = d->pad;
-    const int Ho = d->ho, Wo = d->wo;
+    const int Ho = d->ho, Wo = d->wo, Cg = C / d->groups, Kg = K / d->groups;
     if (dx) {
 #pragma omp parallel for schedule(static)
         for (int nc = 0; nc < N * C; nc++) {
-            const int n = nc / C, c = nc % C;
+            const int n = nc / C, c = nc % C, k0 = c / Cg * Kg, cl = c % Cg;
             float *dxp = dx + (size_t)nc * H * W;
             if (!dx_acc) memset(dxp, 0, sizeof(float) * (size_t)H * W);
-            for (int k = 0; k < K; k++) {
+            for (int k = k0; k < k0 + Kg; k++) {
                 const float *dyp = dy + ((size_t)n * K + k) * Ho * Wo;
-                const float *wp = w + ((size_t)k * C + c) * R * R;
+                const float *wp = w + ((size_t)k * Cg + cl) * R * R;
                 for (int kh = 0; kh < R; kh++) {
                     int oy0, oy1;
                     valid_range(H, Ho, S, P, kh, &oy0, &oy1);
@@ -126,8 +134,8 @@ void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *
     }
     if (dw) {
 #pragma omp parallel for schedule(static)
-        for (int kc = 0; kc < K * C; kc++) {
-            const int k = kc / C, c = kc % C;
+        for (int kc = 0; kc < K * Cg; kc++) {
+            const int k = kc / Cg, c = k / Kg * Cg + kc % Cg;
             for (int kh = 0; kh < R; kh++) {
                 int oy0, oy1;
                 valid_range(H, Ho, S, P, kh, &oy0, &oy1);

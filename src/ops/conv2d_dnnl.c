@@ -36,9 +36,9 @@ enum { PASS_FWD = 0, PASS_BWD_DATA = 1, PASS_BWD_WEIGHTS = 2 };
 static void dnnl_fail(const char *what, dnnl_status_t st, const rc_conv_dims *d, const char *file, int line) {
     fprintf(stderr,
             "recur: internal error at %s:%d: oneDNN call %s failed with status '%s' "
-            "(conv N=%d C=%d H=%d W=%d -> K=%d kernel %dx%d stride %d pad %d)\n",
+            "(conv N=%d C=%d H=%d W=%d -> K=%d kernel %dx%d stride %d pad %d groups %d)\n",
             file, line, what, dnnl_status2str(st), d ? d->n : -1, d ? d->c : -1, d ? d->h : -1, d ? d->w : -1,
-            d ? d->k : -1, d ? d->r : -1, d ? d->r : -1, d ? d->stride : -1, d ? d->pad : -1);
+            d ? d->k : -1, d ? d->r : -1, d ? d->r : -1, d ? d->stride : -1, d ? d->pad : -1, d ? d->groups : -1);
     abort();
 }
 
@@ -137,7 +137,8 @@ static int conv_algo(void) {
  * widens 4x (the ConvLSTM gate conv), the one shape where bench/conv_bench.c measured it faster than
  * direct (docs/PERFORMANCE.md). oneDNN may still refuse a shape: then direct. */
 static int want_wino(const rc_conv_dims *d, int pass) {
-    if (conv_algo() == RC_CONV_ALGO_DIRECT || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16) return 0;
+    if (conv_algo() == RC_CONV_ALGO_DIRECT || d->groups != 1 || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16)
+        return 0;
     return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS || d->k >= 4 * d->c;
 }
 
@@ -285,7 +286,7 @@ static void add_arg(conv_entry *e, int arg, int is_out, const dnnl_memory_desc_t
 static int same_key(const conv_entry *e, const rc_conv_dims *d, int pass, int has_bias, int nthr) {
     return e->d.n == d->n && e->d.c == d->c && e->d.h == d->h && e->d.w == d->w && e->d.k == d->k &&
            e->d.r == d->r && e->d.stride == d->stride && e->d.pad == d->pad && e->d.x_layout == d->x_layout &&
-           e->d.y_layout == d->y_layout && e->pass == pass &&
+           e->d.y_layout == d->y_layout && e->d.groups == d->groups && e->pass == pass &&
            e->has_bias == has_bias && e->nthr == nthr && e->blocked == use_blocked(d) &&
            e->wino_req == want_wino(d, pass);
 }
@@ -339,7 +340,10 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     e->wino_req = want_wino(d, pass);
 
     dnnl_dims_t src_dims = {d->n, d->c, d->h, d->w};
+    /* grouped weights: (G, K/G, C/G, R, R), the same memory as (K, C/G, R, R) */
+    const int G = d->groups, wnd = G > 1 ? 5 : 4;
     dnnl_dims_t wei_dims = {d->k, d->c, d->r, d->r};
+    if (G > 1) wei_dims[0] = G, wei_dims[1] = d->k / G, wei_dims[2] = d->c / G, wei_dims[3] = wei_dims[4] = d->r;
     dnnl_dims_t bia_dims = {d->k};
     dnnl_dims_t dst_dims = {d->n, d->k, d->ho, d->wo};
     dnnl_dims_t strides = {d->stride, d->stride};
@@ -351,7 +355,7 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_p, 4, src_dims, dnnl_f32,
                                           d->x_layout == RC_LAYOUT_BLK16 ? dnnl_nChw16c : dnnl_nchw),
              d);
-    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wei_p, 4, wei_dims, dnnl_f32, dnnl_oihw), d);
+    DNNL_TRY(dnnl_memory_desc_init_by_tag(&wei_p, wnd, wei_dims, dnnl_f32, G > 1 ? dnnl_goihw : dnnl_oihw), d);
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&bia_p, 1, bia_dims, dnnl_f32, dnnl_x), d);
     DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_p, 4, dst_dims, dnnl_f32,
                                           d->y_layout == RC_LAYOUT_BLK16 ? dnnl_nChw16c : dnnl_nchw),
@@ -360,7 +364,7 @@ static conv_entry *create_entry(const rc_conv_dims *d, int pass, int has_bias) {
     dnnl_memory_desc_t src_a = src_p, wei_a = wei_p, dst_a = dst_p;
     if (e->blocked) {
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&src_a, 4, src_dims, dnnl_f32, dnnl_format_tag_any), d);
-        DNNL_TRY(dnnl_memory_desc_init_by_tag(&wei_a, 4, wei_dims, dnnl_f32, dnnl_format_tag_any), d);
+        DNNL_TRY(dnnl_memory_desc_init_by_tag(&wei_a, wnd, wei_dims, dnnl_f32, dnnl_format_tag_any), d);
         DNNL_TRY(dnnl_memory_desc_init_by_tag(&dst_a, 4, dst_dims, dnnl_f32, dnnl_format_tag_any), d);
     }
     const dnnl_memory_desc_t *bia = has_bias ? &bia_p : NULL;

@@ -24,7 +24,7 @@
 #include "ops/wino.h"
 
 int rc_conv2d_wino_ok(const rc_conv_dims *d) {
-    return d->r == 3 && d->stride == 1 && d->pad == 1 && d->x_layout == RC_LAYOUT_BLK16 &&
+    return d->groups == 1 && d->r == 3 && d->stride == 1 && d->pad == 1 && d->x_layout == RC_LAYOUT_BLK16 &&
            d->y_layout == RC_LAYOUT_BLK16 && d->c % 16 == 0 && d->k % 16 == 0;
 }
 

@@ -17,13 +17,16 @@
 /* 1 = use fast paths (oneDNN, vectorised code) where they exist; 0 = reference only. Default 1. */
 extern int rc_ops_fast;
 
-/* ---- conv2d: x (N,C,H,W), w (K,C,R,R), b (K) or NULL -> y (N,K,Ho,Wo) ----
- * Ho = (H + 2*pad - R) / stride + 1, zero padding, cross-correlation (as PyTorch's Conv2d). */
+/* ---- conv2d: x (N,C,H,W), w (K,C/G,R,R), b (K) or NULL -> y (N,K,Ho,Wo) ----
+ * Ho = (H + 2*pad - R) / stride + 1, zero padding, cross-correlation (as PyTorch's Conv2d). Grouped
+ * (G = groups, C and K multiples of G; as PyTorch's Conv2d(groups=G)): output channel k sees only the
+ * input channels of its group, [g C/G, (g+1) C/G) with g = k / (K/G); G = C = K is a depthwise conv. */
 typedef struct {
     int n, c, h, w;       /* input */
     int k, r, stride, pad; /* output channels, kernel size (square), stride, zero padding */
     int ho, wo;           /* output spatial size (filled by rc_conv_dims_init) */
     int x_layout, y_layout; /* RC_LAYOUT_* of x/dx and y/dy (init: plain); blocked needs oneDNN */
+    int groups;           /* G (init: 1; set it after rc_conv_dims_init) */
 } rc_conv_dims;
 void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad);
 void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
@@ -32,7 +35,7 @@ int rc_conv2d_forward_is_wino(const rc_conv_dims *d);
 /* y = conv(x) (+ b) + r, r shaped and laid out as y (a convolution fused with the add that follows it). */
 void rc_conv2d_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
                            float *y);
-/* dx (N,C,H,W) overwritten or accumulated per dx_acc; dw (K,C,R,R) and db (K) accumulated. */
+/* dx (N,C,H,W) overwritten or accumulated per dx_acc; dw (K,C/G,R,R) and db (K) accumulated. */
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                         int dx_acc, float *dw, float *db);
 void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
