@@ -20,8 +20,11 @@ ifeq ($(FUZZ),1)
   CFLAGS  += -Wno-pass-failed # coverage instrumentation can stop `omp simd` loops from vectorising
 endif
 
+# oneDNN (the convolutions' second fast path, src/ops/conv2d_dnnl.c) when installed; `make DNNL=0` builds
+# without it (recur's own kernels and the reference; `make test-nodnnl`).
 HAVE_DNNL := $(shell test -f /usr/include/dnnl.h && echo 1)
-ifeq ($(HAVE_DNNL),1)
+DNNL ?= $(HAVE_DNNL)
+ifeq ($(DNNL),1)
   CFLAGS += -DRC_HAVE_DNNL
   LDLIBS += -ldnnl
 endif
@@ -44,7 +47,7 @@ TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 HDRS     := $(wildcard include/*.h src/*/*.h tests/*.h)
 
 .PHONY: bench-tools all test test-unit test-cli test-mpi demo deps clean info-build fuzz fuzz-targets test-fuzz-replay test-reliability test-valgrind
-.PHONY: shared install uninstall test-install
+.PHONY: shared install uninstall test-install test-nodnnl
 all: $(BUILD)/recur $(TESTS) bench-tools $(if $(SAN)$(FUZZ),,shared)
 
 # Shared library and install (include/recur.h is the public API): librecur.so.VERSION from -fPIC objects,
@@ -97,7 +100,7 @@ test-install: $(BUILD)/recur shared
 
 # Benchmark programs (not tests; see docs/PERFORMANCE.md): bnact_bench and fma_peak always, conv_bench
 # with oneDNN. fma_peak needs -ffp-contract=fast (C11 mode would keep a*b+c as two instructions).
-BENCH_TOOLS := $(BUILD)/bnact_bench $(BUILD)/fma_peak $(if $(HAVE_DNNL),$(BUILD)/conv_bench)
+BENCH_TOOLS := $(BUILD)/bnact_bench $(BUILD)/fma_peak $(if $(filter 1,$(DNNL)),$(BUILD)/conv_bench)
 bench-tools: $(BENCH_TOOLS)
 
 $(BUILD)/bnact_bench $(BUILD)/conv_bench: $(BUILD)/%: bench/%.c $(BUILD)/librecur.a $(HDRS)
@@ -110,7 +113,7 @@ $(BUILD)/fma_peak: bench/fma_peak.c
 	@$(CC) $(CFLAGS) -ffp-contract=fast -o $@ $< $(LDFLAGS)
 
 info-build:
-	@echo "recur build: CC=$(CC) oneDNN=$(if $(HAVE_DNNL),yes,no) MPI=$(if $(filter 1,$(MPI)),yes,no) SAN=$(or $(SAN),0)"
+	@echo "recur build: CC=$(CC) oneDNN=$(if $(filter 1,$(DNNL)),yes,no) MPI=$(if $(filter 1,$(MPI)),yes,no) SAN=$(or $(SAN),0)"
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -176,6 +179,8 @@ test: deps
 	@$(MAKE) --no-print-directory SAN=1 CC=clang all test-unit test-cli test-fuzz-replay test-reliability test-mpi
 	@echo "== a short training run under valgrind memcheck"
 	@$(MAKE) --no-print-directory test-valgrind
+	@echo "== the build without oneDNN (recur's own kernels and the reference)"
+	@$(MAKE) --no-print-directory test-nodnnl
 	@echo "== gcc and clang both build clean with -Wall -Wextra -Werror"
 	@$(MAKE) --no-print-directory CC=clang BUILD=build-clang all
 	@echo "make test: all passed"
@@ -194,6 +199,13 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/test_groups.sh $(BUILD)
 	@sh tests/test_gru.sh $(BUILD)
 
+# The build without oneDNN (DNNL=0, into build-nodnnl): its conv, plan and parity tests, a short training run
+# and eval, whose logits must match this build's (tests/test_nodnnl.sh).
+test-nodnnl: $(BUILD)/recur
+	+@$(MAKE) --no-print-directory DNNL=0 BUILD=build-nodnnl build-nodnnl/recur build-nodnnl/tests/test_conv \
+	    build-nodnnl/tests/test_plan build-nodnnl/tests/test_parity
+	@sh tests/test_nodnnl.sh build-nodnnl $(BUILD)
+
 # Data-parallel tests under mpirun (tests/test_mpi.sh; skipped when built with MPI=0). Open MPI's own
 # allocations read as leaks to LeakSanitizer, so leak checking is off for these runs (ASan, UBSan stay on).
 test-mpi: $(BUILD)/recur
@@ -206,4 +218,4 @@ demo:
 	$(BUILD)/recur eval runs/demo
 
 clean:
-	rm -rf build build-san build-clang build-fuzz build-vg
+	rm -rf build build-san build-clang build-fuzz build-vg build-nodnnl

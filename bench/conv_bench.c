@@ -148,7 +148,7 @@ static void own_compare(const bshape *s0, rc_rng *rng, int reps) {
             double best[2] = {1e30, 1e30};
             for (int i = 0; i < reps + 1; i++)
                 for (int own = 0; own < 2; own++) {
-                    rc_conv2d_dnnl_set_own(own ? RC_CONV_OWN_ALL : 0);
+                    rc_conv2d_set_own(own ? RC_CONV_OWN_ALL : 0);
                     double t0 = rc_now();
                     for (int j = 0; j < mb; j++) {
                         if (p == 0) rc_conv2d_forward(&B.d, B.x, B.w, NULL, B.y);
@@ -166,7 +166,7 @@ static void own_compare(const bshape *s0, rc_rng *rng, int reps) {
         }
         bufs_free(&B);
     }
-    rc_conv2d_dnnl_set_own(RC_CONV_OWN_ALL);
+    rc_conv2d_set_own(RC_CONV_OWN_ALL);
 }
 
 int main(int argc, char **argv) {
@@ -198,7 +198,7 @@ int main(int argc, char **argv) {
     rc_rng rng;
     rc_rng_seed(&rng, 7);
     rc_ops_fast = 1;
-    rc_conv2d_dnnl_set_own(0); /* this table measures oneDNN's kernels; --own compares recur's with them */
+    rc_conv2d_set_own(0); /* this table measures oneDNN's kernels; --own compares recur's with them */
     const int def_blocked = rc_conv2d_dnnl_set_blocked(0); /* remember the library default policy */
     rc_conv2d_dnnl_set_blocked(def_blocked);
     const int nshapes = (int)(sizeof g_shapes / sizeof g_shapes[0]);
@@ -214,7 +214,7 @@ int main(int argc, char **argv) {
                 int blk = v >= 2 && B.d.c % 16 == 0 && B.d.k % 16 == 0;
                 if (v >= 2 && !blk) continue;
                 rc_conv2d_dnnl_set_blocked(v == 1 ? 1 : 0);
-                rc_conv2d_dnnl_set_algo(v == 3 ? RC_CONV_ALGO_AUTO : v == 4 ? RC_CONV_ALGO_WINOGRAD : RC_CONV_ALGO_DIRECT);
+                rc_conv2d_set_algo(v == 3 ? RC_CONV_ALGO_AUTO : v == 4 ? RC_CONV_ALGO_WINOGRAD : RC_CONV_ALGO_DIRECT);
                 B.d.x_layout = B.d.y_layout = blk ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
                 double g[4];
                 for (int p = 0; p < 4; p++) g[p] = gflops(&B, p, reps);
@@ -231,7 +231,7 @@ int main(int argc, char **argv) {
         rc_conv2d_release(); /* keep memory flat between shapes */
     }
     rc_conv2d_dnnl_set_blocked(def_blocked);
-    rc_conv2d_dnnl_set_algo(RC_CONV_ALGO_AUTO);
+    rc_conv2d_set_algo(RC_CONV_ALGO_AUTO);
 
     /* fast vs reference on a small case, 2 threads */
     rc_set_threads(2);

@@ -3,16 +3,16 @@
  * against the reference on many shapes (forward, dx overwrite/accumulate, dw/db accumulate; grouped on
  * plain and blocked activations), determinism of the fast path, and that repeated calls of one shape
  * create no new primitives. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "base/common.h"
 #include "base/rng.h"
+#include "ops/conv2d_dnnl.h"
+#include "ops/conv2d_wino.h"
 #include "ops/ops.h"
 #include "test.h"
-#ifdef RC_HAVE_DNNL
-#include "ops/conv2d_dnnl.h"
-#endif
 
 /* Smaller shapes under AddressSanitizer so the binary stays fast there. */
 #if defined(__SANITIZE_ADDRESS__)
@@ -203,44 +203,50 @@ typedef struct {
 /* Floats of an (n, c, hw) activation in nChw16c (channels padded to 16). */
 static size_t blk_size(int n, int c, int hw) { return (size_t)n * ((c + 15) / 16 * 16) * hw; }
 
-/* rc_conv2d_forward on plain x, y; with blk, through blocked copies (d's layouts plain, run as blocked). */
+/* blk: which activations run blocked, a mask: 1 x (and dx), 2 y (and dy); 0 plain. */
+enum { BLK_X = 1, BLK_Y = 2, BLK_XY = 3 };
+
+/* p (plain, (n, c, hw)) as the conv sees it: p itself, or a blocked copy (freed by the caller). */
+static float *as_layout(int blocked, int n, int c, int hw, const float *p) {
+    if (!blocked) return (float *)(uintptr_t)p;
+    float *q = zero_buf(blk_size(n, c, hw));
+    rc_layout_to_blk16(n, c, hw, p, q);
+    return q;
+}
+
+static void drop_layout(int blocked, float *q) {
+    if (blocked) free(q);
+}
+
+/* rc_conv2d_forward on plain x, y, run on the layouts blk asks (d's layouts plain). */
 static void fwd_l(const rc_conv_dims *d, int blk, const float *x, const float *w, const float *b, float *y) {
-    if (!blk) {
-        rc_conv2d_forward(d, x, w, b, y);
-        return;
-    }
-    rc_conv_dims db = *d;
-    db.x_layout = db.y_layout = RC_LAYOUT_BLK16;
+    rc_conv_dims dl = *d;
+    dl.x_layout = blk & BLK_X ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
+    dl.y_layout = blk & BLK_Y ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
     const int hw = d->h * d->w, ohw = d->ho * d->wo;
-    float *xb = zero_buf(blk_size(d->n, d->c, hw)), *yb = zero_buf(blk_size(d->n, d->k, ohw));
-    rc_layout_to_blk16(d->n, d->c, hw, x, xb);
-    rc_conv2d_forward(&db, xb, w, b, yb);
-    rc_layout_from_blk16(d->n, d->k, ohw, yb, y);
-    free(xb), free(yb);
+    float *xl = as_layout(blk & BLK_X, d->n, d->c, hw, x), *yl = as_layout(blk & BLK_Y, d->n, d->k, ohw, y);
+    rc_conv2d_forward(&dl, xl, w, b, yl);
+    if (blk & BLK_Y) rc_layout_from_blk16(d->n, d->k, ohw, yl, y);
+    drop_layout(blk & BLK_X, xl), drop_layout(blk & BLK_Y, yl);
 }
 
 /* rc_conv2d_backward likewise (dx, when given, converted in and out so that accumulation is seen). */
 static void bwd_l(const rc_conv_dims *d, int blk, const float *x, const float *w, const float *dy, float *dx,
                   int dx_acc, float *dw, float *db) {
-    if (!blk) {
-        rc_conv2d_backward(d, x, w, dy, dx, dx_acc, dw, db);
-        return;
-    }
-    rc_conv_dims dbk = *d;
-    dbk.x_layout = dbk.y_layout = RC_LAYOUT_BLK16;
+    rc_conv_dims dl = *d;
+    dl.x_layout = blk & BLK_X ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
+    dl.y_layout = blk & BLK_Y ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
     const int hw = d->h * d->w, ohw = d->ho * d->wo;
-    float *xb = zero_buf(blk_size(d->n, d->c, hw)), *dyb = zero_buf(blk_size(d->n, d->k, ohw));
-    float *dxb = dx ? zero_buf(blk_size(d->n, d->c, hw)) : NULL;
-    rc_layout_to_blk16(d->n, d->c, hw, x, xb);
-    rc_layout_to_blk16(d->n, d->k, ohw, dy, dyb);
-    if (dx) rc_layout_to_blk16(d->n, d->c, hw, dx, dxb);
-    rc_conv2d_backward(&dbk, xb, w, dyb, dxb, dx_acc, dw, db);
-    if (dx) rc_layout_from_blk16(d->n, d->c, hw, dxb, dx);
-    free(xb), free(dyb), free(dxb);
+    float *xl = as_layout(blk & BLK_X, d->n, d->c, hw, x), *dyl = as_layout(blk & BLK_Y, d->n, d->k, ohw, dy);
+    float *dxl = dx ? as_layout(blk & BLK_X, d->n, d->c, hw, dx) : NULL;
+    rc_conv2d_backward(&dl, xl, w, dyl, dxl, dx_acc, dw, db);
+    if (dx && (blk & BLK_X)) rc_layout_from_blk16(d->n, d->c, hw, dxl, dx);
+    drop_layout(blk & BLK_X, xl), drop_layout(blk & BLK_Y, dyl);
+    if (dx) drop_layout(blk & BLK_X, dxl);
 }
 
 /* The fast path (rc_conv2d_forward/backward with rc_ops_fast=1) against the reference, with the given
- * groups, on plain activations or (blk) blocked ones. */
+ * groups, on the activation layouts blk asks (BLK_*). */
 static void fast_vs_ref_g(const shape *sh, int groups, int blk, int bias, rc_rng *rng) {
     rc_conv_dims d;
     rc_conv_dims_init(&d, sh->n, sh->c, sh->h, sh->w, sh->k, sh->r, sh->s, sh->p);
@@ -299,6 +305,14 @@ static void fast_vs_ref_g(const shape *sh, int groups, int blk, int bias, rc_rng
     bwd_l(&d, blk, x, w, dy, dx1, 1, NULL, NULL);
     snprintf(m, sizeof m, "dx (dw NULL) %s", what);
     check_rel(dx1, dx0, nx, 1e-4, m);
+    if (bias) { /* the bias gradient alone */
+        float *db2 = zero_buf(nk);
+        bwd_l(&d, blk, x, w, dy, NULL, 0, NULL, db2);
+        for (size_t i = 0; i < nk; i++) db0[i] *= 0.5f;
+        snprintf(m, sizeof m, "db alone %s", what);
+        check_rel(db2, db0, nk, 1e-5, m);
+        free(db2);
+    }
 
     free(x), free(w), free(b), free(dy), free(base), free(y0), free(y1), free(dx0), free(dx1);
     free(dw0), free(dw1), free(db0), free(db1), free(dw2);
@@ -374,11 +388,11 @@ static void test_grouped_fast_vs_ref(void) {
         for (int i = 0; i < n; i++) fast_vs_ref_g(&g_grouped[i].s, g_grouped[i].groups, 0, (i + pol) % 2, &rng);
         rc_conv2d_dnnl_set_blocked(old);
     }
-    for (int i = 0; i < n; i++)
-        for (int bias = 0; bias <= 1; bias++) fast_vs_ref_g(&g_grouped[i].s, g_grouped[i].groups, 1, bias, &rng);
 #else
     for (int i = 0; i < n; i++) fast_vs_ref_g(&g_grouped[i].s, g_grouped[i].groups, 0, i % 2, &rng);
 #endif
+    for (int i = 0; i < n; i++)
+        for (int bias = 0; bias <= 1; bias++) fast_vs_ref_g(&g_grouped[i].s, g_grouped[i].groups, BLK_XY, bias, &rng);
 }
 
 /* Two runs of the fast path on the same inputs give bit-identical outputs and gradients. */
@@ -618,6 +632,82 @@ static void test_forward_add(void) {
     rc_ops_fast = 1;
 }
 
+/* The selector's rule table (ops.h) on a conv recur's kernels take (16 -> 32, 3x3, stride 1, pad 1) and on
+ * ones they do not (grouped, 1x1), per layout, rc_ops_fast, recur's kernels' passes and the algorithm. */
+static void test_selector(void) {
+    enum { REF = RC_CONV_IMPL_REF, OWN = RC_CONV_IMPL_OWN, NONE = RC_CONV_IMPL_NONE };
+    const int D = RC_CONV_DNNL ? RC_CONV_IMPL_DNNL : REF; /* fast, not recur's kernels */
+    const int DB = RC_CONV_DNNL ? RC_CONV_IMPL_DNNL : OWN; /* weights and bias, recur's kernels on */
+    const int old_fast = rc_ops_fast, old_own = rc_conv2d_set_own(RC_CONV_OWN_ALL);
+    const int old_algo = rc_conv2d_set_algo(RC_CONV_ALGO_AUTO);
+    rc_conv_dims p, q, g2, one;
+    rc_conv_dims_init(&p, 2, 16, 8, 8, 32, 3, 1, 1);
+    q = p;
+    q.x_layout = q.y_layout = RC_LAYOUT_BLK16;
+    g2 = q;
+    g2.groups = 2;
+    rc_conv_dims_init(&one, 2, 16, 8, 8, 32, 1, 1, 0);
+    one.x_layout = one.y_layout = RC_LAYOUT_BLK16;
+    static const char *pass_names[6] = {"fwd", "fwd_add", "fwd_ep", "bwd_data", "bwd_weights", "bwd_weights_bias"};
+    struct {
+        const char *what;
+        const rc_conv_dims *d;
+        int fast, own, algo, want[6]; /* per pass RC_CONV_FWD .. RC_CONV_BWD_WEIGHTS_BIAS */
+    } rows[] = {
+        {"plain, reference", &p, 0, RC_CONV_OWN_ALL, RC_CONV_ALGO_AUTO, {REF, REF, NONE, REF, REF, REF}},
+        {"plain, fast", &p, 1, RC_CONV_OWN_ALL, RC_CONV_ALGO_AUTO, {D, D, NONE, D, D, D}},
+        {"blocked", &q, 0, RC_CONV_OWN_ALL, RC_CONV_ALGO_AUTO, {OWN, OWN, OWN, OWN, OWN, DB}},
+        {"blocked, fast", &q, 1, RC_CONV_OWN_ALL, RC_CONV_ALGO_AUTO, {OWN, OWN, OWN, OWN, OWN, DB}},
+        {"blocked, own off", &q, 1, 0, RC_CONV_ALGO_AUTO, {D, D, NONE, D, D, D}},
+        {"blocked, own forward", &q, 1, RC_CONV_OWN_FWD, RC_CONV_ALGO_AUTO, {OWN, OWN, OWN, D, D, D}},
+        {"blocked, own weights", &q, 1, RC_CONV_OWN_BWD_WEIGHTS, RC_CONV_ALGO_AUTO, {D, D, NONE, D, OWN, DB}},
+        {"blocked, direct", &q, 1, RC_CONV_OWN_ALL, RC_CONV_ALGO_DIRECT, {D, D, NONE, D, D, D}},
+        {"blocked, winograd", &q, 1, RC_CONV_OWN_ALL, RC_CONV_ALGO_WINOGRAD, {D, D, NONE, D, D, D}},
+        {"blocked, groups 2", &g2, 1, RC_CONV_OWN_ALL, RC_CONV_ALGO_AUTO, {D, D, NONE, D, D, D}},
+        {"blocked, 1x1", &one, 1, RC_CONV_OWN_ALL, RC_CONV_ALGO_AUTO, {D, D, NONE, D, D, D}},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        rc_ops_fast = rows[i].fast;
+        rc_conv2d_set_own(rows[i].own);
+        rc_conv2d_set_algo(rows[i].algo);
+        for (int pass = RC_CONV_FWD; pass <= RC_CONV_BWD_WEIGHTS_BIAS; pass++) {
+            const int got = rc_conv2d_select(rows[i].d, pass);
+            CHECK(got == rows[i].want[pass], "select %s, %s: %d, want %d", rows[i].what, pass_names[pass], got,
+                  rows[i].want[pass]);
+        }
+    }
+    /* what the plan asks: a fast path on blocked activations (always with oneDNN) */
+    rc_ops_fast = 1;
+    rc_conv2d_set_algo(RC_CONV_ALGO_AUTO);
+    rc_conv2d_set_own(RC_CONV_OWN_ALL);
+    CHECK(rc_conv2d_blocked_fast(&p) == 1, "blocked_fast 3x3 16 -> 32");
+    CHECK(rc_conv2d_blocked_fast(&one) == RC_CONV_DNNL, "blocked_fast 1x1");
+    CHECK(rc_conv2d_blocked_fast(&g2) == RC_CONV_DNNL, "blocked_fast groups 2");
+    rc_conv2d_set_own(0);
+    CHECK(rc_conv2d_blocked_fast(&p) == RC_CONV_DNNL, "blocked_fast 3x3 with recur's kernels off");
+    rc_ops_fast = old_fast;
+    rc_conv2d_set_own(old_own);
+    rc_conv2d_set_algo(old_algo);
+}
+
+/* Every pass on blocked activations (both, or only x or only y blocked: the first conv of a blocked graph)
+ * against the reference on plain ones, with and without bias: recur's kernels where they take the shape
+ * (with the bias gradient as a sum, without oneDNN), oneDNN or (without it) the reference on plain copies
+ * elsewhere; channel counts that are not multiples of 16 (padding lanes). */
+static void test_blocked_vs_ref(void) {
+    static const shape shapes[] = {
+        {2, 16, 9, 9, 32, 3, 1, 1},  {1, 32, 6, 7, 16, 3, 1, 1}, {2, 16, 9, 9, 32, 1, 1, 0},
+        {2, 16, 9, 9, 16, 3, 2, 1},  {2, 5, 8, 8, 16, 3, 1, 1},  {2, 24, 7, 7, 40, 3, 1, 1},
+    };
+    rc_rng rng;
+    rc_rng_seed(&rng, 23);
+    rc_ops_fast = 1;
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        for (int blk = BLK_X; blk <= BLK_XY; blk++)
+            for (int bias = 0; bias <= 1; bias++)
+                if (blk == BLK_XY || bias == (int)(i % 2)) fast_vs_ref_g(&shapes[i], 1, blk, bias, &rng);
+}
+
 /* Changing the thread count still gives correct results (a separate primitive per thread count). */
 static void test_threads(void) {
     rc_rng rng;
@@ -651,6 +741,8 @@ int main(void) {
     RUN_TEST(test_wgrad_wino);
     RUN_TEST(test_wino_conv);
     RUN_TEST(test_forward_add);
+    RUN_TEST(test_selector);
+    RUN_TEST(test_blocked_vs_ref);
     rc_conv2d_release();
     rc_conv2d_wgrad_release();
     TEST_MAIN_END();

@@ -454,24 +454,31 @@ static int plan_opts(void) {
     return o;
 }
 
+/* Whether the conv selector runs some convolution of g on blocked activations by a fast path (always with
+ * oneDNN; without it where recur's kernels take the shape): else blocked layouts would only add copies. */
+static int blocked_convs(const rc_graph *g) {
+    for (int i = 0; i < g->nxnodes; i++) {
+        if (g->xnodes[i].op != RC_OP_CONV) continue;
+        rc_conv_dims d = rc_xnode_conv_dims(g, &g->xnodes[i], g->batch);
+        if (rc_conv2d_blocked_fast(&d)) return 1;
+    }
+    return 0;
+}
+
 rc_status rc_graph_make_plan(rc_graph *g) {
     int fast = rc_ops_fast != 0, opts = plan_opts();
-#ifdef RC_HAVE_DNNL
-    int blocked = fast && (opts & RC_PLAN_BLOCKED);
-#else
-    int blocked = 0;
-#endif
     g->fast = fast;
     RC_ASSERT(rc_op_table_check(NULL) == 0); /* every op has its name, functions and backward reads */
     make_xnodes(g, fast, (opts & RC_PLAN_FUSE) != 0);
+    int blocked = fast && (opts & RC_PLAN_BLOCKED) && blocked_convs(g);
     make_layouts(g, blocked);
     make_grad_flags(g);
     if (fast && (opts & RC_PLAN_FUSE)) make_eval_fusion(g);
     size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT),
                             (opts & RC_PLAN_CHUNK) != 0 && rc_bn_allreduce == NULL);
     make_eval_memory(g, (opts & RC_PLAN_EVAL) != 0);
-    /* saved statistics, batch-norm workspace (the oneDNN convolutions keep their own transient buffers,
-     * shared by all of them: conv2d_dnnl.c) */
+    /* saved statistics, batch-norm workspace (the convolutions' fast paths keep their own transient
+     * buffers: conv2d_dnnl.c, conv2d_wino.c) */
     size_t sf = 0, wk = 0, sd = 0;
     for (int i = 0; i < g->nxnodes; i++) {
         rc_xnode *n = &g->xnodes[i];

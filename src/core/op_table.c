@@ -72,7 +72,7 @@ static int fwd_stats(rc_graph *g, const rc_xnode *n, const rc_exec_ctx *c) {
 
 /* ---------------------------------------------------------------- conv2d */
 
-static rc_conv_dims node_conv_dims(const rc_graph *g, const rc_xnode *n, int nb) {
+rc_conv_dims rc_xnode_conv_dims(const rc_graph *g, const rc_xnode *n, int nb) {
     const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
     rc_conv_dims d;
     rc_conv_dims_init(&d, nb, x->c, x->h, x->w, y->c, n->k, n->stride, n->pad);
@@ -91,11 +91,11 @@ static double conv_flops(const rc_graph *g, const rc_node *n) {
 }
 
 /* Eval pipeline: does conv node c run its batch norm (c->efuse) itself now? (The plan marks the pair; the
- * Winograd forward must be the one running: a shape that qualifies, recur's kernels switched on.) */
+ * conv selector must have a forward with an epilogue for it now: recur's kernels, a shape they take.) */
 static int eval_fused(const rc_graph *g, const rc_xnode *c, int mode) {
     if (mode != RC_RUN_EVAL || c->efuse < 0 || !g->eval_on) return 0;
-    rc_conv_dims d = node_conv_dims(g, c, g->batch);
-    return rc_conv2d_forward_is_wino(&d);
+    rc_conv_dims d = rc_xnode_conv_dims(g, c, g->batch);
+    return rc_conv2d_select(&d, RC_CONV_FWD_EP) != RC_CONV_IMPL_NONE;
 }
 
 /* Conv node c's weights and bias with its batch norm b folded in (eval, once per pass: the FINISH phase of
@@ -120,11 +120,11 @@ static void fold_bn(rc_graph *g, const rc_xnode *c) {
 static void conv_bn_eval(rc_graph *g, const rc_xnode *c, int b0, int b1) {
     const rc_xnode *b = &g->xnodes[c->efuse];
     const int N = b1 - b0;
-    rc_conv_dims d = node_conv_dims(g, c, N);
+    rc_conv_dims d = rc_xnode_conv_dims(g, c, N);
     const float *wf = g->fold + c->fold_off, *bf = wf + g->params[c->param[0]].numel;
     const rc_tensor *y = &g->tensors[b->out];
-    rc_conv2d_wino_forward_ep(&d, X(g, c->in[0], b0), wf, pw(g, c->param[0]), bf,
-                              b->nin > 1 ? X(g, b->in[1], b0) : NULL, b->relu, X(g, b->out, b0));
+    rc_conv2d_forward_ep(&d, X(g, c->in[0], b0), wf, pw(g, c->param[0]), bf, b->nin > 1 ? X(g, b->in[1], b0) : NULL,
+                         b->relu, X(g, b->out, b0));
     if (b->out2 >= 0) rc_gap_forward_l(N, y->c, y->h * y->w, y->layout, X(g, b->out, b0), X(g, b->out2, b0));
 }
 
@@ -134,7 +134,7 @@ static void conv_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
         return;
     }
     const int b0 = c->b0, xi = n->in[0], x1 = n->nin > 1 ? n->in[1] : -1, o = n->out;
-    rc_conv_dims d = node_conv_dims(g, n, c->N);
+    rc_conv_dims d = rc_xnode_conv_dims(g, n, c->N);
     if (x1 >= 0) /* fused with the add after it */
         rc_conv2d_forward_add(&d, X(g, xi, b0), pw(g, n->param[0]), pw(g, n->param[1]), X(g, x1, b0), X(g, o, b0));
     else
@@ -144,7 +144,7 @@ static void conv_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
 static void conv_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const int b0 = c->b0, xi = n->in[0], x1 = n->nin > 1 ? n->in[1] : -1;
     float *dy = DX(g, n->out, b0);
-    rc_conv_dims d = node_conv_dims(g, n, c->N);
+    rc_conv_dims d = rc_xnode_conv_dims(g, n, c->N);
     rc_conv2d_backward(&d, X(g, xi, b0), pw(g, n->param[0]), dy, gin(g, xi, b0), n->acc[0], pgr(g, n->param[0]),
                        pgr(g, n->param[1]));
     if (x1 >= 0) rc_add_backward(out_numel(g, n, c), dy, NULL, 0, gin(g, x1, b0), n->acc[1]); /* the fused add's */

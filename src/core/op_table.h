@@ -6,6 +6,7 @@
 #define RC_OP_TABLE_H
 
 #include "graph_build.h"
+#include "ops/ops.h"
 
 typedef struct rc_xnode rc_xnode; /* the plan's exec node (graph_plan.h) */
 
@@ -78,6 +79,9 @@ unsigned rc_op_bwd_reads(const rc_xnode *n);
 int rc_op_fwd_phased(const rc_xnode *n);
 /* Does exec node n save batch-norm statistics (mean, rstd; save_off)? */
 int rc_op_saves_bn(const rc_xnode *n);
+/* The convolution of conv exec node n over nb images, with its tensors' layouts (what the conv selector,
+ * ops.h, is asked about). */
+rc_conv_dims rc_xnode_conv_dims(const rc_graph *g, const rc_xnode *n, int nb);
 /* 0 when every entry is complete (name, flops, forward, backward, non-zero bwd_reads, a layout rule);
  * otherwise the first incomplete op's index + 1, with what is missing in *why. */
 int rc_op_table_check(const char **why);

@@ -1,4 +1,5 @@
-/* conv2d_dnnl.c — the oneDNN fast path of conv2d: a lazily created CPU engine and stream, and a cache
+/* conv2d_dnnl.c — the oneDNN fast path of conv2d (called by the selector, conv2d.c, for the passes it
+ * gives oneDNN): a lazily created CPU engine and stream, and a cache
  * of primitives keyed by (shape, pass, bias, threads, layout policy), each created once and reused on
  * every later call. Gradients are accumulated (dw/db always, dx when asked) either through a transient
  * buffer plus an add, or through a reorder with a sum post-op when the primitive uses another layout.
@@ -23,9 +24,6 @@
  *     128->32 s1 321/195/114 vs 133/114/115; 32->64 s2 180/93/118 vs 119/59/92.
  * So the default, RC_CONV_POLICY_AUTO, gives blocked layouts to kernels > 1x1 and plain to 1x1. */
 enum { RC_CONV_POLICY_PLAIN = 0, RC_CONV_POLICY_BLOCKED = 1, RC_CONV_POLICY_AUTO = 2 };
-#ifndef RC_CONV_DNNL_DEFAULT_ALGO
-#define RC_CONV_DNNL_DEFAULT_ALGO RC_CONV_ALGO_AUTO
-#endif
 #ifndef RC_CONV_DNNL_DEFAULT_POLICY
 #define RC_CONV_DNNL_DEFAULT_POLICY RC_CONV_POLICY_AUTO
 #endif
@@ -112,63 +110,15 @@ static void grow(float **buf, size_t *cap, size_t floats) {
     RC_ASSERT(*buf != NULL);
     *cap = floats;
 }
-static int g_algo = -1; /* -1: not read yet (RECUR_CONV_ALGO), else RC_CONV_ALGO_* */
-
-int rc_conv2d_dnnl_set_algo(int algo) {
-    RC_ASSERT(algo >= RC_CONV_ALGO_DIRECT && algo <= RC_CONV_ALGO_AUTO);
-    int old = g_algo;
-    g_algo = algo;
-    return old;
-}
-
-/* The algorithm setting: rc_conv2d_dnnl_set_algo, else RECUR_CONV_ALGO (read once), else the default. */
-static int conv_algo(void) {
-    if (g_algo < 0) {
-        const char *e = getenv("RECUR_CONV_ALGO");
-        g_algo = !e ? RC_CONV_DNNL_DEFAULT_ALGO
-                    : !strcmp(e, "direct") ? RC_CONV_ALGO_DIRECT
-                    : !strcmp(e, "winograd") ? RC_CONV_ALGO_WINOGRAD : RC_CONV_ALGO_AUTO;
-    }
-    return g_algo;
-}
-
 /* Winograd (F(4x4, 3x3), oneDNN's jit_wino_4x3) for a pass: 3x3 stride-1 convs with channel counts that
  * are multiples of 16; under AUTO forward and backward-data always, backward-weights only when the conv
  * widens 4x (the ConvLSTM gate conv), the one shape where bench/conv_bench.c measured it faster than
  * direct (docs/PERFORMANCE.md). oneDNN may still refuse a shape: then direct. */
 static int want_wino(const rc_conv_dims *d, int pass) {
-    if (conv_algo() == RC_CONV_ALGO_DIRECT || d->groups != 1 || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16)
+    const int algo = rc_conv2d_algo();
+    if (algo == RC_CONV_ALGO_DIRECT || d->groups != 1 || d->r != 3 || d->stride != 1 || d->c % 16 || d->k % 16)
         return 0;
-    return g_algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS || d->k >= 4 * d->c;
-}
-
-/* Passes run by recur's own Winograd kernels (conv2d_wino.c, conv2d_wgrad.c) instead of oneDNN, a mask of
- * RC_CONV_OWN_*: -1 not read yet (RECUR_WINO=onednn turns them all off, =own all on), else the mask. They run where
- * the shape qualifies (3x3, stride 1, pad 1, blocked layouts, channels multiples of 16), the algorithm
- * is AUTO and, for backward-weights, there is no bias gradient. */
-static int g_own = -1;
-
-int rc_conv2d_dnnl_set_own(int passes) {
-    RC_ASSERT(passes >= 0 && passes <= RC_CONV_OWN_ALL);
-    int old = g_own;
-    g_own = passes;
-    return old;
-}
-
-/* Without AVX-512 the kernels run on a portable 16-lane struct that compilers do not map well to narrower
- * vectors (about 10x slower than oneDNN on an AVX2 build): there they stay off unless RECUR_WINO=own. */
-#ifdef __AVX512F__
-#define OWN_DEFAULT RC_CONV_OWN_ALL
-#else
-#define OWN_DEFAULT 0
-#endif
-
-static int use_own(const rc_conv_dims *d, int pass_bit) {
-    if (g_own < 0) {
-        const char *e = getenv("RECUR_WINO");
-        g_own = e && !strcmp(e, "onednn") ? 0 : e && !strcmp(e, "own") ? RC_CONV_OWN_ALL : OWN_DEFAULT;
-    }
-    return (g_own & pass_bit) && conv_algo() == RC_CONV_ALGO_AUTO && rc_conv2d_wino_ok(d);
+    return algo == RC_CONV_ALGO_WINOGRAD || pass != PASS_BWD_WEIGHTS || d->k >= 4 * d->c;
 }
 
 int rc_conv2d_dnnl_primitive_count(void) { return g_count; }
@@ -481,18 +431,8 @@ static void entry_run(conv_entry *e, const void *const *ptr, const int *acc, con
     DNNL_TRY(dnnl_stream_wait(g_stream), d);
 }
 
-int rc_conv2d_dnnl_own_forward(const rc_conv_dims *d) { return use_own(d, RC_CONV_OWN_FWD); }
-
-void rc_conv2d_dnnl_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y) {
-    rc_conv2d_dnnl_forward_add(d, x, w, b, NULL, y);
-}
-
 void rc_conv2d_dnnl_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b,
                                 const float *r, float *y) {
-    if (use_own(d, RC_CONV_OWN_FWD)) {
-        rc_conv2d_wino_forward(d, x, w, b, r, y);
-        return;
-    }
     conv_entry *e = get_entry(d, PASS_FWD, b != NULL);
     const void *ptr[MAX_ARGS];
     int acc[MAX_ARGS] = {0};
@@ -513,14 +453,11 @@ void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float 
                              int dx_acc, float *dw, float *db) {
     /* dy in the backward-data primitive's layout, reused by backward-weights when it wants the same */
     dnnl_memory_t dy_inner = NULL;
+    RC_ASSERT(dw || !db);
     /* both entries first: creating one may grow a pool, which must not happen between the two runs */
-    const int own_w = dw && !db && use_own(d, RC_CONV_OWN_BWD_WEIGHTS);
-    const int own_d = dx && use_own(d, RC_CONV_OWN_BWD_DATA);
-    conv_entry *ed = dx && !own_d ? get_entry(d, PASS_BWD_DATA, 0) : NULL;
-    conv_entry *ew = dw && !own_w ? get_entry(d, PASS_BWD_WEIGHTS, db != NULL) : NULL;
-    if (own_d) {
-        rc_conv2d_wino_backward_data(d, w, dy, dx, dx_acc);
-    } else if (dx) {
+    conv_entry *ed = dx ? get_entry(d, PASS_BWD_DATA, 0) : NULL;
+    conv_entry *ew = dw ? get_entry(d, PASS_BWD_WEIGHTS, db != NULL) : NULL;
+    if (dx) {
         conv_entry *e = ed;
         const void *ptr[MAX_ARGS] = {dy, w, dx, NULL};
         int acc[MAX_ARGS] = {0, 0, dx_acc ? 1 : 0, 0};
@@ -528,9 +465,7 @@ void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float 
         RC_ASSERT(e->args[0].arg == DNNL_ARG_DIFF_DST && (!e->args[0].inner || e->args[0].inner_off == 0));
         dy_inner = e->args[0].inner;
     }
-    if (own_w) {
-        rc_conv2d_wgrad_wino(d, x, dy, dw);
-    } else if (dw) {
+    if (dw) {
         conv_entry *e = ew;
         const void *ptr[MAX_ARGS] = {x, dy, dw, db};
         int acc[MAX_ARGS] = {0, 0, 1, 1};
@@ -540,18 +475,6 @@ void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float 
             dnnl_memory_desc_equal(memory_md(dy_inner, d), memory_md(e->args[1].inner, d)))
             ready[1] = dy_inner;
         entry_run(e, ptr, acc, ready);
-    } else if (db) {
-        /* bias gradient alone: db[k] += sum over n, spatial of dy (rare; plain loop) */
-        RC_ASSERT(d->y_layout == RC_LAYOUT_NCHW);
-        const size_t hw = (size_t)d->ho * d->wo;
-        for (int k = 0; k < d->k; k++) {
-            double s = 0.0;
-            for (int n = 0; n < d->n; n++) {
-                const float *p = dy + ((size_t)n * d->k + k) * hw;
-                for (size_t i = 0; i < hw; i++) s += p[i];
-            }
-            db[k] += (float)s;
-        }
     }
 }
 
@@ -588,8 +511,6 @@ void rc_conv2d_dnnl_release(void) {
     rc_afree(g_pool);
     g_pad = g_pool = NULL;
     g_pad_cap = g_pool_cap = 0;
-    rc_conv2d_wgrad_release();
-    rc_conv2d_wino_release();
     if (g_stream) dnnl_stream_destroy(g_stream);
     if (g_engine) dnnl_engine_destroy(g_engine);
     g_stream = NULL;
@@ -597,6 +518,22 @@ void rc_conv2d_dnnl_release(void) {
 }
 
 #else
-/* Built without oneDNN: this translation unit is intentionally empty. */
-typedef int rc_conv2d_dnnl_unused;
+/* Built without oneDNN: the selector never picks this path. */
+#include "ops/conv2d_dnnl.h"
+
+#include "base/common.h"
+
+void rc_conv2d_dnnl_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b,
+                                const float *r, float *y) {
+    (void)d, (void)x, (void)w, (void)b, (void)r, (void)y;
+    RC_ASSERT(0 && "oneDNN convolution in a build without oneDNN");
+}
+
+void rc_conv2d_dnnl_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
+                             int dx_acc, float *dw, float *db) {
+    (void)d, (void)x, (void)w, (void)dy, (void)dx, (void)dx_acc, (void)dw, (void)db;
+    RC_ASSERT(0 && "oneDNN convolution in a build without oneDNN");
+}
+
+void rc_conv2d_dnnl_release(void) {}
 #endif

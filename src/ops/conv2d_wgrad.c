@@ -22,12 +22,12 @@
  * one item's tiles into buffers that stay in its L2 cache and accumulates its own M (16 or 36 K C floats);
  * then the threads sum their M's in a fixed order and apply the output transform, so the result depends
  * on the thread count but not on timing. Vector code: AVX-512 intrinsics, or a portable 16-lane struct
- * on other machines (same algorithm; there the fast path leaves convolutions to oneDNN, conv2d_dnnl.c).
+ * on other machines (same algorithm; there the selector, conv2d.c, leaves them off unless asked).
  * Measured against oneDNN 2.6's direct kernel with `build/conv_bench --own` (docs/PERFORMANCE.md). */
 #include <string.h>
 
 #include "base/common.h"
-#include "ops/ops.h"
+#include "ops/conv2d_wino.h"
 
 #include "ops/wino.h"
 

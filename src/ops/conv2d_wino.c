@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "base/common.h"
-#include "ops/ops.h"
+#include "ops/conv2d_wino.h"
 #include "ops/wino.h"
 
 int rc_conv2d_wino_ok(const rc_conv_dims *d) {

@@ -25,13 +25,11 @@ typedef struct {
     int n, c, h, w;       /* input */
     int k, r, stride, pad; /* output channels, kernel size (square), stride, zero padding */
     int ho, wo;           /* output spatial size (filled by rc_conv_dims_init) */
-    int x_layout, y_layout; /* RC_LAYOUT_* of x/dx and y/dy (init: plain); blocked needs oneDNN */
+    int x_layout, y_layout; /* RC_LAYOUT_* of x/dx and y/dy (init: plain) */
     int groups;           /* G (init: 1; set it after rc_conv_dims_init) */
 } rc_conv_dims;
 void rc_conv_dims_init(rc_conv_dims *d, int n, int c, int h, int w, int k, int r, int stride, int pad);
 void rc_conv2d_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, float *y);
-/* Whether rc_conv2d_forward(d) runs through recur's Winograd kernel (rc_conv2d_wino_forward_ep) now. */
-int rc_conv2d_forward_is_wino(const rc_conv_dims *d);
 /* y = conv(x) (+ b) + r, r shaped and laid out as y (a convolution fused with the add that follows it). */
 void rc_conv2d_forward_add(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
                            float *y);
@@ -42,8 +40,49 @@ void rc_conv2d_forward_ref(const rc_conv_dims *d, const float *x, const float *w
 void rc_conv2d_backward_ref(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,
                             int dx_acc, float *dw, float *db);
 double rc_conv2d_flops(const rc_conv_dims *d);
-/* Release cached fast-path primitives (oneDNN). Safe to call when none exist. */
+/* The forward with an epilogue: y = relu?(conv(x; w) (+ b) (+ r)), r NULL or shaped and laid out as y; only
+ * where rc_conv2d_select(d, RC_CONV_FWD_EP) is not RC_CONV_IMPL_NONE. wkey names w's slot in the cache of
+ * transformed weights: w itself, or a stable key when w is a scratch buffer recomputed at each call (the
+ * eval-mode fold of a batch norm into the weights; its contents are still compared at every call). */
+void rc_conv2d_forward_ep(const rc_conv_dims *d, const float *x, const float *w, const void *wkey, const float *b,
+                          const float *r, int relu, float *y);
+/* Release cached fast-path state (oneDNN primitives, recur's kernels' buffers). Safe to call when none exist. */
 void rc_conv2d_release(void);
+
+/* ---- the convolution selector (conv2d.c): which implementation runs a pass of a convolution ----
+ * Every conv entry point above dispatches through rc_conv2d_select; the plan (graph_plan.c) and executor
+ * ask it too. Rules, for the layouts in d and the settings now ("fast" = rc_ops_fast or blocked layouts;
+ * "own" = recur's kernels switched on for the pass (rc_conv2d_set_own), algorithm AUTO and a shape they
+ * take, rc_conv2d_wino_ok: 3x3, stride 1, pad 1, nChw16c, channels multiples of 16, groups 1):
+ *   pass                 not fast   fast, own   fast, not own
+ *   FWD, FWD_ADD         REF        OWN         DNNL (without oneDNN: REF)
+ *   FWD_EP               NONE       OWN         NONE
+ *   BWD_DATA             REF        OWN         DNNL (REF)
+ *   BWD_WEIGHTS          REF        OWN         DNNL (REF)
+ *   BWD_WEIGHTS_BIAS     REF        DNNL (OWN)  DNNL (REF)       (oneDNN computes dw and db in one primitive)
+ * REF on blocked layouts runs on plain copies (only without oneDNN, where nothing else takes them). A bias
+ * gradient alone is a sum over dy in any case. */
+enum { RC_CONV_FWD, RC_CONV_FWD_ADD, RC_CONV_FWD_EP, RC_CONV_BWD_DATA, RC_CONV_BWD_WEIGHTS, RC_CONV_BWD_WEIGHTS_BIAS };
+enum { RC_CONV_IMPL_NONE, RC_CONV_IMPL_REF, RC_CONV_IMPL_OWN, RC_CONV_IMPL_DNNL };
+int rc_conv2d_select(const rc_conv_dims *d, int pass);
+/* Whether a fast path (not the reference on plain copies) runs some pass of d with blocked activations: what
+ * the plan asks before it gives a graph blocked layouts. Always with oneDNN; without it where recur's kernels
+ * take the shape. */
+int rc_conv2d_blocked_fast(const rc_conv_dims *d);
+/* Convolution algorithm for later calls: DIRECT (oneDNN's direct kernels, recur's off); WINOGRAD (oneDNN's
+ * F(4x4,3x3) for every pass where it implements it: 3x3, stride 1, channels multiples of 16; recur's off);
+ * AUTO: recur's kernels where switched on and the shape qualifies, else oneDNN's Winograd for forward and
+ * backward-data, and for backward-weights only when K >= 4C (else direct). The default is
+ * RC_CONV_DEFAULT_ALGO unless the environment sets RECUR_CONV_ALGO=direct|winograd|auto. Returns the
+ * previous one (-1: not yet read; setting -1 goes back to the default). */
+enum { RC_CONV_ALGO_DIRECT = 0, RC_CONV_ALGO_WINOGRAD = 1, RC_CONV_ALGO_AUTO = 2 };
+int rc_conv2d_set_algo(int algo);
+int rc_conv2d_algo(void); /* the setting now (reads RECUR_CONV_ALGO once) */
+/* Passes (a mask) that recur's own Winograd kernels run where the shape qualifies and the algorithm is AUTO.
+ * Default all on AVX-512 builds, none elsewhere; RECUR_WINO=onednn gives none, =own all. Returns the
+ * previous mask (-1: not yet read; setting -1 goes back to the default). */
+enum { RC_CONV_OWN_FWD = 1, RC_CONV_OWN_BWD_DATA = 2, RC_CONV_OWN_BWD_WEIGHTS = 4, RC_CONV_OWN_ALL = 7 };
+int rc_conv2d_set_own(int passes);
 
 /* ---- batch norm over (N, C, HW), statistics per channel ----
  * train=1: uses batch mean and biased variance; writes mean[C] and rstd[C] = 1/sqrt(var+eps) for
@@ -148,29 +187,6 @@ enum { RC_LAYOUT_NCHW = 0, RC_LAYOUT_BLK16 = 1 };
 /* plain (N, C, HW) <-> blocked (N, C/16, HW, 16) */
 void rc_layout_to_blk16(int n, int c, int hw, const float *x, float *y);
 void rc_layout_from_blk16(int n, int c, int hw, const float *x, float *y);
-/* Weight gradient of a 3x3, stride-1, pad-1 convolution on nChw16c x and dy by Winograd's F(3x3, 2x2) or
- * F(3x3, 4x4) (conv2d_wgrad.c): dw (K, C, 3, 3) += the gradient, for shapes rc_conv2d_wino_ok accepts;
- * _release frees its buffers. The fast path's backward-weights. */
-void rc_conv2d_wgrad_wino(const rc_conv_dims *d, const float *x, const float *dy, float *dw);
-void rc_conv2d_wgrad_release(void);
-/* Tile of the Winograd weight gradient for later calls: 2 (F(3x3, 2x2)), 4 (F(3x3, 4x4)) or 0 (automatic,
- * the default unless RECUR_WGRAD_TILE=2|4). Returns the previous setting (0: automatic). */
-int rc_conv2d_wgrad_set_tile(int m);
-/* Forward and backward-data of the same convolutions (3x3, stride 1, pad 1, nChw16c, C and K multiples of
- * 16) by Winograd F(4x4, 3x3) or F(2x2, 3x3) (conv2d_wino.c): y = conv(x) (+ b) (+ r, NULL or a tensor
- * shaped as y), overwritten; dx = or += (dx_acc) the data gradient. _set_tile: 2, 4 or 0 (automatic, the default unless RECUR_WINO_TILE=2|4),
- * returns the previous setting. _release frees its buffers and transformed-weight cache. */
-int rc_conv2d_wino_ok(const rc_conv_dims *d);
-void rc_conv2d_wino_forward(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
-                            float *y);
-void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const float *dy, float *dx, int dx_acc);
-/* The forward with an epilogue: y = relu?(conv(x; w) (+ b) (+ r)). wkey names w's slot in the cache of
- * transformed weights: w itself, or a stable key when w is a scratch buffer recomputed at each call (the
- * eval-mode fold of a batch norm into the weights; its contents are still compared at every call). */
-void rc_conv2d_wino_forward_ep(const rc_conv_dims *d, const float *x, const float *w, const void *wkey,
-                               const float *b, const float *r, int relu, float *y);
-int rc_conv2d_wino_set_tile(int m);
-void rc_conv2d_wino_release(void);
 
 /* Batch-norm statistics modes: TRAIN computes batch mean/rstd (summed over ranks through
  * rc_bn_allreduce when set) and updates the running stats; EVAL takes them from the running stats;
