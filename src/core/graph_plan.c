@@ -26,7 +26,6 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
             rc_xnode_from(n, &x);
             last = i;
         }
-        if (x.op != RC_OP_LSTM && x.op != RC_OP_BNACT) x.out2 = -1;
         x.efuse = x.eabs = -1;
         x.first = i;
         x.last = last;
