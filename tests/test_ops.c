@@ -240,6 +240,71 @@ static void test_add_mul(void) {
     }
 }
 
+/* ------------------------------------------------------------------ lerp */
+
+typedef struct {
+    size_t n;
+    float *w, *a, *b, *y, *r; /* b NULL: zero */
+} lerp_ctx;
+
+static double lerp_loss(void *p) {
+    lerp_ctx *c = p;
+    rc_lerp_forward(c->n, c->w, c->a, c->b, c->y);
+    return dotd(c->r, c->y, c->n);
+}
+
+static void test_lerp(void) {
+    for (int hasb = 1; hasb >= 0; hasb--) {
+        size_t n = 31;
+        lerp_ctx c = {n, fbuf(n), fbuf(n), hasb ? fbuf(n) : NULL, fbuf(n), fbuf(n)};
+        float *d[3], *d0[3], *before = fbuf(n);
+        float *in[3] = {c.w, c.a, c.b};
+        for (int j = 0; j < 3; j++) d[j] = fbuf(n), d0[j] = fbuf(n);
+        for (size_t i = 0; i < n; i++) c.w[i] = 0.05f + 0.9f * (float)rc_rng_uniform(&g_rng); /* a gate in (0, 1) */
+        fill_normal(c.a, n, 1.0f);
+        if (hasb) fill_normal(c.b, n, 1.0f);
+        fill_normal(c.r, n, 1.0f);
+        /* values: (1 - w) a + w b */
+        rc_lerp_forward(n, c.w, c.a, c.b, c.y);
+        int bad = 0;
+        for (size_t i = 0; i < n; i++) {
+            double want = (1.0 - c.w[i]) * c.a[i] + (double)c.w[i] * (hasb ? c.b[i] : 0.0f);
+            bad += !(fabs(c.y[i] - want) <= 1e-6 * (1.0 + fabs(want)));
+        }
+        CHECK(bad == 0, "lerp (b %s): %d values differ from (1 - w) a + w b", hasb ? "given" : "zero", bad);
+        for (int j = 0; j < 3; j++) fill_const(d[j], n, NAN); /* acc=0 must overwrite garbage */
+        rc_lerp_backward(n, c.w, c.a, c.b, c.r, d[0], 0, d[1], 0, d[2], 0);
+        static const char *nm[2][3] = {{"lerp dw (b zero)", "lerp da (b zero)", "lerp db (b zero)"},
+                                       {"lerp dw", "lerp da", "lerp db"}};
+        for (int j = 0; j < 2 + hasb; j++) {
+            memcpy(d0[j], d[j], n * sizeof(float));
+            fd_check(nm[hasb][j], in[j], n, d0[j], lerp_loss, &c, 1e-2f, 2e-2, 2e-3);
+        }
+        if (!hasb) CHECK(isnan(d[2][0]), "lerp with b zero wrote a gradient for b");
+        /* acc=1 adds, acc=0 overwrites, NULL skips: each gradient alone */
+        for (int j = 0; j < 2 + hasb; j++) {
+            fill_normal(d[j], n, 1.0f);
+            memcpy(before, d[j], n * sizeof(float));
+            rc_lerp_backward(n, c.w, c.a, c.b, c.r, j == 0 ? d[0] : NULL, 1, j == 1 ? d[1] : NULL, 1,
+                             j == 2 ? d[2] : NULL, 1);
+            char what[64];
+            snprintf(what, sizeof what, "%s acc=1", nm[hasb][j]);
+            check_accumulated(what, d[j], before, d0[j], n);
+        }
+        /* a and b one tensor (y = a): da + db = dy in one buffer, dw = 0 */
+        if (hasb) {
+            lerp_ctx s = c;
+            s.b = s.a;
+            fill_const(d[1], n, NAN);
+            rc_lerp_backward(n, s.w, s.a, s.b, s.r, d[0], 0, d[1], 0, d[1], 1);
+            check_arrays_close("lerp a == b: da + db", d[1], c.r, n, 1e-6);
+            CHECK(maxabs(d[0], n) == 0.0, "lerp a == b: dw is not zero");
+        }
+        for (int j = 0; j < 3; j++) free(d[j]), free(d0[j]);
+        free(c.w), free(c.a), free(c.b), free(c.y), free(c.r), free(before);
+    }
+}
+
 /* ------------------------------------------------------------------ concat, slice */
 
 typedef struct {
@@ -911,6 +976,11 @@ static void test_fast_vs_ref_others(void) {
     FAST_VS_REF("add backward", d, n, 1e-6, rc_add_backward(n, b, d, 0, NULL, 0));
     FAST_VS_REF("mul forward", y, n, 1e-6, rc_mul_forward(n, a, b, y));
     FAST_VS_REF("mul backward", d, n, 1e-6, rc_mul_backward(n, a, b, y, d, 0, NULL, 0));
+    FAST_VS_REF("lerp forward", y, n, 1e-6, rc_lerp_forward(n, b, a, d, y));
+    FAST_VS_REF("lerp forward (b zero)", y, n, 1e-6, rc_lerp_forward(n, b, a, NULL, y));
+    for (int j = 0; j < 3; j++)
+        FAST_VS_REF("lerp backward", d, n, 1e-6,
+                    rc_lerp_backward(n, b, a, y, a, j == 0 ? d : NULL, 0, j == 1 ? d : NULL, 0, j == 2 ? d : NULL, 0));
 
     rc_pool_dims pd;
     rc_pool_dims_init(&pd, 8, 16, 28, 28, 3, 2, 1);
@@ -944,6 +1014,7 @@ int main(void) {
     rc_rng_seed(&g_rng, 1234);
     RUN_TEST(test_activations);
     RUN_TEST(test_add_mul);
+    RUN_TEST(test_lerp);
     RUN_TEST(test_concat);
     RUN_TEST(test_slice);
     RUN_TEST(test_pool_grad);
