@@ -197,6 +197,7 @@ test-cli: $(BUILD)/recur $(BUILD)/tests/test_onnx_ops
 	@sh tests/test_ponder.sh $(BUILD)
 	@sh tests/test_trainer.sh $(BUILD)
 	@sh tests/test_groups.sh $(BUILD)
+	@sh tests/test_gru.sh $(BUILD)
 
 # The build without oneDNN (DNNL=0, into build-nodnnl): its conv, plan and parity tests, a short training run
 # and eval, whose logits must match this build's (tests/test_nodnnl.sh).

@@ -121,7 +121,7 @@ _MODEL = OrderedDict([
 ])
 _AREA = OrderedDict([
     ("channels", (_int(1, 1024), None)), ("iterations", (_int(1, MAX_ITERS), None)), ("tied", (_bool, None)),
-    ("cell", (_enum("conv", "residual", "convlstm"), "conv")), ("kernel", (_int(1, 7), "3")),
+    ("cell", (_enum("conv", "residual", "convlstm", "gru"), "conv")), ("kernel", (_int(1, 7), "3")),
     ("stride", (_int(1, 4), "1")), ("bottomup", (_enum("first", "every"), "every")),
     ("lateral", (_bool, "yes")), ("topdown", (_bool, "no")),
     # resolved by _validate: groups (a number dividing channels, or depthwise) and, with groups > 1, pointwise
@@ -241,6 +241,8 @@ def _validate(cfg, source):
         w = (w + 2 * p - a["kernel"]) // a["stride"] + 1
         if h < 1 or w < 1:
             raise ConfigError(where + "the image is reduced to nothing by the strides")
+        if a["cell"] == "gru" and not a["lateral"]:
+            raise ConfigError(where + "cell = gru needs lateral = yes (its gates read h(t-1))")
         if a["bottomup"] == "first" and not a["lateral"] and a["iterations"] > 1:
             raise ConfigError(where + "with bottomup = first and lateral = no, steps after the first have no input")
         if a["topdown"] and m["unroll"] != "lockstep":
@@ -336,18 +338,23 @@ def _expected(cfg):
         below = in_c if k == 0 else areas[k - 1]["channels"]
         above = areas[k + 1]["channels"] if k + 1 < len(areas) else None
         C, r = a["channels"], a["kernel"]
-        cout = 4 * C if a["cell"] == "convlstm" else C
+        gru = a["cell"] == "gru"
+        cout = {"convlstm": 4 * C, "gru": 3 * C}.get(a["cell"], C)
         for t in range(1, a["iterations"] + 1):
             pre = a["name"] if a["tied"] else "%s.t%d" % (a["name"], t)
+            drive = t == 1 or a["bottomup"] == "every" or a["topdown"]
             if t == 1 or a["bottomup"] == "every":
                 out[pre + ".bu.weight"] = (cout, below, r, r)
                 if bias:
                     out[pre + ".bu.bias"] = (cout,)
             if a["lateral"] and t > 1:
-                _state_conv_shapes(out, a, pre + ".lat", cout, False)
+                _state_conv_shapes(out, a, pre + ".lat", cout, bias and gru)  # a GRU's hidden term has a bias
             if a["topdown"] and t > 1:
                 out[pre + ".td.weight"] = (cout, above, r, r)
-            norms = [("bn", cout)]
+            # a GRU normalises its drive (when the step has one) and its hidden term apart
+            norms = [("bn", cout)] if drive or not gru else []
+            if gru and t > 1:
+                norms.append(("bnh", cout))
             if a["cell"] == "residual":
                 _state_conv_shapes(out, a, pre + ".conv2", C, bias)
                 norms.append(("bn2", C))
@@ -451,7 +458,7 @@ class RecurModel(nn.Module):
 
     # one step of an area ----------------------------------------------------------------------------
     def _conv(self, base, x, stride, k):
-        b = base + ".bias"  # conv_bu and conv_2 without batch norm; never conv_lat or conv_td
+        b = base + ".bias"  # conv_bu, conv_2 (and a GRU's conv_lat) without batch norm; never conv_td
         bias = self.tensor(b) if b in self._names else None
         return F.conv2d(x, self.tensor(base + ".weight"), bias, stride=stride, padding=k // 2)
 
@@ -481,6 +488,8 @@ class RecurModel(nn.Module):
         pt = min(t, a["iterations"])  # param step: past the trained T, reuse step T's
         pre = a["name"] if a["tied"] else "%s.t%d" % (a["name"], pt)
         r = a["kernel"]
+        if a["cell"] == "gru":
+            return self._gru_step(k, t, pt, pre, x, h_prev, above, cache), None
         s = None
         if t == 1 or a["bottomup"] == "every":
             if cache is not None and "D" in cache:
@@ -509,6 +518,37 @@ class RecurModel(nn.Module):
         if c_prev is not None:
             c = torch.sigmoid(f) * c_prev + c
         return torch.sigmoid(o) * torch.tanh(c), c
+
+    def _gru_step(self, k, t, pt, pre, x, h_prev, above, cache):
+        """GRU (docs/CONFIG.md): drive x = N(bu + td), hidden m = Nh(lat(h_prev)), 3C channels each as z, r, n;
+        z = sigmoid(x_z + m_z), r = sigmoid(x_r + m_r), n = tanh(x_n + r m_n), h = (1 - z) n + z h_prev."""
+        a = self.cfg["areas"][k]
+        r, C = a["kernel"], a["channels"]
+        xs = None
+        if t == 1 or a["bottomup"] == "every":
+            if cache is not None and "D" in cache:
+                xs = cache["D"]
+            else:
+                xs = self._conv(pre + ".bu", x, a["stride"], r)
+                if cache is not None:
+                    cache["D"] = xs
+        if a["topdown"] and t > 1:
+            _, hk, wk = self.shapes[k]
+            z = F.interpolate(self._conv(pre + ".td", above, 1, r), size=(hk, wk), mode="nearest")
+            xs = z if xs is None else xs + z
+        if xs is not None:
+            xs = self._norm(a, "bn", pt, xs)
+        if h_prev is None:  # t = 1: no h(0)
+            return (1 - torch.sigmoid(xs[:, 0:C])) * torch.tanh(xs[:, 2 * C:])
+        m = self._norm(a, "bnh", pt, self._state_conv(a, pre + ".lat", h_prev))
+
+        def pre_act(j, hidden):
+            return hidden if xs is None else xs[:, j * C:(j + 1) * C] + hidden
+
+        z = torch.sigmoid(pre_act(0, m[:, 0:C]))
+        rg = torch.sigmoid(pre_act(1, m[:, C:2 * C]))
+        n = torch.tanh(pre_act(2, rg * m[:, 2 * C:]))
+        return (1 - z) * n + z * h_prev
 
     def _head(self, t, h):
         R = self.cfg["areas"][-1]["iterations"]

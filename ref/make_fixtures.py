@@ -31,6 +31,8 @@ FIXTURES = [
     "dense_recall",  # recall, a dense head and a masked per-position loss (algorithmic tasks)
     "ponder",  # model.halting = ponder: halting heads and the PonderNet loss
     "grouped", "grouped_untied",  # area groups: grouped and depthwise(-separable) state convs
+    "gru", "gru_untied", "gru_recall", "blocked_gru",  # cell = gru: tied, untied, recall, blocked
+    "gru_grouped",  # cell = gru with grouped / depthwise-separable lateral convs
 ]
 
 
@@ -463,16 +465,16 @@ def main(argv):
         check_tying(name)
         check_upsample_indices(name)
     print("directional float64 derivative, tying and upsampling checks: ok (%d models)" % len(names))
-    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f", "dense_recall", "grouped"):
+    for name in ("tied_bnpi_every", "residual", "convlstm", "topdown", "nonorm_c2f", "dense_recall", "grouped", "gru"):
         if name in names:
             check_tied_equals_untied_sum(name)
     print("tied gradient == sum of untied per-step gradients: ok")
-    for name in ("tied_bnpi_every", "tied_bn_shared", "convlstm"):
+    for name in ("tied_bnpi_every", "tied_bn_shared", "convlstm", "gru", "gru_recall"):
         if name in names:
             check_bu_reuse(name)
     print("bottom-up reuse in sequential tied areas: ok")
     for name, hw in (("topdown", 8), ("mixed_odd", 9), ("nonorm_c2f", 8), ("dense_recall", None),
-                     ("grouped_untied", 8)):
+                     ("grouped_untied", 8), ("gru_untied", 8), ("gru", 8)):
         if name in names:
             k = check_gradcheck(name, hw=hw)
             print("gradcheck (float64, all %d params) %s: ok" % (k, name))

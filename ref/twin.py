@@ -143,7 +143,7 @@ AREA_KEYS = OrderedDict([
     ("channels", (_k_int(1, 1024), None)),
     ("iterations", (_k_int(1, 256), None)),
     ("tied", (_k_bool, None)),
-    ("cell", (_k_enum("conv", "residual", "convlstm"), "conv")),
+    ("cell", (_k_enum("conv", "residual", "convlstm", "gru"), "conv")),
     ("kernel", (_k_enum("1", "3", "5", "7"), "3")),
     ("stride", (_k_int(1, 4), "1")),
     ("bottomup", (_k_enum("first", "every"), "every")),
@@ -367,6 +367,8 @@ def _validate(cfg):
             raise ConfigError(where + "topdown is not allowed in the top area")
         if lockstep and a["iterations"] != areas[0]["iterations"]:
             raise ConfigError(where + "lockstep needs the same iterations in every area")
+        if a["cell"] == "gru" and not a["lateral"]:
+            raise ConfigError(where + "cell = gru needs lateral = yes")
         if (a["iterations"] > 1 and a["bottomup"] == "first" and not a["lateral"] and not a["topdown"]):
             raise ConfigError(where + "steps after the first have no input (bottomup = first, lateral = no)")
     c, h, w = cfg.model["input"]
@@ -429,20 +431,24 @@ class RecurNet(nn.Module):
             below_c = in_c if k == 0 else self.areas[k - 1]["channels"]
             above_c = self.areas[k + 1]["channels"] if k + 1 < len(self.areas) else None
             C = a["channels"]
-            Cout = 4 * C if a["cell"] == "convlstm" else C
+            gru = a["cell"] == "gru"
+            Cout = {"convlstm": 4 * C, "gru": 3 * C}.get(a["cell"], C)
             kk = a["kernel"]
             nobn = self.norm == "none"
             if self.recall:
                 self._conv("%s.proj" % a["name"], C, below_c, kk, bias=nobn)
             for t in range(1, a["iterations"] + 1):
+                drive = t == 1 or a["bottomup"] == "every" or (t > 1 and a["topdown"])
                 if t == 1 or a["bottomup"] == "every":
                     self._conv(self.conv_name(a, t, "bu"), Cout, below_c, kk, bias=nobn)
-                if (t > 1 or self.recall) and a["lateral"]:
-                    self._state_conv(a, self.conv_name(a, t, "lat"), Cout, bias=False)
+                if (t > 1 or self.recall) and a["lateral"]:  # a GRU's hidden term has a bias (as nn.GRU's b_h)
+                    self._state_conv(a, self.conv_name(a, t, "lat"), Cout, bias=nobn and gru)
                 if t > 1 and a["topdown"]:
                     self._conv(self.conv_name(a, t, "td"), Cout, above_c, kk, bias=False)
-                if not nobn:
+                if not nobn and (drive or not gru):
                     self._bn(self.bn_name(a, t, "bn"), Cout)
+                if not nobn and gru and (t > 1 or self.recall):
+                    self._bn(self.bn_name(a, t, "bnh"), Cout)
                 if a["cell"] == "residual":
                     self._state_conv(a, self.conv_name(a, t, "conv2"), C, bias=nobn)
                     if not nobn:
@@ -595,6 +601,8 @@ class RecurNet(nn.Module):
         *d arguments; None = no path from the image). Returns (h, hd, c, cd)."""
         a = self.areas[k]
         kk, C = a["kernel"], a["channels"]
+        if a["cell"] == "gru":
+            return self._gru_step(k, t, x, xd, h_prev, hd_prev, above, ad, D_cache)
         terms, depths = [], []
         if t == 1 or a["bottomup"] == "every":
             if D_cache is not None and D_cache.get("D") is not None:
@@ -639,6 +647,50 @@ class RecurNet(nn.Module):
             cd = max(cd, cd_prev)
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, cd, c, cd
+
+    def _gru_step(self, k, t, x, xd, h_prev, hd_prev, above, ad, D_cache):
+        """GRU step (docs/CONFIG.md): drive = N(bu + td), hidden = Nh(lat(h_prev)), 3C channels each as z, r, n;
+        z = sigmoid(x_z + h_z), r = sigmoid(x_r + h_r), n = tanh(x_n + r h_n), h = (1 - z) n + z h_prev."""
+        a = self.areas[k]
+        kk, C = a["kernel"], a["channels"]
+        terms, depths = [], []
+        if t == 1 or a["bottomup"] == "every":
+            if D_cache is not None and D_cache.get("D") is not None:
+                D, Dd = D_cache["D"], D_cache["Dd"]
+            else:
+                D, Dd = self._convf(self.conv_name(a, t, "bu"), x, a["stride"], kk), xd + 1
+                if D_cache is not None:
+                    D_cache["D"], D_cache["Dd"] = D, Dd
+            terms.append(D)
+            depths.append(Dd)
+        if t > 1 and a["topdown"]:
+            z = self._convf(self.conv_name(a, t, "td"), above, 1, kk)
+            _, hk, wk = self.shapes[k]
+            terms.append(F.interpolate(z, size=(hk, wk), mode="nearest"))
+            depths.append(ad + 1)
+        xs = None
+        if terms:
+            xs = terms[0]
+            for extra in terms[1:]:
+                xs = xs + extra
+            xs = self._normf(self.bn_name(a, t, "bn"), xs)
+        hs = None
+        if h_prev is not None:
+            hs = self._normf(self.bn_name(a, t, "bnh"), self._statef(a, self.conv_name(a, t, "lat"), h_prev))
+            depths.append(hd_prev + 1)
+
+        def part(v, j):
+            return None if v is None else v[:, j * C:(j + 1) * C]
+
+        def plus(p, q):
+            return q if p is None else (p if q is None else p + q)
+
+        z = torch.sigmoid(plus(part(xs, 0), part(hs, 0)))
+        if hs is None:
+            return (1 - z) * torch.tanh(part(xs, 2)), max(depths), None, None
+        r = torch.sigmoid(plus(part(xs, 1), part(hs, 1)))
+        n = torch.tanh(plus(part(xs, 2), r * part(hs, 2)))
+        return (1 - z) * n + z * h_prev, max(depths), None, None
 
     def _head(self, t, h, outs):
         base = self.head_name(t)

@@ -38,7 +38,7 @@ META_KEYS = {"format", "recur_version", "config", "data", "input", "input_shape"
 NAME_RE = re.compile(r"^(head(\.t[1-9][0-9]*)?\.(weight|bias)"
                      r"|[A-Za-z0-9_-]+(\.t[1-9][0-9]*)?\.(bu|lat|td|conv2)\.(weight|bias)"
                      r"|[A-Za-z0-9_-]+(\.t[1-9][0-9]*)?\.(lat|conv2)\.pw\.weight"
-                     r"|[A-Za-z0-9_-]+\.bn2?(\.t[1-9][0-9]*)?\.(gamma|beta|running_mean|running_var))$")
+                     r"|[A-Za-z0-9_-]+\.bn[2h]?(\.t[1-9][0-9]*)?\.(gamma|beta|running_mean|running_var))$")
 FMNIST = os.path.join(os.environ.get("RECUR_FASHION_MNIST_DIR", "/usr/share/datasets/fashion-mnist"),
                       "t10k-images-idx3-ubyte.gz")
 

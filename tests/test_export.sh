@@ -1,6 +1,6 @@
 #!/bin/sh
 # Export tests: for every config in configs/ (and variants covering norm none/batch, per-iteration heads,
-# untied lockstep, kernels 1 and 5, stride 3, bottomup every with lateral off, area groups, more test-time
+# untied lockstep, kernels 1 and 5, stride 3, bottomup every with lateral off, area groups, GRU without norm, more test-time
 # iterations) train two steps, `recur export` to safetensors and npz, `recur eval --save-logits`, then
 # tests/check_export.py (the .venv python of scripts/pyenv.sh) checks both files against each other and
 # python/recur_torch.py's logits against recur's. Then the error paths: bad --format, an --out
@@ -55,6 +55,7 @@ run v_batch configs/topdown.cfg --set model.norm=batch --set area.V2.tied=no --s
     --set "model.name=$(printf 'v"b\\a\tt \303\251\342\202\254')" # quote, backslash, tab, UTF-8: JSON escaping
 # area groups: grouped and depthwise(-separable) conv weights, conv2's bias on the 1x1 conv (norm = none)
 run v_grouped tests/configs/grouped.cfg --set model.norm=none --set area.V2.cell=residual
+run v_gru configs/gru.cfg --set model.norm=none --set area.V2.tied=no --set area.V1.bottomup=first
 # more iterations at test time: steps past the trained T reuse step T's per-iteration params and head
 "$R" eval "$T/demo" --limit $N --threads 2 --iterations 5 --save-logits "$T/demo/L_5.npy" >/dev/null || fail "eval --iterations 5"
 "$R" eval "$T/v_none" --limit $N --threads 2 --iterations 6 --save-logits "$T/v_none/L_6.npy" >/dev/null ||

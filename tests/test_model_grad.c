@@ -121,6 +121,24 @@ static void test_convlstm_topdown(void) {
               5);
 }
 
+/* cell = gru: tied with per-iteration norms on the drive and the hidden term (V1's later steps have no drive:
+ * bottomup = first), then untied without norm (biases on both terms) in lockstep with top-down feedback. */
+static void test_gru_tied(void) {
+    gradcheck("gru tied bn per iter",
+              "[model]\ninput = 1x8x8\nclasses = 10\nnorm = batch_per_iter\nloss = every\n"
+              "[area V1]\nchannels = 3\niterations = 3\ntied = yes\ncell = gru\nbottomup = first\n"
+              "[area V2]\nchannels = 4\niterations = 3\ntied = yes\ncell = gru\nstride = 2\n",
+              5);
+}
+
+static void test_gru_untied_topdown(void) {
+    gradcheck("gru untied lockstep top-down, no norm",
+              "[model]\ninput = 1x8x8\nclasses = 10\nunroll = lockstep\nnorm = none\nloss = increasing\n"
+              "[area V1]\nchannels = 3\niterations = 3\ntied = no\ncell = gru\ntopdown = yes\n"
+              "[area V2]\nchannels = 4\niterations = 3\ntied = no\ncell = gru\nstride = 2\n",
+              4);
+}
+
 /* PonderNet halting (model.halting = ponder): the gradient reaches the halting heads through p_n and the
  * classifier and the areas through p_n-weighted CE terms (a large beta so the KL term matters). */
 static void test_ponder_shared(void) {
@@ -252,6 +270,8 @@ int main(void) {
     RUN_TEST(test_tied_bn_per_iter);
     RUN_TEST(test_tied_residual_shared_bn);
     RUN_TEST(test_convlstm_topdown);
+    RUN_TEST(test_gru_tied);
+    RUN_TEST(test_gru_untied_topdown);
     RUN_TEST(test_tied_param_count_independent_of_T);
     RUN_TEST(test_ponder_shared);
     RUN_TEST(test_ponder_per_iter);

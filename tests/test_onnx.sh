@@ -1,6 +1,6 @@
 #!/bin/sh
 # ONNX export tests: every config of the zoo and the test configs that cover the other keys (norm = batch
-# and none, head = per_iter, residual, ConvLSTM, top-down upsampling, area groups) is trained for two steps, exported
+# and none, head = per_iter, residual, ConvLSTM, top-down upsampling, area groups, GRU) is trained for two steps, exported
 # with `recur export --format onnx`, and tests/check_onnx.py runs the model in onnxruntime on the first
 # 200 test images and compares every readout with `recur eval --save-logits` (also with --iterations T
 # beyond the trained T), and the same for test_onnx_ops's hand-built graph of the ops no config emits.
@@ -54,6 +54,7 @@ run tiny tests/configs/tiny.cfg 5
 run onnx_batch tests/configs/onnx_batch.cfg 4
 run onnx_nonorm tests/configs/onnx_nonorm.cfg 5
 run grouped tests/configs/grouped.cfg   # Conv with group: depthwise(-separable) and grouped
+run onnx_gru tests/configs/onnx_gru.cfg 5
 # the ops no config emits (pooling, concat, ...) in a hand-built graph (tests/test_onnx_ops.c)
 "$B/tests/test_onnx_ops" "$T" "$D" || fail "test_onnx_ops fixture"
 CHECKS="$CHECKS ops $T/ops.onnx $T/ops.npy"

@@ -237,6 +237,8 @@ static const hcase CASES[] = {
     {"mul c=20",                     RC_OP_MUL,       b_binary,    {RC_OP_MUL, 20, 3, 3, 0},        F_BLK},
     {"mul c=5 (a node of its own)",  RC_OP_MUL,       b_eltwise,   {RC_OP_MUL, 2, 5, 2, 2},         F_BLK},
     {"mul a*a c=16",                 RC_OP_MUL,       b_binary,    {RC_OP_MUL, 16, 2, 3, 1},        F_BLK},
+    {"lerp c=16",                    RC_OP_LERP,      b_eltwise,   {RC_OP_LERP, 3, 16, 3, 3},       F_BLK},
+    {"lerp b zero c=5",              RC_OP_LERP,      b_eltwise,   {RC_OP_LERP, 2, 5, 2, 3},        F_BLK},
     {"concat 2+16+5",                RC_OP_CONCAT,    b_concat,    {3, 3, 3, 2, 16, 5},             0},
     {"concat 16+16",                 RC_OP_CONCAT,    b_concat,    {2, 4, 2, 16, 16},               0},
     {"slice 48 [16, 48)",            RC_OP_SLICE,     b_slice,     {48, 3, 3, 16, 32},              F_BLK},

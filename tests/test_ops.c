@@ -117,6 +117,12 @@ static void test_forward_values(void) {
     CHECK(y[0] >= 0.0f && y[0] < 1e-30f && y[1] == 0.5f && y[2] == 1.0f, "sigmoid saturates without NaN");
     rc_tanh_forward(3, xs, y);
     CHECK(y[0] == -1.0f && y[1] == 0.0f && y[2] == 1.0f, "tanh values");
+    /* lerp: (1 - w) a + w b, b absent: zero */
+    float lw_[3] = {0.0f, 0.25f, 1.0f}, la[3] = {2.0f, 4.0f, -1.0f}, lb_[3] = {6.0f, 8.0f, 3.0f};
+    rc_lerp_forward(3, lw_, la, lb_, y);
+    CHECK(y[0] == 2.0f && y[1] == 5.0f && y[2] == 3.0f, "lerp values");
+    rc_lerp_forward(3, lw_, la, NULL, y);
+    CHECK(y[0] == 2.0f && y[1] == 3.0f && y[2] == 0.0f, "lerp values with b zero");
     /* concat of (2, 1, 3) channels, 2 images of 3 pixels: channel 3 of image 1 is input 2's channel 0 */
     int cs[3] = {2, 1, 3};
     float a0[12], a1[6], a2[18], cat[36];
@@ -553,6 +559,11 @@ static void test_fast_vs_ref_others(void) {
     FAST_VS_REF("add backward", d, n, 1e-6, rc_add_backward(n, b, d, 0, NULL, 0));
     FAST_VS_REF("mul forward", y, n, 1e-6, rc_mul_forward(n, a, b, y));
     FAST_VS_REF("mul backward", d, n, 1e-6, rc_mul_backward(n, a, b, y, d, 0, NULL, 0));
+    FAST_VS_REF("lerp forward", y, n, 1e-6, rc_lerp_forward(n, b, a, d, y));
+    FAST_VS_REF("lerp forward (b zero)", y, n, 1e-6, rc_lerp_forward(n, b, a, NULL, y));
+    for (int j = 0; j < 3; j++)
+        FAST_VS_REF("lerp backward", d, n, 1e-6,
+                    rc_lerp_backward(n, b, a, y, a, j == 0 ? d : NULL, 0, j == 1 ? d : NULL, 0, j == 2 ? d : NULL, 0));
 
     rc_pool_dims pd;
     rc_pool_dims_init(&pd, 8, 16, 28, 28, 3, 2, 1);

@@ -25,7 +25,9 @@ static const char *models[] = {"ff_untied",  "tied_bnpi_every", "tied_bnpi_final
                                /* model.halting = ponder: halting heads and the PonderNet loss */
                                "ponder",
                                /* area groups: grouped, depthwise and depthwise-separable state convs */
-                               "grouped", "grouped_untied", NULL};
+                               "grouped", "grouped_untied",
+                               /* cell = gru: tied (bottomup first / every), untied without norm, recall, blocked */
+                               "gru", "gru_untied", "gru_recall", "blocked_gru", "gru_grouped", NULL};
 
 static int read_cfg(const rc_fixture *fx, const char *name, rc_model_cfg *mc, rc_train_cfg *tc) {
     size_t len = 0;

@@ -159,6 +159,23 @@ int rc_emit_binary(rc_graph *g, rc_op_type op, const char *name, int a, int b) {
     return n.out;
 }
 
+int rc_emit_lerp(rc_graph *g, const char *name, int w, int a, int b) {
+    const rc_tensor *tw = &g->tensors[w], *ta = &g->tensors[a];
+    RC_ASSERT(tw->c == ta->c && tw->h == ta->h && tw->w == ta->w);
+    rc_node n = node_proto(RC_OP_LERP);
+    n.in[0] = w;
+    n.in[1] = a;
+    n.nin = 2;
+    if (b >= 0) {
+        const rc_tensor *tb = &g->tensors[b];
+        RC_ASSERT(tb->c == ta->c && tb->h == ta->h && tb->w == ta->w);
+        n.in[n.nin++] = b;
+    }
+    n.out = rc_graph_tensor(g, name, ta->c, ta->h, ta->w);
+    rc_graph_node(g, &n);
+    return n.out;
+}
+
 int rc_emit_concat(rc_graph *g, const char *name, int nin, const int *xs) {
     RC_ASSERT(nin >= 1 && nin <= RC_MAX_IN);
     rc_node n = node_proto(RC_OP_CONCAT);

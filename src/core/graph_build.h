@@ -70,6 +70,7 @@ typedef enum {
     RC_OP_GAP,
     RC_OP_UPSAMPLE,
     RC_OP_LINEAR,
+    RC_OP_LERP,  /* y = (1 - w) * a + w * b: in {w, a, b}, b optional (zero); a GRU's update */
     RC_OP_BNACT, /* fused by the plan: batch norm (+ residual add) (+ relu) */
     RC_OP_LSTM,  /* fused by the plan: (batch norm +) ConvLSTM gates, outputs h (out) and c (out2) */
     RC_OP_COUNT
@@ -178,6 +179,8 @@ int rc_emit_pool(rc_graph *g, rc_op_type op, const char *name, int x, int k, int
 int rc_emit_gap(rc_graph *g, const char *name, int x);
 int rc_emit_upsample(rc_graph *g, const char *name, int x, int ho, int wo);
 int rc_emit_linear(rc_graph *g, const char *name, int x, int w_param, int b_param, int out);
+/* y = (1 - w) * a + w * b elementwise; b = -1: zero, y = (1 - w) * a. */
+int rc_emit_lerp(rc_graph *g, const char *name, int w, int a, int b);
 
 /* Mark a tensor as a graph output (a readout's logits): before rc_graph_backward the caller writes
  * the loss gradient into its dx (overwriting). Call before rc_graph_plan. */

@@ -189,6 +189,7 @@ static void batchnorm_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
 
 static double units_flops(const rc_graph *g, const rc_node *n) { return out_units(g, n); }
 static double units4_flops(const rc_graph *g, const rc_node *n) { return 4.0 * out_units(g, n); }
+static double units3_flops(const rc_graph *g, const rc_node *n) { return 3.0 * out_units(g, n); }
 
 static void relu_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     rc_relu_forward(out_numel(g, n, c), X(g, n->in[0], c->b0), X(g, n->out, c->b0));
@@ -229,6 +230,19 @@ static void mul_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const int b0 = c->b0;
     rc_mul_backward(out_numel(g, n, c), X(g, n->in[0], b0), X(g, n->in[1], b0), DX(g, n->out, b0),
                     gin(g, n->in[0], b0), n->acc[0], gin(g, n->in[1], b0), n->acc[1]);
+}
+
+/* in {w, a, [b]}: y = (1 - w) a + w b, b absent = zero (a GRU's first step) */
+static void lerp_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
+    const int b0 = c->b0;
+    rc_lerp_forward(out_numel(g, n, c), X(g, n->in[0], b0), X(g, n->in[1], b0), n->nin > 2 ? X(g, n->in[2], b0) : NULL,
+                    X(g, n->out, b0));
+}
+static void lerp_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
+    const int b0 = c->b0, x2 = n->nin > 2 ? n->in[2] : -1;
+    rc_lerp_backward(out_numel(g, n, c), X(g, n->in[0], b0), X(g, n->in[1], b0), x2 >= 0 ? X(g, x2, b0) : NULL,
+                     DX(g, n->out, b0), gin(g, n->in[0], b0), n->acc[0], gin(g, n->in[1], b0), n->acc[1],
+                     x2 >= 0 ? gin(g, x2, b0) : NULL, x2 >= 0 ? n->acc[2] : 0);
 }
 
 /* ---------------------------------------------------------------- channels: concat, slice */
@@ -487,6 +501,9 @@ const rc_op_def rc_op_defs[] = {
                         .bwd_reads = RC_READS_NONE, ELEMENTWISE},
     [RC_OP_LINEAR] = {.name = "linear", .flops = linear_flops, .forward = linear_fwd, .backward = linear_bwd,
                       .bwd_reads = RC_READS_IN(0), PLAIN_ONLY},
+    /* zero a and b in a blocked tensor's padding lanes give zero y, whatever w holds there */
+    [RC_OP_LERP] = {.name = "lerp", .flops = units3_flops, .forward = lerp_fwd, .backward = lerp_bwd,
+                    .bwd_reads = RC_READS_IN(0) | RC_READS_IN(1) | RC_READS_IN(2), ELEMENTWISE},
     [RC_OP_BNACT] = {.name = "bn+act", .flops = flops_none, .forward = bnact_fwd, .backward = bnact_bwd,
                      .bwd_reads = RC_READS_IN(0) | RC_READS_OUT, .bwd_reads_fn = bnact_reads, .layout = RC_LAY_SAME,
                      .layout_fn = bnact_layout, .fwd_chunk = 1, .bwd_chunk = 1, .fwd_phased = RC_PHASED_YES,

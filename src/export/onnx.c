@@ -220,6 +220,25 @@ static rc_status emit_node(writer *w, const rc_node *n, const char *path) {
     case RC_OP_TANH: node(w, "Tanh", in, 1, out); return RC_OK;
     case RC_OP_ADD: node(w, "Add", in, 2, out); return RC_OK;
     case RC_OP_MUL: node(w, "Mul", in, 2, out); return RC_OK;
+    case RC_OP_LERP: { // in {w, a, [b]}: y = a + w * (b - a) as lerp.c computes it; no b: y = a - w * a
+        const char *t[2];
+        snprintf(aux[0], VNAME, "%s.diff", out);
+        snprintf(aux[1], VNAME, "%s.step", out);
+        if (n->nin > 2) {
+            t[0] = in[2], t[1] = in[1];
+            node(w, "Sub", t, 2, aux[0]); // b - a
+            t[0] = in[0], t[1] = aux[0];
+            node(w, "Mul", t, 2, aux[1]);
+            t[0] = in[1], t[1] = aux[1];
+            node(w, "Add", t, 2, out);
+        } else {
+            t[0] = in[0], t[1] = in[1];
+            node(w, "Mul", t, 2, aux[1]); // w * a
+            t[0] = in[1], t[1] = aux[1];
+            node(w, "Sub", t, 2, out);
+        }
+        return RC_OK;
+    }
     case RC_OP_CONCAT: // along channels
         node_begin(w, "Concat", out, in, n->nin, out);
         attr_int(w, "axis", 1);

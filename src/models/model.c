@@ -9,8 +9,6 @@
 #include "ops/ops.h"
 #include "ponder.h"
 
-static const char *cell_names[] = {"conv", "residual", "convlstm"};
-
 rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
     if (cfg->nareas < 1) return rc_fail("model has no [area] section (at least one is required)");
     if (cfg->nareas > RC_MAX_AREAS) return rc_fail("model has %d areas; the limit is %d", cfg->nareas, RC_MAX_AREAS);
@@ -32,6 +30,9 @@ rc_status rc_model_cfg_validate(const rc_model_cfg *cfg) {
         h = (h + 2 * p - a->kernel) / a->stride + 1;
         w = (w + 2 * p - a->kernel) / a->stride + 1;
         if (h < 1 || w < 1) return rc_fail("area %s: the image is reduced to nothing by the strides", a->name);
+        if (a->cell == RC_CELL_GRU && !a->lateral)
+            return rc_fail("area %s: cell = gru needs lateral = yes (its reset and update gates read h(t-1))",
+                           a->name);
         if (!a->bottomup_every && !a->lateral && a->iterations > 1)
             return rc_fail("area %s: with bottomup = first and lateral = no, steps after the first have no input",
                            a->name);
@@ -222,106 +223,238 @@ static int add_term(rc_graph *g, const char *area, int t, int sum, int term, int
     return rc_emit_binary(g, RC_OP_ADD, tn, sum, term);
 }
 
-/* One step t of area k with bottom-up input tensor x. */
-static void emit_step(builder *b, int k, int t, int x) {
+/* What one step t of area k reads, each -1 when this step has none: the drive's sources (the bottom-up
+ * input; the area above's state h_{k+1}(t-1) for top-down) and h(t-1). The cell emits the convolutions
+ * of them it needs (emit_inputs, emit_lateral), grouped and ordered as its equations want. */
+typedef struct {
+    int k, t, pt;              /* area, local step, param step */
+    char pre[RC_NAME_MAX];     /* param name prefix: the area (tied) or area.tP (untied) */
+    int x;                     /* bottom-up input (first step, or bottomup = every) */
+    int above;                 /* top-down: h_{k+1}(t-1) */
+    int prev;                  /* h(t-1): at t = 1 only with recall or a continued unroll */
+    int bias;                  /* model.norm = none: conv_bu, conv_2 and a GRU's conv_lat carry a bias */
+} step_in;
+
+/* The lateral convolution of h(t-1) to cout channels, "lat" (grouped with the area's groups; a bias
+ * "lat.bias" when bias). */
+static int emit_lateral(builder *b, const step_in *s, int cout, int bias) {
+    char tn[RC_NAME_MAX + 32];
+    snprintf(tn, sizeof tn, "%s.t%d.lat", b->cfg->areas[s->k].name, s->t);
+    return emit_state_conv(b, s->k, s->pre, "lat", s->prev, cout, bias, tn);
+}
+
+/* The summed input to cout channels: bottom-up conv (D, computed once per sequential tied area with
+ * bottomup = every), then with_lat the lateral conv of h(t-1) (no bias), then the top-down conv upsampled
+ * to this area's size, added in that order. -1 when the step has none of them. */
+static int emit_inputs(builder *b, const step_in *s, int cout, int with_lat) {
     const rc_model_cfg *cfg = b->cfg;
+    const int k = s->k, t = s->t;
     const rc_area_cfg *a = &cfg->areas[k];
     rc_graph *g = &b->m->g;
-    int tt = t + b->cont;                              /* the model's step */
-    int pt = tt < a->iterations ? tt : a->iterations; /* param step: past the trained T, reuse step T's */
-    int prev = b->h[k][t - 1];                         /* h(t-1): -1 at t = 1 unless recall or continuing */
-    int C = b->C[k], ker = a->kernel, pad = ker / 2;
-    int cout = a->cell == RC_CELL_CONVLSTM ? 4 * C : C;
-    int bias = cfg->norm == RC_NORM_NONE;
-    char pre[RC_NAME_MAX], nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
-    if (a->tied)
-        snprintf(pre, sizeof pre, "%s", a->name);
-    else
-        snprintf(pre, sizeof pre, "%s.t%d", a->name, pt);
+    int ker = a->kernel, pad = ker / 2;
+    char nm[RC_NAME_MAX + 32], tn[RC_NAME_MAX + 32];
     int sum = -1, nterms = 0;
-    int first_node = g->nnodes;
-    b->cur_area = k;
-    rc_graph_set_step(g, b->nsteps++); /* the readout after this step shares its tag */
-
-    if (tt == 1 || a->bottomup_every) {
+    if (s->x >= 0) {
         int reuse = cfg->unroll == RC_UNROLL_SEQUENTIAL && a->tied && a->bottomup_every && b->drive_cache[k] >= 0;
         if (reuse) {
             sum = add_term(g, a->name, t, sum, b->drive_cache[k], &nterms);
         } else {
-            snprintf(nm, sizeof nm, "%s.bu.weight", pre);
-            int w = conv_param(b, nm, cout, g->tensors[x].c, ker);
+            snprintf(nm, sizeof nm, "%s.bu.weight", s->pre);
+            int w = conv_param(b, nm, cout, g->tensors[s->x].c, ker);
             int bp = -1;
-            if (bias) {
-                snprintf(nm, sizeof nm, "%s.bu.bias", pre);
+            if (s->bias) {
+                snprintf(nm, sizeof nm, "%s.bu.bias", s->pre);
                 bp = vec_param(b, nm, cout, RC_PARAM_NODECAY, 0.0f);
             }
             snprintf(tn, sizeof tn, "%s.t%d.bu", a->name, t);
-            int d = rc_emit_conv(g, tn, x, w, bp, cout, ker, a->stride, pad);
+            int d = rc_emit_conv(g, tn, s->x, w, bp, cout, ker, a->stride, pad);
             b->drive_cache[k] = d;
             sum = add_term(g, a->name, t, sum, d, &nterms);
         }
     }
-    if (a->lateral && prev >= 0) {
-        snprintf(tn, sizeof tn, "%s.t%d.lat", a->name, t);
-        sum = add_term(g, a->name, t, sum, emit_state_conv(b, k, pre, "lat", prev, cout, 0, tn), &nterms);
-    }
-    if (a->topdown && t > 1 && k + 1 < cfg->nareas) {
-        snprintf(nm, sizeof nm, "%s.td.weight", pre);
+    if (with_lat && s->prev >= 0) sum = add_term(g, a->name, t, sum, emit_lateral(b, s, cout, 0), &nterms);
+    if (s->above >= 0) {
+        snprintf(nm, sizeof nm, "%s.td.weight", s->pre);
         int w = conv_param(b, nm, cout, b->C[k + 1], ker);
         snprintf(tn, sizeof tn, "%s.t%d.td", a->name, t);
-        int z = rc_emit_conv(g, tn, b->h[k + 1][t - 1], w, -1, cout, ker, 1, pad);
+        int z = rc_emit_conv(g, tn, s->above, w, -1, cout, ker, 1, pad);
         snprintf(tn, sizeof tn, "%s.t%d.td_up", a->name, t);
         sum = add_term(g, a->name, t, sum, rc_emit_upsample(g, tn, z, b->H[k], b->W[k]), &nterms);
     }
-    RC_ASSERT(nterms > 0); /* rc_model_cfg_validate rules this out */
+    return sum;
+}
+
+/* conv: h = relu(N(sum of the inputs)). */
+static int cell_conv(builder *b, const step_in *s) {
+    const rc_area_cfg *a = &b->cfg->areas[s->k];
+    char tn[RC_NAME_MAX + 32];
+    int sum = emit_inputs(b, s, b->C[s->k], a->lateral);
+    RC_ASSERT(sum >= 0); /* rc_model_cfg_validate rules this out */
+    snprintf(tn, sizeof tn, "%s.t%d.norm", a->name, s->t);
+    int z = emit_norm(b, s->k, s->pt, "bn", sum, tn);
+    snprintf(tn, sizeof tn, "%s.t%d.h", a->name, s->t);
+    return rc_emit_unary(&b->m->g, RC_OP_RELU, tn, z);
+}
+
+/* residual: u = relu(N(sum)), h = relu(N2(conv2(u)) + skip). */
+static int cell_residual(builder *b, const step_in *s) {
+    const rc_model_cfg *cfg = b->cfg;
+    const rc_area_cfg *a = &cfg->areas[s->k];
+    rc_graph *g = &b->m->g;
+    const int C = b->C[s->k], t = s->t;
+    char tn[RC_NAME_MAX + 32];
+    int sum = emit_inputs(b, s, C, a->lateral);
+    RC_ASSERT(sum >= 0);
     snprintf(tn, sizeof tn, "%s.t%d.norm", a->name, t);
-    int z = emit_norm(b, k, pt, "bn", sum, tn);
-    int h;
-    if (a->cell == RC_CELL_CONV) {
-        snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
-        h = rc_emit_unary(g, RC_OP_RELU, tn, z);
-    } else if (a->cell == RC_CELL_RESIDUAL) {
-        snprintf(tn, sizeof tn, "%s.t%d.u", a->name, t);
-        int u = rc_emit_unary(g, RC_OP_RELU, tn, z);
-        snprintf(tn, sizeof tn, "%s.t%d.conv2", a->name, t);
-        int v = emit_state_conv(b, k, pre, "conv2", u, C, bias, tn);
-        snprintf(tn, sizeof tn, "%s.t%d.norm2", a->name, t);
-        v = emit_norm(b, k, pt, "bn2", v, tn);
-        /* the skip adds the block's input: h(t-1), or with recall the recall conv's output (normalised),
-         * so the state is recomputed from concat(h(t-1), x) at every step, not accumulated */
-        int skip = cfg->recall ? z : prev;
-        if (skip >= 0) {
-            snprintf(tn, sizeof tn, "%s.t%d.skip", a->name, t);
-            v = rc_emit_binary(g, RC_OP_ADD, tn, v, skip);
-        }
-        snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
-        h = rc_emit_unary(g, RC_OP_RELU, tn, v);
-    } else {
-        /* ConvLSTM: gates i, f, o, c~ are channel slices of the normalised summed input */
-        static const char *gate[4] = {"i", "f", "o", "g"};
-        int gt[4] = {-1, -1, -1, -1};
-        for (int j = 0; j < 4; j++) {
-            if (j == 1 && t == 1) continue; /* c(0) = 0: the forget gate has nothing to act on */
-            snprintf(tn, sizeof tn, "%s.t%d.%s_pre", a->name, t, gate[j]);
-            int s = rc_emit_slice(g, tn, z, j * C, C);
-            snprintf(tn, sizeof tn, "%s.t%d.%s", a->name, t, gate[j]);
-            gt[j] = rc_emit_unary(g, j == 3 ? RC_OP_TANH : RC_OP_SIGMOID, tn, s);
-        }
-        snprintf(tn, sizeof tn, "%s.t%d.ig", a->name, t);
-        int cnew = rc_emit_binary(g, RC_OP_MUL, tn, gt[0], gt[3]);
-        if (t > 1) {
-            snprintf(tn, sizeof tn, "%s.t%d.fc", a->name, t);
-            int fc = rc_emit_binary(g, RC_OP_MUL, tn, gt[1], b->c[k][t - 1]);
-            snprintf(tn, sizeof tn, "%s.t%d.c", a->name, t);
-            cnew = rc_emit_binary(g, RC_OP_ADD, tn, fc, cnew);
-        }
-        b->c[k][t] = cnew;
-        snprintf(tn, sizeof tn, "%s.t%d.tanh_c", a->name, t);
-        int tc = rc_emit_unary(g, RC_OP_TANH, tn, cnew);
-        snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
-        h = rc_emit_binary(g, RC_OP_MUL, tn, gt[2], tc);
+    int z = emit_norm(b, s->k, s->pt, "bn", sum, tn);
+    snprintf(tn, sizeof tn, "%s.t%d.u", a->name, t);
+    int u = rc_emit_unary(g, RC_OP_RELU, tn, z);
+    snprintf(tn, sizeof tn, "%s.t%d.conv2", a->name, t);
+    int v = emit_state_conv(b, s->k, s->pre, "conv2", u, C, s->bias, tn);
+    snprintf(tn, sizeof tn, "%s.t%d.norm2", a->name, t);
+    v = emit_norm(b, s->k, s->pt, "bn2", v, tn);
+    /* the skip adds the block's input: h(t-1), or with recall the recall conv's output (normalised),
+     * so the state is recomputed from concat(h(t-1), x) at every step, not accumulated */
+    int skip = cfg->recall ? z : s->prev;
+    if (skip >= 0) {
+        snprintf(tn, sizeof tn, "%s.t%d.skip", a->name, t);
+        v = rc_emit_binary(g, RC_OP_ADD, tn, v, skip);
     }
-    b->h[k][t] = h;
+    snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
+    return rc_emit_unary(g, RC_OP_RELU, tn, v);
+}
+
+/* ConvLSTM: gates i, f, o, c~ are channel slices of the normalised summed input (4C). */
+static int cell_convlstm(builder *b, const step_in *s) {
+    static const char *gate[4] = {"i", "f", "o", "g"};
+    const rc_area_cfg *a = &b->cfg->areas[s->k];
+    rc_graph *g = &b->m->g;
+    const int C = b->C[s->k], k = s->k, t = s->t;
+    char tn[RC_NAME_MAX + 32];
+    int sum = emit_inputs(b, s, 4 * C, a->lateral);
+    RC_ASSERT(sum >= 0);
+    snprintf(tn, sizeof tn, "%s.t%d.norm", a->name, t);
+    int z = emit_norm(b, k, s->pt, "bn", sum, tn);
+    int gt[4] = {-1, -1, -1, -1};
+    for (int j = 0; j < 4; j++) {
+        if (j == 1 && t == 1) continue; /* c(0) = 0: the forget gate has nothing to act on */
+        snprintf(tn, sizeof tn, "%s.t%d.%s_pre", a->name, t, gate[j]);
+        int sl = rc_emit_slice(g, tn, z, j * C, C);
+        snprintf(tn, sizeof tn, "%s.t%d.%s", a->name, t, gate[j]);
+        gt[j] = rc_emit_unary(g, j == 3 ? RC_OP_TANH : RC_OP_SIGMOID, tn, sl);
+    }
+    snprintf(tn, sizeof tn, "%s.t%d.ig", a->name, t);
+    int cnew = rc_emit_binary(g, RC_OP_MUL, tn, gt[0], gt[3]);
+    if (t > 1) {
+        snprintf(tn, sizeof tn, "%s.t%d.fc", a->name, t);
+        int fc = rc_emit_binary(g, RC_OP_MUL, tn, gt[1], b->c[k][t - 1]);
+        snprintf(tn, sizeof tn, "%s.t%d.c", a->name, t);
+        cnew = rc_emit_binary(g, RC_OP_ADD, tn, fc, cnew);
+    }
+    b->c[k][t] = cnew;
+    snprintf(tn, sizeof tn, "%s.t%d.tanh_c", a->name, t);
+    int tc = rc_emit_unary(g, RC_OP_TANH, tn, cnew);
+    snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
+    return rc_emit_binary(g, RC_OP_MUL, tn, gt[2], tc);
+}
+
+/* The pre-activation of GRU gate j (channels [jC, (j+1)C)): the drive's slice plus, for z and r, the hidden
+ * term's slice; for n the hidden slice goes in gated by r (hr >= 0). Either input may be absent (-1). */
+static int gru_pre(builder *b, const step_in *s, int j, int xs, int hs, int r) {
+    static const char *gate[3] = {"z", "r", "n"};
+    const char *area = b->cfg->areas[s->k].name;
+    rc_graph *g = &b->m->g;
+    const int C = b->C[s->k];
+    char tn[RC_NAME_MAX + 32];
+    int xj = -1, hj = -1;
+    if (xs >= 0) {
+        snprintf(tn, sizeof tn, "%s.t%d.x_%s", area, s->t, gate[j]);
+        xj = rc_emit_slice(g, tn, xs, j * C, C);
+    }
+    if (hs >= 0) {
+        snprintf(tn, sizeof tn, "%s.t%d.h_%s", area, s->t, gate[j]);
+        hj = rc_emit_slice(g, tn, hs, j * C, C);
+        if (j == 2) {
+            snprintf(tn, sizeof tn, "%s.t%d.rh_n", area, s->t);
+            hj = rc_emit_binary(g, RC_OP_MUL, tn, r, hj);
+        }
+    }
+    if (xj < 0 || hj < 0) return xj >= 0 ? xj : hj;
+    snprintf(tn, sizeof tn, "%s.t%d.%s_pre", area, s->t, gate[j]);
+    return rc_emit_binary(g, RC_OP_ADD, tn, xj, hj);
+}
+
+/* GRU (PyTorch's gate convention, convolutional): drive x = N(bottom-up + top-down) and hidden term
+ * hh = Nh(lateral conv of h(t-1)), 3C channels each in the order z, r, n;
+ * z = sigmoid(x_z + h_z), r = sigmoid(x_r + h_r), n = tanh(x_n + r * h_n), h = (1 - z) n + z h(t-1).
+ * Without h(t-1) (t = 1, no recall): z and n from x alone, h = (1 - z) n. */
+static int cell_gru(builder *b, const step_in *s) {
+    const rc_area_cfg *a = &b->cfg->areas[s->k];
+    rc_graph *g = &b->m->g;
+    const int C = b->C[s->k], t = s->t;
+    char tn[RC_NAME_MAX + 32];
+    int xs = emit_inputs(b, s, 3 * C, 0), hs = -1;
+    if (xs >= 0) {
+        snprintf(tn, sizeof tn, "%s.t%d.norm", a->name, t);
+        xs = emit_norm(b, s->k, s->pt, "bn", xs, tn);
+    }
+    if (s->prev >= 0) { /* rc_model_cfg_validate: a GRU area has lateral = yes */
+        hs = emit_lateral(b, s, 3 * C, s->bias);
+        snprintf(tn, sizeof tn, "%s.t%d.norm_h", a->name, t);
+        hs = emit_norm(b, s->k, s->pt, "bnh", hs, tn);
+    }
+    RC_ASSERT(xs >= 0 || hs >= 0);
+    int gz = gru_pre(b, s, 0, xs, hs, -1);
+    snprintf(tn, sizeof tn, "%s.t%d.z", a->name, t);
+    gz = rc_emit_unary(g, RC_OP_SIGMOID, tn, gz);
+    int gr = -1;
+    if (hs >= 0) { /* the reset gate acts on the hidden term only */
+        gr = gru_pre(b, s, 1, xs, hs, -1);
+        snprintf(tn, sizeof tn, "%s.t%d.r", a->name, t);
+        gr = rc_emit_unary(g, RC_OP_SIGMOID, tn, gr);
+    }
+    int gn = gru_pre(b, s, 2, xs, hs, gr);
+    snprintf(tn, sizeof tn, "%s.t%d.n", a->name, t);
+    gn = rc_emit_unary(g, RC_OP_TANH, tn, gn);
+    snprintf(tn, sizeof tn, "%s.t%d.h", a->name, t);
+    return rc_emit_lerp(g, tn, gz, gn, s->prev);
+}
+
+/* The cells, by rc_cell_kind: name (an area's cell = NAME) and emitter, which returns h(t). */
+typedef struct {
+    const char *name;
+    int (*emit)(builder *b, const step_in *s);
+} cell_def;
+static const cell_def cell_defs[] = {
+    [RC_CELL_CONV] = {"conv", cell_conv},
+    [RC_CELL_RESIDUAL] = {"residual", cell_residual},
+    [RC_CELL_CONVLSTM] = {"convlstm", cell_convlstm},
+    [RC_CELL_GRU] = {"gru", cell_gru},
+};
+_Static_assert(sizeof cell_defs / sizeof cell_defs[0] == RC_CELL_COUNT, "one cell_defs entry per rc_cell_kind");
+
+/* One step t of area k with bottom-up input tensor x: what it reads, then its cell. */
+static void emit_step(builder *b, int k, int t, int x) {
+    const rc_model_cfg *cfg = b->cfg;
+    const rc_area_cfg *a = &cfg->areas[k];
+    rc_graph *g = &b->m->g;
+    step_in s;
+    int tt = t + b->cont; /* the model's step */
+    s.k = k;
+    s.t = t;
+    s.pt = tt < a->iterations ? tt : a->iterations; /* param step: past the trained T, reuse step T's */
+    if (a->tied)
+        snprintf(s.pre, sizeof s.pre, "%s", a->name);
+    else
+        snprintf(s.pre, sizeof s.pre, "%s.t%d", a->name, s.pt);
+    s.x = tt == 1 || a->bottomup_every ? x : -1;
+    s.above = a->topdown && t > 1 && k + 1 < cfg->nareas ? b->h[k + 1][t - 1] : -1;
+    s.prev = b->h[k][t - 1]; /* -1 at t = 1 unless recall or continuing */
+    s.bias = cfg->norm == RC_NORM_NONE;
+    int first_node = g->nnodes;
+    b->cur_area = k;
+    rc_graph_set_step(g, b->nsteps++); /* the readout after this step shares its tag */
+    b->h[k][t] = cell_defs[a->cell].emit(b, &s);
     set_node_area(b, first_node);
 }
 
@@ -668,4 +801,4 @@ int rc_model_effective_depth(const rc_model *m) {
     return rc_graph_depth_to(&m->g, m->readout[m->nreadouts - 1]);
 }
 
-const char *rc_cell_name(rc_cell_kind c) { return cell_names[c]; }
+const char *rc_cell_name(rc_cell_kind c) { return cell_defs[c].name; }

@@ -9,7 +9,7 @@
 #define RC_MAX_ITERS 256
 #define RC_MAX_READOUTS 1024
 
-typedef enum { RC_CELL_CONV = 0, RC_CELL_RESIDUAL, RC_CELL_CONVLSTM } rc_cell_kind;
+typedef enum { RC_CELL_CONV = 0, RC_CELL_RESIDUAL, RC_CELL_CONVLSTM, RC_CELL_GRU, RC_CELL_COUNT } rc_cell_kind;
 typedef enum { RC_NORM_NONE = 0, RC_NORM_BATCH, RC_NORM_BATCH_PER_ITER } rc_norm_kind;
 typedef enum {
     RC_LOSS_FINAL = 0,

@@ -134,7 +134,7 @@ static rc_status read_groups(rc_ini *ini, rc_ini_section *s, rc_area_cfg *a) {
 }
 
 static rc_status read_areas(rc_ini *ini, rc_model_cfg *m) {
-    static const char *cells[] = {"conv", "residual", "convlstm", NULL};
+    static const char *cells[] = {"conv", "residual", "convlstm", "gru", NULL};
     static const char *bottomups[] = {"first", "every", NULL};
     int n = rc_ini_count(ini, "area");
     if (n < 1) return rc_fail("%s: no [area NAME] section: a model needs at least one area", rc_ini_display_name(ini));
@@ -278,6 +278,10 @@ rc_status rc_config_read(rc_ini *ini, const char *default_name, rc_model_cfg *m,
     TRY(read_train(ini, t));
     m->recompute = t->recompute; /* the graph plan needs it; rc_model_build sees only the model config */
     TRY(rc_ini_check_unused(ini));
-    if (rc_model_cfg_validate(m)) return rc_fail("%s: %s", rc_ini_display_name(ini), rc_error());
+    if (rc_model_cfg_validate(m)) {
+        char why[768]; /* rc_error()'s buffer is the one rc_fail writes */
+        snprintf(why, sizeof why, "%s", rc_error());
+        return rc_fail("%s: %s", rc_ini_display_name(ini), why);
+    }
     return RC_OK;
 }

@@ -120,6 +120,11 @@ void rc_add_backward(size_t n, const float *dy, float *da, int da_acc, float *db
 void rc_mul_forward(size_t n, const float *a, const float *b, float *y);
 void rc_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, int da_acc, float *db,
                      int db_acc);
+/* ---- interpolate, elementwise over n floats: y = (1 - w) * a + w * b; b NULL counts as zero ----
+ * Backward: dw = dy (b - a), da = dy (1 - w), db = dy w (each NULL: skipped; db also when b is NULL). */
+void rc_lerp_forward(size_t n, const float *w, const float *a, const float *b, float *y);
+void rc_lerp_backward(size_t n, const float *w, const float *a, const float *b, const float *dy, float *dw,
+                      int dw_acc, float *da, int da_acc, float *db, int db_acc);
 
 /* ---- concat along channels: inputs xs[i] (N, cs[i], HW) -> y (N, sum cs, HW) ---- */
 void rc_concat_forward(int n, int nin, const int *cs, int hw, const float *const *xs, float *y);
