@@ -3,8 +3,7 @@
 #include "ops.h"
 
 #include "base/common.h"
-#include "base/omp.h"
-
+#include "eltwise.h"
 
 #define ADD_PAR_MIN 65536
 #define ADD_BLOCK 8192
@@ -24,31 +23,13 @@ static void add_bwd_range(size_t i0, size_t i1, const float *dy, float *d, int a
 }
 
 void rc_add_forward(size_t n, const float *a, const float *b, float *y) {
-    if (!rc_ops_fast || n < ADD_PAR_MIN) {
-        add_fwd_range(0, n, a, b, y);
-        return;
-    }
-    long long nb = (long long)((n + ADD_BLOCK - 1) / ADD_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long k = 0; k < nb; k++) {
-        size_t i0 = (size_t)k * ADD_BLOCK;
-        add_fwd_range(i0, RC_MIN(i0 + ADD_BLOCK, n), a, b, y);
-    }
+    RC_ELTWISE(n, ADD_PAR_MIN, ADD_BLOCK, i0, i1, add_fwd_range(i0, i1, a, b, y));
 }
 
 /* One gradient at a time (da fully, then db) so that da == db works with da_acc=0, db_acc=1. */
 static void add_bwd_one(size_t n, const float *dy, float *d, int acc) {
     if (!d) return;
-    if (!rc_ops_fast || n < ADD_PAR_MIN) {
-        add_bwd_range(0, n, dy, d, acc);
-        return;
-    }
-    long long nb = (long long)((n + ADD_BLOCK - 1) / ADD_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long k = 0; k < nb; k++) {
-        size_t i0 = (size_t)k * ADD_BLOCK;
-        add_bwd_range(i0, RC_MIN(i0 + ADD_BLOCK, n), dy, d, acc);
-    }
+    RC_ELTWISE(n, ADD_PAR_MIN, ADD_BLOCK, i0, i1, add_bwd_range(i0, i1, dy, d, acc));
 }
 
 void rc_add_backward(size_t n, const float *dy, float *da, int da_acc, float *db, int db_acc) {

@@ -4,7 +4,7 @@
 #include "ops.h"
 
 #include "base/common.h"
-#include "base/omp.h"
+#include "eltwise.h"
 
 #define LERP_PAR_MIN 65536
 #define LERP_BLOCK 8192
@@ -36,32 +36,14 @@ static void lerp_bwd_range(size_t i0, size_t i1, int which, const float *w, cons
 }
 
 void rc_lerp_forward(size_t n, const float *w, const float *a, const float *b, float *y) {
-    if (!rc_ops_fast || n < LERP_PAR_MIN) {
-        lerp_fwd_range(0, n, w, a, b, y);
-        return;
-    }
-    long long nb = (long long)((n + LERP_BLOCK - 1) / LERP_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long k = 0; k < nb; k++) {
-        size_t i0 = (size_t)k * LERP_BLOCK;
-        lerp_fwd_range(i0, RC_MIN(i0 + LERP_BLOCK, n), w, a, b, y);
-    }
+    RC_ELTWISE(n, LERP_PAR_MIN, LERP_BLOCK, i0, i1, lerp_fwd_range(i0, i1, w, a, b, y));
 }
 
 /* One gradient at a time, so that two of dw, da, db may be one buffer when the acc flags say so. */
 static void lerp_bwd_one(size_t n, int which, const float *w, const float *a, const float *b, const float *dy,
                          float *d, int acc) {
     if (!d) return;
-    if (!rc_ops_fast || n < LERP_PAR_MIN) {
-        lerp_bwd_range(0, n, which, w, a, b, dy, d, acc);
-        return;
-    }
-    long long nb = (long long)((n + LERP_BLOCK - 1) / LERP_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long k = 0; k < nb; k++) {
-        size_t i0 = (size_t)k * LERP_BLOCK;
-        lerp_bwd_range(i0, RC_MIN(i0 + LERP_BLOCK, n), which, w, a, b, dy, d, acc);
-    }
+    RC_ELTWISE(n, LERP_PAR_MIN, LERP_BLOCK, i0, i1, lerp_bwd_range(i0, i1, which, w, a, b, dy, d, acc));
 }
 
 void rc_lerp_backward(size_t n, const float *w, const float *a, const float *b, const float *dy, float *dw,

@@ -3,8 +3,7 @@
 #include "ops.h"
 
 #include "base/common.h"
-#include "base/omp.h"
-
+#include "eltwise.h"
 
 #define MUL_PAR_MIN 65536
 #define MUL_BLOCK 8192
@@ -24,30 +23,12 @@ static void mul_bwd_range(size_t i0, size_t i1, const float *dy, const float *ot
 }
 
 void rc_mul_forward(size_t n, const float *a, const float *b, float *y) {
-    if (!rc_ops_fast || n < MUL_PAR_MIN) {
-        mul_fwd_range(0, n, a, b, y);
-        return;
-    }
-    long long nb = (long long)((n + MUL_BLOCK - 1) / MUL_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long k = 0; k < nb; k++) {
-        size_t i0 = (size_t)k * MUL_BLOCK;
-        mul_fwd_range(i0, RC_MIN(i0 + MUL_BLOCK, n), a, b, y);
-    }
+    RC_ELTWISE(n, MUL_PAR_MIN, MUL_BLOCK, i0, i1, mul_fwd_range(i0, i1, a, b, y));
 }
 
 static void mul_bwd_one(size_t n, const float *dy, const float *other, float *d, int acc) {
     if (!d) return;
-    if (!rc_ops_fast || n < MUL_PAR_MIN) {
-        mul_bwd_range(0, n, dy, other, d, acc);
-        return;
-    }
-    long long nb = (long long)((n + MUL_BLOCK - 1) / MUL_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long k = 0; k < nb; k++) {
-        size_t i0 = (size_t)k * MUL_BLOCK;
-        mul_bwd_range(i0, RC_MIN(i0 + MUL_BLOCK, n), dy, other, d, acc);
-    }
+    RC_ELTWISE(n, MUL_PAR_MIN, MUL_BLOCK, i0, i1, mul_bwd_range(i0, i1, dy, other, d, acc));
 }
 
 void rc_mul_backward(size_t n, const float *a, const float *b, const float *dy, float *da, int da_acc, float *db,

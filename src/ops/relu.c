@@ -1,10 +1,9 @@
 /* relu.c — rectified linear unit over a flat array: y = max(x, 0); backward passes dy where x > 0.
- * Reference loops plus an OpenMP path (parallel over blocks) for large arrays; both give the same bits. */
+ * Reference loops, run over parallel blocks for large arrays (eltwise.h); both give the same bits. */
 #include "ops.h"
 
 #include "base/common.h"
-#include "base/omp.h"
-
+#include "eltwise.h"
 
 #define RELU_PAR_MIN 65536 /* below this many elements stay on one thread */
 #define RELU_BLOCK 8192
@@ -24,28 +23,10 @@ static void relu_bwd_range(size_t i0, size_t i1, const float *x, const float *dy
 }
 
 void rc_relu_forward(size_t n, const float *x, float *y) {
-    if (!rc_ops_fast || n < RELU_PAR_MIN) {
-        relu_fwd_range(0, n, x, y);
-        return;
-    }
-    long long nb = (long long)((n + RELU_BLOCK - 1) / RELU_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long b = 0; b < nb; b++) {
-        size_t i0 = (size_t)b * RELU_BLOCK;
-        relu_fwd_range(i0, RC_MIN(i0 + RELU_BLOCK, n), x, y);
-    }
+    RC_ELTWISE(n, RELU_PAR_MIN, RELU_BLOCK, i0, i1, relu_fwd_range(i0, i1, x, y));
 }
 
 void rc_relu_backward(size_t n, const float *x, const float *dy, float *dx, int dx_acc) {
     if (!dx) return;
-    if (!rc_ops_fast || n < RELU_PAR_MIN) {
-        relu_bwd_range(0, n, x, dy, dx, dx_acc);
-        return;
-    }
-    long long nb = (long long)((n + RELU_BLOCK - 1) / RELU_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long b = 0; b < nb; b++) {
-        size_t i0 = (size_t)b * RELU_BLOCK;
-        relu_bwd_range(i0, RC_MIN(i0 + RELU_BLOCK, n), x, dy, dx, dx_acc);
-    }
+    RC_ELTWISE(n, RELU_PAR_MIN, RELU_BLOCK, i0, i1, relu_bwd_range(i0, i1, x, dy, dx, dx_acc));
 }

@@ -5,8 +5,7 @@
 #include <math.h>
 
 #include "base/common.h"
-#include "base/omp.h"
-
+#include "eltwise.h"
 
 #define SIG_PAR_MIN 16384
 #define SIG_BLOCK 4096
@@ -34,28 +33,10 @@ static void sigmoid_bwd_range(size_t i0, size_t i1, const float *y, const float 
 }
 
 void rc_sigmoid_forward(size_t n, const float *x, float *y) {
-    if (!rc_ops_fast || n < SIG_PAR_MIN) {
-        sigmoid_fwd_range(0, n, x, y);
-        return;
-    }
-    long long nb = (long long)((n + SIG_BLOCK - 1) / SIG_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long b = 0; b < nb; b++) {
-        size_t i0 = (size_t)b * SIG_BLOCK;
-        sigmoid_fwd_range(i0, RC_MIN(i0 + SIG_BLOCK, n), x, y);
-    }
+    RC_ELTWISE(n, SIG_PAR_MIN, SIG_BLOCK, i0, i1, sigmoid_fwd_range(i0, i1, x, y));
 }
 
 void rc_sigmoid_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc) {
     if (!dx) return;
-    if (!rc_ops_fast || n < SIG_PAR_MIN) {
-        sigmoid_bwd_range(0, n, y, dy, dx, dx_acc);
-        return;
-    }
-    long long nb = (long long)((n + SIG_BLOCK - 1) / SIG_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long b = 0; b < nb; b++) {
-        size_t i0 = (size_t)b * SIG_BLOCK;
-        sigmoid_bwd_range(i0, RC_MIN(i0 + SIG_BLOCK, n), y, dy, dx, dx_acc);
-    }
+    RC_ELTWISE(n, SIG_PAR_MIN, SIG_BLOCK, i0, i1, sigmoid_bwd_range(i0, i1, y, dy, dx, dx_acc));
 }

@@ -5,8 +5,7 @@
 #include <math.h>
 
 #include "base/common.h"
-#include "base/omp.h"
-
+#include "eltwise.h"
 
 #define TANH_PAR_MIN 16384
 #define TANH_BLOCK 4096
@@ -26,28 +25,10 @@ static void tanh_bwd_range(size_t i0, size_t i1, const float *y, const float *dy
 }
 
 void rc_tanh_forward(size_t n, const float *x, float *y) {
-    if (!rc_ops_fast || n < TANH_PAR_MIN) {
-        tanh_fwd_range(0, n, x, y);
-        return;
-    }
-    long long nb = (long long)((n + TANH_BLOCK - 1) / TANH_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long b = 0; b < nb; b++) {
-        size_t i0 = (size_t)b * TANH_BLOCK;
-        tanh_fwd_range(i0, RC_MIN(i0 + TANH_BLOCK, n), x, y);
-    }
+    RC_ELTWISE(n, TANH_PAR_MIN, TANH_BLOCK, i0, i1, tanh_fwd_range(i0, i1, x, y));
 }
 
 void rc_tanh_backward(size_t n, const float *y, const float *dy, float *dx, int dx_acc) {
     if (!dx) return;
-    if (!rc_ops_fast || n < TANH_PAR_MIN) {
-        tanh_bwd_range(0, n, y, dy, dx, dx_acc);
-        return;
-    }
-    long long nb = (long long)((n + TANH_BLOCK - 1) / TANH_BLOCK);
-    RC_OMP(omp parallel for schedule(static))
-    for (long long b = 0; b < nb; b++) {
-        size_t i0 = (size_t)b * TANH_BLOCK;
-        tanh_bwd_range(i0, RC_MIN(i0 + TANH_BLOCK, n), y, dy, dx, dx_acc);
-    }
+    RC_ELTWISE(n, TANH_PAR_MIN, TANH_BLOCK, i0, i1, tanh_bwd_range(i0, i1, y, dy, dx, dx_acc));
 }
