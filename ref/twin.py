@@ -600,28 +600,11 @@ class RecurNet(nn.Module):
         """One step of area k (0-based) at step t (1-based). Tensors carry a parallel conv-depth (the
         *d arguments; None = no path from the image). Returns (h, hd, c, cd)."""
         a = self.areas[k]
-        kk, C = a["kernel"], a["channels"]
+        C = a["channels"]
         if a["cell"] == "gru":
             return self._gru_step(k, t, x, xd, h_prev, hd_prev, above, ad, D_cache)
-        terms, depths = [], []
-        if t == 1 or a["bottomup"] == "every":
-            if D_cache is not None and D_cache.get("D") is not None:
-                D, Dd = D_cache["D"], D_cache["Dd"]
-            else:
-                D, Dd = self._convf(self.conv_name(a, t, "bu"), x, a["stride"], kk), xd + 1
-                if D_cache is not None:
-                    D_cache["D"], D_cache["Dd"] = D, Dd
-            terms.append(D)
-            depths.append(Dd)
-        if h_prev is not None and a["lateral"]:  # t > 1, or t = 1 from recall's projection
-            terms.append(self._statef(a, self.conv_name(a, t, "lat"), h_prev))
-            depths.append(hd_prev + 1)
-        if t > 1 and a["topdown"]:
-            z = self._convf(self.conv_name(a, t, "td"), above, 1, kk)
-            _, hk, wk = self.shapes[k]
-            z = F.interpolate(z, size=(hk, wk), mode="nearest")
-            terms.append(z)
-            depths.append(ad + 1)
+        terms, depths = self._drive_terms(a, k, t, x, xd, h_prev if a["lateral"] else None, hd_prev, above, ad,
+                                          D_cache)
         s = terms[0]
         for extra in terms[1:]:
             s = s + extra
@@ -648,11 +631,11 @@ class RecurNet(nn.Module):
         h = torch.sigmoid(o) * torch.tanh(c)
         return h, cd, c, cd
 
-    def _gru_step(self, k, t, x, xd, h_prev, hd_prev, above, ad, D_cache):
-        """GRU step (docs/CONFIG.md): drive = N(bu + td), hidden = Nh(lat(h_prev)), 3C channels each as z, r, n;
-        z = sigmoid(x_z + h_z), r = sigmoid(x_r + h_r), n = tanh(x_n + r h_n), h = (1 - z) n + z h_prev."""
-        a = self.areas[k]
-        kk, C = a["kernel"], a["channels"]
+    def _drive_terms(self, a, k, t, x, xd, h_lat, hd_lat, above, ad, D_cache):
+        """The terms summed into a step's input, in the engine's order, with their conv depths: the bottom-up
+        conv (step 1, or every step; reused from D_cache), the lateral conv of h_lat (None: none; the GRU
+        takes its hidden term apart) and the upsampled top-down conv (t > 1)."""
+        kk = a["kernel"]
         terms, depths = [], []
         if t == 1 or a["bottomup"] == "every":
             if D_cache is not None and D_cache.get("D") is not None:
@@ -663,11 +646,22 @@ class RecurNet(nn.Module):
                     D_cache["D"], D_cache["Dd"] = D, Dd
             terms.append(D)
             depths.append(Dd)
+        if h_lat is not None:  # t > 1, or t = 1 from recall's projection
+            terms.append(self._statef(a, self.conv_name(a, t, "lat"), h_lat))
+            depths.append(hd_lat + 1)
         if t > 1 and a["topdown"]:
             z = self._convf(self.conv_name(a, t, "td"), above, 1, kk)
             _, hk, wk = self.shapes[k]
             terms.append(F.interpolate(z, size=(hk, wk), mode="nearest"))
             depths.append(ad + 1)
+        return terms, depths
+
+    def _gru_step(self, k, t, x, xd, h_prev, hd_prev, above, ad, D_cache):
+        """GRU step (docs/CONFIG.md): drive = N(bu + td), hidden = Nh(lat(h_prev)), 3C channels each as z, r, n;
+        z = sigmoid(x_z + h_z), r = sigmoid(x_r + h_r), n = tanh(x_n + r h_n), h = (1 - z) n + z h_prev."""
+        a = self.areas[k]
+        C = a["channels"]
+        terms, depths = self._drive_terms(a, k, t, x, xd, None, None, above, ad, D_cache)
         xs = None
         if terms:
             xs = terms[0]
