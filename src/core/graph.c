@@ -135,45 +135,35 @@ int rc_emit_batchnorm(rc_graph *g, const char *name, int x, int gamma, int beta,
     return n.out;
 }
 
-int rc_emit_unary(rc_graph *g, rc_op_type op, const char *name, int x) {
-    RC_ASSERT(op == RC_OP_RELU || op == RC_OP_SIGMOID || op == RC_OP_TANH);
+/* An elementwise op over nin same-shaped inputs; its output has their shape. */
+static int emit_eltwise(rc_graph *g, rc_op_type op, const char *name, int nin, const int *xs) {
+    const rc_tensor *t0 = &g->tensors[xs[0]];
     rc_node n = node_proto(op);
-    n.in[0] = x;
-    n.nin = 1;
-    const rc_tensor *in = &g->tensors[x];
-    n.out = rc_graph_tensor(g, name, in->c, in->h, in->w);
+    for (int j = 0; j < nin; j++) {
+        const rc_tensor *tj = &g->tensors[xs[j]];
+        RC_ASSERT(tj->c == t0->c && tj->h == t0->h && tj->w == t0->w);
+        n.in[j] = xs[j];
+    }
+    n.nin = nin;
+    n.out = rc_graph_tensor(g, name, t0->c, t0->h, t0->w);
     rc_graph_node(g, &n);
     return n.out;
+}
+
+int rc_emit_unary(rc_graph *g, rc_op_type op, const char *name, int x) {
+    RC_ASSERT(op == RC_OP_RELU || op == RC_OP_SIGMOID || op == RC_OP_TANH);
+    return emit_eltwise(g, op, name, 1, &x);
 }
 
 int rc_emit_binary(rc_graph *g, rc_op_type op, const char *name, int a, int b) {
     RC_ASSERT(op == RC_OP_ADD || op == RC_OP_MUL);
-    const rc_tensor *ta = &g->tensors[a], *tb = &g->tensors[b];
-    RC_ASSERT(ta->c == tb->c && ta->h == tb->h && ta->w == tb->w);
-    rc_node n = node_proto(op);
-    n.in[0] = a;
-    n.in[1] = b;
-    n.nin = 2;
-    n.out = rc_graph_tensor(g, name, ta->c, ta->h, ta->w);
-    rc_graph_node(g, &n);
-    return n.out;
+    const int xs[2] = {a, b};
+    return emit_eltwise(g, op, name, 2, xs);
 }
 
 int rc_emit_lerp(rc_graph *g, const char *name, int w, int a, int b) {
-    const rc_tensor *tw = &g->tensors[w], *ta = &g->tensors[a];
-    RC_ASSERT(tw->c == ta->c && tw->h == ta->h && tw->w == ta->w);
-    rc_node n = node_proto(RC_OP_LERP);
-    n.in[0] = w;
-    n.in[1] = a;
-    n.nin = 2;
-    if (b >= 0) {
-        const rc_tensor *tb = &g->tensors[b];
-        RC_ASSERT(tb->c == ta->c && tb->h == ta->h && tb->w == ta->w);
-        n.in[n.nin++] = b;
-    }
-    n.out = rc_graph_tensor(g, name, ta->c, ta->h, ta->w);
-    rc_graph_node(g, &n);
-    return n.out;
+    const int xs[3] = {w, a, b};
+    return emit_eltwise(g, RC_OP_LERP, name, b >= 0 ? 3 : 2, xs);
 }
 
 int rc_emit_concat(rc_graph *g, const char *name, int nin, const int *xs) {
