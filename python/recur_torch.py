@@ -487,25 +487,9 @@ class RecurModel(nn.Module):
         a = self.cfg["areas"][k]
         pt = min(t, a["iterations"])  # param step: past the trained T, reuse step T's
         pre = a["name"] if a["tied"] else "%s.t%d" % (a["name"], pt)
-        r = a["kernel"]
         if a["cell"] == "gru":
             return self._gru_step(k, t, pt, pre, x, h_prev, above, cache), None
-        s = None
-        if t == 1 or a["bottomup"] == "every":
-            if cache is not None and "D" in cache:
-                d = cache["D"]
-            else:
-                d = self._conv(pre + ".bu", x, a["stride"], r)
-                if cache is not None:
-                    cache["D"] = d
-            s = d
-        if a["lateral"] and t > 1:
-            z = self._state_conv(a, pre + ".lat", h_prev)
-            s = z if s is None else s + z
-        if a["topdown"] and t > 1:
-            _, hk, wk = self.shapes[k]
-            z = F.interpolate(self._conv(pre + ".td", above, 1, r), size=(hk, wk), mode="nearest")
-            s = z if s is None else s + z
+        s = self._drive(k, t, pre, x, h_prev if a["lateral"] and t > 1 else None, above, cache)
         g = self._norm(a, "bn", pt, s)
         if a["cell"] == "conv":
             return F.relu(g), None
@@ -519,23 +503,35 @@ class RecurModel(nn.Module):
             c = torch.sigmoid(f) * c_prev + c
         return torch.sigmoid(o) * torch.tanh(c), c
 
+    def _drive(self, k, t, pre, x, h_lat, above, cache):
+        """The sum of a step's inputs in recur's order: the bottom-up conv (step 1, or every step; reused from
+        cache), the lateral conv of h_lat (None: none; the GRU takes its hidden term apart) and the upsampled
+        top-down conv (t > 1). None when there is no term."""
+        a = self.cfg["areas"][k]
+        r = a["kernel"]
+        s = None
+        if t == 1 or a["bottomup"] == "every":
+            if cache is not None and "D" in cache:
+                s = cache["D"]
+            else:
+                s = self._conv(pre + ".bu", x, a["stride"], r)
+                if cache is not None:
+                    cache["D"] = s
+        if h_lat is not None:
+            z = self._state_conv(a, pre + ".lat", h_lat)
+            s = z if s is None else s + z
+        if a["topdown"] and t > 1:
+            _, hk, wk = self.shapes[k]
+            z = F.interpolate(self._conv(pre + ".td", above, 1, r), size=(hk, wk), mode="nearest")
+            s = z if s is None else s + z
+        return s
+
     def _gru_step(self, k, t, pt, pre, x, h_prev, above, cache):
         """GRU (docs/CONFIG.md): drive x = N(bu + td), hidden m = Nh(lat(h_prev)), 3C channels each as z, r, n;
         z = sigmoid(x_z + m_z), r = sigmoid(x_r + m_r), n = tanh(x_n + r m_n), h = (1 - z) n + z h_prev."""
         a = self.cfg["areas"][k]
-        r, C = a["kernel"], a["channels"]
-        xs = None
-        if t == 1 or a["bottomup"] == "every":
-            if cache is not None and "D" in cache:
-                xs = cache["D"]
-            else:
-                xs = self._conv(pre + ".bu", x, a["stride"], r)
-                if cache is not None:
-                    cache["D"] = xs
-        if a["topdown"] and t > 1:
-            _, hk, wk = self.shapes[k]
-            z = F.interpolate(self._conv(pre + ".td", above, 1, r), size=(hk, wk), mode="nearest")
-            xs = z if xs is None else xs + z
+        C = a["channels"]
+        xs = self._drive(k, t, pre, x, None, above, cache)
         if xs is not None:
             xs = self._norm(a, "bn", pt, xs)
         if h_prev is None:  # t = 1: no h(0)
