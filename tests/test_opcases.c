@@ -130,8 +130,14 @@ static void b_pool(hb *b, const int *a) {
 /* {c, h, w} */
 static void b_gap(hb *b, const int *a) { hb_out(b, rc_emit_gap(b->g, "y", hb_leaf(b, a[0], a[1], a[2]))); }
 /* {c, h, w, ho, wo} */
+/* {c, h, w, ho, wo, add}: add 1: r + upsample(z), 2: upsample(z) + r (the plan fuses either into one node) */
 static void b_upsample(hb *b, const int *a) {
-    hb_out(b, rc_emit_upsample(b->g, "y", hb_leaf(b, a[0], a[1], a[2]), a[3], a[4]));
+    int y = rc_emit_upsample(b->g, "up", hb_leaf(b, a[0], a[1], a[2]), a[3], a[4]);
+    if (a[5]) {
+        int r = hb_leaf(b, a[0], a[3], a[4]);
+        y = a[5] == 1 ? rc_emit_binary(b->g, RC_OP_ADD, "y", r, y) : rc_emit_binary(b->g, RC_OP_ADD, "y", y, r);
+    }
+    hb_out(b, y);
 }
 /* {c, h, w, out, bias} */
 static void b_linear(hb *b, const int *a) {
@@ -254,6 +260,9 @@ static const hcase CASES[] = {
     {"upsample 4x4->8x8 c=5",        RC_OP_UPSAMPLE,  b_upsample,  {5, 4, 4, 8, 8},                 F_BLK},
     {"resize 7x5->4x9 c=2",          RC_OP_UPSAMPLE,  b_upsample,  {2, 7, 5, 4, 9},                 F_BLK},
     {"downsample 7x7->4x4 c=3",      RC_OP_UPSAMPLE,  b_upsample,  {3, 7, 7, 4, 4},                 F_BLK},
+    {"r + upsample 3x3->6x6 c=16",   RC_OP_UPADD,     b_upsample,  {16, 3, 3, 6, 6, 1},             F_BLK},
+    {"upsample 4x3->7x5 + r c=20",   RC_OP_UPADD,     b_upsample,  {20, 4, 3, 7, 5, 2},             F_BLK},
+    {"r + upsample 2x2->4x4 c=3",    RC_OP_UPADD,     b_upsample,  {3, 2, 2, 4, 4, 1},              F_BLK},
     {"linear 3x2x2->4",              RC_OP_LINEAR,    b_linear,    {3, 2, 2, 4, 1},                 0},
     {"linear 16->5 no bias",         RC_OP_LINEAR,    b_linear,    {16, 1, 1, 5, 0},                0},
 };

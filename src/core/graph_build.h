@@ -73,6 +73,7 @@ typedef enum {
     RC_OP_LERP,  /* y = (1 - w) * a + w * b: in {w, a, b}, b optional (zero); a GRU's update */
     RC_OP_BNACT, /* fused by the plan: batch norm (+ residual add) (+ relu) */
     RC_OP_LSTM,  /* fused by the plan: (batch norm +) ConvLSTM gates, outputs h (out) and c (out2) */
+    RC_OP_UPADD, /* fused by the plan: y = r + upsample(z), in {z, r} (a top-down term added in) */
     RC_OP_COUNT
 } rc_op_type;
 

@@ -1,5 +1,5 @@
 /* graph_fuse.c — the fused forms of the plan: batch norm (+ residual add) (+ relu) as one node, the
- * ConvLSTM gate arithmetic as one node, a convolution with the add after it; and the consumer lists they
+ * ConvLSTM gate arithmetic as one node, a convolution or an upsample with the add after it; and the consumer lists they
  * match on. Which form starts at which op is in the op table (op_table.c). */
 #include <string.h>
 
@@ -243,6 +243,24 @@ static int match_conv_add(rc_graph *g, const rc_cons *cs, int i, rc_xnode *x) {
     return j;
 }
 
+/* An upsample whose output only feeds the add right after it (a top-down term added to an area's summed
+ * input): one node y = r + upsample(z), in[0] = z, in[1] = r, the upsampled tensor dead. Saves writing and
+ * reading the upsampled tensor in forward, and its gradient in backward. Returns the add, or -1. */
+static int match_upsample_add(rc_graph *g, const rc_cons *cs, int i, rc_xnode *x) {
+    const rc_node *nd = g->nodes, *up = &nd[i];
+    const int u = up->out, j = rc_cons_one(cs, u);
+    if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[u].is_output || g->tensors[u].keep) return -1;
+    const int r = other_input(&nd[j], u);
+    if (r < 0 || r == u || r == up->in[0]) return -1;
+    rc_xnode_from(up, x);
+    x->op = RC_OP_UPADD;
+    x->in[1] = r;
+    x->nin = 2;
+    x->out = nd[j].out;
+    g->tensors[u].dead = 1;
+    return j;
+}
+
 int rc_fuse_lstm_bn(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
     return fuse ? match_lstm(g, cs, i, i, g->nodes[i].out, x) : -1;
 }
@@ -255,4 +273,8 @@ int rc_fuse_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) 
 
 int rc_fuse_conv_add(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
     return fuse ? match_conv_add(g, cs, i, x) : -1;
+}
+
+int rc_fuse_upsample_add(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
+    return fuse ? match_upsample_add(g, cs, i, x) : -1;
 }

@@ -338,6 +338,17 @@ static void upsample_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     rc_upsample_backward_l(c->N, x->c, x->h, x->w, y->h, y->w, x->layout, DX(g, n->out, c->b0),
                            gin(g, n->in[0], c->b0), n->acc[0]);
 }
+/* in {z, r}: y = r + upsample(z) */
+static void upadd_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
+    const rc_tensor *z = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
+    rc_upsample_add_forward_l(c->N, z->c, z->h, z->w, y->h, y->w, z->layout, X(g, n->in[0], c->b0),
+                              X(g, n->in[1], c->b0), X(g, n->out, c->b0));
+}
+static void upadd_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
+    const rc_tensor *z = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
+    rc_upsample_add_backward_l(c->N, z->c, z->h, z->w, y->h, y->w, z->layout, DX(g, n->out, c->b0),
+                               gin(g, n->in[1], c->b0), n->acc[1], gin(g, n->in[0], c->b0), n->acc[0]);
+}
 
 static double linear_flops(const rc_graph *g, const rc_node *n) {
     const rc_tensor *x = &g->tensors[n->in[0]];
@@ -498,7 +509,7 @@ const rc_op_def rc_op_defs[] = {
     [RC_OP_GAP] = {.name = "gap", .flops = gap_flops, .forward = gap_fwd, .backward = gap_bwd,
                    .bwd_reads = RC_READS_NONE, .layout = RC_LAY_ANY, .fwd_chunk = 1, .bwd_chunk = 1},
     [RC_OP_UPSAMPLE] = {.name = "upsample", .flops = flops_none, .forward = upsample_fwd, .backward = upsample_bwd,
-                        .bwd_reads = RC_READS_NONE, ELEMENTWISE},
+                        .bwd_reads = RC_READS_NONE, ELEMENTWISE, .fuse = {rc_fuse_upsample_add}},
     [RC_OP_LINEAR] = {.name = "linear", .flops = linear_flops, .forward = linear_fwd, .backward = linear_bwd,
                       .bwd_reads = RC_READS_IN(0), PLAIN_ONLY},
     /* zero a and b in a blocked tensor's padding lanes give zero y, whatever w holds there */
@@ -512,6 +523,8 @@ const rc_op_def rc_op_defs[] = {
                     .bwd_reads = RC_READS_IN(0) | RC_READS_IN(1) | RC_READS_OUT2, .bwd_reads_fn = lstm_reads,
                     .layout = RC_LAY_SAME, .pad_zero = 1, .fwd_chunk = 1, .fwd_phased = RC_PHASED_IF_BN,
                     .bn_stats = RC_PHASED_IF_BN, .feeds = 1},
+    [RC_OP_UPADD] = {.name = "upsample+add", .flops = flops_none, .forward = upadd_fwd, .backward = upadd_bwd,
+                     .bwd_reads = RC_READS_NONE, ELEMENTWISE},
 };
 _Static_assert(sizeof rc_op_defs / sizeof rc_op_defs[0] == RC_OP_COUNT, "one op table entry per rc_op_type");
 /* (an entry missing in the middle leaves zeros: rc_op_table_check and tests/test_op_table.c find it) */

@@ -1,10 +1,14 @@
 /* upsample.c — nearest-neighbour resize of (N, C, H, W) to an explicit (Ho, Wo), source index
  * floor(dst * H / Ho) evaluated exactly as PyTorch's F.interpolate(mode='nearest') does on CPU.
  * Backward sums each output's gradient into its source cell. Fast path: planes in parallel; the _l
- * variants also resize blocked nChw16c planes (16 channels moved together). */
+ * variants also resize blocked nChw16c planes (16 channels moved together). The fused upsample + add
+ * (y = r + upsample(z), the plan's form of a top-down term added to an area's summed input) reads z and
+ * r and writes y in one pass, without the upsampled tensor; its backward copies dy into dr and sums it
+ * into dz in the same pass, in the order of the unfused ops (same bits). */
 #include "ops.h"
 
 #include <math.h>
+#include <string.h>
 
 #include "base/common.h"
 #include "base/omp.h"
@@ -122,5 +126,83 @@ void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layo
                 for (int v = 0; v < 16; v++) dst[v] += src[v];
             }
         }
+    }
+}
+
+/* ---------------- fused: y = r + upsample(z) ---------------- */
+
+/* One block of V lanes per position (V = 1: a plain plane; 16: an nChw16c channel block). y may be r. */
+static inline void upadd_fwd_block(int h, int w, int ho, int wo, int V, const float *zp, const float *rp, float *yp) {
+    for (int oy = 0; oy < ho; oy++) {
+        const float *row = zp + (size_t)src_index(oy, h, ho) * w * V;
+        size_t o = (size_t)oy * wo * V;
+        for (int ox = 0; ox < wo; ox++) {
+            const float *src = row + (size_t)src_index(ox, w, wo) * V;
+            for (int v = 0; v < V; v++) yp[o + (size_t)ox * V + v] = rp[o + (size_t)ox * V + v] + src[v];
+        }
+    }
+}
+
+/* dy -> dr (copy, or add when dr_acc; skipped when NULL) and dz (upsample backward; zeroed first unless
+ * dz_acc; skipped when NULL), in the unfused ops' order of summation. */
+static inline void upadd_bwd_block(int h, int w, int ho, int wo, int V, const float *dyp, float *drp, int dr_acc,
+                                   float *dzp, int dz_acc) {
+    if (dzp && !dz_acc) memset(dzp, 0, (size_t)h * w * V * sizeof(float));
+    for (int oy = 0; oy < ho; oy++) {
+        size_t o = (size_t)oy * wo * V;
+        float *row = dzp ? dzp + (size_t)src_index(oy, h, ho) * w * V : NULL;
+        for (int ox = 0; ox < wo; ox++) {
+            const float *g = dyp + o + (size_t)ox * V;
+            if (drp) {
+                float *d = drp + o + (size_t)ox * V;
+                if (dr_acc)
+                    for (int v = 0; v < V; v++) d[v] += g[v];
+                else
+                    for (int v = 0; v < V; v++) d[v] = g[v];
+            }
+            if (row) {
+                float *dst = row + (size_t)src_index(ox, w, wo) * V;
+                for (int v = 0; v < V; v++) dst[v] += g[v];
+            }
+        }
+    }
+}
+
+// z: (N, C, H, W), r: (N, C, Ho, Wo) -> y = r + upsample(z): (N, C, Ho, Wo); plain or nChw16c
+void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
+                               float *y) {
+    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && z && r && y);
+    const int V = layout == RC_LAYOUT_BLK16 ? 16 : 1;
+    long long blocks = (long long)n * ((c + V - 1) / V); /* padding lanes: 0 + 0 */
+    size_t in = (size_t)h * w * V, out = (size_t)ho * wo * V;
+    int par = rc_ops_fast && blocks * (long long)out >= UPS_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < blocks; p++) {
+        if (V == 16)
+            upadd_fwd_block(h, w, ho, wo, 16, z + (size_t)p * in, r + (size_t)p * out, y + (size_t)p * out);
+        else
+            upadd_fwd_block(h, w, ho, wo, 1, z + (size_t)p * in, r + (size_t)p * out, y + (size_t)p * out);
+    }
+}
+
+// dy: (N, C, Ho, Wo) -> dr: (N, C, Ho, Wo), dz: (N, C, H, W); plain or nChw16c; dr or dz may be NULL
+void rc_upsample_add_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dr,
+                                int dr_acc, float *dz, int dz_acc) {
+    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && dy && dr != dy);
+    if (!dr && !dz) return;
+    const int V = layout == RC_LAYOUT_BLK16 ? 16 : 1;
+    long long blocks = (long long)n * ((c + V - 1) / V);
+    size_t in = (size_t)h * w * V, out = (size_t)ho * wo * V;
+    int par = rc_ops_fast && blocks * (long long)out >= UPS_PAR_MIN;
+    (void)par;
+    RC_OMP(omp parallel for schedule(static) if(par))
+    for (long long p = 0; p < blocks; p++) {
+        const float *dyp = dy + (size_t)p * out;
+        float *drp = dr ? dr + (size_t)p * out : NULL, *dzp = dz ? dz + (size_t)p * in : NULL;
+        if (V == 16)
+            upadd_bwd_block(h, w, ho, wo, 16, dyp, drp, dr_acc, dzp, dz_acc);
+        else
+            upadd_bwd_block(h, w, ho, wo, 1, dyp, drp, dr_acc, dzp, dz_acc);
     }
 }
