@@ -10,6 +10,7 @@
 #include "base/common.h"
 #include "base/rng.h"
 #include "ops/ops.h"
+#include "ops/vmath.h"
 #include "test.h"
 
 /* ------------------------------------------------------------------ helpers */
@@ -544,6 +545,40 @@ static void test_fast_vs_ref_batchnorm(void) {
     free(dg), free(db), free(rm_ref), free(rv_ref);
 }
 
+/* Distance in units in the last place between two finite floats of any sign. */
+static long ulps(float a, float b) {
+    int32_t x, y;
+    memcpy(&x, &a, 4);
+    memcpy(&y, &b, 4);
+    long long u = x < 0 ? (long long)INT32_MIN - x : x, v = y < 0 ? (long long)INT32_MIN - y : y;
+    return (long)llabs(u - v);
+}
+
+/* vmath.h against libm and double precision over a dense grid: exp within 2 ulps of expf on its range,
+ * sigmoid and tanh within 4e-7 relative (about 3 ulps) where the result is a normal float, and the ends. */
+static void test_vmath(void) {
+    long worst_exp = 0;
+    double worst_sig = 0, worst_tanh = 0;
+    for (int i = -1900000; i <= 1900000; i++) {
+        float x = (float)i * 4.6e-5f; /* [-87.4, 87.4] */
+        if (x > -87.0f) worst_exp = RC_MAX(worst_exp, ulps(vexp(x), expf(x)));
+        double s = 1.0 / (1.0 + exp(-(double)x)), t = tanh((double)x);
+        if (x > -80.0f) worst_sig = fmax(worst_sig, fabs(vsigmoid(x) - s) / s);
+        if (x != 0.0f) worst_tanh = fmax(worst_tanh, fabs(vtanh(x) - t) / fabs(t));
+    }
+    CHECK(worst_exp <= 2, "vexp: %ld ulps from expf", worst_exp);
+    CHECK(worst_sig <= 4e-7, "vsigmoid: relative error %.3g", worst_sig);
+    CHECK(worst_tanh <= 4e-7, "vtanh: relative error %.3g", worst_tanh);
+    const float big[] = {-1e30f, -200.0f, -88.5f, 88.5f, 200.0f, 1e30f};
+    for (int i = 0; i < 6; i++) {
+        float x = big[i], sg = vsigmoid(x), th = vtanh(x);
+        CHECK(x < 0 ? sg >= 0.0f && sg < 1e-37f : sg == 1.0f, "vsigmoid(%g) = %g", x, sg);
+        CHECK(th == (x < 0 ? -1.0f : 1.0f), "vtanh(%g) = %g", x, th);
+        CHECK(isfinite(vexp(x)), "vexp(%g) is not finite", x);
+    }
+    CHECK(vtanh(0.0f) == 0.0f && vsigmoid(0.0f) == 0.5f && vexp(0.0f) == 1.0f, "values at 0");
+}
+
 static void test_fast_vs_ref_others(void) {
     size_t n = 200003; /* above every parallel threshold, not a multiple of any block */
     float *a = fbuf(n), *b = fbuf(n), *y = fbuf(n), *d = fbuf(n);
@@ -603,5 +638,6 @@ int main(void) {
     RUN_TEST(test_xent);
     RUN_TEST(test_fast_vs_ref_batchnorm);
     RUN_TEST(test_fast_vs_ref_others);
+    RUN_TEST(test_vmath);
     TEST_MAIN_END();
 }

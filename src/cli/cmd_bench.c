@@ -137,21 +137,21 @@ int rc_cmd_bench(int argc, char **argv) {
         FILE *f = json ? stderr : stdout;
         fprintf(f, "\nprofile of %ld training steps (graph time %.3fs of %.3fs wall; the rest is loss+optimizer)\n",
                 steps, tot, t_train);
-        fprintf(f, "%-10s %10s %10s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "bwd ms", "replay ms", "share",
+        fprintf(f, "%-12s %10s %10s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "bwd ms", "replay ms", "share",
                 "fwd GFLOP/s");
         for (int o = 0; o < RC_OP_COUNT; o++) {
             if (!train_prof.fwd_calls[o]) continue;
             double fs = train_prof.fwd_s[o], bs = train_prof.bwd_s[o], rs = train_prof.replay_s[o];
-            fprintf(f, "%-10s %10ld %10.1f %10.1f %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o),
+            fprintf(f, "%-12s %10ld %10.1f %10.1f %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o),
                     train_prof.fwd_calls[o] / steps, 1e3 * fs / steps, 1e3 * bs / steps, 1e3 * rs / steps,
                     100 * (fs + bs + rs) / t_train, fs > 0 ? train_prof.fwd_flops[o] / fs / 1e9 : 0);
         }
         fprintf(f, "\nprofile of %ld inference passes (%.3fs wall)\n", steps, t_inf);
-        fprintf(f, "%-10s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "share", "GFLOP/s");
+        fprintf(f, "%-12s %10s %10s %7s %12s\n", "op", "calls", "fwd ms", "share", "GFLOP/s");
         for (int o = 0; o < RC_OP_COUNT; o++) {
             if (!infer_prof.fwd_calls[o]) continue;
             double fs = infer_prof.fwd_s[o];
-            fprintf(f, "%-10s %10ld %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o), infer_prof.fwd_calls[o] / steps,
+            fprintf(f, "%-12s %10ld %10.1f %6.1f%% %12.1f\n", rc_op_name((rc_op_type)o), infer_prof.fwd_calls[o] / steps,
                     1e3 * fs / steps, 100 * fs / t_inf, fs > 0 ? infer_prof.fwd_flops[o] / fs / 1e9 : 0);
         }
     }
