@@ -21,9 +21,15 @@ def fmt(xs):
 
 def main():
     runs = [json.loads(line) for p in sys.argv[1:] for line in open(p) if line.strip()]
+    # a model is its config's file name, or its [model] name where two configs share a file name
+    # (configs/convlstm.cfg and bench/configs/convlstm.cfg)
+    models = {}
+    for d in runs:
+        models.setdefault(d["cfg"], set()).add(d.get("model", d["cfg"]))
     by = {}
     for d in runs:
-        by.setdefault(d["cfg"], {}).setdefault(d["round"], {})[d["side"]] = d
+        label = d["cfg"] if len(models[d["cfg"]]) == 1 else d.get("model", d["cfg"])
+        by.setdefault(label, {}).setdefault(d["round"], {})[d["side"]] = d
     anchors = [s for s in NAMES if any(s == d["side"] for d in runs)]
     two = [s for s in anchors if s.startswith("torch2-")]
     print("| model | PyTorch | train img/s recur / torch | train ratio | infer img/s recur / torch"
