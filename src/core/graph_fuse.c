@@ -1,6 +1,6 @@
 /* graph_fuse.c — the fused forms of the plan: batch norm (+ residual add) (+ relu) as one node, the
- * ConvLSTM gate arithmetic as one node, a convolution or an upsample with the add after it; and the consumer lists they
- * match on. Which form starts at which op is in the op table (op_table.c). */
+ * ConvLSTM gate arithmetic as one node, a convolution or an upsample with the add after it; and the
+ * consumer lists they match on. Which form starts at which op is in the op table (op_table.c). */
 #include <string.h>
 
 #include "graph_fuse.h"
