@@ -7,14 +7,14 @@ set grid
 set key bottom right box opaque
 set xtics 1
 set mxtics 1
-set yrange [25.281:92.089]
+set yrange [28.48836237:91.63449115]
 set offsets graph 0.04, graph 0.1, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "table4.png"
-plot "table4.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 1 title "tied, loss final (28890 params)", \
-     "table4.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 2 title "tied, loss every (28890 params)", \
-     "table4.dat" index 2 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 3 title "untied, loss final (86490 params)", \
-     "table4.dat" index 3 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 4 title "untied, loss every (86490 params)"
+plot "table4.dat" index 0 using ($1-0.045):2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 1 title "tied, loss final (28890 params)", \
+     "table4.dat" index 1 using ($1-0.015):2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 2 title "tied, loss every (28890 params)", \
+     "table4.dat" index 2 using ($1+0.015):2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 3 title "untied, loss final (86490 params)", \
+     "table4.dat" index 3 using ($1+0.045):2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 4 title "untied, loss every (86490 params)"
 set terminal svg noenhanced size 900,600 dynamic font "sans,11"
 set output "table4.svg"
 replot
