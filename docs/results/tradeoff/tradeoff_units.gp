@@ -9,13 +9,13 @@ set logscale x
 set format x "%g"
 set xrange [2867.269345:23329.50126]
 set xtics (5000, 10000, 20000)
-set yrange [77.39:85.55]
+set yrange [75.14611202:85.02219481]
 set offsets graph 0, graph 0, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "tradeoff_units.png"
-plot "tradeoff_units.dat" index 0 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 1 title "width 16: same FLOPs, params grow with K", \
+plot "tradeoff_units.dat" index 0 using 1:2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 1 title "width 16: same FLOPs, params grow with K", \
      "tradeoff_units.dat" index 0 using 1:2:3 with labels offset char 0.7,0.7 left font ",9" tc lt 1 notitle, \
-     "tradeoff_units.dat" index 1 using 1:2 with linespoints lw 2 pt 7 ps 1.1 lc 2 title "widened to 12026 params (K=6 params)", \
+     "tradeoff_units.dat" index 1 using 1:2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 2 title "widened to 12026 params (K=6 params)", \
      "tradeoff_units.dat" index 1 using 1:2:3 with labels offset char -0.7,0.7 right font ",9" tc lt 2 notitle
 set terminal svg noenhanced size 900,600 dynamic font "sans,11"
 set output "tradeoff_units.svg"
