@@ -226,38 +226,23 @@ static int match_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode
     return last;
 }
 
-/* A convolution whose output only feeds the add right after it (the summed input of a ConvLSTM's gates, or
- * of a cell with several inputs): one node y = conv(x) + r, in[1] = r, the convolution's own output dead.
+/* Node i (a convolution, or an upsample) whose output only feeds the add right after it: one exec node of op
+ * y = f(x) + r, in[1] = r, node i's own output dead. For a convolution (CONV: the summed input of a ConvLSTM's
+ * gates, or of a cell with several inputs) the Winograd forward adds r in its output transform; for an
+ * upsample (UPADD: a top-down term added to an area's summed input) the upsampled tensor is never written.
  * Saves the add's pass over y (and in backward one copy of the gradient). Returns the add, or -1. */
-static int match_conv_add(rc_graph *g, const rc_cons *cs, int i, rc_xnode *x) {
-    const rc_node *nd = g->nodes, *cv = &nd[i];
-    const int y = cv->out, j = rc_cons_one(cs, y);
+static int match_then_add(rc_graph *g, const rc_cons *cs, int i, rc_op_type op, rc_xnode *x) {
+    const rc_node *nd = g->nodes, *f = &nd[i];
+    const int y = f->out, j = rc_cons_one(cs, y);
     if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[y].is_output || g->tensors[y].keep) return -1;
     const int r = other_input(&nd[j], y);
-    if (r < 0 || r == y || r == cv->in[0]) return -1;
-    rc_xnode_from(cv, x);
+    if (r < 0 || r == y || r == f->in[0]) return -1;
+    rc_xnode_from(f, x);
+    x->op = op;
     x->in[1] = r;
     x->nin = 2;
     x->out = nd[j].out;
     g->tensors[y].dead = 1;
-    return j;
-}
-
-/* An upsample whose output only feeds the add right after it (a top-down term added to an area's summed
- * input): one node y = r + upsample(z), in[0] = z, in[1] = r, the upsampled tensor dead. Saves writing and
- * reading the upsampled tensor in forward, and its gradient in backward. Returns the add, or -1. */
-static int match_upsample_add(rc_graph *g, const rc_cons *cs, int i, rc_xnode *x) {
-    const rc_node *nd = g->nodes, *up = &nd[i];
-    const int u = up->out, j = rc_cons_one(cs, u);
-    if (j != i + 1 || nd[j].op != RC_OP_ADD || g->tensors[u].is_output || g->tensors[u].keep) return -1;
-    const int r = other_input(&nd[j], u);
-    if (r < 0 || r == u || r == up->in[0]) return -1;
-    rc_xnode_from(up, x);
-    x->op = RC_OP_UPADD;
-    x->in[1] = r;
-    x->nin = 2;
-    x->out = nd[j].out;
-    g->tensors[u].dead = 1;
     return j;
 }
 
@@ -272,9 +257,9 @@ int rc_fuse_lstm_slice(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode
 int rc_fuse_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) { return match_bnact(g, cs, i, fuse, x); }
 
 int rc_fuse_conv_add(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
-    return fuse ? match_conv_add(g, cs, i, x) : -1;
+    return fuse ? match_then_add(g, cs, i, RC_OP_CONV, x) : -1;
 }
 
 int rc_fuse_upsample_add(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
-    return fuse ? match_upsample_add(g, cs, i, x) : -1;
+    return fuse ? match_then_add(g, cs, i, RC_OP_UPADD, x) : -1;
 }
