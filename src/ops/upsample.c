@@ -4,7 +4,8 @@
  * variants also resize blocked nChw16c planes (16 channels moved together). The fused upsample + add
  * (y = r + upsample(z), the plan's form of a top-down term added to an area's summed input) reads z and
  * r and writes y in one pass, without the upsampled tensor; its backward copies dy into dr and sums it
- * into dz in the same pass, in the order of the unfused ops (same bits). */
+ * into dz in the same pass, in the order of the unfused ops (same bits). One pair of block loops serves
+ * all of them. */
 #include "ops.h"
 
 #include <math.h>
@@ -29,127 +30,32 @@ static int src_index(int dst, int in, int out) {
 
 int rc_upsample_src_index(int dst, int in, int out) { return src_index(dst, in, out); }
 
-// one plane: x: (H, W) -> y: (Ho, Wo)
-static void upsample_fwd_plane(int h, int w, int ho, int wo, const float *xp, float *yp) {
-    for (int oy = 0; oy < ho; oy++) {
-        const float *row = xp + (size_t)src_index(oy, h, ho) * w;
-        float *dst = yp + (size_t)oy * wo;
-        for (int ox = 0; ox < wo; ox++) dst[ox] = row[src_index(ox, w, wo)];
-    }
-}
-
-// one plane: dy: (Ho, Wo) -> dx: (H, W)
-static void upsample_bwd_plane(int h, int w, int ho, int wo, const float *dyp, float *dxp, int acc) {
-    if (!acc)
-        for (int i = 0; i < h * w; i++) dxp[i] = 0.0f;
-    for (int oy = 0; oy < ho; oy++) {
-        float *row = dxp + (size_t)src_index(oy, h, ho) * w;
-        const float *src = dyp + (size_t)oy * wo;
-        for (int ox = 0; ox < wo; ox++) row[src_index(ox, w, wo)] += src[ox];
-    }
-}
-
-// x: (N, C, H, W) -> y: (N, C, Ho, Wo)
-void rc_upsample_forward(int n, int c, int h, int w, int ho, int wo, const float *x, float *y) {
-    RC_ASSERT(n >= 0 && c >= 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    long long planes = (long long)n * c;
-    size_t in = (size_t)h * w, out = (size_t)ho * wo;
-    int par = rc_ops_fast && planes * (long long)out >= UPS_PAR_MIN;
-    (void)par; /* unused without OpenMP */
-    RC_OMP(omp parallel for schedule(static) if(par))
-    for (long long p = 0; p < planes; p++) upsample_fwd_plane(h, w, ho, wo, x + (size_t)p * in, y + (size_t)p * out);
-}
-
-// dy: (N, C, Ho, Wo) -> dx: (N, C, H, W)
-void rc_upsample_backward(int n, int c, int h, int w, int ho, int wo, const float *dy, float *dx, int dx_acc) {
-    RC_ASSERT(n >= 0 && c >= 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    if (!dx) return;
-    long long planes = (long long)n * c;
-    size_t in = (size_t)h * w, out = (size_t)ho * wo;
-    int par = rc_ops_fast && planes * (long long)out >= UPS_PAR_MIN;
-    (void)par; /* unused without OpenMP */
-    RC_OMP(omp parallel for schedule(static) if(par))
-    for (long long p = 0; p < planes; p++)
-        upsample_bwd_plane(h, w, ho, wo, dy + (size_t)p * out, dx + (size_t)p * in, dx_acc);
-}
-
-// x: (N, C/16, H, W, 16) -> y: (N, C/16, Ho, Wo, 16); plain layout goes to rc_upsample_forward
-void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *x, float *y) {
-    if (layout == RC_LAYOUT_NCHW) {
-        rc_upsample_forward(n, c, h, w, ho, wo, x, y);
-        return;
-    }
-    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    long long blocks = (long long)n * ((c + 15) / 16); /* padding lanes carry zeros through */
-    size_t in = (size_t)h * w * 16, out = (size_t)ho * wo * 16;
-    int par = blocks * (long long)out >= UPS_PAR_MIN;
-    (void)par;
-    RC_OMP(omp parallel for schedule(static) if(par))
-    for (long long p = 0; p < blocks; p++) {
-        const float *xp = x + (size_t)p * in;
-        float *yp = y + (size_t)p * out;
-        for (int oy = 0; oy < ho; oy++) {
-            const float *row = xp + (size_t)src_index(oy, h, ho) * w * 16;
-            for (int ox = 0; ox < wo; ox++) {
-                const float *src = row + (size_t)src_index(ox, w, wo) * 16;
-                float *dst = yp + ((size_t)oy * wo + ox) * 16;
-                for (int v = 0; v < 16; v++) dst[v] = src[v];
-            }
-        }
-    }
-}
-
-// dy: (N, C/16, Ho, Wo, 16) -> dx: (N, C/16, H, W, 16)
-void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dx,
-                            int dx_acc) {
-    if (layout == RC_LAYOUT_NCHW) {
-        rc_upsample_backward(n, c, h, w, ho, wo, dy, dx, dx_acc);
-        return;
-    }
-    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    if (!dx) return;
-    long long blocks = (long long)n * ((c + 15) / 16);
-    size_t in = (size_t)h * w * 16, out = (size_t)ho * wo * 16;
-    int par = blocks * (long long)out >= UPS_PAR_MIN;
-    (void)par;
-    RC_OMP(omp parallel for schedule(static) if(par))
-    for (long long p = 0; p < blocks; p++) {
-        float *dxp = dx + (size_t)p * in;
-        const float *dyp = dy + (size_t)p * out;
-        if (!dx_acc)
-            for (size_t i = 0; i < in; i++) dxp[i] = 0.0f;
-        for (int oy = 0; oy < ho; oy++) {
-            float *row = dxp + (size_t)src_index(oy, h, ho) * w * 16;
-            for (int ox = 0; ox < wo; ox++) {
-                float *dst = row + (size_t)src_index(ox, w, wo) * 16;
-                const float *src = dyp + ((size_t)oy * wo + ox) * 16;
-                for (int v = 0; v < 16; v++) dst[v] += src[v];
-            }
-        }
-    }
-}
-
-/* ---------------- fused: y = r + upsample(z) ---------------- */
-
-/* One block of V lanes per position (V = 1: a plain plane; 16: an nChw16c channel block). y may be r. */
-static inline void upadd_fwd_block(int h, int w, int ho, int wo, int V, const float *zp, const float *rp, float *yp) {
+/* One block of V lanes per position (V = 1: a plain plane; 16: an nChw16c channel block):
+ * y = upsample(z), or r + upsample(z) when r is given (y may be r). */
+static inline void ups_fwd_block(int h, int w, int ho, int wo, int V, const float *zp, const float *rp, float *yp) {
     for (int oy = 0; oy < ho; oy++) {
         const float *row = zp + (size_t)src_index(oy, h, ho) * w * V;
-        size_t o = (size_t)oy * wo * V;
+        const size_t o = (size_t)oy * wo * V;
         for (int ox = 0; ox < wo; ox++) {
             const float *src = row + (size_t)src_index(ox, w, wo) * V;
-            for (int v = 0; v < V; v++) yp[o + (size_t)ox * V + v] = rp[o + (size_t)ox * V + v] + src[v];
+            float *d = yp + o + (size_t)ox * V;
+            if (rp) {
+                const float *rr = rp + o + (size_t)ox * V;
+                for (int v = 0; v < V; v++) d[v] = rr[v] + src[v];
+            } else {
+                for (int v = 0; v < V; v++) d[v] = src[v];
+            }
         }
     }
 }
 
-/* dy -> dr (copy, or add when dr_acc; skipped when NULL) and dz (upsample backward; zeroed first unless
- * dz_acc; skipped when NULL), in the unfused ops' order of summation. */
-static inline void upadd_bwd_block(int h, int w, int ho, int wo, int V, const float *dyp, float *drp, int dr_acc,
-                                   float *dzp, int dz_acc) {
+/* dy -> dz (the upsample's backward: each output's gradient summed into its source cell; zeroed first
+ * unless dz_acc; skipped when NULL) and dr (a copy of dy, or added when dr_acc; skipped when NULL). */
+static inline void ups_bwd_block(int h, int w, int ho, int wo, int V, const float *dyp, float *drp, int dr_acc,
+                                 float *dzp, int dz_acc) {
     if (dzp && !dz_acc) memset(dzp, 0, (size_t)h * w * V * sizeof(float));
     for (int oy = 0; oy < ho; oy++) {
-        size_t o = (size_t)oy * wo * V;
+        const size_t o = (size_t)oy * wo * V;
         float *row = dzp ? dzp + (size_t)src_index(oy, h, ho) * w * V : NULL;
         for (int ox = 0; ox < wo; ox++) {
             const float *g = dyp + o + (size_t)ox * V;
@@ -168,30 +74,26 @@ static inline void upadd_bwd_block(int h, int w, int ho, int wo, int V, const fl
     }
 }
 
-// z: (N, C, H, W), r: (N, C, Ho, Wo) -> y = r + upsample(z): (N, C, Ho, Wo); plain or nChw16c
-void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
-                               float *y) {
-    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && z && r && y);
-    const int V = layout == RC_LAYOUT_BLK16 ? 16 : 1;
-    long long blocks = (long long)n * ((c + V - 1) / V); /* padding lanes: 0 + 0 */
+/* The blocks of n images of c channels in parallel (fast path, large tensors), V a literal per branch so
+ * that the lane loops unroll. */
+static void ups_forward(int n, int c, int h, int w, int ho, int wo, int V, const float *z, const float *r, float *y) {
+    long long blocks = (long long)n * ((c + V - 1) / V); /* padding lanes: zeros (+ zeros) */
     size_t in = (size_t)h * w * V, out = (size_t)ho * wo * V;
     int par = rc_ops_fast && blocks * (long long)out >= UPS_PAR_MIN;
-    (void)par;
+    (void)par; /* unused without OpenMP */
     RC_OMP(omp parallel for schedule(static) if(par))
     for (long long p = 0; p < blocks; p++) {
+        const float *zp = z + (size_t)p * in, *rp = r ? r + (size_t)p * out : NULL;
         if (V == 16)
-            upadd_fwd_block(h, w, ho, wo, 16, z + (size_t)p * in, r + (size_t)p * out, y + (size_t)p * out);
+            ups_fwd_block(h, w, ho, wo, 16, zp, rp, y + (size_t)p * out);
         else
-            upadd_fwd_block(h, w, ho, wo, 1, z + (size_t)p * in, r + (size_t)p * out, y + (size_t)p * out);
+            ups_fwd_block(h, w, ho, wo, 1, zp, rp, y + (size_t)p * out);
     }
 }
 
-// dy: (N, C, Ho, Wo) -> dr: (N, C, Ho, Wo), dz: (N, C, H, W); plain or nChw16c; dr or dz may be NULL
-void rc_upsample_add_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dr,
-                                int dr_acc, float *dz, int dz_acc) {
-    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && dy && dr != dy);
+static void ups_backward(int n, int c, int h, int w, int ho, int wo, int V, const float *dy, float *dr, int dr_acc,
+                         float *dz, int dz_acc) {
     if (!dr && !dz) return;
-    const int V = layout == RC_LAYOUT_BLK16 ? 16 : 1;
     long long blocks = (long long)n * ((c + V - 1) / V);
     size_t in = (size_t)h * w * V, out = (size_t)ho * wo * V;
     int par = rc_ops_fast && blocks * (long long)out >= UPS_PAR_MIN;
@@ -201,8 +103,49 @@ void rc_upsample_add_backward_l(int n, int c, int h, int w, int ho, int wo, int 
         const float *dyp = dy + (size_t)p * out;
         float *drp = dr ? dr + (size_t)p * out : NULL, *dzp = dz ? dz + (size_t)p * in : NULL;
         if (V == 16)
-            upadd_bwd_block(h, w, ho, wo, 16, dyp, drp, dr_acc, dzp, dz_acc);
+            ups_bwd_block(h, w, ho, wo, 16, dyp, drp, dr_acc, dzp, dz_acc);
         else
-            upadd_bwd_block(h, w, ho, wo, 1, dyp, drp, dr_acc, dzp, dz_acc);
+            ups_bwd_block(h, w, ho, wo, 1, dyp, drp, dr_acc, dzp, dz_acc);
     }
+}
+
+static int lanes_of(int layout) { return layout == RC_LAYOUT_BLK16 ? 16 : 1; }
+
+// x: (N, C, H, W) -> y: (N, C, Ho, Wo)
+void rc_upsample_forward(int n, int c, int h, int w, int ho, int wo, const float *x, float *y) {
+    RC_ASSERT(n >= 0 && c >= 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    ups_forward(n, c, h, w, ho, wo, 1, x, NULL, y);
+}
+
+// dy: (N, C, Ho, Wo) -> dx: (N, C, H, W)
+void rc_upsample_backward(int n, int c, int h, int w, int ho, int wo, const float *dy, float *dx, int dx_acc) {
+    RC_ASSERT(n >= 0 && c >= 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    ups_backward(n, c, h, w, ho, wo, 1, dy, NULL, 0, dx, dx_acc);
+}
+
+// x: (N, C/16, H, W, 16) -> y: (N, C/16, Ho, Wo, 16), or plain
+void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *x, float *y) {
+    RC_ASSERT(n >= 0 && c >= (layout == RC_LAYOUT_NCHW ? 0 : 1) && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), x, NULL, y);
+}
+
+// dy: (N, C/16, Ho, Wo, 16) -> dx: (N, C/16, H, W, 16), or plain
+void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dx,
+                            int dx_acc) {
+    RC_ASSERT(n >= 0 && c >= (layout == RC_LAYOUT_NCHW ? 0 : 1) && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
+    ups_backward(n, c, h, w, ho, wo, lanes_of(layout), dy, NULL, 0, dx, dx_acc);
+}
+
+// z: (N, C, H, W), r: (N, C, Ho, Wo) -> y = r + upsample(z): (N, C, Ho, Wo); plain or nChw16c
+void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
+                               float *y) {
+    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && z && r && y);
+    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), z, r, y);
+}
+
+// dy: (N, C, Ho, Wo) -> dr: (N, C, Ho, Wo), dz: (N, C, H, W); plain or nChw16c; dr or dz may be NULL
+void rc_upsample_add_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dr,
+                                int dr_acc, float *dz, int dz_acc) {
+    RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && dy && dr != dy);
+    ups_backward(n, c, h, w, ho, wo, lanes_of(layout), dy, dr, dr_acc, dz, dz_acc);
 }
