@@ -12,12 +12,6 @@
 #include "base/omp.h"
 #include "vmath.h"
 
-
-/* `omp simd` asks for vectorisation; sanitizer builds cannot honour it, which clang reports */
-#if defined(__clang__)
-#pragma clang diagnostic ignored "-Wpass-failed"
-#endif
-
 #define LSTM_PAR_MIN 16384
 
 /* Per-block normalisation constants of the four gates: z = (a - m) * sc + sh, lanes v < V. */
