@@ -253,9 +253,10 @@ static void test_chunked_vs_whole(void) {
             const int m = 2 << (v % 3); /* 2, 4, 8 micro-batches; every wave chunked, then every other */
             rc_model ch;
             rc_sched_chunks = m;
+            rc_eval_chunks = v < 3 ? m : m - 1; /* the eval pipeline's own count: as the schedule's, or not */
             rc_sched_waves = v < 3 ? RC_SCHED_ALL : RC_SCHED_ALTERNATE;
             int bad = build(models[i][1], 1, ALL, 0, &ch);
-            rc_sched_chunks = 0;
+            rc_sched_chunks = rc_eval_chunks = 0;
             rc_sched_waves = RC_SCHED_AUTO;
             if (bad) {
                 CHECK(0, "%s: cannot build chunked", models[i][0]);
@@ -275,8 +276,8 @@ static void test_chunked_vs_whole(void) {
             for (size_t k = 0; ch.g.eval_arena && k < ch.g.eval_floats; k++) ch.g.eval_arena[k] = NAN;
             rc_graph_forward(&ch.g, 0);
             rc_graph_forward(&whole.g, 0);
-            snprintf(what, sizeof what, "%s, batch %d in %d micro-batches (%s), eval", models[i][0], B, m,
-                     v < 3 ? "all waves" : "every other wave");
+            snprintf(what, sizeof what, "%s, batch %d in %d micro-batches (%s), eval in %d", models[i][0], B, m,
+                     v < 3 ? "all waves" : "every other wave", ch.g.eval_nchunk);
             compare(what, &ch, &whole, 1e-5);
             memcpy(whole.g.pw, w0, whole.g.param_floats * sizeof(float)); /* running stats back */
             run_step(&whole);

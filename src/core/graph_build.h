@@ -149,6 +149,7 @@ typedef struct {
     float *eval_arena;        /* the eval pipeline's activations (one micro-batch each; NULL: no pipeline) */
     size_t eval_floats;
     int eval_on;              /* the eval pipeline is running: tensors with a slot (ev) live there */
+    int eval_nchunk;          /* the eval pipeline's micro-batches (graph_plan.c eval_chunks) */
 } rc_graph;
 
 void rc_graph_init(rc_graph *g, int batch);

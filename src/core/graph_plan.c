@@ -394,6 +394,19 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
  * gets a slot of one micro-batch in a small arena of its own, shared by liveness over the node order; a
  * batch norm absorbed by its convolution (make_eval_fusion) is born at the convolution. Only with the
  * chunked schedule's micro-batches (g->nchunk > 1). */
+/* The eval pipeline's micro-batches: the training schedule's count (each micro-batch's activations about
+ * CHUNK_BYTES, graph_sched.c) divided by the threads, so that each thread's share of a micro-batch is what
+ * one thread would get alone. With 16 images split over 2 threads, each op's parallel region had too little
+ * work to pay for its fork and join: configs/topdown.cfg inferred no faster with 2 threads than with 1 at
+ * 8 micro-batches, and 1.3x faster at 4 (docs/PERFORMANCE.md). rc_eval_chunks (tests) or RECUR_EVAL_CHUNKS (benchmarks) = m forces m. */
+int rc_eval_chunks = 0;
+
+static int eval_chunks(const rc_graph *g) {
+    const char *e = getenv("RECUR_EVAL_CHUNKS");
+    int m = rc_eval_chunks ? rc_eval_chunks : e && *e ? atoi(e) : g->nchunk / RC_MAX(1, rc_get_threads());
+    return RC_MAX(1, RC_MIN(m, g->batch));
+}
+
 static void make_eval_memory(rc_graph *g, int on) {
     const int nt = g->ntensors;
     for (int t = 0; t < nt; t++) g->tensors[t].ev = NULL;
@@ -401,8 +414,8 @@ static void make_eval_memory(rc_graph *g, int on) {
     g->eval_arena = NULL;
     g->eval_floats = 0;
     if (!on || g->nchunk <= 1) return;
-    int mb = 0;
-    for (int j = 0; j < g->nchunk; j++) mb = RC_MAX(mb, g->chunk_b[j + 1] - g->chunk_b[j]);
+    g->eval_nchunk = eval_chunks(g);
+    const int mb = (g->batch + g->eval_nchunk - 1) / g->eval_nchunk;
     rc_cons cs;
     rc_cons_of_xnodes(g, &cs);
     int *prod = producers(g); /* then a batch norm folded into its conv writes at the conv */

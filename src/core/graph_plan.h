@@ -50,6 +50,9 @@ extern int rc_plan_opts;
 extern int rc_sched_chunks;
 enum { RC_SCHED_AUTO = 0, RC_SCHED_ALL = 1, RC_SCHED_ALTERNATE = 2 };
 extern int rc_sched_waves;
+/* Micro-batches of the eval pipeline: 0 chooses (graph_plan.c eval_chunks: the schedule's over the threads);
+ * m > 0 forces m (tests). */
+extern int rc_eval_chunks;
 
 /* Memory plan: allocates every category once and decides, for each node input, whether its backward
  * overwrites or accumulates the gradient. Returns RC_ERR (with message) if memory cannot be had. */

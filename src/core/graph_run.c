@@ -126,12 +126,13 @@ static void run_eval(rc_graph *g) {
         const rc_xnode *n = &g->xnodes[i];
         if (rc_op_fwd_phased(n)) rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, RC_PH_FINISH, 0, g->batch);
     }
-    for (int j = 0; j < g->nchunk; j++)
+    const int m = g->eval_nchunk;
+    for (int j = 0; j < m; j++)
         for (int i = 0; i < g->nxnodes; i++) {
             const rc_xnode *n = &g->xnodes[i];
             const int ph = rc_op_fwd_phased(n) ? RC_PH_APPLY : RC_PH_ALL;
             double t0 = rc_prof.enabled ? rc_now() : 0;
-            rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, ph, g->chunk_b[j], g->chunk_b[j + 1]);
+            rc_graph_exec_forward_phase(g, i, RC_RUN_EVAL, ph, g->batch * j / m, g->batch * (j + 1) / m);
             if (rc_prof.enabled) prof_add(g, i, PROF_FWD, rc_now() - t0, j == 0);
         }
     g->eval_on = 0;
