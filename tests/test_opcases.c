@@ -36,8 +36,9 @@ enum {
     F_DISTINCT = 2, /* leaf values distinct, 0.05 apart (max-pool ties) */
     F_NOACC0 = 4,   /* leaf 0 must keep one consumer (the pattern needs it): no accumulate variant for it */
     F_BLK = 8,      /* the fast blocked plan keeps the op's operands blocked (with oneDNN) */
-    F_KINK = 16     /* a relu after a batch norm: its kink may fall within a finite-difference step; a point
+    F_KINK = 16,    /* a relu after a batch norm: its kink may fall within a finite-difference step; a point
                      * where the central differences at two steps disagree is skipped (at most 1 in 8) */
+    F_FOLD = 32     /* the eval pipeline folds the case's batch norm into the sum before it (eabs) */
 };
 
 typedef struct hb hb;
@@ -185,6 +186,31 @@ static void b_conv_bn(hb *b, const int *a) {
     y = rc_emit_batchnorm(b->g, "bn", y, p[0], p[1], p[2], p[3]);
     hb_out(b, rc_emit_unary(b->g, RC_OP_RELU, "relu", y));
 }
+/* {c, h, w, k, top-down, residual, pool}: an area's summed input as the model emits it, bottom-up conv +
+ * lateral conv (+ upsample(top-down conv of a half-size input)), then batch norm (+ residual) + relu
+ * (+ the readout's pool): in the eval pipeline the batch norm folds into the sum's convolutions and the
+ * sum's last node (conv + add or upsample + add) writes its output, unless it has a residual of its own */
+static void b_sum_bn(hb *b, const int *a) {
+    rc_graph *g = b->g;
+    int sw[4] = {a[3], a[0], 3, 3}, p[4];
+    const float sd = 1.0f / sqrtf((float)(a[0] * 9));
+    int bu = rc_emit_conv(g, "bu", hb_leaf(b, a[0], a[1], a[2]), hb_param(b, "bu.w", 4, sw, RC_PARAM_WEIGHT, 0, sd),
+                          -1, a[3], 3, 1, 1);
+    int lat = rc_emit_conv(g, "lat", hb_leaf(b, a[0], a[1], a[2]),
+                           hb_param(b, "lat.w", 4, sw, RC_PARAM_WEIGHT, 0, sd), -1, a[3], 3, 1, 1);
+    int s = rc_emit_binary(g, RC_OP_ADD, "sum", bu, lat);
+    if (a[4]) {
+        int td = rc_emit_conv(g, "td", hb_leaf(b, a[0], (a[1] + 1) / 2, (a[2] + 1) / 2),
+                              hb_param(b, "td.w", 4, sw, RC_PARAM_WEIGHT, 0, sd), -1, a[3], 3, 1, 1);
+        s = rc_emit_binary(g, RC_OP_ADD, "sum_td", s, rc_emit_upsample(g, "up", td, a[1], a[2]));
+    }
+    hb_bn_params(b, "bn", a[3], p);
+    int y = rc_emit_batchnorm(g, "bn", s, p[0], p[1], p[2], p[3]);
+    if (a[5]) y = rc_emit_binary(g, RC_OP_ADD, "res", y, hb_leaf(b, a[3], a[1], a[2]));
+    y = rc_emit_unary(g, RC_OP_RELU, "relu", y);
+    if (a[6]) hb_out(b, rc_emit_gap(g, "pool", y));
+    hb_out(b, y);
+}
 /* {C, h, w, bn, c_prev, c out}: ConvLSTM gates on z (4C channels), as the model emits them; c_prev comes
  * through a slice (the fused cell needs it produced before it); c out: the cell state is an output too */
 static void b_lstm(hb *b, const int *a) {
@@ -220,7 +246,12 @@ static const hcase CASES[] = {
     {"conv 3x3 depthwise c=16",      RC_OP_CONV,      b_conv,      {16, 5, 5, 16, 3, 1, 1, 1, 16},  F_BLK},
     {"conv 3x3 s2 2 groups 6->10",   RC_OP_CONV,      b_conv,      {6, 5, 6, 10, 3, 2, 1, 0, 2},    F_BLK},
     {"conv 1x1 4 groups 16->24 + add", RC_OP_CONV,    b_conv,      {16, 4, 3, 24, 1, 1, 0, 3, 4},   F_BLK},
-    {"conv 3x3 + bn + relu 16->16",  RC_OP_CONV,      b_conv_bn,   {16, 5, 5, 16},                  F_BLK | F_KINK},
+    {"conv 3x3 + bn + relu 16->16",  RC_OP_CONV,      b_conv_bn,   {16, 5, 5, 16},                  F_BLK | F_KINK | F_FOLD},
+    {"conv + conv+add, bn, relu 16->16", RC_OP_CONV,  b_sum_bn,    {16, 6, 6, 16, 0, 0, 0},         F_BLK | F_KINK | F_FOLD},
+    {"conv + conv+add + upsample(conv), bn, relu, pool 16->32", RC_OP_UPADD, b_sum_bn, {16, 6, 5, 32, 1, 0, 1},
+                                                                                                     F_BLK | F_KINK | F_FOLD},
+    {"the same, bn + residual 16->16 (no fold)", RC_OP_UPADD, b_sum_bn, {16, 6, 6, 16, 1, 1, 0},    F_BLK | F_KINK},
+    {"conv + conv+add + upsample(conv), bn, relu 5->20", RC_OP_UPADD, b_sum_bn, {5, 5, 6, 20, 1, 0, 0}, F_BLK | F_KINK | F_FOLD},
     {"batchnorm c=5",                RC_OP_BATCHNORM, b_batchnorm, {5, 3, 4},                       F_BLK},
     {"batchnorm c=16",               RC_OP_BATCHNORM, b_batchnorm, {16, 2, 3},                      F_BLK},
     {"bn+relu c=16",                 RC_OP_BNACT,     b_bnact,     {16, 3, 3, 0, 1, 0},             F_BLK | F_KINK},
@@ -355,13 +386,13 @@ static void set_globals(const hcfg *cfg) {
     rc_ops_fast = cfg->fast;
     rc_bn_allreduce = cfg->sync ? sum_over_one_rank : NULL;
     rc_plan_opts = cfg->opts;
-    rc_sched_chunks = cfg->chunks;
+    rc_sched_chunks = rc_eval_chunks = cfg->chunks;
     rc_sched_waves = cfg->chunks ? RC_SCHED_ALL : RC_SCHED_AUTO;
 }
 static void reset_globals(void) {
     rc_ops_fast = 1;
     rc_plan_opts = ALL_OPTS;
-    rc_sched_chunks = 0;
+    rc_sched_chunks = rc_eval_chunks = 0;
     rc_sched_waves = RC_SCHED_AUTO;
 }
 
@@ -564,6 +595,12 @@ static int run(const hcase *c, int cfgi, int variant, hres *r) {
                   g->eval_arena != NULL,
               "%s (%s): %d micro-batches, %d/%d chunked waves, eval pipeline %s", c->name, cfg->name, g->nchunk,
               rc_sched_chunked(&g->fsched), rc_sched_chunked(&g->bsched), g->eval_arena ? "on" : "off");
+    if (cfg->fast && (cfg->opts & RC_PLAN_FUSE)) { /* the eval fold where the case expects it, and only there */
+        int folded = 0;
+        for (int i = 0; i < g->nxnodes; i++) folded |= g->xnodes[i].op == RC_OP_BNACT && g->xnodes[i].eabs >= 0;
+        CHECK(folded == !!(c->flags & F_FOLD), "%s (%s): batch norm %sfolded into the sum before it", c->name,
+              cfg->name, folded ? "" : "not ");
+    }
     /* the planned gradient flags of the case's nodes on its leaves */
     for (int i = 0; i < g->nxnodes; i++) {
         const rc_xnode *x = &g->xnodes[i];

@@ -11,6 +11,8 @@
 
 int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL;
 
+static int *producers(const rc_graph *g);
+
 static void make_xnodes(rc_graph *g, int fast, int fuse) {
     rc_cons cs;
     rc_cons_of_nodes(g, &cs);
@@ -27,6 +29,7 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
             last = i;
         }
         x.efuse = x.eabs = -1;
+        x.eshift = 0;
         x.first = i;
         x.last = last;
         x.step = n->step;
@@ -36,27 +39,59 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
     rc_cons_free(&cs);
 }
 
-/* The eval pipeline (make_eval_memory): a convolution whose output only the fused batch norm right after it
- * reads runs that batch norm itself, folded into its weights and bias, with the residual add and the relu
- * in its epilogue (when the convolution runs through recur's Winograd forward; graph_exec.c checks at run
- * time). The batch norm's own pass over the activation then disappears from inference. In training
- * nothing changes: the batch statistics are not known before the convolution has run. */
+/* The eval pipeline (make_eval_memory) folds a batch norm into the convolutions that make its input, so
+ * that its own pass over the activation disappears from inference: BN(s) = sc s + (beta - mean sc) is
+ * linear in s, so where s is a sum of convolutions (conv, conv + add, upsample + add of a convolution's
+ * output: an area's bottom-up, lateral and top-down terms) each of them runs with its weights and bias
+ * scaled by sc, one of them adds the shift, and the node that makes s (the root) writes the batch norm's
+ * output instead, with the relu (and for a lone convolution, the batch norm's residual add) in its
+ * epilogue. Every tensor of the sum must be read only by the next node of the sum. In training nothing
+ * changes: the batch statistics are not known before the convolutions have run. */
+#define EVAL_SUM_MAX 16 /* nodes of one folded sum */
+
+typedef struct {
+    int n, node[EVAL_SUM_MAX];
+} eval_sum;
+
+/* Adds the nodes that make tensor t (and the sum's terms below it) to f; 0 when t is not such a sum. */
+static int eval_sum_collect(const rc_graph *g, const rc_cons *cs, const int *prod, int t, eval_sum *f) {
+    const rc_tensor *x = &g->tensors[t];
+    if (prod[t] < 0 || rc_cons_count(cs, t) != 1 || x->is_input || x->is_output || x->keep || f->n == EVAL_SUM_MAX)
+        return 0;
+    const rc_xnode *p = &g->xnodes[prod[t]];
+    if (p->out != t) return 0;
+    f->node[f->n++] = prod[t];
+    if (p->op == RC_OP_CONV) return p->nin == 1 || eval_sum_collect(g, cs, prod, p->in[1], f);
+    if (p->op == RC_OP_UPADD)
+        return eval_sum_collect(g, cs, prod, p->in[1], f) && eval_sum_collect(g, cs, prod, p->in[0], f);
+    return 0;
+}
+
 static void make_eval_fusion(rc_graph *g) {
     rc_cons cs;
     rc_cons_of_xnodes(g, &cs);
+    int *prod = producers(g);
     g->fold_floats = 0;
-    for (int i = 0; i + 1 < g->nxnodes; i++) {
-        rc_xnode *c = &g->xnodes[i], *b = &g->xnodes[i + 1];
-        if (c->op != RC_OP_CONV || c->nin != 1 || b->op != RC_OP_BNACT || b->in[0] != c->out) continue;
-        if (rc_cons_count(&cs, c->out) != 1 || g->tensors[c->out].is_output || g->tensors[c->out].keep || b->param[2] < 0 ||
-            b->param[3] < 0)
-            continue;
-        c->efuse = i + 1;
-        b->eabs = i;
-        const rc_param *w = &g->params[c->param[0]];
-        c->fold_off = g->fold_floats;
-        g->fold_floats += w->numel + (size_t)g->tensors[c->out].c; /* weights, bias */
+    for (int i = 0; i < g->nxnodes; i++) {
+        rc_xnode *b = &g->xnodes[i];
+        if (b->op != RC_OP_BNACT || b->param[2] < 0 || b->param[3] < 0) continue;
+        eval_sum f = {0, {0}};
+        if (!eval_sum_collect(g, &cs, prod, b->in[0], &f)) continue;
+        const rc_xnode *root = &g->xnodes[f.node[0]];
+        if (b->nin > 1 && (root->op != RC_OP_CONV || root->nin > 1)) continue; /* one residual: the conv's epilogue's */
+        b->eabs = f.node[0];
+        int shift = 1;
+        for (int j = 0; j < f.n; j++) {
+            rc_xnode *c = &g->xnodes[f.node[j]];
+            c->efuse = i;
+            if (c->op != RC_OP_CONV) continue;
+            c->eshift = shift; /* the first convolution adds the batch norm's shift */
+            shift = 0;
+            c->fold_off = g->fold_floats;
+            g->fold_floats += g->params[c->param[0]].numel + (size_t)g->tensors[c->out].c; /* weights, bias */
+        }
     }
+    free(prod);
     rc_cons_free(&cs);
 }
 

@@ -29,9 +29,11 @@ typedef struct rc_xnode {
     int replay;             /* recomputed before its segment's backward (train.recompute) */
     int remat;              /* output rematerialised just before its first backward use (RC_PLAN_REMAT) */
     int remat_head, remat_link; /* nodes to rematerialise before this node's backward: a list */
-    int efuse;              /* CONV: the BNACT right after it that it runs itself in eval mode, -1 none */
+    int efuse;              /* CONV, UPADD: the BNACT whose input sum it makes, folded into it in eval mode
+                             * (graph_plan.c make_eval_fusion), -1 none */
     size_t fold_off;        /* CONV with efuse: its weights and bias with that batch norm folded in, in fold */
-    int eabs;               /* BNACT: the CONV that runs it in eval mode (efuse), -1 none */
+    int eshift;             /* CONV with efuse: its folded bias adds the batch norm's shift (one per sum) */
+    int eabs;               /* BNACT: the node that makes its input sum and runs it in eval mode, -1 none */
 } rc_xnode;
 
 /* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast

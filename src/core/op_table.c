@@ -90,17 +90,27 @@ static double conv_flops(const rc_graph *g, const rc_node *n) {
     return rc_conv2d_flops(&d);
 }
 
-/* Eval pipeline: does conv node c run its batch norm (c->efuse) itself now? (The plan marks the pair; the
- * conv selector must have a forward with an epilogue for it now: recur's kernels, a shape they take.) */
-static int eval_fused(const rc_graph *g, const rc_xnode *c, int mode) {
-    if (mode != RC_RUN_EVAL || c->efuse < 0 || !g->eval_on) return 0;
-    rc_conv_dims d = rc_xnode_conv_dims(g, c, g->batch);
+/* Eval pipeline: does the sum that batch norm b reads run with b folded in now (graph_plan.c
+ * make_eval_fusion)? The plan marks the nodes; a convolution at the root must have a forward with an
+ * epilogue now (recur's kernels, a shape they take). Every node of the sum asks about the same b. */
+static int eval_folded(const rc_graph *g, const rc_xnode *b, int mode) {
+    if (mode != RC_RUN_EVAL || b->eabs < 0 || !g->eval_on) return 0;
+    const rc_xnode *root = &g->xnodes[b->eabs];
+    if (root->op != RC_OP_CONV) return 1;
+    rc_conv_dims d = rc_xnode_conv_dims(g, root, g->batch);
     return rc_conv2d_select(&d, RC_CONV_FWD_EP) != RC_CONV_IMPL_NONE;
 }
 
+/* Node n's folded batch norm, when n is a member of the sum it reads and the fold runs now; else NULL. */
+static const rc_xnode *eval_bn(const rc_graph *g, const rc_xnode *n, int mode) {
+    if (n->efuse < 0) return NULL;
+    const rc_xnode *b = &g->xnodes[n->efuse];
+    return eval_folded(g, b, mode) ? b : NULL;
+}
+
 /* Conv node c's weights and bias with its batch norm b folded in (eval, once per pass: the FINISH phase of
- * b): w' = w sc, b' = (b - mean) sc + beta with sc = gamma rstd from the running statistics (as rc_bn_stats
- * computes them in eval). */
+ * b): w' = w sc, b' = b sc with sc = gamma rstd from the running statistics (as rc_bn_stats computes them in
+ * eval), plus the shift beta - mean sc in the one convolution of the sum that carries it. */
 static void fold_bn(rc_graph *g, const rc_xnode *c) {
     const rc_xnode *b = &g->xnodes[c->efuse];
     const int K = g->tensors[c->out].c;
@@ -111,34 +121,39 @@ static void fold_bn(rc_graph *g, const rc_xnode *c) {
     for (int k = 0; k < K; k++) {
         const float sc = (gamma ? gamma[k] : 1.0f) * (float)(1.0 / sqrt((double)rv[k] + (double)b->eps));
         for (size_t j = 0; j < per_k; j++) wf[k * per_k + j] = w[k * per_k + j] * sc;
-        bf[k] = ((bias ? bias[k] : 0.0f) - rm[k]) * sc + (beta ? beta[k] : 0.0f);
+        const float bk = bias ? bias[k] : 0.0f;
+        bf[k] = c->eshift ? (bk - rm[k]) * sc + (beta ? beta[k] : 0.0f) : bk * sc;
     }
 }
 
-/* Conv node c with its batch norm b folded in (fold_bn), then the residual and relu in the epilogue,
- * written straight into b's output; b's pooled readout (out2) after. */
-static void conv_bn_eval(rc_graph *g, const rc_xnode *c, int b0, int b1) {
-    const rc_xnode *b = &g->xnodes[c->efuse];
-    const int N = b1 - b0;
-    rc_conv_dims d = rc_xnode_conv_dims(g, c, N);
-    const float *wf = g->fold + c->fold_off, *bf = wf + g->params[c->param[0]].numel;
+/* The folded batch norm b's pooled readout (out2) of its output, which the sum's root has written. */
+static void eval_bn_readout(rc_graph *g, const rc_xnode *b, int b0, int N) {
     const rc_tensor *y = &g->tensors[b->out];
-    rc_conv2d_forward_ep(&d, X(g, c->in[0], b0), wf, pw(g, c->param[0]), bf, b->nin > 1 ? X(g, b->in[1], b0) : NULL,
-                         b->relu, X(g, b->out, b0));
     if (b->out2 >= 0) rc_gap_forward_l(N, y->c, y->h * y->w, y->layout, X(g, b->out, b0), X(g, b->out2, b0));
 }
 
+/* A convolution, with the add fused after it (in[1]) or not. In the eval pipeline, a member of a folded sum
+ * (eval_bn) runs with the folded weights; the root writes the batch norm's output, with the relu and a
+ * residual (the fused add's operand, or the batch norm's) in the epilogue. */
 static void conv_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
-    if (eval_fused(g, n, c->mode)) {
-        conv_bn_eval(g, n, c->b0, c->b1);
-        return;
-    }
     const int b0 = c->b0, xi = n->in[0], x1 = n->nin > 1 ? n->in[1] : -1, o = n->out;
     rc_conv_dims d = rc_xnode_conv_dims(g, n, c->N);
+    const float *w = pw(g, n->param[0]), *bias = pw(g, n->param[1]);
+    const rc_xnode *b = eval_bn(g, n, c->mode);
+    if (b) {
+        w = g->fold + n->fold_off;
+        bias = w + g->params[n->param[0]].numel;
+        if (&g->xnodes[b->eabs] == n) {
+            const float *r = x1 >= 0 ? X(g, x1, b0) : b->nin > 1 ? X(g, b->in[1], b0) : NULL;
+            rc_conv2d_forward_ep(&d, X(g, xi, b0), w, w, bias, r, b->relu, X(g, b->out, b0));
+            eval_bn_readout(g, b, b0, c->N);
+            return;
+        }
+    }
     if (x1 >= 0) /* fused with the add after it */
-        rc_conv2d_forward_add(&d, X(g, xi, b0), pw(g, n->param[0]), pw(g, n->param[1]), X(g, x1, b0), X(g, o, b0));
+        rc_conv2d_forward_add(&d, X(g, xi, b0), w, bias, X(g, x1, b0), X(g, o, b0));
     else
-        rc_conv2d_forward(&d, X(g, xi, b0), pw(g, n->param[0]), pw(g, n->param[1]), X(g, o, b0));
+        rc_conv2d_forward(&d, X(g, xi, b0), w, bias, X(g, o, b0));
 }
 
 static void conv_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
@@ -338,11 +353,14 @@ static void upsample_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     rc_upsample_backward_l(c->N, x->c, x->h, x->w, y->h, y->w, x->layout, DX(g, n->out, c->b0),
                            gin(g, n->in[0], c->b0), n->acc[0]);
 }
-/* in {z, r}: y = r + upsample(z) */
+/* in {z, r}: y = r + upsample(z); at the root of a folded sum (conv_fwd) the batch norm's output, relu'd */
 static void upadd_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *z = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
+    const rc_xnode *b = eval_bn(g, n, c->mode);
+    const int root = b && &g->xnodes[b->eabs] == n;
     rc_upsample_add_forward_l(c->N, z->c, z->h, z->w, y->h, y->w, z->layout, X(g, n->in[0], c->b0),
-                              X(g, n->in[1], c->b0), X(g, n->out, c->b0));
+                              X(g, n->in[1], c->b0), root && b->relu, X(g, root ? b->out : n->out, c->b0));
+    if (root) eval_bn_readout(g, b, c->b0, c->N);
 }
 static void upadd_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *z = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
@@ -373,9 +391,12 @@ static void linear_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
  * APPLY (or REPLAY): the rest, with the statistics already made. In the eval pipeline, when the
  * convolution before it runs it (eabs), only its folding (FINISH). */
 static void bnact_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
-    if (n->eabs >= 0 && eval_fused(g, &g->xnodes[n->eabs], c->mode)) {
-        if (c->phase == RC_PH_FINISH) fold_bn(g, &g->xnodes[n->eabs]); /* its statistics go into the conv */
-        return; /* the conv runs the rest */
+    if (eval_folded(g, n, c->mode)) {
+        const int self = (int)(n - g->xnodes);
+        if (c->phase == RC_PH_FINISH) /* its statistics go into the convolutions of its input sum */
+            for (int j = 0; j < self; j++)
+                if (g->xnodes[j].efuse == self && g->xnodes[j].op == RC_OP_CONV) fold_bn(g, &g->xnodes[j]);
+        return; /* the sum's root runs the rest */
     }
     if (fwd_stats(g, n, c)) return;
     const rc_tensor *x = &g->tensors[n->in[0]];

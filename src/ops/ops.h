@@ -265,11 +265,12 @@ void rc_gap_backward_l(int n, int c, int hw, int layout, const float *dy, float 
 void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *x, float *y);
 void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dx,
                             int dx_acc);
-/* Fused y = r + upsample(z) (z at the source size, r and y at the output size; y may be r) and its
- * backward: dr = dy (or += when dr_acc), dz = the upsample's backward of dy (or += when dz_acc); dr or dz
- * may be NULL. Bit-identical to upsample then add. */
+/* Fused y = r + upsample(z) (z at the source size, r and y at the output size; y may be r), then
+ * max(y, 0) when relu (the eval pipeline's folded batch norm + relu after the sum), and its backward
+ * (of the sum, relu 0): dr = dy (or += when dr_acc), dz = the upsample's backward of dy (or += when
+ * dz_acc); dr or dz may be NULL. Bit-identical to upsample then add (then relu). */
 void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
-                               float *y);
+                               int relu, float *y);
 void rc_upsample_add_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dr,
                                 int dr_acc, float *dz, int dz_acc);
 

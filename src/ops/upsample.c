@@ -31,8 +31,9 @@ static int src_index(int dst, int in, int out) {
 int rc_upsample_src_index(int dst, int in, int out) { return src_index(dst, in, out); }
 
 /* One block of V lanes per position (V = 1: a plain plane; 16: an nChw16c channel block):
- * y = upsample(z), or r + upsample(z) when r is given (y may be r). */
-static inline void ups_fwd_block(int h, int w, int ho, int wo, int V, const float *zp, const float *rp, float *yp) {
+ * y = upsample(z), or r + upsample(z) when r is given (y may be r), then max(y, 0) when relu. */
+static inline void ups_fwd_block(int h, int w, int ho, int wo, int V, const float *zp, const float *rp, int relu,
+                                 float *yp) {
     for (int oy = 0; oy < ho; oy++) {
         const float *row = zp + (size_t)src_index(oy, h, ho) * w * V;
         const size_t o = (size_t)oy * wo * V;
@@ -41,7 +42,13 @@ static inline void ups_fwd_block(int h, int w, int ho, int wo, int V, const floa
             float *d = yp + o + (size_t)ox * V;
             if (rp) {
                 const float *rr = rp + o + (size_t)ox * V;
-                for (int v = 0; v < V; v++) d[v] = rr[v] + src[v];
+                if (relu)
+                    for (int v = 0; v < V; v++) {
+                        const float t = rr[v] + src[v];
+                        d[v] = t > 0.0f ? t : 0.0f;
+                    }
+                else
+                    for (int v = 0; v < V; v++) d[v] = rr[v] + src[v];
             } else {
                 for (int v = 0; v < V; v++) d[v] = src[v];
             }
@@ -76,7 +83,8 @@ static inline void ups_bwd_block(int h, int w, int ho, int wo, int V, const floa
 
 /* The blocks of n images of c channels in parallel (fast path, large tensors), V a literal per branch so
  * that the lane loops unroll. */
-static void ups_forward(int n, int c, int h, int w, int ho, int wo, int V, const float *z, const float *r, float *y) {
+static void ups_forward(int n, int c, int h, int w, int ho, int wo, int V, const float *z, const float *r, int relu,
+                        float *y) {
     long long blocks = (long long)n * ((c + V - 1) / V); /* padding lanes: zeros (+ zeros) */
     size_t in = (size_t)h * w * V, out = (size_t)ho * wo * V;
     int par = rc_ops_fast && blocks * (long long)out >= UPS_PAR_MIN;
@@ -85,9 +93,9 @@ static void ups_forward(int n, int c, int h, int w, int ho, int wo, int V, const
     for (long long p = 0; p < blocks; p++) {
         const float *zp = z + (size_t)p * in, *rp = r ? r + (size_t)p * out : NULL;
         if (V == 16)
-            ups_fwd_block(h, w, ho, wo, 16, zp, rp, y + (size_t)p * out);
+            ups_fwd_block(h, w, ho, wo, 16, zp, rp, relu, y + (size_t)p * out);
         else
-            ups_fwd_block(h, w, ho, wo, 1, zp, rp, y + (size_t)p * out);
+            ups_fwd_block(h, w, ho, wo, 1, zp, rp, relu, y + (size_t)p * out);
     }
 }
 
@@ -114,7 +122,7 @@ static int lanes_of(int layout) { return layout == RC_LAYOUT_BLK16 ? 16 : 1; }
 // x: (N, C, H, W) -> y: (N, C, Ho, Wo)
 void rc_upsample_forward(int n, int c, int h, int w, int ho, int wo, const float *x, float *y) {
     RC_ASSERT(n >= 0 && c >= 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    ups_forward(n, c, h, w, ho, wo, 1, x, NULL, y);
+    ups_forward(n, c, h, w, ho, wo, 1, x, NULL, 0, y);
 }
 
 // dy: (N, C, Ho, Wo) -> dx: (N, C, H, W)
@@ -126,7 +134,7 @@ void rc_upsample_backward(int n, int c, int h, int w, int ho, int wo, const floa
 // x: (N, C/16, H, W, 16) -> y: (N, C/16, Ho, Wo, 16), or plain
 void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *x, float *y) {
     RC_ASSERT(n >= 0 && c >= (layout == RC_LAYOUT_NCHW ? 0 : 1) && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), x, NULL, y);
+    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), x, NULL, 0, y);
 }
 
 // dy: (N, C/16, Ho, Wo, 16) -> dx: (N, C/16, H, W, 16), or plain
@@ -136,11 +144,11 @@ void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layo
     ups_backward(n, c, h, w, ho, wo, lanes_of(layout), dy, NULL, 0, dx, dx_acc);
 }
 
-// z: (N, C, H, W), r: (N, C, Ho, Wo) -> y = r + upsample(z): (N, C, Ho, Wo); plain or nChw16c
+// z: (N, C, H, W), r: (N, C, Ho, Wo) -> y = relu?(r + upsample(z)): (N, C, Ho, Wo); plain or nChw16c
 void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
-                               float *y) {
+                               int relu, float *y) {
     RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && z && r && y);
-    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), z, r, y);
+    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), z, r, relu, y);
 }
 
 // dy: (N, C, Ho, Wo) -> dr: (N, C, Ho, Wo), dz: (N, C, H, W); plain or nChw16c; dr or dz may be NULL
