@@ -40,7 +40,7 @@ endif
 # The gate nonlinearities (lstm.c, sigmoid.c, tanh.c: vmath.h's polynomials) with 512-bit vectors where ARCH
 # has AVX-512: gcc and clang prefer 256-bit ones on these CPUs unless told (docs/PERFORMANCE.md).
 VEC512 := $(if $(shell $(CC) $(ARCH) -dM -E -x c /dev/null 2>/dev/null | grep -w __AVX512F__),-mprefer-vector-width=512)
-VEC512_OBJ := $(foreach f,lstm sigmoid tanh,$(BUILD)/obj/src/ops/$(f).o $(BUILD)/pic/src/ops/$(f).o)
+VEC512_OBJ := $(foreach f,gru lstm sigmoid tanh,$(BUILD)/obj/src/ops/$(f).o $(BUILD)/pic/src/ops/$(f).o)
 $(VEC512_OBJ): CFLAGS += $(VEC512)
 
 LIB_SRC  := $(sort $(wildcard src/base/*.c src/core/*.c src/ops/*.c src/models/*.c src/train/*.c src/io/*.c src/dist/*.c src/export/*.c src/api/*.c))

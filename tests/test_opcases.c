@@ -211,6 +211,23 @@ static void b_sum_bn(hb *b, const int *a) {
     if (a[6]) hb_out(b, rc_emit_gap(g, "pool", y));
     hb_out(b, y);
 }
+/* {C, h, w, inputs}: GRU gates as model.c's cell_gru emits them, over x (3C: z, r, n; inputs bit 1) and
+ * u (3C; bit 2, with h_prev) */
+static void b_gru(hb *b, const int *a) {
+    rc_graph *g = b->g;
+    const int C = a[0];
+    int x = a[3] & 1 ? hb_leaf(b, 3 * C, a[1], a[2]) : -1, u = a[3] & 2 ? hb_leaf(b, 3 * C, a[1], a[2]) : -1;
+    int hp = u >= 0 ? hb_leaf(b, C, a[1], a[2]) : -1, pre[3], r = -1;
+    for (int j = 0; j < 3; j++) {
+        if (j == 1 && u < 0) continue;
+        int xj = x >= 0 ? rc_emit_slice(g, "x_j", x, j * C, C) : -1, uj = u >= 0 ? rc_emit_slice(g, "u_j", u, j * C, C) : -1;
+        if (uj >= 0 && j == 2) uj = rc_emit_binary(g, RC_OP_MUL, "rh_n", r, uj);
+        pre[j] = xj >= 0 && uj >= 0 ? rc_emit_binary(g, RC_OP_ADD, "pre", xj, uj) : xj >= 0 ? xj : uj;
+        if (j < 2) pre[j] = rc_emit_unary(g, RC_OP_SIGMOID, "gate", pre[j]);
+        if (j == 1) r = pre[1];
+    }
+    hb_out(b, rc_emit_lerp(g, "h", pre[0], rc_emit_unary(g, RC_OP_TANH, "n", pre[2]), hp));
+}
 /* {C, h, w, bn, c_prev, c out}: ConvLSTM gates on z (4C channels), as the model emits them; c_prev comes
  * through a slice (the fused cell needs it produced before it); c out: the cell state is an output too */
 static void b_lstm(hb *b, const int *a) {
@@ -263,6 +280,10 @@ static const hcase CASES[] = {
     {"lstm h only C=16",             RC_OP_LSTM,      b_lstm,      {16, 3, 3, 0, 0, 0},             F_BLK | F_NOACC0},
     {"lstm bn c_prev C=5",           RC_OP_LSTM,      b_lstm,      {5, 3, 3, 1, 1, 1},              F_NOACC0},
     {"lstm c_prev h only C=5",       RC_OP_LSTM,      b_lstm,      {5, 2, 3, 0, 1, 0},              F_NOACC0},
+    {"gru x, u, h_prev C=16",        RC_OP_GRU,       b_gru,       {16, 3, 3, 3},                   F_BLK},
+    {"gru x only C=16",              RC_OP_GRU,       b_gru,       {16, 2, 3, 1},                   F_BLK},
+    {"gru u, h_prev only C=16",      RC_OP_GRU,       b_gru,       {16, 3, 2, 2},                   F_BLK},
+    {"gru x, u, h_prev C=5",         RC_OP_GRU,       b_gru,       {5, 3, 3, 3},                    0},
     {"relu c=20",                    RC_OP_RELU,      b_unary,     {RC_OP_RELU, 20, 3, 4},          F_BLK | F_AWAY0},
     {"relu c=3",                     RC_OP_RELU,      b_unary,     {RC_OP_RELU, 3, 2, 5},           F_BLK | F_AWAY0},
     {"sigmoid c=16",                 RC_OP_SIGMOID,   b_unary,     {RC_OP_SIGMOID, 16, 3, 3},       F_BLK},

@@ -74,6 +74,7 @@ typedef enum {
     RC_OP_BNACT, /* fused by the plan: batch norm (+ residual add) (+ relu) */
     RC_OP_LSTM,  /* fused by the plan: (batch norm +) ConvLSTM gates, outputs h (out) and c (out2) */
     RC_OP_UPADD, /* fused by the plan: y = r + upsample(z), in {z, r} (a top-down term added in) */
+    RC_OP_GRU,   /* fused by the plan: GRU gates, in {[x], [u, h_prev]} as k's bits 1 (x) and 2 (u) say */
     RC_OP_COUNT
 } rc_op_type;
 

@@ -182,6 +182,103 @@ static int match_lstm(rc_graph *g, const rc_cons *cs, int i0, int bn, int z, rc_
     return hi;
 }
 
+/* The GRU matcher's cursor over the builder's nodes from the first slice on: each step checks that node p
+ * is the op expected on the tensors expected, and records the tensor it makes as one that dies inside. */
+typedef struct {
+    const rc_graph *g;
+    const rc_cons *cs;
+    int p, C, ok, ninner, inner[16];
+} gru_cur;
+
+static int gru_take(gru_cur *m, rc_op_type op, int nin, int a, int b, int c) {
+    const rc_node *n = &m->g->nodes[m->p];
+    if (!m->ok || m->p >= m->g->nnodes || n->op != op || n->nin != nin || n->in[0] != a || (nin > 1 && n->in[1] != b) ||
+        (nin > 2 && n->in[2] != c))
+        return m->ok = 0, -1;
+    m->p++;
+    return n->out;
+}
+/* slice j (of C channels) of t */
+static int gru_slice(gru_cur *m, int t, int j) {
+    const rc_node *n = &m->g->nodes[m->p];
+    if (!m->ok || m->p >= m->g->nnodes || n->op != RC_OP_SLICE || n->k != j * m->C || n->stride != m->C) return m->ok = 0, -1;
+    return gru_take(m, RC_OP_SLICE, 1, t, -1, -1);
+}
+/* a tensor made inside, read once, by the node that comes next in the cell */
+static int gru_inner(gru_cur *m, int t) {
+    if (!m->ok || t < 0 || rc_cons_count(m->cs, t) != 1 || m->g->tensors[t].keep || m->g->tensors[t].is_output)
+        return m->ok = 0, -1;
+    m->inner[m->ninner++] = t;
+    return t;
+}
+
+/* GRU gates (model.c cell_gru) from the first slice at node i, over the drive x and the hidden term u (3C
+ * channels each: z, r, n), either absent (u present exactly when h_prev is), emitted contiguously:
+ *   z = sigmoid([slice(x, 0)] [+] [slice(u, 0)]);  with u: r = sigmoid([slice(x, 1) +] slice(u, 1));
+ *   n = tanh([slice(x, 2)] [+] [r * slice(u, 2)]);  h = lerp(z, n, [h_prev]),
+ * every tensor in between read only by the next op of the cell. Fills x (RC_OP_GRU) and returns the lerp. */
+static int match_gru(rc_graph *g, const rc_cons *cs, int i, rc_xnode *xn) {
+    const rc_node *nd = g->nodes;
+    gru_cur m = {g, cs, i, nd[i].stride, 1, 0, {0}};
+    const int s = nd[i].in[0];
+    if (g->tensors[s].c != 3 * m.C || nd[i].k != 0) return -1;
+    int x = -1, u = -1, zp, z, r = -1, np, n;
+    int a = gru_inner(&m, gru_slice(&m, s, 0));
+    const rc_node *q = &nd[m.p];
+    if (m.p < g->nnodes && q->op == RC_OP_SLICE && q->in[0] != s && q->k == 0) { /* x and u */
+        x = s;
+        u = q->in[0];
+        if (g->tensors[u].c != 3 * m.C) return -1;
+        int b = gru_inner(&m, gru_slice(&m, u, 0));
+        zp = gru_inner(&m, gru_take(&m, RC_OP_ADD, 2, a, b, -1));
+        z = gru_inner(&m, gru_take(&m, RC_OP_SIGMOID, 1, zp, -1, -1));
+        int xr = gru_inner(&m, gru_slice(&m, x, 1)), ur = gru_inner(&m, gru_slice(&m, u, 1));
+        int rp = gru_inner(&m, gru_take(&m, RC_OP_ADD, 2, xr, ur, -1));
+        r = gru_inner(&m, gru_take(&m, RC_OP_SIGMOID, 1, rp, -1, -1));
+        int xnn = gru_inner(&m, gru_slice(&m, x, 2)), un = gru_inner(&m, gru_slice(&m, u, 2));
+        int rh = gru_inner(&m, gru_take(&m, RC_OP_MUL, 2, r, un, -1));
+        np = gru_inner(&m, gru_take(&m, RC_OP_ADD, 2, xnn, rh, -1));
+    } else {
+        z = gru_inner(&m, gru_take(&m, RC_OP_SIGMOID, 1, a, -1, -1));
+        q = &nd[m.p];
+        if (!m.ok || m.p >= g->nnodes || q->op != RC_OP_SLICE || q->in[0] != s) return -1;
+        if (q->k == m.C) { /* u alone */
+            u = s;
+            int ur = gru_inner(&m, gru_slice(&m, u, 1));
+            r = gru_inner(&m, gru_take(&m, RC_OP_SIGMOID, 1, ur, -1, -1));
+            int un = gru_inner(&m, gru_slice(&m, u, 2));
+            np = gru_inner(&m, gru_take(&m, RC_OP_MUL, 2, r, un, -1));
+        } else { /* x alone */
+            x = s;
+            np = gru_inner(&m, gru_slice(&m, x, 2));
+        }
+    }
+    n = gru_inner(&m, gru_take(&m, RC_OP_TANH, 1, np, -1, -1));
+    q = &nd[m.p];
+    const int hp = m.ok && m.p < g->nnodes && q->op == RC_OP_LERP && q->nin == 3 ? q->in[2] : -1;
+    const int h = gru_take(&m, RC_OP_LERP, u >= 0 ? 3 : 2, z, n, hp);
+    if (!m.ok || (u >= 0) != (hp >= 0) || (hp >= 0 && (hp == x || hp == u))) return -1;
+    const rc_tensor *th = &g->tensors[h];
+    for (int k = 0; k < 3; k++) {
+        const int t = k == 0 ? x : k == 1 ? u : hp;
+        if (t >= 0 && (g->tensors[t].h != th->h || g->tensors[t].w != th->w || g->tensors[t].c != (k < 2 ? 3 : 1) * m.C))
+            return -1;
+    }
+    for (int k = i; k < m.p; k++) /* h_prev must exist before the fused node runs */
+        if (nd[k].out == hp) return -1;
+    memset(xn, 0, sizeof *xn);
+    xn->op = RC_OP_GRU;
+    xn->k = (x >= 0 ? 1 : 0) | (u >= 0 ? 2 : 0);
+    if (x >= 0) xn->in[xn->nin++] = x;
+    if (u >= 0) xn->in[xn->nin++] = u;
+    if (hp >= 0) xn->in[xn->nin++] = hp;
+    xn->out = h;
+    xn->out2 = -1;
+    for (int k = 0; k < 4; k++) xn->param[k] = -1;
+    for (int k = 0; k < m.ninner; k++) g->tensors[m.inner[k]].dead = 1;
+    return m.p - 1;
+}
+
 /* Batch norm at node i, fused with a following add (residual) and relu when they come right after it
  * and consume only its output. Fills x (RC_OP_BNACT) and returns the last absorbed node. */
 static int match_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
@@ -252,6 +349,10 @@ int rc_fuse_lstm_bn(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x
 
 int rc_fuse_lstm_slice(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
     return fuse && g->nodes[i].k == 0 ? match_lstm(g, cs, i, -1, g->nodes[i].in[0], x) : -1;
+}
+
+int rc_fuse_gru(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) {
+    return fuse ? match_gru(g, cs, i, x) : -1;
 }
 
 int rc_fuse_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x) { return match_bnact(g, cs, i, fuse, x); }

@@ -22,9 +22,10 @@ static inline int rc_cons_one(const rc_cons *c, int t) { return rc_cons_count(c,
  * absorbed, or -1. LSTM_BN: batch norm + ConvLSTM gates (fuse only); LSTM_SLICE: the gates from z's first
  * slice (fuse only); BNACT: batch norm (+ add) (+ relu) (+ a readout's pool), only the batch norm when
  * !fuse; CONV_ADD: a convolution with the add after it (fuse only); UPSAMPLE_ADD: an upsample with the add
- * after it (fuse only). */
+ * after it (fuse only); GRU: a GRU cell's gates from its first slice (fuse only). */
 int rc_fuse_lstm_bn(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
 int rc_fuse_lstm_slice(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
+int rc_fuse_gru(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
 int rc_fuse_bnact(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
 int rc_fuse_conv_add(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);
 int rc_fuse_upsample_add(rc_graph *g, const rc_cons *cs, int i, int fuse, rc_xnode *x);

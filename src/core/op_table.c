@@ -496,6 +496,37 @@ static unsigned lstm_reads(const rc_xnode *n) {
     return RC_READS_IN(0) | RC_READS_OUT2 | (n->nin > 1 ? RC_READS_IN(1) : 0);
 }
 
+/* ---------------------------------------------------------------- GRU gates (fused by the plan) */
+
+/* The operands of a GRU exec node: x, u, h_prev (-1 when absent) by the bits of k, and their input slots. */
+static void gru_operands(const rc_xnode *n, int t[3], int j[3]) {
+    int k = 0;
+    for (int q = 0; q < 3; q++) {
+        const int has = q == 0 ? n->k & 1 : n->k & 2;
+        j[q] = has ? k++ : -1;
+        t[q] = has ? n->in[j[q]] : -1;
+    }
+}
+
+static const float *xin(rc_graph *g, int t, int b0) { return t >= 0 ? X(g, t, b0) : NULL; }
+
+static void gru_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
+    int t[3], j[3];
+    gru_operands(n, t, j);
+    rc_gru_forward(c->N, rc_tensor_floats(&g->tensors[n->out]), xin(g, t[0], c->b0), xin(g, t[1], c->b0),
+                   xin(g, t[2], c->b0), X(g, n->out, c->b0));
+}
+
+static void gru_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
+    int t[3], j[3];
+    gru_operands(n, t, j);
+    float *d[3];
+    for (int q = 0; q < 3; q++) d[q] = t[q] >= 0 ? gin(g, t[q], c->b0) : NULL;
+    rc_gru_backward(c->N, rc_tensor_floats(&g->tensors[n->out]), xin(g, t[0], c->b0), xin(g, t[1], c->b0),
+                    xin(g, t[2], c->b0), DX(g, n->out, c->b0), d[0], d[0] ? n->acc[j[0]] : 0, d[1],
+                    d[1] ? n->acc[j[1]] : 0, d[2], d[2] ? n->acc[j[2]] : 0);
+}
+
 /* ---------------------------------------------------------------- the table */
 
 #define ELEMENTWISE .layout = RC_LAY_SAME, .fwd_chunk = 1, .bwd_chunk = 1
@@ -522,7 +553,7 @@ const rc_op_def rc_op_defs[] = {
                       .bwd_reads = RC_READS_NONE, PLAIN_ONLY},
     [RC_OP_SLICE] = {.name = "slice", .flops = flops_none, .forward = slice_fwd, .backward = slice_bwd,
                      .bwd_reads = RC_READS_NONE, ELEMENTWISE, .layout_fn = slice_layout,
-                     .fuse = {rc_fuse_lstm_slice}},
+                     .fuse = {rc_fuse_lstm_slice, rc_fuse_gru}},
     [RC_OP_MAXPOOL] = {.name = "maxpool", .flops = pool_flops, .forward = maxpool_fwd, .backward = maxpool_bwd,
                        .bwd_reads = RC_READS_IN(0), PLAIN_ONLY},
     [RC_OP_AVGPOOL] = {.name = "avgpool", .flops = pool_flops, .forward = avgpool_fwd, .backward = avgpool_bwd,
@@ -546,6 +577,10 @@ const rc_op_def rc_op_defs[] = {
                     .bn_stats = RC_PHASED_IF_BN, .feeds = 1},
     [RC_OP_UPADD] = {.name = "upsample+add", .flops = flops_none, .forward = upadd_fwd, .backward = upadd_bwd,
                      .bwd_reads = RC_READS_NONE, ELEMENTWISE},
+    /* its inputs, which backward recomputes the gates from; C % 16 != 0 plain (the gates are thirds) */
+    [RC_OP_GRU] = {.name = "gru", .flops = flops_none, .forward = gru_fwd, .backward = gru_bwd,
+                   .bwd_reads = RC_READS_IN(0) | RC_READS_IN(1) | RC_READS_IN(2), ELEMENTWISE, .pad_zero = 1,
+                   .feeds = 1},
 };
 _Static_assert(sizeof rc_op_defs / sizeof rc_op_defs[0] == RC_OP_COUNT, "one op table entry per rc_op_type");
 /* (an entry missing in the middle leaves zeros: rc_op_table_check and tests/test_op_table.c find it) */

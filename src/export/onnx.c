@@ -300,6 +300,7 @@ static rc_status emit_node(writer *w, const rc_node *n, const char *path) {
     case RC_OP_BNACT:
     case RC_OP_LSTM:
     case RC_OP_UPADD:
+    case RC_OP_GRU:
     case RC_OP_COUNT: break;
     }
     return rc_fail("%s: op %s (node %s) cannot be exported to ONNX", path, rc_op_name(n->op), out);

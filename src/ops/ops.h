@@ -271,6 +271,14 @@ void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layo
  * dz_acc); dr or dz may be NULL. Bit-identical to upsample then add (then relu). */
 void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
                                int relu, float *y);
+/* A convolutional GRU cell's gates fused (gru.c): x (drive) and u (hidden term), (N, 3, C H W) each with
+ * gates z, r, n; x or u absent (NULL), h_prev (N, C H W) present exactly with u;
+ * h = n + z (h_prev - n), or n - z n without u. Backward: dx, du, dh_prev from dh, each overwritten or
+ * accumulated (_acc), NULL: skipped. Any layout whose per-image gate thirds match h's (plain, or nChw16c
+ * with C % 16 == 0). */
+void rc_gru_forward(int n, size_t chw, const float *x, const float *u, const float *h_prev, float *h);
+void rc_gru_backward(int n, size_t chw, const float *x, const float *u, const float *h_prev, const float *dh,
+                     float *dx, int dx_acc, float *du, int du_acc, float *dh_prev, int dh_prev_acc);
 void rc_upsample_add_backward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *dy, float *dr,
                                 int dr_acc, float *dz, int dz_acc);
 
