@@ -415,6 +415,44 @@ static void test_keep_states(void) {
     B = 4;
 }
 
+/* The eval pipeline's slots in a gap of the training arena (eval_shared, graph_plan.c eval_gap): an
+ * inference between two training steps, its slots filled with NaN first, changes nothing the next step
+ * computes (bit for bit), and its own readouts are the whole-batch plan's (test_chunked_vs_whole covers
+ * those for every micro-batch count). */
+static void test_eval_in_training_arena(void) {
+    B = 16;
+    int shared = 0;
+    for (int i = 0; models[i][0]; i++) {
+        rc_model a, b;
+        rc_sched_chunks = rc_eval_chunks = 4;
+        rc_sched_waves = RC_SCHED_ALL;
+        int bad = build(models[i][1], 1, ALL, 0, &a);
+        bad = bad || build(models[i][1], 1, ALL, 0, &b);
+        rc_sched_chunks = rc_eval_chunks = 0;
+        rc_sched_waves = RC_SCHED_AUTO;
+        if (bad) {
+            CHECK(0, "%s: cannot build", models[i][0]);
+            continue;
+        }
+        shared += b.g.eval_shared;
+        rc_graph_init_params(&a.g, 5);
+        copy_params(&b, &a);
+        run_step(&a);
+        run_step(&b);
+        for (size_t k = 0; b.g.eval_arena && k < b.g.eval_floats; k++) b.g.eval_arena[k] = NAN;
+        rc_graph_forward(&b.g, 0);
+        run_step(&a);
+        run_step(&b);
+        char what[128];
+        snprintf(what, sizeof what, "%s: a training step after an inference", models[i][0]);
+        compare(what, &b, &a, 0.0);
+        rc_model_free(&a);
+        rc_model_free(&b);
+    }
+    CHECK(shared > 0, "no model has its eval pipeline in the training arena");
+    B = 4;
+}
+
 int main(void) {
     RUN_TEST(test_keep_states);
     RUN_TEST(test_fast_plan_vs_reference);
@@ -422,6 +460,7 @@ int main(void) {
     RUN_TEST(test_share_and_recompute_identical);
     RUN_TEST(test_recompute_bounds_memory);
     RUN_TEST(test_chunked_vs_whole);
+    RUN_TEST(test_eval_in_training_arena);
     RUN_TEST(test_auto_waves);
     TEST_MAIN_END();
 }

@@ -147,7 +147,9 @@ typedef struct {
     float *fold;              /* eval pipeline: the convolutions' weights and biases with their batch norms
                                * folded in (fold_off), made once per pass */
     size_t fold_floats;
-    float *eval_arena;        /* the eval pipeline's activations (one micro-batch each; NULL: no pipeline) */
+    float *eval_arena;        /* the eval pipeline's activations (one micro-batch each; NULL: no pipeline),
+                               * in a gap of act when one holds them (eval_shared), else its own */
+    int eval_shared;
     size_t eval_floats;
     int eval_on;              /* the eval pipeline is running: tensors with a slot (ev) live there */
     int eval_nchunk;          /* the eval pipeline's micro-batches (graph_plan.c eval_chunks) */

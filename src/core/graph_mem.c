@@ -22,7 +22,7 @@ void rc_graph_free(rc_graph *g) {
     rc_afree(g->work);
     rc_afree(g->sums);
     free(g->fold);
-    rc_afree(g->eval_arena);
+    if (!g->eval_shared) rc_afree(g->eval_arena);
     free(g->xnodes);
     free(g->seg_start);
     rc_sched_free(g);

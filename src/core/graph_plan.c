@@ -442,11 +442,41 @@ static int eval_chunks(const rc_graph *g) {
     return RC_MAX(1, RC_MIN(m, g->batch));
 }
 
-static void make_eval_memory(rc_graph *g, int on) {
+/* Where in the training arena (act, af floats) `need` floats of the eval pipeline's slots fit without
+ * touching a tensor that inference writes or reads there (one without a slot: slot[t] == 0), or
+ * (size_t)-1. Inference leaves the rest of act alone, and no training step reads there what an earlier
+ * call left (each forward writes its activations before they are read, each backward its gradients), so
+ * the pipeline needs no memory of its own. */
+static int cmp_iv(const void *a, const void *b) {
+    const size_t *x = a, *y = b;
+    return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+static size_t eval_gap(const rc_graph *g, const char *slot, size_t need, size_t af) {
+    size_t *iv = rc_xmalloc(((size_t)g->ntensors + 1) * 2 * sizeof(size_t)), n = 0;
+    for (int t = 0; t < g->ntensors; t++) {
+        const rc_tensor *x = &g->tensors[t];
+        if (x->dead || slot[t]) continue;
+        iv[2 * n] = x->off;
+        iv[2 * n + 1] = x->off + (size_t)g->batch * rc_tensor_floats(x);
+        n++;
+    }
+    qsort(iv, n, 2 * sizeof(size_t), cmp_iv);
+    size_t at = 0, found = (size_t)-1;
+    for (size_t k = 0; k <= n && found == (size_t)-1; k++) {
+        const size_t end = k < n ? iv[2 * k] : af;
+        if (end >= at && end - at >= need) found = at;
+        if (k < n) at = RC_MAX(at, (iv[2 * k + 1] + 15) / 16 * 16);
+    }
+    free(iv);
+    return found;
+}
+
+static void make_eval_memory(rc_graph *g, int on, size_t af) {
     const int nt = g->ntensors;
     for (int t = 0; t < nt; t++) g->tensors[t].ev = NULL;
-    rc_afree(g->eval_arena);
+    if (!g->eval_shared) rc_afree(g->eval_arena);
     g->eval_arena = NULL;
+    g->eval_shared = 0;
     g->eval_floats = 0;
     if (!on || g->nchunk <= 1) return;
     g->eval_nchunk = eval_chunks(g);
@@ -471,12 +501,18 @@ static void make_eval_memory(rc_graph *g, int on) {
         for (int k = cs.start[t]; k < cs.start[t + 1]; k++) it->iv[0][1] = RC_MAX(it->iv[0][1], cs.list[k]);
     }
     g->eval_floats = place(items, ni, 1);
-    g->eval_arena = rc_aalloc_floats(g->eval_floats + 16);
+    char *slot = rc_xcalloc((size_t)nt + 1, 1);
+    for (int k = 0; k < ni; k++) slot[items[k].tensor] = 1;
+    const size_t gap = eval_gap(g, slot, g->eval_floats, af);
+    free(slot);
+    g->eval_shared = gap != (size_t)-1;
+    g->eval_arena = g->eval_shared ? g->act + gap : rc_aalloc_floats(g->eval_floats + 16);
     free(g->fold);
     g->fold = g->fold_floats ? malloc(g->fold_floats * sizeof(float)) : NULL;
     if (g->fold_floats && !g->fold) { /* no pipeline: inference runs in the training schedule, as it can */
-        rc_afree(g->eval_arena);
+        if (!g->eval_shared) rc_afree(g->eval_arena);
         g->eval_arena = NULL;
+        g->eval_shared = 0;
     }
     if (g->eval_arena)
         for (int k = 0; k < ni; k++) g->tensors[items[k].tensor].ev = g->eval_arena + items[k].off;
@@ -525,7 +561,6 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     if (fast && (opts & RC_PLAN_FUSE)) make_eval_fusion(g);
     size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT),
                             (opts & RC_PLAN_CHUNK) != 0 && rc_bn_allreduce == NULL);
-    make_eval_memory(g, (opts & RC_PLAN_EVAL) != 0);
     /* saved statistics, batch-norm workspace (the convolutions' fast paths keep their own transient
      * buffers: conv2d_dnnl.c, conv2d_wino.c) */
     size_t sf = 0, wk = 0, sd = 0;
@@ -560,6 +595,7 @@ rc_status rc_graph_make_plan(rc_graph *g) {
         x->x = x->dead ? NULL : g->act + x->off;
         x->dx = x->dead || x->goff == RC_NO_GRAD ? NULL : g->act + x->goff;
     }
+    make_eval_memory(g, (opts & RC_PLAN_EVAL) != 0, af);
     return RC_OK;
 }
 
