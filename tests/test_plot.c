@@ -77,15 +77,32 @@ static void test_log_range_and_labels(void) {
     free(dat);
 }
 
+static void test_linear_range(void) { /* iterations 1..48: the axis spans them, not gnuplot's -10..60 */
+    double x[48], y[48];
+    for (int i = 0; i < 48; i++) x[i] = i + 1, y[i] = i;
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    p.title = "t";
+    p.series[0] = (rc_plot_series){"s", 48, x, y, NULL, RC_PLOT_LINES, 0, NULL};
+    p.nseries = 1;
+    CHECK(rc_plot_write(g_root, "lin", &p, NULL) == RC_OK, "write: %s", rc_error());
+    char *gp = read_out("lin.gp");
+    double a = 0, b = 0;
+    CHECK(range_of(gp, "xrange", &a, &b), "no xrange in %s", gp);
+    CHECK(a >= 0 && a < 1 && b > 48 && b < 54, "xrange [%g:%g] for data 1..48", a, b);
+    free(gp);
+}
+
 int main(void) {
     snprintf(g_root, sizeof g_root, "/tmp/recur_test_plot_XXXXXX");
     if (!mkdtemp(g_root)) return 1;
     setenv("PATH", "/nonexistent", 1); /* no gnuplot: files only */
     RUN_TEST(test_percent_axis_and_errors);
     RUN_TEST(test_log_range_and_labels);
-    const char *names[] = {"pct", "bad", "plain", "logx"}, *ext[] = {"dat", "gp"};
+    RUN_TEST(test_linear_range);
+    const char *names[] = {"pct", "bad", "plain", "logx", "lin"}, *ext[] = {"dat", "gp"};
     char path[512];
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         for (int j = 0; j < 2; j++) {
             snprintf(path, sizeof path, "%s/%s.%s", g_root, names[i], ext[j]);
             unlink(path);

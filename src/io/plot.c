@@ -256,13 +256,19 @@ rc_status rc_plot_write(const char *dir, const char *name, const rc_plot *p, int
             }
         }
     }
+    if (any && !p->logx) { /* the data's span, a little room on the left and more for labels and the key right;
+                              * gnuplot's autoscale would widen it to whole tic steps (1..48 drawn as -10..60) */
+        double span = xhi > xlo ? xhi - xlo : 1, lo = xlo - 0.03 * span, hi = xhi + 0.1 * span;
+        if (xlo >= 0 && lo < 0) lo = 0; /* counts and sizes: no negative axis */
+        fprintf(f, "set xrange [%.10g:%.10g]\n", lo, hi);
+    }
     if (any && p->percent_y) { /* a margin below the data; the top at most 100 */
         double m = RC_MAX(0.5, 0.06 * (yhi - ylo)), top = RC_MIN(100.0, yhi + m), bot = RC_MAX(0.0, ylo - m);
         if (top <= bot) bot = top - 1;
         fprintf(f, "set yrange [%.10g:%.10g]\n", bot, top);
     }
-    fprintf(f, "set offsets graph %s, graph %s, graph %s, graph %s\n", p->logx ? "0" : "0.04", p->logx ? "0" : "0.1",
-            p->percent_y ? "0" : "0.06", p->percent_y ? "0" : "0.06");
+    fprintf(f, "set offsets graph 0, graph 0, graph %s, graph %s\n", p->percent_y ? "0" : "0.06",
+            p->percent_y ? "0" : "0.06");
     if (p->vline_x > 0) {
         fprintf(f, "set arrow from %.10g, graph 0 to %.10g, graph 1 nohead dt 2 lw 1.5 lc rgb \"gray40\"\n", p->vline_x,
                 p->vline_x);

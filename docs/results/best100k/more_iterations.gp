@@ -8,7 +8,8 @@ set key bottom right box opaque
 set xtics 1
 set mxtics 1
 set yrange [4.8438:97.5462]
-set offsets graph 0.04, graph 0.1, graph 0, graph 0
+set xrange [0.76:9.8]
+set offsets graph 0, graph 0, graph 0, graph 0
 set arrow from 3, graph 0 to 3, graph 1 nohead dt 2 lw 1.5 lc rgb "gray40"
 set label "trained T = 3" at 3, graph 0.06 offset char 0.5,0 tc rgb "gray30"
 set terminal pngcairo noenhanced size 900,600 font "sans,11"

@@ -8,7 +8,8 @@ set key bottom right box opaque
 set xtics 1
 set mxtics 1
 set yrange [69.83436007:100]
-set offsets graph 0.04, graph 0.1, graph 0, graph 0
+set xrange [0.91:4.3]
+set offsets graph 0, graph 0, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "coarse_fine.png"
 plot "coarse_fine.dat" index 0 using ($1-0.045):2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 1 title "fine accuracy, loss every", \

@@ -6,7 +6,8 @@ set ylabel "test accuracy (%)"
 set grid
 set key bottom right box opaque
 set yrange [80.44269189:85.46540631]
-set offsets graph 0.04, graph 0.1, graph 0, graph 0
+set xrange [7.80583:14.0197]
+set offsets graph 0, graph 0, graph 0, graph 0
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
 set output "early_exit.png"
 plot "early_exit.dat" index 0 using 1:2:4 with yerrorlines lw 2 pt 7 ps 1.1 lc 1 title "fixed depth: always readout t", \

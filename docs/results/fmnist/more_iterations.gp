@@ -8,7 +8,8 @@ set key bottom right box opaque
 set xtics 1
 set mxtics 1
 set yrange [4.138153364:89.47929058]
-set offsets graph 0.04, graph 0.1, graph 0, graph 0
+set xrange [0.67:13.1]
+set offsets graph 0, graph 0, graph 0, graph 0
 set arrow from 4, graph 0 to 4, graph 1 nohead dt 2 lw 1.5 lc rgb "gray40"
 set label "trained T = 4" at 4, graph 0.06 offset char 0.5,0 tc rgb "gray30"
 set terminal pngcairo noenhanced size 900,600 font "sans,11"
