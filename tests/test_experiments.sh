@@ -252,4 +252,22 @@ PY
 ok
 O="$X"; figs extrapolate_32 extrapolate_48 extrapolate_64
 
+# the mazes task: 9x9 training mazes, tested on 9, 13 and 19; the CSV agrees with recur eval on 13x13
+X="$T/em"
+"$R" experiment extrapolate --task mazes --quick --quiet --threads 2 --out "$X" 2>"$T/log" ||
+    { cat "$T/log"; fail "extrapolate --task mazes --quick"; }
+"$R" eval "$X/runs/no-recall" --data mazes:9:13 --iterations 8 --limit 100 --json >"$T/m.json" ||
+    fail "eval of a mazes run"
+$PY - "$X/extrapolate.csv" "$T/m.json" <<'PY' || fail "mazes extrapolate outputs"
+import csv, json, sys
+rows = list(csv.DictReader(open(sys.argv[1]))); e = json.load(open(sys.argv[2]))
+assert {r["run"] for r in rows} == {"recall-progressive", "no-recall", "recall-final", "feedforward"}
+assert {int(r["test_size"]) for r in rows} == {9, 13, 19}, {r["test_size"] for r in rows}
+pos = [float(r["position_accuracy"]) for r in rows if r["run"] == "no-recall" and r["test_size"] == "13"]
+assert len(pos) == 8 and all(abs(a - b) < 1e-4 for a, b in zip(pos, e["position_accuracy"])), (pos, e)
+assert all(0.05 < p < 0.95 for p in pos), pos  # walls excluded, 1 quick epoch: neither all right nor all wrong
+PY
+ok
+O="$X"; figs extrapolate_9 extrapolate_13 extrapolate_19
+
 echo "all experiment tests passed ($pass checks)"
