@@ -290,11 +290,14 @@ static void test_chunked_vs_whole(void) {
     B = 4;
 }
 
-/* Where micro-batches pay (graph_sched.c): a 32-channel 28x28 residual area at batch 128 runs its waves in
- * 8 micro-batches, all but the one whose convolution reads the image; a lockstep BLT area, whose
- * convolutions read the previous step's states, none of its forward waves; train.recompute none. */
+/* Where micro-batches pay (graph_sched.c): with a 32 MB last-level cache a 32-channel 28x28 residual area
+ * at batch 128 runs its waves in 8 micro-batches, all but the one whose convolution reads the image; a
+ * lockstep BLT area, whose convolutions read the previous step's states, none of its forward waves;
+ * train.recompute none. With 512 MB the residual area's 12.8 MB activations stay in the cache whole: no
+ * wave runs in micro-batches, and inference is still pipelined. */
 static void test_auto_waves(void) {
 #ifdef RC_HAVE_DNNL
+    rc_sched_llc_bytes = (size_t)32 << 20;
     const char *res = "[model]\ninput = 1x28x28\nnorm = batch_per_iter\n[area V1]\nchannels = 32\n"
                       "iterations = 3\ntied = yes\ncell = residual\nbottomup = first\n";
     const char *blt = "[model]\ninput = 1x28x28\nunroll = lockstep\nnorm = batch_per_iter\n[area V1]\n"
@@ -320,6 +323,19 @@ static void test_auto_waves(void) {
     rc_model_free(&a);
     rc_model_free(&b);
     rc_model_free(&c);
+    rc_sched_llc_bytes = (size_t)512 << 20;
+    B = 128;
+    bad = build(res, 1, ALL, 0, &a);
+    B = 4;
+    rc_sched_llc_bytes = 0;
+    if (bad) {
+        CHECK(0, "cannot build");
+        return;
+    }
+    CHECK(a.g.nchunk <= 1 && a.g.eval_arena && a.g.eval_nchunk == RC_MAX(1, 8 / rc_get_threads()),
+          "512 MB cache: %d micro-batches in training, eval pipeline %s in %d", a.g.nchunk, a.g.eval_arena ? "on" : "off",
+          a.g.eval_nchunk);
+    rc_model_free(&a);
 #endif
 }
 

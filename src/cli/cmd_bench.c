@@ -106,9 +106,9 @@ int rc_cmd_bench(int argc, char **argv) {
         printf(", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
                "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
                "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d, \"micro_batches\": %d, "
-               "\"eval_arena_mb\": %.1f}\n",
+               "\"eval_arena_mb\": %.1f, \"eval_micro_batches\": %d}\n",
                batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb,
-               arena_mb, mc.recompute, g->nchunk > 1 ? g->nchunk : 1, eval_mb);
+               arena_mb, mc.recompute, g->nchunk > 1 ? g->nchunk : 1, eval_mb, g->eval_arena ? g->eval_nchunk : 0);
     } else {
         printf("%s: batch %ld, %d threads, %.1f MFLOP/image forward\n", mc.name, batch, rc_get_threads(),
                fwd_flops / 1e6);
@@ -127,8 +127,10 @@ int rc_cmd_bench(int argc, char **argv) {
                 printf("%d images", lo);
             else
                 printf("%d-%d images", lo, hi);
+        } else {
+            printf(", training over the whole batch");
         }
-        if (eval_mb > 0) printf("; inference pipelined per micro-batch, arena %.1f MB", eval_mb);
+        if (eval_mb > 0) printf("; inference pipelined in %d micro-batches, arena %.1f MB", g->eval_nchunk, eval_mb);
         printf("\n");
     }
     if (profile) {

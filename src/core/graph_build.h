@@ -152,6 +152,7 @@ typedef struct {
     int eval_shared;
     size_t eval_floats;
     int eval_on;              /* the eval pipeline is running: tensors with a slot (ev) live there */
+    int eval_base;            /* micro-batches chosen before the per-wave choice (graph_sched.c), for the eval pipeline */
     int eval_nchunk;          /* the eval pipeline's micro-batches (graph_plan.c eval_chunks) */
 } rc_graph;
 

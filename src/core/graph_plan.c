@@ -427,10 +427,10 @@ static size_t make_memory(rc_graph *g, int share, int remat, int chunk) {
  * node couples the images of a batch, and each micro-batch can run every node before the next starts
  * (graph_run.c run_eval), its activations staying in cache. Every activation but the input and the readouts
  * gets a slot of one micro-batch in a small arena of its own, shared by liveness over the node order; a
- * batch norm absorbed by its convolution (make_eval_fusion) is born at the convolution. Only with the
- * chunked schedule's micro-batches (g->nchunk > 1). */
-/* The eval pipeline's micro-batches: the training schedule's count (each micro-batch's activations about
- * CHUNK_BYTES, graph_sched.c) divided by the threads, so that each thread's share of a micro-batch is what
+ * batch norm absorbed by its convolution (make_eval_fusion) is born at the convolution. Only where the
+ * batch is large enough for micro-batches (g->eval_base > 1), whether or not training runs in them. */
+/* The eval pipeline's micro-batches: the count by size (each micro-batch's activations about CHUNK_BYTES,
+ * graph_sched.c size_chunks, whether or not a training wave runs in micro-batches) divided by the threads, so that each thread's share of a micro-batch is what
  * one thread would get alone. With 16 images split over 2 threads, each op's parallel region had too little
  * work to pay for its fork and join: configs/topdown.cfg inferred no faster with 2 threads than with 1 at
  * 8 micro-batches, and 1.3x faster at 4 (docs/PERFORMANCE.md). rc_eval_chunks (tests) or RECUR_EVAL_CHUNKS (benchmarks) = m forces m. */
@@ -438,7 +438,7 @@ int rc_eval_chunks = 0;
 
 static int eval_chunks(const rc_graph *g) {
     const char *e = getenv("RECUR_EVAL_CHUNKS");
-    int m = rc_eval_chunks ? rc_eval_chunks : e && *e ? atoi(e) : g->nchunk / RC_MAX(1, rc_get_threads());
+    int m = rc_eval_chunks ? rc_eval_chunks : e && *e ? atoi(e) : g->eval_base / RC_MAX(1, rc_get_threads());
     return RC_MAX(1, RC_MIN(m, g->batch));
 }
 
@@ -478,7 +478,7 @@ static void make_eval_memory(rc_graph *g, int on, size_t af) {
     g->eval_arena = NULL;
     g->eval_shared = 0;
     g->eval_floats = 0;
-    if (!on || g->nchunk <= 1) return;
+    if (!on || g->eval_base <= 1) return;
     g->eval_nchunk = eval_chunks(g);
     const int mb = (g->batch + g->eval_nchunk - 1) / g->eval_nchunk;
     rc_cons cs;

@@ -52,6 +52,8 @@ extern int rc_plan_opts;
 extern int rc_sched_chunks;
 enum { RC_SCHED_AUTO = 0, RC_SCHED_ALL = 1, RC_SCHED_ALTERNATE = 2 };
 extern int rc_sched_waves;
+/* The last-level cache size the schedule assumes: 0 detects it (graph_sched.c llc_bytes); tests set it. */
+extern size_t rc_sched_llc_bytes;
 /* Micro-batches of the eval pipeline: 0 chooses (graph_plan.c eval_chunks: the schedule's over the threads);
  * m > 0 forces m (tests). */
 extern int rc_eval_chunks;

@@ -140,7 +140,7 @@ static void run_eval(rc_graph *g) {
 
 void rc_graph_forward(rc_graph *g, int train) {
     RC_ASSERT(g->planned);
-    if (!train && g->eval_arena && chunked(g) && !rc_numcheck.enabled) {
+    if (!train && g->eval_arena && rc_bn_allreduce == NULL && !rc_numcheck.enabled) {
         run_eval(g);
         return;
     }

@@ -15,11 +15,40 @@
 #include "graph_plan.h"
 #include "op_table.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define CHUNK_BYTES (5u << 19) /* a micro-batch's largest tensor stays at or under 2.5 MB */
-#define HOT_BYTES (8u << 20)    /* a whole-batch tensor above this streams from memory (32 MB L3 here) */
+
+/* The last-level cache: rc_sched_llc_bytes (tests), else RECUR_LLC_MB (benchmarks), else what Linux
+ * reports for cpu0's level-3 cache, else 32 MB. A whole-batch tensor above a quarter of it is taken to
+ * stream from memory (hot_bytes). The rule was set on a Zen 5 with 32 MB of L3 (8 MB: the 12.8 MB
+ * activations of a 32-channel 28x28 area at batch 128 ran 1.06-1.11x faster in micro-batches); on an
+ * Intel Xeon reporting 480 MB the same nets trained 1.08-1.15x faster over the whole batch with the
+ * threads spinning between parallel regions and 1.24-1.46x with them sleeping (OMP_WAIT_POLICY=passive,
+ * where every micro-batch of every node pays a wake-up), in less memory (docs/PERFORMANCE.md). */
+size_t rc_sched_llc_bytes = 0;
+
+static size_t llc_bytes(void) {
+    if (rc_sched_llc_bytes) return rc_sched_llc_bytes;
+    static size_t found; /* read once (plans are made on one thread) */
+    if (found) return found;
+    const char *e = getenv("RECUR_LLC_MB");
+    double mb = e && *e ? atof(e) : 0;
+    if (mb > 0) return found = (size_t)(mb * 1048576.0);
+    FILE *f = fopen("/sys/devices/system/cpu/cpu0/cache/index3/size", "r");
+    unsigned long v = 0;
+    char unit = 0;
+    if (f) {
+        if (fscanf(f, "%lu%c", &v, &unit) < 1) v = 0;
+        fclose(f);
+    }
+    size_t b = unit == 'K' ? (size_t)v << 10 : unit == 'M' ? (size_t)v << 20 : (size_t)v;
+    return found = b >= ((size_t)1 << 20) ? b : (size_t)32 << 20;
+}
+
+static double hot_bytes(void) { return (double)llc_bytes() / 4; }
 
 typedef struct {
     rc_sched *s;
@@ -114,6 +143,7 @@ int rc_sched_waves = RC_SCHED_AUTO;
 
 static void pick_whole(const rc_graph *g, rc_sched *s, int backward) {
     int alt = 0;
+    const double llc4 = hot_bytes();
     for (int w = 0; w < s->nw; w++) {
         rc_wave *wv = &s->w[w];
         if (wv->whole || rc_sched_waves == RC_SCHED_ALL) continue;
@@ -129,7 +159,7 @@ static void pick_whole(const rc_graph *g, rc_sched *s, int backward) {
             int t = backward ? n->out : n->in[0], fed = 0;
             for (int j = wv->first; j < k && !fed; j++) fed = writes(g, &s->e[j], t, backward);
             /* a batch of the tensor it reads that fits a quarter of the cache stays there anyway */
-            int big = (double)g->batch * rc_tensor_floats(&g->tensors[t]) * sizeof(float) > (double)HOT_BYTES;
+            int big = (double)g->batch * rc_tensor_floats(&g->tensors[t]) * sizeof(float) > llc4;
             double f = rc_graph_node_flops(g, n->first);
             if (fed && big)
                 hot += f;
@@ -142,24 +172,28 @@ static void pick_whole(const rc_graph *g, rc_sched *s, int backward) {
 
 /* Micro-batches: 1 (off) unless the plan is fast, not recomputed, the batch has the 8 fixed chunks of the
  * statistics, and some tensor of the batch exceeds CHUNK_BYTES; then 2, 4 or 8, the fewest that bring
- * the largest tensor's micro-batch under it. rc_sched_chunks (tests) or RECUR_CHUNKS (benchmarks) = m
- * forces m (1, 2, 4 or 8) where chunking is possible. */
-static int choose_chunks(const rc_graph *g, int allow) {
-    if (!allow || !g->fast || g->recompute > 0 || g->batch < 8) return 1;
+ * the largest tensor's micro-batch under it. */
+static int can_chunk(const rc_graph *g, int allow) { return allow && g->fast && g->recompute <= 0 && g->batch >= 8; }
+
+static int size_chunks(const rc_graph *g, int allow) {
+    if (!can_chunk(g, allow)) return 1;
     size_t big = 0;
     for (int t = 0; t < g->ntensors; t++)
         if (!g->tensors[t].dead) big = RC_MAX(big, rc_tensor_floats(&g->tensors[t]) * sizeof(float));
-    const char *e = getenv("RECUR_CHUNKS");
-    int m = rc_sched_chunks ? rc_sched_chunks : e && *e ? atoi(e) : 0;
-    if (m == 1 || m == 2 || m == 4 || m == 8) return m;
-    m = 1;
+    int m = 1;
     while (m < 8 && (double)big * g->batch / m > (double)CHUNK_BYTES) m *= 2;
     return m;
 }
 
+/* The count: size_chunks, or rc_sched_chunks (tests) / RECUR_CHUNKS (benchmarks) = m (1, 2, 4 or 8) where
+ * chunking is possible. The eval pipeline's count starts from it (graph_plan.c eval_chunks) whether or not
+ * any training wave then runs in micro-batches. */
 void rc_sched_make(rc_graph *g, int allow) {
     rc_sched_free(g);
-    g->nchunk = choose_chunks(g, allow);
+    const char *e = getenv("RECUR_CHUNKS");
+    int m = rc_sched_chunks ? rc_sched_chunks : e && *e ? atoi(e) : 0;
+    g->nchunk = can_chunk(g, allow) && (m == 1 || m == 2 || m == 4 || m == 8) ? m : size_chunks(g, allow);
+    g->eval_base = g->nchunk;
     if (g->nchunk == 1) return;
     g->chunk_b = rc_xmalloc((size_t)(g->nchunk + 1) * sizeof(int));
     for (int j = 0; j <= g->nchunk; j++) g->chunk_b[j] = rc_bn_chunk_start(g->batch, j * 8 / g->nchunk);
