@@ -3,6 +3,7 @@
  * against the reference on many shapes (forward, dx overwrite/accumulate, dw/db accumulate; grouped on
  * plain and blocked activations), determinism of the fast path, and that repeated calls of one shape
  * create no new primitives. */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -595,6 +596,71 @@ static void test_wino_conv(void) {
     rc_conv2d_wino_release();
 }
 
+/* The forward with batch-norm statistics in its epilogue (rc_conv2d_forward_stats): the same output, bit for
+ * bit, as the forward without them; per image and channel, the sum and the sum of squares of that output
+ * (summed here in double from what was written); the same bits with 1 and 2 threads, 2x2 and 4x4 tiles,
+ * images cut into several bands of tiles (13x30 at 2x2 tiles: 2 work items an image), with bias and a
+ * fused add. Where recur's kernels do not run the forward (plain layouts) it returns 0 and writes nothing. */
+static void test_forward_stats(void) {
+    rc_rng rng;
+    rc_rng_seed(&rng, 17);
+    const int old = rc_get_threads();
+    for (size_t i = 0; i < sizeof g_wino_shapes / sizeof g_wino_shapes[0]; i++) {
+        rc_conv_dims d, db;
+        wino_dims(i, &d, &db);
+        const size_t nx = x_size(&d), ny = y_size(&d), nw = w_size(&d), hw = (size_t)d.h * d.w;
+        const size_t ns = (size_t)d.n * 2 * d.k;
+        float *x = rand_buf(&rng, nx), *w = rand_buf(&rng, nw), *b = rand_buf(&rng, d.k), *r = rand_buf(&rng, ny);
+        float *xb = zero_buf(nx), *rb = zero_buf(ny), *y0 = zero_buf(ny), *y1 = zero_buf(ny), *yp = zero_buf(ny);
+        double *s1 = rc_xcalloc(ns, sizeof(double)), *st[2] = {rc_xcalloc(ns, sizeof(double)), rc_xcalloc(ns, sizeof(double))};
+        for (size_t j = 0; j < ny; j++) r[j] += 0.5f; /* means away from 0 */
+        rc_layout_to_blk16(d.n, d.c, (int)hw, x, xb);
+        rc_layout_to_blk16(d.n, d.k, (int)hw, r, rb);
+        for (int tile = 2; tile <= 4; tile += 2)
+            for (int add = 0; add <= 1; add++) {
+                const int old_tile = rc_conv2d_wino_set_tile(tile);
+                char m[200];
+                snprintf(m, sizeof m, "forward_stats %dx%d tiles, N=%d C=%d %dx%d K=%d, add %d", tile, tile, d.n, d.c,
+                         d.h, d.w, d.k, add);
+                rc_conv2d_forward_add(&db, xb, w, add ? NULL : b, add ? rb : NULL, y0);
+                for (int t = 1; t <= 2; t++) {
+                    rc_set_threads(t);
+                    for (size_t j = 0; j < ny; j++) y1[j] = -1.0f;
+                    CHECK(rc_conv2d_forward_stats(&db, xb, w, add ? NULL : b, add ? rb : NULL, y1, st[t - 1]) == 1,
+                          "%s: not run by recur's kernels", m);
+                    CHECK(memcmp(y1, y0, ny * sizeof(float)) == 0, "%s, %d threads: output differs from the forward", m, t);
+                }
+                CHECK(memcmp(st[0], st[1], ns * sizeof(double)) == 0, "%s: sums differ between 1 and 2 threads", m);
+                rc_layout_from_blk16(d.n, d.k, (int)hw, y1, yp);
+                for (int n = 0; n < d.n; n++)
+                    for (int k = 0; k < d.k; k++) {
+                        double sum = 0.0, sq = 0.0;
+                        for (size_t q = 0; q < hw; q++) {
+                            const double v = yp[((size_t)n * d.k + k) * hw + q];
+                            sum += v;
+                            sq += v * v;
+                        }
+                        s1[(size_t)n * 2 * d.k + k] = sum;
+                        s1[(size_t)n * 2 * d.k + d.k + k] = sq;
+                    }
+                double e = 0.0;
+                for (size_t j = 0; j < ns; j++) {
+                    const double a = fabs(st[0][j] - s1[j]) / (fabs(s1[j]) + 1.0);
+                    if (a > e) e = a;
+                }
+                CHECK(e < 1e-12, "%s: sums off by %.3g (relative)", m, e);
+                rc_conv2d_wino_set_tile(old_tile);
+            }
+        for (size_t j = 0; j < ny; j++) y1[j] = -1.0f;
+        CHECK(rc_conv2d_forward_stats(&d, x, w, b, NULL, y1, st[0]) == 0 && y1[0] == -1.0f && y1[ny - 1] == -1.0f,
+              "shape %zu: plain layouts must be refused untouched", i);
+        free(x), free(w), free(b), free(r), free(xb), free(rb), free(y0), free(y1), free(yp);
+        free(s1), free(st[0]), free(st[1]);
+    }
+    rc_set_threads(old);
+    rc_conv2d_wino_release();
+}
+
 /* rc_conv2d_forward_add (a convolution fused with the add after it) against the reference plus the add:
  * through recur's Winograd kernel (blocked, qualifying), oneDNN plus an add (blocked 1x1; plain) and the
  * reference path. */
@@ -741,6 +807,7 @@ int main(void) {
     RUN_TEST(test_wgrad_wino);
     RUN_TEST(test_wino_conv);
     RUN_TEST(test_forward_add);
+    RUN_TEST(test_forward_stats);
     RUN_TEST(test_selector);
     RUN_TEST(test_blocked_vs_ref);
     rc_conv2d_release();

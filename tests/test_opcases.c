@@ -327,13 +327,13 @@ typedef struct {
     int fast, opts, chunks, sync;
 } hcfg;
 enum { C_REF, C_FAST, C_BLK, C_CHUNK, C_SHARED, C_SYNC, NCFG };
-#define ALL_OPTS (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL)
+#define ALL_OPTS (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL | RC_PLAN_STATS)
 /* Without SHARE every tensor has memory of its own: what the poison check writes lands nowhere else. */
 static const hcfg CFGS[NCFG] = {
     {"reference", 0, RC_PLAN_EVAL, 0, 0},
     {"fast plain", 1, RC_PLAN_FUSE | RC_PLAN_EVAL, 0, 0},
-    {"fast blocked", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_EVAL, 0, 0},
-    {"fast blocked in 4 micro-batches", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_CHUNK | RC_PLAN_EVAL, 4, 0},
+    {"fast blocked", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_EVAL | RC_PLAN_STATS, 0, 0},
+    {"fast blocked in 4 micro-batches", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_CHUNK | RC_PLAN_EVAL | RC_PLAN_STATS, 4, 0},
     {"fast, default plan (shared arena)", 1, ALL_OPTS, 0, 0},
     {"fast blocked, synchronised batch norm", 1, RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_CHUNK | RC_PLAN_EVAL, 4, 1},
 };

@@ -19,7 +19,7 @@
 #define BMAX 16
 static int B = 4; /* the batch of build and run_step */
 static const int *keep_areas = NULL; /* build: areas whose states are kept (rc_model_build_keep) */
-#define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL)
+#define ALL (RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL | RC_PLAN_STATS)
 
 static const char *models[][2] = {
     {"residual2", "[model]\ninput = 1x12x12\nnorm = batch_per_iter\nloss = every\n"
@@ -290,6 +290,90 @@ static void test_chunked_vs_whole(void) {
     B = 4;
 }
 
+/* Batch-norm statistics summed in the epilogue of the convolution that writes the batch norm's input
+ * (make_stats_fusion): the plan links them where recur's kernels run that convolution (residual2: 16 and
+ * 32 channels) and not where they cannot (blt_padded: 24 and 40); a training step with them matches the
+ * same plan without them (the sums are added in another order) and the reference plan; three steps give
+ * the same bits with 1 and 2 threads, whole and in micro-batches, and the running statistics follow. */
+static int stats_links(const rc_model *m) {
+    int n = 0;
+    for (int i = 0; i < m->g.nxnodes; i++) n += m->g.xnodes[i].op == RC_OP_CONV && m->g.xnodes[i].bnpre >= 0;
+    return n;
+}
+
+static void test_stats_fusion(void) {
+    const int old_threads = rc_get_threads();
+    B = 13;
+    rc_model with, without, ref;
+    if (build(models[0][1], 1, ALL, 0, &with) || build(models[0][1], 1, ALL & ~RC_PLAN_STATS, 0, &without) ||
+        build(models[0][1], 0, 0, 0, &ref)) {
+        CHECK(0, "residual2: cannot build");
+        B = 4;
+        return;
+    }
+    rc_conv_dims d16; /* whether recur's kernels run here (not by default without AVX-512) */
+    rc_conv_dims_init(&d16, B, 16, 12, 12, 16, 3, 1, 1);
+    d16.x_layout = d16.y_layout = RC_LAYOUT_BLK16;
+    const int own = rc_conv2d_select(&d16, RC_CONV_FWD) == RC_CONV_IMPL_OWN;
+    const int links = stats_links(&with);
+    CHECK((own ? links >= 4 : links == 0) && stats_links(&without) == 0, "residual2: %d convolutions sum statistics (%d without)", links,
+          stats_links(&without));
+    rc_graph_init_params(&with.g, 9);
+    copy_params(&without, &with);
+    copy_params(&ref, &with);
+    float *w0 = rc_xmalloc(with.g.param_floats * sizeof(float));
+    memcpy(w0, with.g.pw, with.g.param_floats * sizeof(float));
+    double la = run_step(&with), lb = run_step(&without), lr = run_step(&ref);
+    CHECK_CLOSE(la, lb, 1e-6, 1e-7, "residual2 loss with statistics in the epilogue vs without");
+    CHECK_CLOSE(la, lr, 1e-5, 1e-6, "residual2 loss with statistics in the epilogue vs the reference plan");
+    compare("residual2 with statistics in the epilogue vs without", &with, &without, 1e-5);
+    compare("residual2 with statistics in the epilogue vs the reference plan", &with, &ref, 1e-4);
+    rc_model_free(&without);
+    rc_model_free(&ref);
+    /* the saved batch-norm statistics of a training forward, bit for bit: 1 thread over the whole batch, 2
+     * threads, 2 threads in 4 micro-batches of every wave */
+    float *bits[3];
+    size_t nsave = 0;
+    for (int v = 0; v < 3; v++) {
+        rc_model m;
+        rc_set_threads(v == 0 ? 1 : 2);
+        if (v == 2) {
+            rc_sched_chunks = 4;
+            rc_sched_waves = RC_SCHED_ALL;
+        }
+        int bad = build(models[0][1], 1, ALL, 0, &m);
+        rc_sched_chunks = 0;
+        rc_sched_waves = RC_SCHED_AUTO;
+        bits[v] = NULL;
+        if (bad) {
+            CHECK(0, "residual2: cannot build (variant %d)", v);
+            continue;
+        }
+        CHECK(stats_links(&m) == links && (v < 2 || m.g.nchunk == 4), "residual2 variant %d: %d links, %d chunks", v,
+              stats_links(&m), m.g.nchunk);
+        memcpy(m.g.pw, w0, with.g.param_floats * sizeof(float));
+        run_step(&m);
+        nsave = m.g.save_floats;
+        bits[v] = rc_xmalloc(nsave * sizeof(float));
+        memcpy(bits[v], m.g.save, nsave * sizeof(float));
+        rc_model_free(&m);
+    }
+    CHECK(bits[0] && bits[1] && memcmp(bits[0], bits[1], nsave * sizeof(float)) == 0,
+          "residual2: batch-norm statistics differ between 1 and 2 threads");
+    CHECK(bits[1] && bits[2] && memcmp(bits[1], bits[2], nsave * sizeof(float)) == 0,
+          "residual2: batch-norm statistics differ between the whole batch and 4 micro-batches");
+    for (int v = 0; v < 3; v++) free(bits[v]);
+    rc_model padded;
+    if (!build(models[5][1], 1, ALL, 0, &padded)) {
+        CHECK(stats_links(&padded) == 0, "blt_padded: %d links on 24/40 channels", stats_links(&padded));
+        rc_model_free(&padded);
+    }
+    free(w0);
+    rc_model_free(&with);
+    rc_set_threads(old_threads);
+    B = 4;
+}
+
 /* Where micro-batches pay (graph_sched.c): with a 32 MB last-level cache a 32-channel 28x28 residual area
  * at batch 128 runs its waves in 8 micro-batches, all but the one whose convolution reads the image; a
  * lockstep BLT area, whose convolutions read the previous step's states, none of its forward waves;
@@ -478,5 +562,6 @@ int main(void) {
     RUN_TEST(test_chunked_vs_whole);
     RUN_TEST(test_eval_in_training_arena);
     RUN_TEST(test_auto_waves);
+    RUN_TEST(test_stats_fusion);
     TEST_MAIN_END();
 }

@@ -140,6 +140,10 @@ typedef struct {
     double *sums;             /* per fused batch norm: gradient sums from its backward's reduction to its
                                * application, which other nodes' phases run between in the chunked schedule */
     size_t work_doubles;
+    double *bnpre;            /* per batch norm whose statistics a convolution sums (pre_off): its chunks'
+                               * partial sums, from that convolution to the batch norm */
+    double *isum;             /* that convolution's per-image sums (transient: batch x 2C, the largest C) */
+    size_t bnpre_doubles, isum_doubles;
     size_t act_floats_unshared; /* what the arena would be without liveness sharing (for reports) */
     int nchunk;               /* micro-batches of the chunked schedule; <= 1: off (whole batch, node by node) */
     int *chunk_b;             /* micro-batch j is images [chunk_b[j], chunk_b[j + 1]) */

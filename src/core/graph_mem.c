@@ -21,6 +21,8 @@ void rc_graph_free(rc_graph *g) {
     rc_afree(g->save);
     rc_afree(g->work);
     rc_afree(g->sums);
+    rc_afree(g->bnpre);
+    rc_afree(g->isum);
     free(g->fold);
     if (!g->eval_shared) rc_afree(g->eval_arena);
     free(g->xnodes);

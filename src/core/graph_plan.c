@@ -9,7 +9,8 @@
 #include "op_table.h"
 #include "ops/ops.h"
 
-int rc_plan_opts = RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL;
+int rc_plan_opts =
+    RC_PLAN_FUSE | RC_PLAN_BLOCKED | RC_PLAN_SHARE | RC_PLAN_REMAT | RC_PLAN_CHUNK | RC_PLAN_EVAL | RC_PLAN_STATS;
 
 static int *producers(const rc_graph *g);
 
@@ -28,7 +29,9 @@ static void make_xnodes(rc_graph *g, int fast, int fuse) {
             rc_xnode_from(n, &x);
             last = i;
         }
-        x.efuse = x.eabs = -1;
+        x.efuse = x.eabs = x.bnpre = -1;
+        x.pre_off = 0;
+        x.pre_ready = 0;
         x.eshift = 0;
         x.first = i;
         x.last = last;
@@ -93,6 +96,32 @@ static void make_eval_fusion(rc_graph *g) {
     }
     free(prod);
     rc_cons_free(&cs);
+}
+
+/* Training statistics in the producer's epilogue: each batch norm (BNACT) whose input a convolution writes
+ * (with the add fused after it or not) on blocked activations by recur's kernels gets its statistics summed
+ * there (rc_conv2d_forward_stats); the batch norm then loads them in place of its statistics pass. The
+ * convolution's output is the batch norm's input, whole: no other node writes it. Returns the doubles of
+ * the per-image sums the largest such convolution needs (g->isum); sets g->bnpre_doubles. */
+static size_t make_stats_fusion(rc_graph *g) {
+    int *prod = producers(g);
+    size_t pre = 0, isum = 0;
+    for (int i = 0; i < g->nxnodes; i++) {
+        rc_xnode *b = &g->xnodes[i];
+        const int p = b->op == RC_OP_BNACT ? prod[b->in[0]] : -1;
+        if (p < 0 || g->xnodes[p].op != RC_OP_CONV || g->xnodes[p].bnpre >= 0) continue;
+        rc_xnode *c = &g->xnodes[p];
+        rc_conv_dims d = rc_xnode_conv_dims(g, c, g->batch);
+        if (rc_conv2d_select(&d, c->nin > 1 ? RC_CONV_FWD_ADD : RC_CONV_FWD) != RC_CONV_IMPL_OWN) continue;
+        const int C = g->tensors[b->in[0]].c;
+        c->bnpre = i;
+        b->pre_off = pre;
+        pre += rc_bn_pre_doubles(C);
+        isum = RC_MAX(isum, (size_t)g->batch * 2 * (size_t)C);
+    }
+    free(prod);
+    g->bnpre_doubles = pre;
+    return isum;
 }
 
 /* ---------------------------------------------------------------- layouts */
@@ -535,6 +564,7 @@ static int plan_opts(void) {
         if (strstr(e, "noremat")) o &= ~RC_PLAN_REMAT;
         if (strstr(e, "nochunk")) o &= ~RC_PLAN_CHUNK;
         if (strstr(e, "noeval")) o &= ~RC_PLAN_EVAL;
+        if (strstr(e, "nostats")) o &= ~RC_PLAN_STATS;
     }
     return o;
 }
@@ -559,6 +589,8 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     make_layouts(g, blocked);
     make_grad_flags(g);
     if (fast && (opts & RC_PLAN_FUSE)) make_eval_fusion(g);
+    g->bnpre_doubles = 0;
+    g->isum_doubles = fast && (opts & RC_PLAN_FUSE) && (opts & RC_PLAN_STATS) ? make_stats_fusion(g) : 0;
     size_t af = make_memory(g, (opts & RC_PLAN_SHARE) != 0, (opts & RC_PLAN_SHARE) && (opts & RC_PLAN_REMAT),
                             (opts & RC_PLAN_CHUNK) != 0 && rc_bn_allreduce == NULL);
     /* saved statistics, batch-norm workspace (the convolutions' fast paths keep their own transient
@@ -578,7 +610,7 @@ rc_status rc_graph_make_plan(rc_graph *g) {
         }
     }
     if (rc_graph_check_memory(g, 16.0 * (double)g->param_floats, 4.0 * (double)af,
-                              4.0 * (double)sf + 8.0 * (double)(wk + sd)))
+                              4.0 * (double)sf + 8.0 * (double)(wk + sd + g->bnpre_doubles + g->isum_doubles)))
         return RC_ERR;
     g->act_floats = af;
     g->save_floats = sf;
@@ -587,7 +619,9 @@ rc_status rc_graph_make_plan(rc_graph *g) {
     g->save = rc_aalloc_floats(sf);
     g->work = (double *)(void *)rc_aalloc_floats(2 * wk + 2);
     g->sums = (double *)(void *)rc_aalloc_floats(2 * sd + 2);
-    if (!g->act || !g->save || !g->work || !g->sums)
+    g->bnpre = (double *)(void *)rc_aalloc_floats(2 * g->bnpre_doubles + 2);
+    g->isum = (double *)(void *)rc_aalloc_floats(2 * g->isum_doubles + 2);
+    if (!g->act || !g->save || !g->work || !g->sums || !g->bnpre || !g->isum)
         return rc_fail("cannot allocate %.1f MB of activations and gradients for the model at batch %d",
                        4.0 * (double)af / 1e6, g->batch);
     for (int t = 0; t < g->ntensors; t++) {

@@ -34,6 +34,10 @@ typedef struct rc_xnode {
     size_t fold_off;        /* CONV with efuse: its weights and bias with that batch norm folded in, in fold */
     int eshift;             /* CONV with efuse: its folded bias adds the batch norm's shift (one per sum) */
     int eabs;               /* BNACT: the node that makes its input sum and runs it in eval mode, -1 none */
+    int bnpre;              /* CONV: the BNACT whose training statistics its epilogue sums (graph_plan.c
+                             * make_stats_fusion), -1 none */
+    size_t pre_off;         /* BNACT fed by such a CONV: its chunks' partial sums in bnpre */
+    int pre_ready;          /* BNACT: the CONV made them in this pass (set by the CONV, cleared when used) */
 } rc_xnode;
 
 /* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast
@@ -43,8 +47,19 @@ typedef struct rc_xnode {
  * variable RECUR_PLAN=nofuse,noblocked,noshare,noremat,nochunk,noeval clears them too (for benchmarks).
  * CHUNK (fast only, not with train.recompute): run forward and backward in micro-batches (graph_sched.c).
  * EVAL (with CHUNK's micro-batches): inference runs each micro-batch through every node in an arena of
- * its own, batch norms folded into the convolutions before them (graph_plan.c make_eval_memory). */
-enum { RC_PLAN_FUSE = 1, RC_PLAN_BLOCKED = 2, RC_PLAN_SHARE = 4, RC_PLAN_REMAT = 8, RC_PLAN_CHUNK = 16, RC_PLAN_EVAL = 32 };
+ * its own, batch norms folded into the convolutions before them (graph_plan.c make_eval_memory).
+ * STATS (with FUSE; RECUR_PLAN=nostats): in training, a batch norm's statistics are summed in the epilogue
+ * of the convolution that writes its input, where recur's kernels run it (graph_plan.c make_stats_fusion),
+ * instead of in a pass of their own over that input. */
+enum {
+    RC_PLAN_FUSE = 1,
+    RC_PLAN_BLOCKED = 2,
+    RC_PLAN_SHARE = 4,
+    RC_PLAN_REMAT = 8,
+    RC_PLAN_CHUNK = 16,
+    RC_PLAN_EVAL = 32,
+    RC_PLAN_STATS = 64
+};
 extern int rc_plan_opts;
 /* Micro-batches of the chunked schedule: 0 chooses (graph_sched.c); 1, 2, 4 or 8 forces (tests). Which
  * waves run in micro-batches: AUTO those where it pays (graph_sched.c), ALL every one that can, ALTERNATE

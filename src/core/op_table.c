@@ -52,18 +52,31 @@ static void bn_stats_whole(rc_graph *g, const rc_xnode *n, const rc_tensor *x, i
                 pw(g, n->param[3]), n->momentum, n->eps, bnmode, g->work);
 }
 
+/* The partial sums of images [b0, b1) in g->work: loaded from what the convolution that wrote x summed in
+ * its epilogue this pass (make_stats_fusion, conv_fwd), else summed from x. */
+static void bn_stats_part(rc_graph *g, const rc_xnode *n, const rc_tensor *x, int b0, int b1) {
+    if (n->pre_ready)
+        rc_bn_stats_part_load(g->batch, x->c, x->layout, g->bnpre + n->pre_off, b0, b1, g->work);
+    else
+        rc_bn_stats_part(g->batch, x->c, x->h * x->w, x->layout, x->x, b0, b1, g->work);
+}
+
+static void bn_stats_finish(rc_graph *g, rc_xnode *n, const rc_tensor *x) {
+    float *mean = g->save + n->save_off;
+    rc_bn_stats_finish(g->batch, x->c, x->h * x->w, x->layout, mean, mean + x->c, pw(g, n->param[2]),
+                       pw(g, n->param[3]), n->momentum, n->eps, g->work);
+    n->pre_ready = 0;
+}
+
 /* The same in phases: STATS (partial sums of images [b0, b1)) and FINISH. Returns 1 when c is one of
  * these phases (done), 0 otherwise. */
-static int fwd_stats(rc_graph *g, const rc_xnode *n, const rc_exec_ctx *c) {
+static int fwd_stats(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     if (c->phase != RC_PH_STATS && c->phase != RC_PH_FINISH) return 0;
     const rc_tensor *x = &g->tensors[n->in[0]];
-    const int N = g->batch, hw = x->h * x->w;
-    float *mean = g->save + n->save_off;
     if (c->phase == RC_PH_STATS) {
-        if (c->bnmode == RC_BN_TRAIN) rc_bn_stats_part(N, x->c, hw, x->layout, x->x, c->b0, c->b1, g->work);
+        if (c->bnmode == RC_BN_TRAIN) bn_stats_part(g, n, x, c->b0, c->b1);
     } else if (c->bnmode == RC_BN_TRAIN) {
-        rc_bn_stats_finish(N, x->c, hw, x->layout, mean, mean + x->c, pw(g, n->param[2]), pw(g, n->param[3]),
-                           n->momentum, n->eps, g->work);
+        bn_stats_finish(g, n, x);
     } else {
         bn_stats_whole(g, n, x, c->bnmode);
     }
@@ -147,6 +160,16 @@ static void conv_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
             const float *r = x1 >= 0 ? X(g, x1, b0) : b->nin > 1 ? X(g, b->in[1], b0) : NULL;
             rc_conv2d_forward_ep(&d, X(g, xi, b0), w, w, bias, r, b->relu, X(g, b->out, b0));
             eval_bn_readout(g, b, b0, c->N);
+            return;
+        }
+    }
+    if (n->bnpre >= 0 && c->bnmode == RC_BN_TRAIN && !rc_bn_allreduce) { /* the batch norm's sums too */
+        rc_xnode *bn = &g->xnodes[n->bnpre];
+        const rc_tensor *y = &g->tensors[o];
+        bn->pre_ready = rc_conv2d_forward_stats(&d, X(g, xi, b0), w, bias, x1 >= 0 ? X(g, x1, b0) : NULL,
+                                                X(g, o, b0), g->isum);
+        if (bn->pre_ready) {
+            rc_bn_stats_part_images(g->batch, y->c, y->layout, g->isum, b0, c->b1, g->bnpre + bn->pre_off);
             return;
         }
     }
@@ -402,7 +425,11 @@ static void bnact_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *x = &g->tensors[n->in[0]];
     const int b0 = c->b0, x1 = n->nin > 1 ? n->in[1] : -1;
     float *mean = g->save + n->save_off;
-    if (c->phase == RC_PH_ALL) {
+    if (c->phase == RC_PH_ALL && c->bnmode == RC_BN_TRAIN && n->pre_ready) {
+        RC_ASSERT(c->whole);
+        bn_stats_part(g, n, x, 0, g->batch);
+        bn_stats_finish(g, n, x);
+    } else if (c->phase == RC_PH_ALL) {
         RC_ASSERT(c->whole || c->bnmode == RC_BN_REPLAY);
         bn_stats_whole(g, n, x, c->bnmode);
     }

@@ -368,6 +368,31 @@ void rc_bn_stats_part(int n, int c, int hw, int layout, const float *x, int b0, 
     stats_part(&g, x, b0, b1, RED_SUMSQ, work_m(&g, work), work);
 }
 
+size_t rc_bn_pre_doubles(int c) { return (size_t)2 * BN_CHUNKS * (size_t)((c + 15) / 16 * 16); }
+
+void rc_bn_stats_part_images(int n, int c, int layout, const double *isum, int b0, int b1, double *pre) {
+    RC_ASSERT(n >= 1 && c >= 1 && isum && pre && 0 <= b0 && b0 < b1 && b1 <= n);
+    geo g = make_geo(n, c, 1, layout);
+    for (int k = chunk_at(&g, b0), k1 = chunk_at(&g, b1); k < k1; k++) {
+        double *ps = pre + (size_t)k * 2 * g.cs, *pq = ps + g.cs;
+        memset(ps, 0, 2 * (size_t)g.cs * sizeof *ps); /* padding lanes: 0 */
+        for (int b = chunk_begin(&g, k); b < chunk_begin(&g, k + 1); b++) {
+            const double *s = isum + (size_t)(b - b0) * 2 * c;
+            for (int ch = 0; ch < c; ch++) {
+                ps[ch] += s[ch];
+                pq[ch] += s[c + ch];
+            }
+        }
+    }
+}
+
+void rc_bn_stats_part_load(int n, int c, int layout, const double *pre, int b0, int b1, double *work) {
+    RC_ASSERT(n >= 1 && c >= 1 && pre && work && 0 <= b0 && b0 < b1 && b1 <= n && !rc_bn_allreduce);
+    geo g = make_geo(n, c, 1, layout);
+    const int k0 = chunk_at(&g, b0), k1 = chunk_at(&g, b1);
+    memcpy(work + (size_t)k0 * 2 * g.cs, pre + (size_t)k0 * 2 * g.cs, (size_t)(k1 - k0) * 2 * g.cs * sizeof *work);
+}
+
 /* mean, rstd and the running statistics from the variance s[c + ch] and the mean m[ch] */
 static void stats_store(const geo *g, const double *s, const double *m, double count, float *mean, float *rstd,
                         float *run_mean, float *run_var, float momentum, float eps) {

@@ -214,6 +214,13 @@ void rc_conv2d_forward_ep(const rc_conv_dims *d, const float *x, const float *w,
     rc_conv2d_wino_forward_ep(d, x, w, wkey, b, r, relu, y);
 }
 
+int rc_conv2d_forward_stats(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
+                            float *y, double *isum) {
+    if (rc_conv2d_select(d, RC_CONV_FWD) != RC_CONV_IMPL_OWN) return 0;
+    rc_conv2d_wino_forward_stats(d, x, w, b, r, y, isum);
+    return 1;
+}
+
 /* Each gradient by its pass's implementation, in the order the fast paths always ran them: recur's
  * backward-data, oneDNN's passes (sharing dy's blocked copy), recur's backward-weights, the reference. */
 void rc_conv2d_backward(const rc_conv_dims *d, const float *x, const float *w, const float *dy, float *dx,

@@ -70,15 +70,19 @@ static void slot_free(wt_slot *e) {
     memset(e, 0, sizeof *e);
 }
 
-/* Per-thread buffers (grown, never shrunk). */
-static float *g_buf;
-static size_t g_cap;
+/* Per-thread buffers; the statistics epilogue's per-item sums, doubles in floats' memory (grown, never
+ * shrunk). */
+static float *g_buf, *g_st;
+static size_t g_cap, g_st_cap;
 
 void rc_conv2d_wino_release(void) {
     for (int i = 0; i < WT_SLOTS; i++) slot_free(&g_wt[i]);
     rc_afree(g_buf);
     g_buf = NULL;
     g_cap = 0;
+    rc_afree(g_st);
+    g_st = NULL;
+    g_st_cap = 0;
 }
 
 /* G g for one 3-tap column, 16 lanes: F(2x2, 3x3) gives 4 values, F(4x4, 3x3) 6. */
@@ -187,17 +191,20 @@ static inline void at6(const vf *s, vf *o) {
 }
 
 /* out (nChw16c, kout channels, H x W) = or += A^T M A (+ bias) (+ r, same layout as out) (then relu) for the
- * tiles of rows [a0, a1), M[xi][t][k] (xi stride sxi). */
+ * tiles of rows [a0, a1), M[xi][t][k] (xi stride sxi). st (non-NULL, not with acc): st[k] += the sum of the
+ * values written to channel k, st[kout + k] += the sum of their squares (in double, tile by tile). */
 static inline __attribute__((always_inline)) void transform_out_m(int kout, int H, int W, int tw, const float *M,
                                                                   size_t sxi, const float *bias, const float *r,
                                                                   int relu, int acc, int a0, int a1, float *out,
-                                                                  const int m) {
+                                                                  double *st, const int m) {
     const int al = m + 2;
     const size_t hw = (size_t)H * W;
     for (int kb = 0; kb < kout / 16; kb++) {
         float *ok = out + (size_t)kb * hw * 16;
         const float *rk = r ? r + (size_t)kb * hw * 16 : NULL;
         const vf bv = bias ? vload(bias + 16 * kb) : vzero();
+        vstat sa;
+        vstat_zero(&sa);
         int t = 0;
         for (int a = a0; a < a1; a++) {
             for (int b = 0; b < tw; b++, t++) {
@@ -219,11 +226,13 @@ static inline __attribute__((always_inline)) void transform_out_m(int kout, int 
                         vf v = vadd(o[j], bv);
                         if (rk) v = vadd(v, vload(rk + off));
                         if (relu) v = vmax0(v);
+                        if (st) vstat_add(&sa, v);
                         vstore(ok + off, acc ? vadd(vload(ok + off), v) : v);
                     }
                 }
             }
         }
+        if (st) vstat_store(&sa, st + 16 * kb, st + kout + 16 * kb);
     }
 }
 
@@ -273,9 +282,12 @@ static void multiply(int nxi, int cin, int kout, int T, size_t tcap, const float
     }
 }
 
-/* out (n, kout, H, W) = or += conv3x3(in (n, cin, H, W)) with transformed weights wt (+ bias) (+ r) (relu). */
+/* out (n, kout, H, W) = or += conv3x3(in (n, cin, H, W)) with transformed weights wt (+ bias) (+ r) (relu).
+ * isum (non-NULL, not with acc): isum[i * 2 kout + k] = the sum over image i's positions of out's channel k,
+ * isum[i * 2 kout + kout + k] = the sum of squares; each item sums its tiles in order, each image its items
+ * (bands) in order, so the sums do not depend on the thread count. */
 static void conv(int n, int cin, int kout, int H, int W, int m, const float *in, const float *wt, const float *bias,
-                 const float *r, int relu, int acc, float *out) {
+                 const float *r, int relu, int acc, float *out, double *isum) {
     const wino_tiling tl = wino_make_tiling(m, H, W, 48); /* about 48 tiles per item */
     const int nxi = tl.nxi, tw = tl.tw, tcap = tl.tcap;
     const int nthr = rc_omp_threads();
@@ -283,6 +295,8 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
     float *const buf = wino_grow(&g_buf, &g_cap, (size_t)nthr * per);
     const long nitems = (long)n * tl.nband;
     const size_t in_img = (size_t)cin * H * W, out_img = (size_t)kout * H * W;
+    RC_ASSERT(!isum || !acc);
+    double *const st = isum ? (double *)(void *)wino_grow(&g_st, &g_st_cap, 2 * (size_t)nitems * 2 * kout) : NULL;
 #pragma omp parallel num_threads(nthr)
     {
         int tid, nt;
@@ -296,16 +310,26 @@ static void conv(int n, int cin, int kout, int H, int W, int m, const float *in,
             const float *xin = in + (size_t)img * in_img;
             float *yo = out + (size_t)img * out_img;
             const float *ro = r ? r + (size_t)img * out_img : NULL;
+            double *so = st ? st + (size_t)it * 2 * kout : NULL;
+            if (so) memset(so, 0, 2 * (size_t)kout * sizeof *so);
             if (m == 2) {
                 wino_transform_in(cin, H, W, tw, xin, a0, a1, V, (size_t)tcap * cin, 2);
                 multiply(nxi, cin, kout, T, (size_t)tcap, V, wt, M);
-                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, relu, acc, a0, a1, yo, 2);
+                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, relu, acc, a0, a1, yo, so, 2);
             } else {
                 wino_transform_in(cin, H, W, tw, xin, a0, a1, V, (size_t)tcap * cin, 4);
                 multiply(nxi, cin, kout, T, (size_t)tcap, V, wt, M);
-                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, relu, acc, a0, a1, yo, 4);
+                transform_out_m(kout, H, W, tw, M, (size_t)tcap * kout, bias, ro, relu, acc, a0, a1, yo, so, 4);
             }
         }
+    }
+    if (!isum) return;
+    for (int i = 0; i < n; i++) { /* each image's items in order */
+        double *d = isum + (size_t)i * 2 * kout;
+        const double *s = st + (size_t)i * tl.nband * 2 * kout;
+        memcpy(d, s, 2 * (size_t)kout * sizeof *d);
+        for (int b = 1; b < tl.nband; b++)
+            for (int k = 0; k < 2 * kout; k++) d[k] += s[(size_t)b * 2 * kout + k];
     }
 }
 
@@ -318,11 +342,19 @@ void rc_conv2d_wino_forward_ep(const rc_conv_dims *d, const float *x, const floa
                                const float *b, const float *r, int relu, float *y) {
     RC_ASSERT(rc_conv2d_wino_ok(d));
     const int m = pick_tile(d->h, d->w);
-    conv(d->n, d->c, d->k, d->h, d->w, m, x, get_wt(wkey, d->k, d->c, wkey == w ? 0 : 2, m, w), b, r, relu, 0, y);
+    conv(d->n, d->c, d->k, d->h, d->w, m, x, get_wt(wkey, d->k, d->c, wkey == w ? 0 : 2, m, w), b, r, relu, 0, y,
+         NULL);
+}
+
+void rc_conv2d_wino_forward_stats(const rc_conv_dims *d, const float *x, const float *w, const float *b,
+                                  const float *r, float *y, double *isum) {
+    RC_ASSERT(rc_conv2d_wino_ok(d) && isum != NULL);
+    const int m = pick_tile(d->h, d->w);
+    conv(d->n, d->c, d->k, d->h, d->w, m, x, get_wt(w, d->k, d->c, 0, m, w), b, r, 0, 0, y, isum);
 }
 
 void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const float *dy, float *dx, int dx_acc) {
     RC_ASSERT(rc_conv2d_wino_ok(d));
     const int m = pick_tile(d->h, d->w);
-    conv(d->n, d->k, d->c, d->h, d->w, m, dy, get_wt(w, d->c, d->k, 1, m, w), NULL, NULL, 0, dx_acc, dx);
+    conv(d->n, d->k, d->c, d->h, d->w, m, dy, get_wt(w, d->c, d->k, 1, m, w), NULL, NULL, 0, dx_acc, dx, NULL);
 }

@@ -25,6 +25,10 @@ void rc_conv2d_wino_backward_data(const rc_conv_dims *d, const float *w, const f
 /* The forward with an epilogue (rc_conv2d_forward_ep): y = relu?(conv(x; w) (+ b) (+ r)); wkey as there. */
 void rc_conv2d_wino_forward_ep(const rc_conv_dims *d, const float *x, const float *w, const void *wkey,
                                const float *b, const float *r, int relu, float *y);
+/* The forward with the batch-norm statistics of its output (rc_conv2d_forward_stats): y = conv(x) (+ b) (+ r),
+ * isum (n x 2k doubles) = per image, the sum of each output channel and the sum of its squares. */
+void rc_conv2d_wino_forward_stats(const rc_conv_dims *d, const float *x, const float *w, const float *b,
+                                  const float *r, float *y, double *isum);
 int rc_conv2d_wino_set_tile(int m);
 void rc_conv2d_wino_release(void);
 

@@ -46,6 +46,12 @@ double rc_conv2d_flops(const rc_conv_dims *d);
  * eval-mode fold of a batch norm into the weights; its contents are still compared at every call). */
 void rc_conv2d_forward_ep(const rc_conv_dims *d, const float *x, const float *w, const void *wkey, const float *b,
                           const float *r, int relu, float *y);
+/* The forward with the batch-norm statistics of y in its epilogue, where recur's kernels run the forward of d
+ * (rc_conv2d_select(d, RC_CONV_FWD) is RC_CONV_IMPL_OWN): y = conv(x) (+ b) (+ r, NULL or shaped as y), and
+ * isum (d->n x 2 d->k doubles) = per image, the sum of each output channel over its positions, then the sums
+ * of their squares, independent of the thread count; returns 1. Elsewhere returns 0 and does nothing. */
+int rc_conv2d_forward_stats(const rc_conv_dims *d, const float *x, const float *w, const float *b, const float *r,
+                            float *y, double *isum);
 /* Release cached fast-path state (oneDNN primitives, recur's kernels' buffers). Safe to call when none exist. */
 void rc_conv2d_release(void);
 
@@ -223,6 +229,15 @@ void rc_bnact_backward(int n, int c, int hw, int layout, const float *x, const f
  * _apply, other nodes' phases may use the same work only when sums is set (then nothing else may). */
 int rc_bn_chunk_start(int n, int k);
 void rc_bn_stats_part(int n, int c, int hw, int layout, const float *x, int b0, int b1, double *work);
+/* The same partial sums from sums the producer of x already made (rc_conv2d_forward_stats), in two steps:
+ * _images turns per-image sums (isum: images [b0, b1), 2c doubles each: the channel sums, then the sums of
+ * squares) into the chunks' partial sums in pre (rc_bn_pre_doubles(c), kept by the caller between the
+ * producer and the batch norm); _load copies chunks [b0, b1) of pre into work, in place of
+ * rc_bn_stats_part over the same images. Each chunk adds its images in order: thread-count independent,
+ * and the same whether or not the producer ran in micro-batches (other last bits than rc_bn_stats_part). */
+size_t rc_bn_pre_doubles(int c);
+void rc_bn_stats_part_images(int n, int c, int layout, const double *isum, int b0, int b1, double *pre);
+void rc_bn_stats_part_load(int n, int c, int layout, const double *pre, int b0, int b1, double *work);
 void rc_bn_stats_finish(int n, int c, int hw, int layout, float *mean, float *rstd, float *run_mean, float *run_var,
                         float momentum, float eps, double *work);
 void rc_bnact_forward_range(int n, int c, int hw, int layout, const float *x, const float *r, const float *gamma,

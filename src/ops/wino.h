@@ -68,6 +68,55 @@ static inline vf vmax0(vf a) {
 }
 #endif
 
+/* Per-lane double sums of 16-lane float vectors and of their squares (the batch-norm statistics a
+ * convolution's epilogue collects, conv2d_wino.c): vstat_add folds one vector in, vstat_store adds the
+ * sums to sum[0..16) and sq[0..16). */
+#ifdef __AVX512F__
+typedef struct {
+    __m512d s0, s1, q0, q1;
+} vstat;
+static inline void vstat_zero(vstat *a) { a->s0 = a->s1 = a->q0 = a->q1 = _mm512_setzero_pd(); }
+static inline void vstat_add(vstat *a, vf v) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    a->s0 = _mm512_add_pd(a->s0, lo);
+    a->s1 = _mm512_add_pd(a->s1, hi);
+    a->q0 = _mm512_fmadd_pd(lo, lo, a->q0);
+    a->q1 = _mm512_fmadd_pd(hi, hi, a->q1);
+}
+static inline void vstat_store(const vstat *a, double *sum, double *sq) {
+    double t[4][8];
+    _mm512_storeu_pd(t[0], a->s0);
+    _mm512_storeu_pd(t[1], a->s1);
+    _mm512_storeu_pd(t[2], a->q0);
+    _mm512_storeu_pd(t[3], a->q1);
+    for (int l = 0; l < 8; l++) {
+        sum[l] += t[0][l];
+        sum[l + 8] += t[1][l];
+        sq[l] += t[2][l];
+        sq[l + 8] += t[3][l];
+    }
+}
+#else
+typedef struct {
+    double s[16], q[16];
+} vstat;
+static inline void vstat_zero(vstat *a) { memset(a, 0, sizeof *a); }
+static inline void vstat_add(vstat *a, vf v) {
+    for (int l = 0; l < 16; l++) {
+        const double x = v.f[l];
+        a->s[l] += x;
+        a->q[l] += x * x;
+    }
+}
+static inline void vstat_store(const vstat *a, double *sum, double *sq) {
+    for (int l = 0; l < 16; l++) {
+        sum[l] += a->s[l];
+        sq[l] += a->q[l];
+    }
+}
+#endif
+
 /* *buf grown to hold at least floats (64-byte aligned; grown buffers are not copied, never shrunk). */
 static inline float *wino_grow(float **buf, size_t *cap, size_t floats) {
     if (floats > *cap) {
