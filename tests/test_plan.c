@@ -292,7 +292,8 @@ static void test_chunked_vs_whole(void) {
 
 /* Batch-norm statistics summed in the epilogue of the convolution that writes the batch norm's input
  * (make_stats_fusion): the plan links them where recur's kernels run that convolution (residual2: 16 and
- * 32 channels) and not where they cannot (blt_padded: 24 and 40); a training step with them matches the
+ * 32 channels; lstm_topdown: the 64-channel gate sums of its ConvLSTM cells) and not where they cannot
+ * (blt_padded: 24 and 40); a training step with them matches the
  * same plan without them (the sums are added in another order) and the reference plan; three steps give
  * the same bits with 1 and 2 threads, whole and in micro-batches, and the running statistics follow. */
 static int stats_links(const rc_model *m) {
@@ -301,13 +302,13 @@ static int stats_links(const rc_model *m) {
     return n;
 }
 
-static void test_stats_fusion(void) {
+static void check_stats_fusion(const char *name, const char *text, int min_links) {
     const int old_threads = rc_get_threads();
     B = 13;
     rc_model with, without, ref;
-    if (build(models[0][1], 1, ALL, 0, &with) || build(models[0][1], 1, ALL & ~RC_PLAN_STATS, 0, &without) ||
-        build(models[0][1], 0, 0, 0, &ref)) {
-        CHECK(0, "residual2: cannot build");
+    if (build(text, 1, ALL, 0, &with) || build(text, 1, ALL & ~RC_PLAN_STATS, 0, &without) ||
+        build(text, 0, 0, 0, &ref)) {
+        CHECK(0, "%s: cannot build", name);
         B = 4;
         return;
     }
@@ -316,7 +317,7 @@ static void test_stats_fusion(void) {
     d16.x_layout = d16.y_layout = RC_LAYOUT_BLK16;
     const int own = rc_conv2d_select(&d16, RC_CONV_FWD) == RC_CONV_IMPL_OWN;
     const int links = stats_links(&with);
-    CHECK((own ? links >= 4 : links == 0) && stats_links(&without) == 0, "residual2: %d convolutions sum statistics (%d without)", links,
+    CHECK((own ? links >= min_links : links == 0) && stats_links(&without) == 0, "%s: %d convolutions sum statistics (%d without)", name, links,
           stats_links(&without));
     rc_graph_init_params(&with.g, 9);
     copy_params(&without, &with);
@@ -324,10 +325,13 @@ static void test_stats_fusion(void) {
     float *w0 = rc_xmalloc(with.g.param_floats * sizeof(float));
     memcpy(w0, with.g.pw, with.g.param_floats * sizeof(float));
     double la = run_step(&with), lb = run_step(&without), lr = run_step(&ref);
-    CHECK_CLOSE(la, lb, 1e-6, 1e-7, "residual2 loss with statistics in the epilogue vs without");
-    CHECK_CLOSE(la, lr, 1e-5, 1e-6, "residual2 loss with statistics in the epilogue vs the reference plan");
-    compare("residual2 with statistics in the epilogue vs without", &with, &without, 1e-5);
-    compare("residual2 with statistics in the epilogue vs the reference plan", &with, &ref, 1e-4);
+    char what[160];
+    snprintf(what, sizeof what, "%s with statistics in the epilogue vs without", name);
+    CHECK_CLOSE(la, lb, 1e-6, 1e-7, what);
+    compare(what, &with, &without, 1e-5);
+    snprintf(what, sizeof what, "%s with statistics in the epilogue vs the reference plan", name);
+    CHECK_CLOSE(la, lr, 1e-5, 1e-6, what);
+    compare(what, &with, &ref, 1e-4);
     rc_model_free(&without);
     rc_model_free(&ref);
     /* the saved batch-norm statistics of a training forward, bit for bit: 1 thread over the whole batch, 2
@@ -341,15 +345,15 @@ static void test_stats_fusion(void) {
             rc_sched_chunks = 4;
             rc_sched_waves = RC_SCHED_ALL;
         }
-        int bad = build(models[0][1], 1, ALL, 0, &m);
+        int bad = build(text, 1, ALL, 0, &m);
         rc_sched_chunks = 0;
         rc_sched_waves = RC_SCHED_AUTO;
         bits[v] = NULL;
         if (bad) {
-            CHECK(0, "residual2: cannot build (variant %d)", v);
+            CHECK(0, "%s: cannot build (variant %d)", name, v);
             continue;
         }
-        CHECK(stats_links(&m) == links && (v < 2 || m.g.nchunk == 4), "residual2 variant %d: %d links, %d chunks", v,
+        CHECK(stats_links(&m) == links && (v < 2 || m.g.nchunk == 4), "%s variant %d: %d links, %d chunks", name, v,
               stats_links(&m), m.g.nchunk);
         memcpy(m.g.pw, w0, with.g.param_floats * sizeof(float));
         run_step(&m);
@@ -359,18 +363,25 @@ static void test_stats_fusion(void) {
         rc_model_free(&m);
     }
     CHECK(bits[0] && bits[1] && memcmp(bits[0], bits[1], nsave * sizeof(float)) == 0,
-          "residual2: batch-norm statistics differ between 1 and 2 threads");
+          "%s: batch-norm statistics differ between 1 and 2 threads", name);
     CHECK(bits[1] && bits[2] && memcmp(bits[1], bits[2], nsave * sizeof(float)) == 0,
-          "residual2: batch-norm statistics differ between the whole batch and 4 micro-batches");
+          "%s: batch-norm statistics differ between the whole batch and 4 micro-batches", name);
     for (int v = 0; v < 3; v++) free(bits[v]);
+    free(w0);
+    rc_model_free(&with);
+    rc_set_threads(old_threads);
+    B = 4;
+}
+
+static void test_stats_fusion(void) {
+    check_stats_fusion(models[0][0], models[0][1], 4); /* residual cells: bn+act nodes */
+    check_stats_fusion(models[1][0], models[1][1], 2); /* ConvLSTM with batch norm: lstm nodes */
+    B = 13;
     rc_model padded;
     if (!build(models[5][1], 1, ALL, 0, &padded)) {
         CHECK(stats_links(&padded) == 0, "blt_padded: %d links on 24/40 channels", stats_links(&padded));
         rc_model_free(&padded);
     }
-    free(w0);
-    rc_model_free(&with);
-    rc_set_threads(old_threads);
     B = 4;
 }
 

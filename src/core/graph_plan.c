@@ -98,7 +98,8 @@ static void make_eval_fusion(rc_graph *g) {
     rc_cons_free(&cs);
 }
 
-/* Training statistics in the producer's epilogue: each batch norm (BNACT) whose input a convolution writes
+/* Training statistics in the producer's epilogue: each batch norm (BNACT, or the one inside an LSTM node)
+ * whose input a convolution writes
  * (with the add fused after it or not) on blocked activations by recur's kernels gets its statistics summed
  * there (rc_conv2d_forward_stats); the batch norm then loads them in place of its statistics pass. The
  * convolution's output is the batch norm's input, whole: no other node writes it. Returns the doubles of
@@ -108,7 +109,7 @@ static size_t make_stats_fusion(rc_graph *g) {
     size_t pre = 0, isum = 0;
     for (int i = 0; i < g->nxnodes; i++) {
         rc_xnode *b = &g->xnodes[i];
-        const int p = b->op == RC_OP_BNACT ? prod[b->in[0]] : -1;
+        const int p = b->op == RC_OP_BNACT || (b->op == RC_OP_LSTM && b->bn) ? prod[b->in[0]] : -1;
         if (p < 0 || g->xnodes[p].op != RC_OP_CONV || g->xnodes[p].bnpre >= 0) continue;
         rc_xnode *c = &g->xnodes[p];
         rc_conv_dims d = rc_xnode_conv_dims(g, c, g->batch);

@@ -34,10 +34,10 @@ typedef struct rc_xnode {
     size_t fold_off;        /* CONV with efuse: its weights and bias with that batch norm folded in, in fold */
     int eshift;             /* CONV with efuse: its folded bias adds the batch norm's shift (one per sum) */
     int eabs;               /* BNACT: the node that makes its input sum and runs it in eval mode, -1 none */
-    int bnpre;              /* CONV: the BNACT whose training statistics its epilogue sums (graph_plan.c
+    int bnpre;              /* CONV: the BNACT or LSTM whose training statistics its epilogue sums (graph_plan.c
                              * make_stats_fusion), -1 none */
-    size_t pre_off;         /* BNACT fed by such a CONV: its chunks' partial sums in bnpre */
-    int pre_ready;          /* BNACT: the CONV made them in this pass (set by the CONV, cleared when used) */
+    size_t pre_off;         /* BNACT (or LSTM with bn) fed by such a CONV: its chunks' partial sums in bnpre */
+    int pre_ready;          /* the CONV made them in this pass (set by the CONV, cleared when used) */
 } rc_xnode;
 
 /* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast

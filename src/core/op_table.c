@@ -497,7 +497,11 @@ static void lstm_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
     const int b0 = c->b0, x1 = n->nin > 1 ? n->in[1] : -1;
     float *mean = g->save + n->save_off;
-    if (n->bn && c->phase == RC_PH_ALL) {
+    if (n->bn && c->phase == RC_PH_ALL && c->bnmode == RC_BN_TRAIN && n->pre_ready) {
+        RC_ASSERT(c->whole);
+        bn_stats_part(g, n, x, 0, g->batch);
+        bn_stats_finish(g, n, x);
+    } else if (n->bn && c->phase == RC_PH_ALL) {
         RC_ASSERT(c->whole || c->bnmode == RC_BN_REPLAY);
         bn_stats_whole(g, n, x, c->bnmode);
     }
