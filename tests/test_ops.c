@@ -216,6 +216,57 @@ static void test_pool_hand(void) {
     CHECK(y5[0] == 6 && y5[4] == 18 && y5[8] == 24, "maxpool 5x5 values");
 }
 
+/* The upsample + add with the batch-norm statistics of its output (rc_upsample_add_forward_stats): the same
+ * output bits as rc_upsample_add_forward_l; per image and channel, the sum and the sum of squares of that
+ * output (summed here in double); plain and nChw16c with padding lanes (20 channels); the same bits with 1
+ * and 2 threads on a size above the parallel threshold. */
+static void test_upsample_add_stats(void) {
+    const int n = 4, c = 20, h = 8, w = 7, ho = 16, wo = 14, cs = 32; /* cs: channel slots when blocked */
+    const size_t nz = (size_t)n * cs * h * w, ny = (size_t)n * cs * ho * wo, hw = (size_t)ho * wo;
+    float *z = fbuf(nz), *r = fbuf(ny), *zb = fbuf(nz), *rb = fbuf(ny), *y0 = fbuf(ny), *y1 = fbuf(ny), *yp = fbuf(ny);
+    double *st[2] = {rc_xcalloc((size_t)n * 2 * c, sizeof(double)), rc_xcalloc((size_t)n * 2 * c, sizeof(double))};
+    fill_normal(z, (size_t)n * c * h * w, 1.0f);
+    fill_normal(r, (size_t)n * c * hw, 1.0f);
+    for (size_t i = 0; i < (size_t)n * c * hw; i++) r[i] += 0.25f;
+    rc_layout_to_blk16(n, c, h * w, z, zb);
+    rc_layout_to_blk16(n, c, (int)hw, r, rb);
+    const int old = rc_get_threads();
+    for (int blk = 0; blk <= 1; blk++) {
+        const int layout = blk ? RC_LAYOUT_BLK16 : RC_LAYOUT_NCHW;
+        const float *zz = blk ? zb : z, *rr = blk ? rb : r;
+        rc_upsample_add_forward_l(n, c, h, w, ho, wo, layout, zz, rr, 0, y0);
+        for (int t = 1; t <= 2; t++) {
+            rc_set_threads(t);
+            fill_const(y1, ny, -1.0f);
+            rc_upsample_add_forward_stats(n, c, h, w, ho, wo, layout, zz, rr, y1, st[t - 1]);
+            CHECK(memcmp(y1, y0, (blk ? ny : (size_t)n * c * hw) * sizeof(float)) == 0,
+                  "upsample+add stats (blocked %d, %d threads): output differs", blk, t);
+        }
+        CHECK(memcmp(st[0], st[1], (size_t)n * 2 * c * sizeof(double)) == 0,
+              "upsample+add stats (blocked %d): sums differ between 1 and 2 threads", blk);
+        if (blk)
+            rc_layout_from_blk16(n, c, (int)hw, y1, yp);
+        else
+            memcpy(yp, y1, (size_t)n * c * hw * sizeof(float));
+        double e = 0.0;
+        for (int b = 0; b < n; b++)
+            for (int k = 0; k < c; k++) {
+                double sum = 0.0, sq = 0.0;
+                for (size_t q = 0; q < hw; q++) {
+                    const double v = yp[((size_t)b * c + k) * hw + q];
+                    sum += v;
+                    sq += v * v;
+                }
+                const double *g = st[0] + (size_t)b * 2 * c;
+                e = fmax(e, fabs(g[k] - sum) / (fabs(sum) + 1.0));
+                e = fmax(e, fabs(g[c + k] - sq) / (sq + 1.0));
+            }
+        CHECK(e < 1e-12, "upsample+add stats (blocked %d): sums off by %.3g", blk, e);
+    }
+    rc_set_threads(old);
+    free(z), free(r), free(zb), free(rb), free(y0), free(y1), free(yp), free(st[0]), free(st[1]);
+}
+
 static void test_upsample_hand(void) {
     /* 4x4 -> 7x7: source index per axis (PyTorch nearest) is 0,0,1,1,2,2,3 */
     static const int idx47[7] = {0, 0, 1, 1, 2, 2, 3};
@@ -633,6 +684,7 @@ int main(void) {
     RUN_TEST(test_forward_values);
     RUN_TEST(test_pool_hand);
     RUN_TEST(test_upsample_hand);
+    RUN_TEST(test_upsample_add_stats);
     RUN_TEST(test_batchnorm_grad);
     RUN_TEST(test_batchnorm_stats);
     RUN_TEST(test_xent);

@@ -8,6 +8,7 @@
 
 #include "cli.h"
 #include "base/rng.h"
+#include "core/op_table.h"
 #include "train/optim.h"
 
 static const char *help =
@@ -91,8 +92,12 @@ int rc_cmd_bench(int argc, char **argv) {
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = (double)ru.ru_maxrss / 1024.0;
     double train_ips = (double)(steps * batch) / t_train, inf_ips = (double)(steps * batch) / t_inf;
-    int nfused = 0, nblocked = 0, nlive = 0;
-    for (int i = 0; i < g->nxnodes; i++) nfused += g->xnodes[i].last > g->xnodes[i].first; /* absorbed a node */
+    int nfused = 0, nblocked = 0, nlive = 0, nbn = 0, nstats = 0;
+    for (int i = 0; i < g->nxnodes; i++) {
+        nfused += g->xnodes[i].last > g->xnodes[i].first; /* absorbed a node */
+        nbn += rc_op_saves_bn(&g->xnodes[i]);
+        nstats += g->xnodes[i].bnpre >= 0; /* a producer that sums a batch norm's statistics */
+    }
     for (int t = 0; t < g->ntensors; t++) {
         nlive += !g->tensors[t].dead;
         nblocked += !g->tensors[t].dead && g->tensors[t].layout == RC_LAYOUT_BLK16;
@@ -106,9 +111,11 @@ int rc_cmd_bench(int argc, char **argv) {
         printf(", \"batch\": %ld, \"threads\": %d, \"steps\": %ld, \"flops_per_image\": %.0f, "
                "\"train_images_per_s\": %.2f, \"infer_images_per_s\": %.2f, \"gflops\": %.2f, \"infer_gflops\": %.2f, "
                "\"peak_rss_mb\": %.1f, \"arena_mb\": %.1f, \"recompute\": %d, \"micro_batches\": %d, "
-               "\"eval_arena_mb\": %.1f, \"eval_micro_batches\": %d}\n",
+               "\"eval_arena_mb\": %.1f, \"eval_micro_batches\": %d, \"batch_norms\": %d, "
+               "\"batch_norm_stats_in_producer\": %d}\n",
                batch, rc_get_threads(), steps, fwd_flops, train_ips, inf_ips, gflops, inf_gflops, rss_mb,
-               arena_mb, mc.recompute, g->nchunk > 1 ? g->nchunk : 1, eval_mb, g->eval_arena ? g->eval_nchunk : 0);
+               arena_mb, mc.recompute, g->nchunk > 1 ? g->nchunk : 1, eval_mb, g->eval_arena ? g->eval_nchunk : 0,
+               nbn, nstats);
     } else {
         printf("%s: batch %ld, %d threads, %.1f MFLOP/image forward\n", mc.name, batch, rc_get_threads(),
                fwd_flops / 1e6);
@@ -131,6 +138,7 @@ int rc_cmd_bench(int argc, char **argv) {
             printf(", training over the whole batch");
         }
         if (eval_mb > 0) printf("; inference pipelined in %d micro-batches, arena %.1f MB", g->eval_nchunk, eval_mb);
+        if (nbn > 0) printf("; %d of %d batch norms get their training statistics from the producer's epilogue", nstats, nbn);
         printf("\n");
     }
     if (profile) {

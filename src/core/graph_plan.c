@@ -99,21 +99,25 @@ static void make_eval_fusion(rc_graph *g) {
 }
 
 /* Training statistics in the producer's epilogue: each batch norm (BNACT, or the one inside an LSTM node)
- * whose input a convolution writes
- * (with the add fused after it or not) on blocked activations by recur's kernels gets its statistics summed
- * there (rc_conv2d_forward_stats); the batch norm then loads them in place of its statistics pass. The
- * convolution's output is the batch norm's input, whole: no other node writes it. Returns the doubles of
- * the per-image sums the largest such convolution needs (g->isum); sets g->bnpre_doubles. */
+ * whose input a convolution writes (with the add fused after it or not) on blocked activations by recur's
+ * kernels, or an upsample + add (a top-down term added last, either layout), gets its statistics summed
+ * there (rc_conv2d_forward_stats, rc_upsample_add_forward_stats); the batch norm then loads them in place
+ * of its statistics pass. The producer's output is the batch norm's input, whole: no other node writes it.
+ * Returns the doubles of the per-image sums the largest such producer needs (g->isum); sets
+ * g->bnpre_doubles. */
 static size_t make_stats_fusion(rc_graph *g) {
     int *prod = producers(g);
     size_t pre = 0, isum = 0;
     for (int i = 0; i < g->nxnodes; i++) {
         rc_xnode *b = &g->xnodes[i];
         const int p = b->op == RC_OP_BNACT || (b->op == RC_OP_LSTM && b->bn) ? prod[b->in[0]] : -1;
-        if (p < 0 || g->xnodes[p].op != RC_OP_CONV || g->xnodes[p].bnpre >= 0) continue;
+        if (p < 0 || (g->xnodes[p].op != RC_OP_CONV && g->xnodes[p].op != RC_OP_UPADD) || g->xnodes[p].bnpre >= 0)
+            continue;
         rc_xnode *c = &g->xnodes[p];
-        rc_conv_dims d = rc_xnode_conv_dims(g, c, g->batch);
-        if (rc_conv2d_select(&d, c->nin > 1 ? RC_CONV_FWD_ADD : RC_CONV_FWD) != RC_CONV_IMPL_OWN) continue;
+        if (c->op == RC_OP_CONV) {
+            rc_conv_dims d = rc_xnode_conv_dims(g, c, g->batch);
+            if (rc_conv2d_select(&d, c->nin > 1 ? RC_CONV_FWD_ADD : RC_CONV_FWD) != RC_CONV_IMPL_OWN) continue;
+        }
         const int C = g->tensors[b->in[0]].c;
         c->bnpre = i;
         b->pre_off = pre;

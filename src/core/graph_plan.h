@@ -34,10 +34,10 @@ typedef struct rc_xnode {
     size_t fold_off;        /* CONV with efuse: its weights and bias with that batch norm folded in, in fold */
     int eshift;             /* CONV with efuse: its folded bias adds the batch norm's shift (one per sum) */
     int eabs;               /* BNACT: the node that makes its input sum and runs it in eval mode, -1 none */
-    int bnpre;              /* CONV: the BNACT or LSTM whose training statistics its epilogue sums (graph_plan.c
-                             * make_stats_fusion), -1 none */
-    size_t pre_off;         /* BNACT (or LSTM with bn) fed by such a CONV: its chunks' partial sums in bnpre */
-    int pre_ready;          /* the CONV made them in this pass (set by the CONV, cleared when used) */
+    int bnpre;              /* CONV, UPADD: the BNACT or LSTM whose training statistics its epilogue sums
+                             * (graph_plan.c make_stats_fusion), -1 none */
+    size_t pre_off;         /* BNACT (or LSTM with bn) fed by such a producer: its chunks' partial sums in bnpre */
+    int pre_ready;          /* the producer made them in this pass (set by it, cleared when used) */
 } rc_xnode;
 
 /* Plan options (bits), read by rc_graph_plan; default all. FUSE and BLOCKED apply only with rc_ops_fast
@@ -49,8 +49,8 @@ typedef struct rc_xnode {
  * EVAL (with CHUNK's micro-batches): inference runs each micro-batch through every node in an arena of
  * its own, batch norms folded into the convolutions before them (graph_plan.c make_eval_memory).
  * STATS (with FUSE; RECUR_PLAN=nostats): in training, a batch norm's statistics are summed in the epilogue
- * of the convolution that writes its input, where recur's kernels run it (graph_plan.c make_stats_fusion),
- * instead of in a pass of their own over that input. */
+ * of the node that writes its input (a convolution where recur's kernels run it, an upsample + add;
+ * graph_plan.c make_stats_fusion) instead of in a pass of their own over that input. */
 enum {
     RC_PLAN_FUSE = 1,
     RC_PLAN_BLOCKED = 2,

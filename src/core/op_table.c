@@ -379,6 +379,14 @@ static void upsample_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
 /* in {z, r}: y = r + upsample(z); at the root of a folded sum (conv_fwd) the batch norm's output, relu'd */
 static void upadd_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *z = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
+    if (n->bnpre >= 0 && c->bnmode == RC_BN_TRAIN && !rc_bn_allreduce) { /* the batch norm's sums too */
+        rc_xnode *bn = &g->xnodes[n->bnpre];
+        rc_upsample_add_forward_stats(c->N, z->c, z->h, z->w, y->h, y->w, z->layout, X(g, n->in[0], c->b0),
+                                      X(g, n->in[1], c->b0), X(g, n->out, c->b0), g->isum);
+        rc_bn_stats_part_images(g->batch, y->c, y->layout, g->isum, c->b0, c->b1, g->bnpre + bn->pre_off);
+        bn->pre_ready = 1;
+        return;
+    }
     const rc_xnode *b = eval_bn(g, n, c->mode);
     const int root = b && &g->xnodes[b->eabs] == n;
     rc_upsample_add_forward_l(c->N, z->c, z->h, z->w, y->h, y->w, z->layout, X(g, n->in[0], c->b0),

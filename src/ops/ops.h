@@ -286,6 +286,11 @@ void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layo
  * dz_acc); dr or dz may be NULL. Bit-identical to upsample then add (then relu). */
 void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
                                int relu, float *y);
+/* The same (no relu) with the batch-norm statistics of y, as rc_conv2d_forward_stats gives them: isum (n x 2c
+ * doubles) = per image, each channel's sum over its positions, then the sums of squares (each channel
+ * block by one thread, in position order: independent of the thread count). */
+void rc_upsample_add_forward_stats(int n, int c, int h, int w, int ho, int wo, int layout, const float *z,
+                                   const float *r, float *y, double *isum);
 /* A convolutional GRU cell's gates fused (gru.c): x (drive) and u (hidden term), (N, 3, C H W) each with
  * gates z, r, n; x or u absent (NULL), h_prev (N, C H W) present exactly with u;
  * h = n + z (h_prev - n), or n - z n without u. Backward: dx, du, dh_prev from dh, each overwritten or

@@ -31,9 +31,33 @@ static int src_index(int dst, int in, int out) {
 int rc_upsample_src_index(int dst, int in, int out) { return src_index(dst, in, out); }
 
 /* One block of V lanes per position (V = 1: a plain plane; 16: an nChw16c channel block):
- * y = upsample(z), or r + upsample(z) when r is given (y may be r), then max(y, 0) when relu. */
+ * y = upsample(z), or r + upsample(z) when r is given (y may be r), then max(y, 0) when relu; with st
+ * (only with r, no relu), st[v] = the sum of lane v's outputs and st[V + v] the sum of their squares, in
+ * double, position by position. */
 static inline void ups_fwd_block(int h, int w, int ho, int wo, int V, const float *zp, const float *rp, int relu,
-                                 float *yp) {
+                                 float *yp, double *st) {
+    if (st) {
+        double s[16] = {0}, q[16] = {0};
+        for (int oy = 0; oy < ho; oy++) {
+            const float *row = zp + (size_t)src_index(oy, h, ho) * w * V;
+            const size_t o = (size_t)oy * wo * V;
+            for (int ox = 0; ox < wo; ox++) {
+                const float *src = row + (size_t)src_index(ox, w, wo) * V, *rr = rp + o + (size_t)ox * V;
+                float *d = yp + o + (size_t)ox * V;
+                for (int v = 0; v < V; v++) {
+                    const float t = rr[v] + src[v];
+                    d[v] = t;
+                    s[v] += t;
+                    q[v] += (double)t * t;
+                }
+            }
+        }
+        for (int v = 0; v < V; v++) {
+            st[v] = s[v];
+            st[V + v] = q[v];
+        }
+        return;
+    }
     for (int oy = 0; oy < ho; oy++) {
         const float *row = zp + (size_t)src_index(oy, h, ho) * w * V;
         const size_t o = (size_t)oy * wo * V;
@@ -84,18 +108,27 @@ static inline void ups_bwd_block(int h, int w, int ho, int wo, int V, const floa
 /* The blocks of n images of c channels in parallel (fast path, large tensors), V a literal per branch so
  * that the lane loops unroll. */
 static void ups_forward(int n, int c, int h, int w, int ho, int wo, int V, const float *z, const float *r, int relu,
-                        float *y) {
-    long long blocks = (long long)n * ((c + V - 1) / V); /* padding lanes: zeros (+ zeros) */
+                        float *y, double *isum) {
+    const int cb = (c + V - 1) / V;
+    long long blocks = (long long)n * cb; /* padding lanes: zeros (+ zeros) */
     size_t in = (size_t)h * w * V, out = (size_t)ho * wo * V;
     int par = rc_ops_fast && blocks * (long long)out >= UPS_PAR_MIN;
     (void)par; /* unused without OpenMP */
     RC_OMP(omp parallel for schedule(static) if(par))
     for (long long p = 0; p < blocks; p++) {
         const float *zp = z + (size_t)p * in, *rp = r ? r + (size_t)p * out : NULL;
+        double st[32];
         if (V == 16)
-            ups_fwd_block(h, w, ho, wo, 16, zp, rp, relu, y + (size_t)p * out);
+            ups_fwd_block(h, w, ho, wo, 16, zp, rp, relu, y + (size_t)p * out, isum ? st : NULL);
         else
-            ups_fwd_block(h, w, ho, wo, 1, zp, rp, relu, y + (size_t)p * out);
+            ups_fwd_block(h, w, ho, wo, 1, zp, rp, relu, y + (size_t)p * out, isum ? st : NULL);
+        if (!isum) continue;
+        const int c0 = (int)(p % cb) * V; /* block (b, cb) -> image b's channels c0.. (padding lanes dropped) */
+        double *d = isum + (size_t)(p / cb) * 2 * c + c0;
+        for (int v = 0; v < V && c0 + v < c; v++) {
+            d[v] = st[v];
+            d[c + v] = st[V + v];
+        }
     }
 }
 
@@ -122,7 +155,7 @@ static int lanes_of(int layout) { return layout == RC_LAYOUT_BLK16 ? 16 : 1; }
 // x: (N, C, H, W) -> y: (N, C, Ho, Wo)
 void rc_upsample_forward(int n, int c, int h, int w, int ho, int wo, const float *x, float *y) {
     RC_ASSERT(n >= 0 && c >= 0 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    ups_forward(n, c, h, w, ho, wo, 1, x, NULL, 0, y);
+    ups_forward(n, c, h, w, ho, wo, 1, x, NULL, 0, y, NULL);
 }
 
 // dy: (N, C, Ho, Wo) -> dx: (N, C, H, W)
@@ -134,7 +167,7 @@ void rc_upsample_backward(int n, int c, int h, int w, int ho, int wo, const floa
 // x: (N, C/16, H, W, 16) -> y: (N, C/16, Ho, Wo, 16), or plain
 void rc_upsample_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *x, float *y) {
     RC_ASSERT(n >= 0 && c >= (layout == RC_LAYOUT_NCHW ? 0 : 1) && h >= 1 && w >= 1 && ho >= 1 && wo >= 1);
-    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), x, NULL, 0, y);
+    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), x, NULL, 0, y, NULL);
 }
 
 // dy: (N, C/16, Ho, Wo, 16) -> dx: (N, C/16, H, W, 16), or plain
@@ -148,7 +181,13 @@ void rc_upsample_backward_l(int n, int c, int h, int w, int ho, int wo, int layo
 void rc_upsample_add_forward_l(int n, int c, int h, int w, int ho, int wo, int layout, const float *z, const float *r,
                                int relu, float *y) {
     RC_ASSERT(n >= 0 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && z && r && y);
-    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), z, r, relu, y);
+    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), z, r, relu, y, NULL);
+}
+
+void rc_upsample_add_forward_stats(int n, int c, int h, int w, int ho, int wo, int layout, const float *z,
+                                   const float *r, float *y, double *isum) {
+    RC_ASSERT(n >= 1 && c >= 1 && h >= 1 && w >= 1 && ho >= 1 && wo >= 1 && z && r && y && isum);
+    ups_forward(n, c, h, w, ho, wo, lanes_of(layout), z, r, 0, y, isum);
 }
 
 // dy: (N, C, Ho, Wo) -> dr: (N, C, Ho, Wo), dz: (N, C, H, W); plain or nChw16c; dr or dz may be NULL
