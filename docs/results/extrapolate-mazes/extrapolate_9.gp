@@ -4,7 +4,7 @@ set title "mazes: trained on size 9, tested on size 9"
 set xlabel "test-time iterations"
 set ylabel "solved (%)"
 set grid
-set key top right box opaque
+set key top left box opaque
 set xrange [0:52.7]
 set yrange [0:14.416]
 set offsets graph 0, graph 0, graph 0, graph 0
