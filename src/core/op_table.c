@@ -44,16 +44,8 @@ static double flops_none(const rc_graph *g, const rc_node *n) {
 
 /* ---------------------------------------------------------------- batch-norm statistics */
 
-/* The statistics of the batch norm inside node n (BNACT, or LSTM with bn) on input x, per bnmode, in one
- * call over the whole batch. */
-static void bn_stats_whole(rc_graph *g, const rc_xnode *n, const rc_tensor *x, int bnmode) {
-    float *mean = g->save + n->save_off;
-    rc_bn_stats(g->batch, x->c, x->h * x->w, x->layout, x->x, mean, mean + x->c, pw(g, n->param[2]),
-                pw(g, n->param[3]), n->momentum, n->eps, bnmode, g->work);
-}
-
-/* The partial sums of images [b0, b1) in g->work: loaded from what the convolution that wrote x summed in
- * its epilogue this pass (make_stats_fusion, conv_fwd), else summed from x. */
+/* The partial sums of images [b0, b1) in g->work: loaded from what the node that wrote x summed in its
+ * epilogue this pass (make_stats_fusion, bn_pre_made), else summed from x. */
 static void bn_stats_part(rc_graph *g, const rc_xnode *n, const rc_tensor *x, int b0, int b1) {
     if (n->pre_ready)
         rc_bn_stats_part_load(g->batch, x->c, x->layout, g->bnpre + n->pre_off, b0, b1, g->work);
@@ -66,6 +58,28 @@ static void bn_stats_finish(rc_graph *g, rc_xnode *n, const rc_tensor *x) {
     rc_bn_stats_finish(g->batch, x->c, x->h * x->w, x->layout, mean, mean + x->c, pw(g, n->param[2]),
                        pw(g, n->param[3]), n->momentum, n->eps, g->work);
     n->pre_ready = 0;
+}
+
+/* The statistics of the batch norm inside node n (BNACT, or LSTM with bn) on input x, per bnmode, in one
+ * call over the whole batch (in training from its producer's sums when the producer made them). */
+static void bn_stats_whole(rc_graph *g, rc_xnode *n, const rc_tensor *x, int bnmode) {
+    if (bnmode == RC_BN_TRAIN && n->pre_ready) {
+        bn_stats_part(g, n, x, 0, g->batch);
+        bn_stats_finish(g, n, x);
+        return;
+    }
+    float *mean = g->save + n->save_off;
+    rc_bn_stats(g->batch, x->c, x->h * x->w, x->layout, x->x, mean, mean + x->c, pw(g, n->param[2]),
+                pw(g, n->param[3]), n->momentum, n->eps, bnmode, g->work);
+}
+
+/* Producer n (make_stats_fusion) wrote images [c->b0, c->b1) of its batch norm's input, with their per-image
+ * sums in g->isum: they become the batch norm's chunk sums for this pass. */
+static void bn_pre_made(rc_graph *g, const rc_xnode *n, const rc_exec_ctx *c) {
+    rc_xnode *bn = &g->xnodes[n->bnpre];
+    const rc_tensor *y = &g->tensors[n->out];
+    rc_bn_stats_part_images(g->batch, y->c, y->layout, g->isum, c->b0, c->b1, g->bnpre + bn->pre_off);
+    bn->pre_ready = 1;
 }
 
 /* The same in phases: STATS (partial sums of images [b0, b1)) and FINISH. Returns 1 when c is one of
@@ -164,12 +178,10 @@ static void conv_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
         }
     }
     if (n->bnpre >= 0 && c->bnmode == RC_BN_TRAIN && !rc_bn_allreduce) { /* the batch norm's sums too */
-        rc_xnode *bn = &g->xnodes[n->bnpre];
-        const rc_tensor *y = &g->tensors[o];
-        bn->pre_ready = rc_conv2d_forward_stats(&d, X(g, xi, b0), w, bias, x1 >= 0 ? X(g, x1, b0) : NULL,
-                                                X(g, o, b0), g->isum);
-        if (bn->pre_ready) {
-            rc_bn_stats_part_images(g->batch, y->c, y->layout, g->isum, b0, c->b1, g->bnpre + bn->pre_off);
+        g->xnodes[n->bnpre].pre_ready = 0; /* not made, unless recur's kernels run this convolution */
+        if (rc_conv2d_forward_stats(&d, X(g, xi, b0), w, bias, x1 >= 0 ? X(g, x1, b0) : NULL, X(g, o, b0),
+                                    g->isum)) {
+            bn_pre_made(g, n, c);
             return;
         }
     }
@@ -380,11 +392,9 @@ static void upsample_bwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
 static void upadd_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *z = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
     if (n->bnpre >= 0 && c->bnmode == RC_BN_TRAIN && !rc_bn_allreduce) { /* the batch norm's sums too */
-        rc_xnode *bn = &g->xnodes[n->bnpre];
         rc_upsample_add_forward_stats(c->N, z->c, z->h, z->w, y->h, y->w, z->layout, X(g, n->in[0], c->b0),
                                       X(g, n->in[1], c->b0), X(g, n->out, c->b0), g->isum);
-        rc_bn_stats_part_images(g->batch, y->c, y->layout, g->isum, c->b0, c->b1, g->bnpre + bn->pre_off);
-        bn->pre_ready = 1;
+        bn_pre_made(g, n, c);
         return;
     }
     const rc_xnode *b = eval_bn(g, n, c->mode);
@@ -433,11 +443,7 @@ static void bnact_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *x = &g->tensors[n->in[0]];
     const int b0 = c->b0, x1 = n->nin > 1 ? n->in[1] : -1;
     float *mean = g->save + n->save_off;
-    if (c->phase == RC_PH_ALL && c->bnmode == RC_BN_TRAIN && n->pre_ready) {
-        RC_ASSERT(c->whole);
-        bn_stats_part(g, n, x, 0, g->batch);
-        bn_stats_finish(g, n, x);
-    } else if (c->phase == RC_PH_ALL) {
+    if (c->phase == RC_PH_ALL) {
         RC_ASSERT(c->whole || c->bnmode == RC_BN_REPLAY);
         bn_stats_whole(g, n, x, c->bnmode);
     }
@@ -505,11 +511,7 @@ static void lstm_fwd(rc_graph *g, rc_xnode *n, const rc_exec_ctx *c) {
     const rc_tensor *x = &g->tensors[n->in[0]], *y = &g->tensors[n->out];
     const int b0 = c->b0, x1 = n->nin > 1 ? n->in[1] : -1;
     float *mean = g->save + n->save_off;
-    if (n->bn && c->phase == RC_PH_ALL && c->bnmode == RC_BN_TRAIN && n->pre_ready) {
-        RC_ASSERT(c->whole);
-        bn_stats_part(g, n, x, 0, g->batch);
-        bn_stats_finish(g, n, x);
-    } else if (n->bn && c->phase == RC_PH_ALL) {
+    if (n->bn && c->phase == RC_PH_ALL) {
         RC_ASSERT(c->whole || c->bnmode == RC_BN_REPLAY);
         bn_stats_whole(g, n, x, c->bnmode);
     }

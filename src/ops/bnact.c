@@ -10,6 +10,7 @@
 
 #include "base/common.h"
 #include "base/omp.h"
+#include "ops/vec8.h"
 
 
 #define BN_CHUNKS 8      /* batch chunks of the partial sums (fixed: thread-count independent bits) */
@@ -67,22 +68,6 @@ static inline float bn_pre(float x, float m, float sc, float sh) { return (x - m
 
 /* ---------------- V = 16 kernels on GCC/Clang vector types (lanes 0-7 and 8-15) ---------------- */
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef int v8i __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
-/* These vector types are passed only between static functions of this file, so the note GCC gives for a
- * 64-byte vector returned without AVX-512 (its ABI differs across translation units) does not apply. */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__AVX512F__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-
-static inline v8f ldf(const float *p) {
-    v8f f;
-    memcpy(&f, p, sizeof f);
-    return f;
-}
-static inline void stf(float *p, v8f f) { memcpy(p, &f, sizeof f); }
-static inline v8d cvt(v8f f) { return __builtin_convertvector(f, v8d); }
 static inline v8f pre8(v8f x, v8f m, v8f sc, v8f sh) { return (x - m) * sc + sh; }
 /* f where mask (all ones) else +0 */
 static inline v8f sel8(v8i mask, v8f f) {

@@ -13,6 +13,7 @@
 
 #include "base/common.h"
 #include "base/omp.h"
+#include "ops/vec8.h"
 
 
 #define UPS_PAR_MIN 32768 /* output elements */
@@ -30,20 +31,6 @@ static int src_index(int dst, int in, int out) {
 
 int rc_upsample_src_index(int dst, int in, int out) { return src_index(dst, in, out); }
 
-typedef float v8f __attribute__((vector_size(32)));
-typedef double v8d __attribute__((vector_size(64)));
-/* Passed only between static functions of this file (GCC's note on 64-byte vectors without AVX-512 is
- * about calls across translation units). */
-#if defined(__GNUC__) && !defined(__clang__) && !defined(__AVX512F__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-static inline v8f ld8(const float *p) {
-    v8f f;
-    memcpy(&f, p, sizeof f);
-    return f;
-}
-static inline void st8(float *p, v8f f) { memcpy(p, &f, sizeof f); }
-
 /* One block of V lanes per position (V = 1: a plain plane; 16: an nChw16c channel block):
  * y = upsample(z), or r + upsample(z) when r is given (y may be r), then max(y, 0) when relu; with st
  * (only with r, no relu), st[v] = the sum of lane v's outputs and st[V + v] the sum of their squares, in
@@ -58,10 +45,10 @@ static inline void ups_fwd_block(int h, int w, int ho, int wo, int V, const floa
             for (int ox = 0; ox < wo; ox++) {
                 const float *src = row + (size_t)src_index(ox, w, wo) * 16, *rr = rp + o + (size_t)ox * 16;
                 float *d = yp + o + (size_t)ox * 16;
-                const v8f t0 = ld8(rr) + ld8(src), t1 = ld8(rr + 8) + ld8(src + 8);
-                st8(d, t0);
-                st8(d + 8, t1);
-                const v8d a = __builtin_convertvector(t0, v8d), b = __builtin_convertvector(t1, v8d);
+                const v8f t0 = ldf(rr) + ldf(src), t1 = ldf(rr + 8) + ldf(src + 8);
+                stf(d, t0);
+                stf(d + 8, t1);
+                const v8d a = cvt(t0), b = cvt(t1);
                 s0 += a;
                 s1 += b;
                 q0 += a * a;
