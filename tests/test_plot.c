@@ -1,6 +1,7 @@
 /* test_plot.c — the gnuplot driver's data and script (io/plot.c): an accuracy axis never past 100, a log
  * x range taken from the data (not whole decades), crowded point labels dropped, error bars as a fourth
- * column drawn with yerrorlines, and bad error bars refused. gnuplot is kept off PATH: only the .dat and
+ * column drawn with yerrorlines, bad error bars refused, and the key put in the corner the data leave
+ * free (unless the caller names one). gnuplot is kept off PATH: only the .dat and
  * .gp files are checked. Files go to a mkdtemp directory. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
@@ -93,6 +94,66 @@ static void test_linear_range(void) { /* iterations 1..48: the axis spans them, 
     free(gp);
 }
 
+/* The key's line of the script ("set key CORNER box opaque"), "" when absent; *out must hold 32 chars. */
+static void key_of(const char *gp, char *out) {
+    const char *k = strstr(gp, "set key ");
+    out[0] = 0;
+    if (k) sscanf(k + 8, "%31[a-z ]", out);
+    char *b = strstr(out, " box");
+    if (b) *b = 0;
+}
+
+static void test_key_corner(void) {
+    double x[60], up[60], flat[60], down[60];
+    for (int i = 0; i < 60; i++) {
+        x[i] = i + 1;
+        up[i] = i < 12 ? 0.0 : i < 46 ? 13.6 * (i - 11) / 34.0 : 13.6 - 0.05 * (i - 45); /* the mazes' 9x9 shape */
+        flat[i] = 0.5;
+        down[i] = 90.0 - 1.2 * i;
+    }
+    rc_plot p;
+    memset(&p, 0, sizeof p);
+    p.title = "t";
+    p.percent_y = 1;
+    char key[32];
+    /* a rising accuracy curve: bottom right, where the key always went */
+    double acc[10] = {80, 85, 88, 90, 91, 91.5, 92, 92.2, 92.3, 92.4};
+    p.series[0] = (rc_plot_series){"tied", 10, x, acc, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.nseries = 1;
+    CHECK(rc_plot_write(g_root, "key1", &p, NULL) == RC_OK, "write: %s", rc_error());
+    char *gp = read_out("key1.gp");
+    key_of(gp, key);
+    CHECK(!strcmp(key, "bottom right"), "rising curve: key '%s'", key);
+    free(gp);
+    /* a curve that ends high on the right over curves flat near 0: only the top left is free */
+    p.series[0] = (rc_plot_series){"recall + progressive", 60, x, up, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.series[1] = (rc_plot_series){"feedforward", 60, x, flat, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
+    p.nseries = 2;
+    p.vline_x = 12;
+    p.vline_label = "trained T = 12";
+    CHECK(rc_plot_write(g_root, "key2", &p, NULL) == RC_OK, "write: %s", rc_error());
+    gp = read_out("key2.gp");
+    key_of(gp, key);
+    CHECK(!strcmp(key, "top left"), "mazes-like curves: key '%s'", key);
+    free(gp);
+    /* a falling curve: not bottom right, which it ends in */
+    p.series[0] = (rc_plot_series){"loss", 60, x, down, NULL, RC_PLOT_LINES, 0, NULL};
+    p.nseries = 1;
+    p.vline_x = 0;
+    CHECK(rc_plot_write(g_root, "key3", &p, NULL) == RC_OK, "write: %s", rc_error());
+    gp = read_out("key3.gp");
+    key_of(gp, key);
+    CHECK(!strcmp(key, "top right"), "falling curve: key '%s'", key);
+    free(gp);
+    /* a corner the caller names is kept */
+    p.key_pos = "bottom right";
+    CHECK(rc_plot_write(g_root, "key4", &p, NULL) == RC_OK, "write: %s", rc_error());
+    gp = read_out("key4.gp");
+    key_of(gp, key);
+    CHECK(!strcmp(key, "bottom right"), "named corner: key '%s'", key);
+    free(gp);
+}
+
 int main(void) {
     snprintf(g_root, sizeof g_root, "/tmp/recur_test_plot_XXXXXX");
     if (!mkdtemp(g_root)) return 1;
@@ -100,9 +161,10 @@ int main(void) {
     RUN_TEST(test_percent_axis_and_errors);
     RUN_TEST(test_log_range_and_labels);
     RUN_TEST(test_linear_range);
-    const char *names[] = {"pct", "bad", "plain", "logx", "lin"}, *ext[] = {"dat", "gp"};
+    RUN_TEST(test_key_corner);
+    const char *names[] = {"pct", "bad", "plain", "logx", "lin", "key1", "key2", "key3", "key4"}, *ext[] = {"dat", "gp"};
     char path[512];
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 9; i++)
         for (int j = 0; j < 2; j++) {
             snprintf(path, sizeof path, "%s/%s.%s", g_root, names[i], ext[j]);
             unlink(path);

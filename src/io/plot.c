@@ -153,6 +153,80 @@ static void labels_kept(const rc_plot *p, char *kept) {
     }
 }
 
+/* The axes' ranges as the script sets them (x as log10 x on a log axis); y as gnuplot draws it: the
+ * percent range, else the data's with the 6% offsets. */
+static void axes_range(const rc_plot *p, double *x0, double *x1, double *y0, double *y1) {
+    double xlo = 0, xhi = 0, ylo = 0, yhi = 0;
+    data_range(p, &xlo, &xhi, &ylo, &yhi);
+    const double sx = xhi > xlo ? xhi - xlo : 1, sy = yhi > ylo ? yhi - ylo : 1;
+    *x0 = xlo - (p->logx ? 0.05 : 0.03) * sx;
+    *x1 = xhi + (p->logx ? 0.12 : 0.1) * sx;
+    if (!p->logx && xlo >= 0 && *x0 < 0) *x0 = 0; /* counts and sizes: no negative axis */
+    if (p->percent_y) {
+        const double m = RC_MAX(0.5, 0.06 * (yhi - ylo));
+        *y1 = RC_MIN(100.0, yhi + m);
+        *y0 = RC_MAX(0.0, ylo - m);
+        if (*y1 <= *y0) *y0 = *y1 - 1;
+    } else {
+        *y0 = ylo - 0.06 * sy;
+        *y1 = yhi + 0.06 * sy;
+    }
+}
+
+/* Where the key goes when the caller does not say: the corner whose key-sized box covers the least of
+ * the drawing (points, the lines between them sampled, the far ends of point labels, the marker's
+ * label), in graph coordinates; the box is sized from the longest title and the number of series (11 pt
+ * text on 900 x 600 pixels). Ties go to the first of bottom right, top right, top left, bottom left, so a
+ * rising accuracy curve keeps its key bottom right. */
+static const char *key_corner(const rc_plot *p) {
+    static const char *const corner[4] = {"bottom right", "top right", "top left", "bottom left"};
+    double x0, x1, y0, y1;
+    axes_range(p, &x0, &x1, &y0, &y1);
+    const double sx = x1 > x0 ? x1 - x0 : 1, sy = y1 > y0 ? y1 - y0 : 1;
+    size_t longest = 0;
+    int rows = 0;
+    for (int s = 0; s < p->nseries; s++)
+        if (p->series[s].n > 0) {
+            rows++;
+            const size_t len = p->series[s].title ? strlen(p->series[s].title) : 0;
+            if (len > longest) longest = len;
+        }
+    const double kw = 0.1 + 0.0095 * (double)longest, kh = 0.03 + 0.045 * rows;
+    double cover[4] = {0, 0, 0, 0};
+#define KEY_COUNT(gx, gy, wt)                                                                                         \
+    do {                                                                                                              \
+        const double cx_ = (gx), cy_ = (gy);                                                                          \
+        const int r_ = cx_ >= 1 - kw, l_ = cx_ <= kw, t_ = cy_ >= 1 - kh, b_ = cy_ <= kh;                           \
+        cover[0] += (r_ && b_) * (wt);                                                                                \
+        cover[1] += (r_ && t_) * (wt);                                                                                \
+        cover[2] += (l_ && t_) * (wt);                                                                                \
+        cover[3] += (l_ && b_) * (wt);                                                                                \
+    } while (0)
+    for (int s = 0; s < p->nseries; s++) {
+        const rc_plot_series *se = &p->series[s];
+        for (int i = 0; i < se->n; i++) {
+            const double gx = ((p->logx ? log10(se->x[i]) : se->x[i]) - x0) / sx, gy = (se->y[i] - y0) / sy;
+            KEY_COUNT(gx, gy, 4.0); /* a point weighs more than a stretch of line */
+            if (se->labels && se->labels[i] && se->labels[i][0]) {
+                const double lw = 0.0095 * (double)strlen(se->labels[i]) + 0.01;
+                KEY_COUNT(gx + (se->labels_left ? -lw : lw), gy + 0.03, 2.0);
+            }
+            if (i + 1 < se->n && se->style != RC_PLOT_POINTS) {
+                const double hx = ((p->logx ? log10(se->x[i + 1]) : se->x[i + 1]) - x0) / sx,
+                             hy = (se->y[i + 1] - y0) / sy;
+                for (int k = 1; k < 16; k++) KEY_COUNT(gx + (hx - gx) * k / 16.0, gy + (hy - gy) * k / 16.0, 1.0);
+            }
+        }
+    }
+    if (p->vline_x > 0 && p->vline_label)
+        KEY_COUNT(((p->logx ? log10(p->vline_x) : p->vline_x) - x0) / sx + 0.01 * strlen(p->vline_label), 0.06, 4.0);
+#undef KEY_COUNT
+    int best = 0;
+    for (int c = 1; c < 4; c++)
+        if (cover[c] < cover[best]) best = c;
+    return corner[best];
+}
+
 static rc_status write_data(const char *path, const rc_plot *p) {
     FILE *f = fopen(path, "w");
     if (!f) return rc_fail("cannot write %s: %s", path, strerror(errno));
@@ -234,14 +308,14 @@ rc_status rc_plot_write(const char *dir, const char *name, const rc_plot *p, int
     put_quoted(f, p->xlabel);
     fprintf(f, "\nset ylabel ");
     put_quoted(f, p->ylabel);
-    fprintf(f, "\nset grid\nset key %s box opaque\n", p->key_pos ? p->key_pos : "bottom right");
+    fprintf(f, "\nset grid\nset key %s box opaque\n", p->key_pos ? p->key_pos : key_corner(p));
     if (p->logx) fprintf(f, "set logscale x\nset format x \"%%g\"\n");
     if (p->integer_x) fprintf(f, "set xtics 1\nset mxtics 1\n");
-    double xlo = 0, xhi = 0, ylo = 0, yhi = 0;
+    double xlo = 0, xhi = 0, ylo = 0, yhi = 0, ax0, ax1, ay0, ay1;
     int any = data_range(p, &xlo, &xhi, &ylo, &yhi);
+    axes_range(p, &ax0, &ax1, &ay0, &ay1);
     if (any && p->logx) { /* the data's decades only, a little room on the left and more for labels right */
-        double span = xhi > xlo ? xhi - xlo : 1;
-        double lo = pow(10, xlo - 0.05 * span), hi = pow(10, xhi + 0.12 * span);
+        double lo = pow(10, ax0), hi = pow(10, ax1);
         fprintf(f, "set xrange [%.10g:%.10g]\n", lo, hi);
         if (xhi - xlo < 2) { /* under two decades: tics at 1, 2 and 5 x 10^k when that gives 2 or more */
             double tic[16];
@@ -258,15 +332,10 @@ rc_status rc_plot_write(const char *dir, const char *name, const rc_plot *p, int
     }
     if (any && !p->logx) { /* the data's span, a little room on the left and more for labels and the key right;
                               * gnuplot's autoscale would widen it to whole tic steps (1..48 drawn as -10..60) */
-        double span = xhi > xlo ? xhi - xlo : 1, lo = xlo - 0.03 * span, hi = xhi + 0.1 * span;
-        if (xlo >= 0 && lo < 0) lo = 0; /* counts and sizes: no negative axis */
-        fprintf(f, "set xrange [%.10g:%.10g]\n", lo, hi);
+        fprintf(f, "set xrange [%.10g:%.10g]\n", ax0, ax1);
     }
-    if (any && p->percent_y) { /* a margin below the data; the top at most 100 */
-        double m = RC_MAX(0.5, 0.06 * (yhi - ylo)), top = RC_MIN(100.0, yhi + m), bot = RC_MAX(0.0, ylo - m);
-        if (top <= bot) bot = top - 1;
-        fprintf(f, "set yrange [%.10g:%.10g]\n", bot, top);
-    }
+    if (any && p->percent_y) /* a margin below the data; the top at most 100 */
+        fprintf(f, "set yrange [%.10g:%.10g]\n", ay0, ay1);
     fprintf(f, "set offsets graph 0, graph 0, graph %s, graph %s\n", p->percent_y ? "0" : "0.06",
             p->percent_y ? "0" : "0.06");
     if (p->vline_x > 0) {

@@ -36,7 +36,8 @@ typedef struct {
     int integer_x;             /* x tics at integers only */
     double vline_x;            /* > 0: a dashed vertical marker at this x ... */
     const char *vline_label;   /* ... with this text */
-    const char *key_pos;       /* gnuplot key position, e.g. "bottom right" (NULL: "bottom right") */
+    const char *key_pos;       /* gnuplot key position, e.g. "bottom right"; NULL: the corner that hides the
+                                  least of the data (bottom right when that is free) */
     int nseries;
     rc_plot_series series[RC_PLOT_MAX_SERIES];
 } rc_plot;

@@ -746,7 +746,6 @@ rc_status rc_exp_tradeoff(const char *base_cfg, int depth, const rc_exp_opts *o)
         p.xlabel = xl[f];
         p.ylabel = "test accuracy (%)";
         p.logx = 1;
-        p.key_pos = "bottom right";
         const double *xx[2] = {f == 0 ? px[0] : f == 1 ? ux[0] : fx[0], f == 0 ? px[1] : f == 1 ? ux[1] : fx[1]};
         p.percent_y = 1;
         p.series[0] = (rc_plot_series){t0, ns[0], xx[0], ay[0], labp[0], RC_PLOT_LINESPOINTS, 0, o->seeds > 1 ? ey[0] : NULL};
@@ -852,7 +851,6 @@ rc_status rc_exp_coarse_fine(const char *base_cfg, const rc_exp_opts *o) {
     p.xlabel = "iteration of the top area (readout)";
     p.ylabel = "test accuracy (%)";
     p.integer_x = 1;
-    p.key_pos = "bottom right";
     st = save_outputs(o, "coarse_fine", &csv, &md, &tab, &p);
 done:
     for (int v = 0; v < 2; v++) sub_free(&res[v]);
@@ -1692,7 +1690,6 @@ rc_status rc_exp_extrapolate(const char *base_cfg, const char *task, int max_ite
         p.percent_y = 1;
         p.vline_x = T;
         p.vline_label = vl;
-        p.key_pos = "top right";
         st = figure(o, fig, &p);
         free(xs);
         free(ys);
