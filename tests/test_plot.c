@@ -94,13 +94,18 @@ static void test_linear_range(void) { /* iterations 1..48: the axis spans them, 
     free(gp);
 }
 
-/* The key's line of the script ("set key CORNER box opaque"), "" when absent; *out must hold 32 chars. */
-static void key_of(const char *gp, char *out) {
+/* Writes p as NAME and checks the corner its script's "set key CORNER box opaque" line names. */
+static void check_key(const rc_plot *p, const char *name, const char *want, const char *what) {
+    CHECK(rc_plot_write(g_root, name, p, NULL) == RC_OK, "%s: write: %s", what, rc_error());
+    char file[64], key[32] = "";
+    snprintf(file, sizeof file, "%s.gp", name);
+    char *gp = read_out(file);
     const char *k = strstr(gp, "set key ");
-    out[0] = 0;
-    if (k) sscanf(k + 8, "%31[a-z ]", out);
-    char *b = strstr(out, " box");
+    if (k) sscanf(k + 8, "%31[a-z ]", key);
+    char *b = strstr(key, " box");
     if (b) *b = 0;
+    CHECK(!strcmp(key, want), "%s: key '%s', expected '%s'", what, key, want);
+    free(gp);
 }
 
 static void test_key_corner(void) {
@@ -115,43 +120,26 @@ static void test_key_corner(void) {
     memset(&p, 0, sizeof p);
     p.title = "t";
     p.percent_y = 1;
-    char key[32];
     /* a rising accuracy curve: bottom right, where the key always went */
     double acc[10] = {80, 85, 88, 90, 91, 91.5, 92, 92.2, 92.3, 92.4};
     p.series[0] = (rc_plot_series){"tied", 10, x, acc, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
     p.nseries = 1;
-    CHECK(rc_plot_write(g_root, "key1", &p, NULL) == RC_OK, "write: %s", rc_error());
-    char *gp = read_out("key1.gp");
-    key_of(gp, key);
-    CHECK(!strcmp(key, "bottom right"), "rising curve: key '%s'", key);
-    free(gp);
+    check_key(&p, "key1", "bottom right", "rising curve");
     /* a curve that ends high on the right over curves flat near 0: only the top left is free */
     p.series[0] = (rc_plot_series){"recall + progressive", 60, x, up, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
     p.series[1] = (rc_plot_series){"feedforward", 60, x, flat, NULL, RC_PLOT_LINESPOINTS, 0, NULL};
     p.nseries = 2;
     p.vline_x = 12;
     p.vline_label = "trained T = 12";
-    CHECK(rc_plot_write(g_root, "key2", &p, NULL) == RC_OK, "write: %s", rc_error());
-    gp = read_out("key2.gp");
-    key_of(gp, key);
-    CHECK(!strcmp(key, "top left"), "mazes-like curves: key '%s'", key);
-    free(gp);
+    check_key(&p, "key2", "top left", "mazes-like curves");
     /* a falling curve: not bottom right, which it ends in */
     p.series[0] = (rc_plot_series){"loss", 60, x, down, NULL, RC_PLOT_LINES, 0, NULL};
     p.nseries = 1;
     p.vline_x = 0;
-    CHECK(rc_plot_write(g_root, "key3", &p, NULL) == RC_OK, "write: %s", rc_error());
-    gp = read_out("key3.gp");
-    key_of(gp, key);
-    CHECK(!strcmp(key, "top right"), "falling curve: key '%s'", key);
-    free(gp);
+    check_key(&p, "key3", "top right", "falling curve");
     /* a corner the caller names is kept */
     p.key_pos = "bottom right";
-    CHECK(rc_plot_write(g_root, "key4", &p, NULL) == RC_OK, "write: %s", rc_error());
-    gp = read_out("key4.gp");
-    key_of(gp, key);
-    CHECK(!strcmp(key, "bottom right"), "named corner: key '%s'", key);
-    free(gp);
+    check_key(&p, "key4", "bottom right", "named corner");
 }
 
 int main(void) {

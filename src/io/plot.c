@@ -112,13 +112,16 @@ static rc_status check_plot(const rc_plot *p) {
     return RC_OK;
 }
 
+/* x as the axis places it: log10 x on a log axis. */
+static double axis_x(const rc_plot *p, double x) { return p->logx ? log10(x) : x; }
+
 /* The data's extent: x (log10 x on a log axis) and y including the error bars. 0 when no points. */
 static int data_range(const rc_plot *p, double *xlo, double *xhi, double *ylo, double *yhi) {
     int any = 0;
     for (int s = 0; s < p->nseries; s++) {
         const rc_plot_series *se = &p->series[s];
         for (int i = 0; i < se->n; i++) {
-            double x = p->logx ? log10(se->x[i]) : se->x[i], e = se->yerr ? se->yerr[i] : 0;
+            double x = axis_x(p, se->x[i]), e = se->yerr ? se->yerr[i] : 0;
             if (!any || x < *xlo) *xlo = x;
             if (!any || x > *xhi) *xhi = x;
             if (!any || se->y[i] - e < *ylo) *ylo = se->y[i] - e;
@@ -140,12 +143,12 @@ static void labels_kept(const rc_plot *p, char *kept) {
         const rc_plot_series *se = &p->series[s];
         for (int i = 0; i < se->n; i++, k++) {
             kept[k] = se->labels && se->labels[i] && se->labels[i][0];
-            double x = p->logx ? log10(se->x[i]) : se->x[i];
+            double x = axis_x(p, se->x[i]);
             int k2 = 0;
             for (int s2 = 0; s2 <= s && kept[k]; s2++) {
                 const rc_plot_series *o = &p->series[s2];
                 for (int j = 0; j < o->n && k2 < k; j++, k2++) {
-                    double x2 = p->logx ? log10(o->x[j]) : o->x[j];
+                    double x2 = axis_x(p, o->x[j]);
                     if (kept[k2] && fabs(x - x2) < 0.12 * sx && fabs(se->y[i] - o->y[j]) < 0.05 * sy) kept[k] = 0;
                 }
             }
@@ -173,6 +176,16 @@ static void axes_range(const rc_plot *p, double *x0, double *x1, double *y0, dou
     }
 }
 
+/* Adds weight wt to each corner's count whose kw x kh box (graph coordinates) holds the point (gx, gy);
+ * corners in key_corner's order. */
+static void cover_add(double cover[4], double kw, double kh, double gx, double gy, double wt) {
+    const int r = gx >= 1 - kw, l = gx <= kw, t = gy >= 1 - kh, b = gy <= kh;
+    cover[0] += (r && b) * wt;
+    cover[1] += (r && t) * wt;
+    cover[2] += (l && t) * wt;
+    cover[3] += (l && b) * wt;
+}
+
 /* Where the key goes when the caller does not say: the corner whose key-sized box covers the least of
  * the drawing (points, the lines between them sampled, the far ends of point labels, the marker's
  * label), in graph coordinates; the box is sized from the longest title and the number of series (11 pt
@@ -193,34 +206,24 @@ static const char *key_corner(const rc_plot *p) {
         }
     const double kw = 0.1 + 0.0095 * (double)longest, kh = 0.03 + 0.045 * rows;
     double cover[4] = {0, 0, 0, 0};
-#define KEY_COUNT(gx, gy, wt)                                                                                         \
-    do {                                                                                                              \
-        const double cx_ = (gx), cy_ = (gy);                                                                          \
-        const int r_ = cx_ >= 1 - kw, l_ = cx_ <= kw, t_ = cy_ >= 1 - kh, b_ = cy_ <= kh;                           \
-        cover[0] += (r_ && b_) * (wt);                                                                                \
-        cover[1] += (r_ && t_) * (wt);                                                                                \
-        cover[2] += (l_ && t_) * (wt);                                                                                \
-        cover[3] += (l_ && b_) * (wt);                                                                                \
-    } while (0)
     for (int s = 0; s < p->nseries; s++) {
         const rc_plot_series *se = &p->series[s];
         for (int i = 0; i < se->n; i++) {
-            const double gx = ((p->logx ? log10(se->x[i]) : se->x[i]) - x0) / sx, gy = (se->y[i] - y0) / sy;
-            KEY_COUNT(gx, gy, 4.0); /* a point weighs more than a stretch of line */
+            const double gx = (axis_x(p, se->x[i]) - x0) / sx, gy = (se->y[i] - y0) / sy;
+            cover_add(cover, kw, kh, gx, gy, 4.0); /* a point weighs more than a stretch of line */
             if (se->labels && se->labels[i] && se->labels[i][0]) {
                 const double lw = 0.0095 * (double)strlen(se->labels[i]) + 0.01;
-                KEY_COUNT(gx + (se->labels_left ? -lw : lw), gy + 0.03, 2.0);
+                cover_add(cover, kw, kh, gx + (se->labels_left ? -lw : lw), gy + 0.03, 2.0);
             }
             if (i + 1 < se->n && se->style != RC_PLOT_POINTS) {
-                const double hx = ((p->logx ? log10(se->x[i + 1]) : se->x[i + 1]) - x0) / sx,
-                             hy = (se->y[i + 1] - y0) / sy;
-                for (int k = 1; k < 16; k++) KEY_COUNT(gx + (hx - gx) * k / 16.0, gy + (hy - gy) * k / 16.0, 1.0);
+                const double hx = (axis_x(p, se->x[i + 1]) - x0) / sx, hy = (se->y[i + 1] - y0) / sy;
+                for (int k = 1; k < 16; k++)
+                    cover_add(cover, kw, kh, gx + (hx - gx) * k / 16.0, gy + (hy - gy) * k / 16.0, 1.0);
             }
         }
     }
     if (p->vline_x > 0 && p->vline_label)
-        KEY_COUNT(((p->logx ? log10(p->vline_x) : p->vline_x) - x0) / sx + 0.01 * strlen(p->vline_label), 0.06, 4.0);
-#undef KEY_COUNT
+        cover_add(cover, kw, kh, (axis_x(p, p->vline_x) - x0) / sx + 0.01 * strlen(p->vline_label), 0.06, 4.0);
     int best = 0;
     for (int c = 1; c < 4; c++)
         if (cover[c] < cover[best]) best = c;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # ceil_prof.sh — the ceilings of issue 16 item 3: the per-op profile (bn+act forward, backward, replay; convolutions) and training images/s of a build with ceilings.patch, as built and with CEIL_FWD / CEIL_BWD, 3 alternating rounds, 1 thread
 cd "$(dirname "$0")/../../.."
-B=${CEIL_RECUR:-/work/ceil/build/recur}  # a build of this commit with ceilings.patch applied
+B=${CEIL_RECUR:?set CEIL_RECUR to a recur built with ceilings.patch applied (README.md here)}
 for r in 1 2 3; do
   for cfg in configs/topdown.cfg bench/configs/tied.cfg; do
     for v in base fwd bwd; do
